@@ -1,0 +1,3 @@
+module github.com/spiffe-aws-bridge/spiffe-aws-bridge
+
+go 1.26.0
