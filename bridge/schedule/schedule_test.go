@@ -57,9 +57,9 @@ func TestSVIDRotation(t *testing.T) {
 	t.Run("with credentials it is spread over RotationSpread", func(t *testing.T) {
 		s := New(Policy{}, fixed(0.5))
 		s.Succeeded(t0, t0, t0.Add(time.Hour))
-		// rotation at +10m, default spread 10m, r=0.5 → +15m, earlier than the timer (+37m).
-		if got := s.SVIDRotated(t0.Add(10 * time.Minute)).Sub(t0); got != 15*time.Minute {
-			t.Fatalf("next = issue+%v, want issue+15m", got)
+		// rotation at +10m, default spread 28m, r=0.5 → +24m, earlier than the timer (+37m).
+		if got := s.SVIDRotated(t0.Add(10 * time.Minute)).Sub(t0); got != 24*time.Minute {
+			t.Fatalf("next = issue+%v, want issue+24m", got)
 		}
 	})
 	t.Run("the spread never passes the deadline", func(t *testing.T) {
@@ -138,7 +138,7 @@ func TestBackoffNeverOverflows(t *testing.T) {
 func TestPolicyDefaults(t *testing.T) {
 	p := Policy{}.WithDefaults()
 	if p.RefreshFraction != 1.0/3 || p.MinRemaining != 15*time.Minute || p.JitterFraction != 0.1 ||
-		p.RotationSpread != 10*time.Minute || p.RetryBase != 2*time.Second || p.RetryMax != 2*time.Minute ||
+		p.RotationSpread != 28*time.Minute || p.RetryBase != 2*time.Second || p.RetryMax != 2*time.Minute ||
 		p.ConfigRetryBase != 30*time.Second || p.ConfigRetryMax != 10*time.Minute {
 		t.Fatalf("defaults = %+v", p)
 	}
