@@ -1,0 +1,367 @@
+package svid
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Status is the Source's connection state with the Workload API.
+type Status int
+
+// Statuses.
+const (
+	// StatusConnecting: no response from the agent yet (first connection, or reconnecting after the
+	// stream broke).
+	StatusConnecting Status = iota
+	// StatusConnected: the stream is up and has delivered SVIDs.
+	StatusConnected
+	// StatusNoIdentity: the agent answered PermissionDenied ("no identity issued"): no registration
+	// entry matches this workload.
+	StatusNoIdentity
+	// StatusError: any other failure (socket missing, bad response…).
+	StatusError
+)
+
+// String is the status name used in health output and metric labels.
+func (s Status) String() string {
+	switch s {
+	case StatusConnecting:
+		return "connecting"
+	case StatusConnected:
+		return "connected"
+	case StatusNoIdentity:
+		return "no_identity"
+	case StatusError:
+		return "error"
+	}
+	return fmt.Sprintf("Status(%d)", int(s))
+}
+
+// Statuses lists every Status, for metrics that export one series per state.
+var Statuses = []Status{StatusConnecting, StatusConnected, StatusNoIdentity, StatusError}
+
+// State is a snapshot of the Source's connection.
+type State struct {
+	Status Status
+	// Reason is the last error, when Status is not connected.
+	Reason string
+	// Since is when Status last changed.
+	Since time.Time
+	// LastUpdate is when SVIDs were last received.
+	LastUpdate time.Time
+}
+
+// Backoff is the reconnect policy: capped exponential backoff with full jitter.
+type Backoff struct {
+	// Base is the first delay's cap; default 250ms.
+	Base time.Duration
+	// Max caps every delay; default 15s.
+	Max time.Duration
+}
+
+// Options configures a Source.
+type Options struct {
+	// Address of the Workload API; resolved with ResolveAddress (so empty means
+	// $SPIFFE_ENDPOINT_SOCKET, then SPIRE's default).
+	Address string
+	// Logger; default discard.
+	Logger hclog.Logger
+	// Now is the clock for State timestamps; default time.Now.
+	Now func() time.Time
+	// Backoff between reconnection attempts.
+	Backoff Backoff
+}
+
+// ErrNoSVID is returned by Current before the Workload API has delivered anything.
+var ErrNoSVID = errors.New("no X.509-SVID received from the Workload API yet")
+
+// Source follows the Workload API's X.509-SVID stream. Create it with New; it is safe for concurrent use.
+type Source struct {
+	addr   string
+	log    hclog.Logger
+	now    func() time.Time
+	client *workloadapi.Client
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu      sync.Mutex
+	svids   []*SVID
+	bundles *x509bundle.Set
+	state   State
+	subs    map[*Subscription]struct{}
+	closed  bool
+}
+
+// New starts following the Workload API at opts.Address. It does not wait for the agent: the Source
+// reports StatusConnecting until the first response, and subscribers receive the first SVID when it
+// arrives. ctx bounds only the setup; call Close to stop.
+func New(ctx context.Context, opts Options) (*Source, error) {
+	addr, err := ResolveAddress(opts.Address)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Backoff.Base <= 0 {
+		opts.Backoff.Base = 250 * time.Millisecond
+	}
+	if opts.Backoff.Max <= 0 {
+		opts.Backoff.Max = 15 * time.Second
+	}
+	client, err := workloadapi.New(ctx,
+		workloadapi.WithAddr(addr),
+		workloadapi.WithLogger(goSpiffeLogger{opts.Logger}),
+		workloadapi.WithBackoffStrategy(backoffStrategy(opts.Backoff)))
+	if err != nil {
+		return nil, fmt.Errorf("workload API client for %s: %w", addr, err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s := &Source{
+		addr: addr, log: opts.Logger, now: opts.Now, client: client, cancel: cancel, done: make(chan struct{}),
+		subs: map[*Subscription]struct{}{},
+	}
+	s.state = State{Status: StatusConnecting, Since: s.now()}
+	go func() {
+		defer close(s.done)
+		err := client.WatchX509Context(runCtx, watcher{s})
+		if err != nil && !errors.Is(err, context.Canceled) && status.Code(err) != codes.Canceled {
+			s.log.Error("Workload API watch ended", "address", addr, "error", err)
+			s.setState(StatusError, err.Error())
+		}
+	}()
+	s.log.Debug("following the Workload API", "address", addr)
+	return s, nil
+}
+
+// Address is the resolved Workload API address.
+func (s *Source) Address() string { return s.addr }
+
+// State reports the connection state.
+func (s *Source) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// Current returns the SVID sel picks among the latest ones received. It returns ErrNoSVID before the
+// first response, and a *NotFoundError listing what the agent offered when nothing matches.
+func (s *Source) Current(sel Selector) (*SVID, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.svids) == 0 {
+		return nil, ErrNoSVID
+	}
+	return sel.pick(s.svids)
+}
+
+// Bundles returns the X.509 trust bundles received with the SVIDs (nil before the first response).
+func (s *Source) Bundles() *x509bundle.Set {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bundles
+}
+
+// Subscribe returns a Subscription delivering the SVID sel picks: the current one at once (if any),
+// then each new one. Slow readers only ever see the latest.
+func (s *Source) Subscribe(sel Selector) *Subscription {
+	sub := &Subscription{src: s, sel: sel, c: make(chan *SVID, 1)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		close(sub.c)
+		sub.closed = true
+		return sub
+	}
+	s.subs[sub] = struct{}{}
+	sub.offerLocked(s.svids, s.log)
+	return sub
+}
+
+// Close stops following the Workload API, closes every subscription and waits for the watcher to exit.
+func (s *Source) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for sub := range s.subs {
+		sub.closeLocked()
+	}
+	s.subs = nil
+	s.mu.Unlock()
+	s.cancel()
+	<-s.done
+	return s.client.Close()
+}
+
+func (s *Source) setState(st Status, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setStateLocked(st, reason)
+}
+
+func (s *Source) setStateLocked(st Status, reason string) {
+	if s.state.Status != st {
+		s.state.Since = s.now()
+	}
+	s.state.Status, s.state.Reason = st, reason
+}
+
+func (s *Source) update(c *workloadapi.X509Context) {
+	svids := make([]*SVID, 0, len(c.SVIDs))
+	for _, v := range c.SVIDs {
+		svids = append(svids, fromX509SVID(v))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	if s.state.Status != StatusConnected {
+		s.log.Info("Workload API connected", "address", s.addr, "svids", len(svids))
+	}
+	s.svids, s.bundles = svids, c.Bundles
+	s.state.LastUpdate = s.now()
+	s.setStateLocked(StatusConnected, "")
+	for _, v := range svids {
+		s.log.Debug("received X.509-SVID", "svid", v.String())
+	}
+	for sub := range s.subs {
+		sub.offerLocked(svids, s.log)
+	}
+}
+
+func (s *Source) watchError(err error) {
+	if err == nil || errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
+		return
+	}
+	st := StatusError
+	switch status.Code(err) {
+	case codes.PermissionDenied:
+		st = StatusNoIdentity
+	case codes.Unavailable:
+		st = StatusConnecting
+	}
+	s.mu.Lock()
+	changed := s.state.Status != st || s.state.Reason != err.Error()
+	s.setStateLocked(st, err.Error())
+	kept := len(s.svids)
+	s.mu.Unlock()
+	if changed {
+		s.log.Warn("Workload API unavailable; keeping the last SVIDs and reconnecting",
+			"address", s.addr, "state", st.String(), "error", err, "kept_svids", kept)
+	}
+}
+
+func fromX509SVID(v *x509svid.SVID) *SVID {
+	return &SVID{ID: v.ID, Hint: v.Hint, Certificates: v.Certificates, PrivateKey: v.PrivateKey}
+}
+
+// Subscription delivers one selector's SVIDs. Read C; call Close when done.
+type Subscription struct {
+	src    *Source
+	sel    Selector
+	c      chan *SVID
+	last   []byte // raw leaf of the last SVID offered
+	missed string // last selection error logged
+	closed bool
+}
+
+// C delivers the selected SVID on every change; it is closed when the Subscription or Source closes.
+func (s *Subscription) C() <-chan *SVID { return s.c }
+
+// Selector is what this subscription follows.
+func (s *Subscription) Selector() Selector { return s.sel }
+
+// Close stops delivery and closes C.
+func (s *Subscription) Close() {
+	s.src.mu.Lock()
+	defer s.src.mu.Unlock()
+	if s.src.subs != nil {
+		delete(s.src.subs, s)
+	}
+	s.closeLocked()
+}
+
+func (s *Subscription) closeLocked() {
+	if !s.closed {
+		s.closed = true
+		close(s.c)
+	}
+}
+
+// offerLocked delivers the selected SVID if it changed, replacing an unread older one.
+func (s *Subscription) offerLocked(svids []*SVID, log hclog.Logger) {
+	if s.closed || len(svids) == 0 {
+		return
+	}
+	v, err := s.sel.pick(svids)
+	if err != nil {
+		if msg := err.Error(); msg != s.missed {
+			s.missed = msg
+			log.Error("selected SVID not issued by the Workload API", "error", err)
+		}
+		return
+	}
+	s.missed = ""
+	if bytes.Equal(s.last, v.Leaf().Raw) {
+		return
+	}
+	s.last = v.Leaf().Raw
+	select {
+	case <-s.c: // drop the unread older SVID
+	default:
+	}
+	s.c <- v
+}
+
+type watcher struct{ s *Source }
+
+func (w watcher) OnX509ContextUpdate(c *workloadapi.X509Context) { w.s.update(c) }
+func (w watcher) OnX509ContextWatchError(err error)              { w.s.watchError(err) }
+
+type backoffStrategy Backoff
+
+func (b backoffStrategy) NewBackoff() workloadapi.Backoff { return &expBackoff{p: Backoff(b)} }
+
+type expBackoff struct {
+	p Backoff
+	n int
+}
+
+// Next is full jitter over min(Max, Base·2^n).
+func (b *expBackoff) Next() time.Duration {
+	d := b.p.Base << min(b.n, 20)
+	if d <= 0 || d > b.p.Max {
+		d = b.p.Max
+	}
+	b.n++
+	return time.Duration(rand.Int64N(int64(d))) + time.Millisecond
+}
+
+func (b *expBackoff) Reset() { b.n = 0 }
+
+// goSpiffeLogger routes go-spiffe's logging into hclog (its errors are reconnect chatter: debug).
+type goSpiffeLogger struct{ l hclog.Logger }
+
+func (g goSpiffeLogger) Debugf(f string, a ...any) { g.l.Trace(fmt.Sprintf(f, a...)) }
+func (g goSpiffeLogger) Infof(f string, a ...any)  { g.l.Debug(fmt.Sprintf(f, a...)) }
+func (g goSpiffeLogger) Warnf(f string, a ...any)  { g.l.Debug(fmt.Sprintf(f, a...)) }
+func (g goSpiffeLogger) Errorf(f string, a ...any) { g.l.Debug(fmt.Sprintf(f, a...)) }
