@@ -1,0 +1,296 @@
+// Package endpoint serves a profile's credentials over the two local HTTP protocols AWS SDKs read
+// without any extra configuration file: an IMDSv2-compatible instance metadata endpoint
+// (AWS_EC2_METADATA_SERVICE_ENDPOINT) and a container credentials endpoint
+// (AWS_CONTAINER_CREDENTIALS_FULL_URI with AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE).
+//
+// A Server is a bridge sink: Put stores fresh credentials, Clear withdraws them. Credentials are kept
+// behind an atomic pointer, so requests never wait on a refresh. A Server only ever hands out
+// credentials that are valid at the time of the request; otherwise it answers HTTP 500 with a
+// NoCredentials error, which SDKs surface loudly instead of using stale keys.
+//
+// Both servers bind to loopback addresses unless explicitly allowed otherwise, refuse any request
+// carrying X-Forwarded-For (a sign the request came through a proxy), and never log the secret access
+// key, the session token or an authorization token.
+package endpoint
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
+)
+
+const (
+	nameIMDS      = "imds"
+	nameContainer = "container_endpoint"
+
+	readHeaderTimeout = 10 * time.Second
+	shutdownTimeout   = 5 * time.Second
+)
+
+// stored is one set of credentials with the time they were handed to Put.
+type stored struct {
+	creds   creds.Credentials
+	updated time.Time
+}
+
+// connKey is the context key under which the accepted net.Conn is stashed (see http.Server.ConnContext).
+type connKey struct{}
+
+// Server is a local credentials endpoint: IMDSv2 (NewIMDS) or container credentials (NewContainer).
+// It implements the bridge Sink method set (Name, Put, Clear). Create it with NewIMDS or NewContainer,
+// then call Start; Close stops it.
+type Server struct {
+	name      string
+	addr      string // configured host:port
+	remote    bool   // bound to a non-loopback host (AllowRemote was set)
+	path      string // container credentials path; "" for IMDS
+	tokenFile string // container authorization token file; "" for IMDS
+	log       hclog.Logger
+	clock     func() time.Time
+	onRequest func(status int)
+	handler   http.Handler
+
+	current atomic.Pointer[stored]
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	ln      net.Listener
+	srv     *http.Server
+	done    chan struct{}
+}
+
+// newServer validates the bind address and fills the fields common to both kinds of server.
+func newServer(name, addr string, allowRemote bool, logger hclog.Logger, clock func() time.Time, onRequest func(int)) (*Server, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: invalid bind address %q: %w", name, addr, err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return nil, fmt.Errorf("%s: invalid port in bind address %q", name, addr)
+	}
+	remote := !isLoopbackHost(host)
+	if remote && !allowRemote {
+		return nil, fmt.Errorf("%s: bind address %q is not a loopback address; "+
+			"set allow_remote = true to serve credentials beyond this host", name, addr)
+	}
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	if clock == nil {
+		clock = time.Now
+	}
+	return &Server{
+		name:      name,
+		addr:      addr,
+		remote:    remote,
+		log:       logger,
+		clock:     clock,
+		onRequest: onRequest,
+	}, nil
+}
+
+// isLoopbackHost reports whether host names a loopback interface: "localhost", 127.0.0.0/8 or ::1.
+// An empty host (all interfaces) is not loopback.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	if i := strings.IndexByte(host, '%'); i >= 0 { // IPv6 zone
+		host = host[:i]
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Name identifies the sink in logs and metrics: "imds" or "container_endpoint".
+func (s *Server) Name() string { return s.name }
+
+// Put stores c as the credentials to serve. It refuses (and keeps serving nothing new) credentials
+// that are incomplete or already expired according to the server's clock.
+func (s *Server) Put(_ context.Context, c creds.Credentials) error {
+	now := s.clock()
+	if !c.ValidAt(now) {
+		return fmt.Errorf("%s: refusing to serve incomplete or expired credentials (access key id %q, expiration %s)",
+			s.name, c.AccessKeyID, c.Expiration.UTC().Format(time.RFC3339))
+	}
+	s.current.Store(&stored{creds: c, updated: now})
+	return nil
+}
+
+// Clear withdraws the stored credentials: from then on credential requests get HTTP 500 NoCredentials.
+func (s *Server) Clear(context.Context) error {
+	s.current.Store(nil)
+	return nil
+}
+
+// valid returns the stored credentials if they are valid now.
+func (s *Server) valid() (stored, bool) {
+	p := s.current.Load()
+	if p == nil || !p.creds.ValidAt(s.clock()) {
+		return stored{}, false
+	}
+	return *p, true
+}
+
+// Handler is the server's HTTP handler, including the X-Forwarded-For refusal, request logging and the
+// OnRequest callback. Start serves it; it is exposed for embedding and tests.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Start listens on the configured address and serves in a background goroutine. It returns once the
+// listener is bound, so Addr and URL report the actual address. A Server can be started once.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.closed {
+		return fmt.Errorf("%s: server already started or closed", s.name)
+	}
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("%s: listen on %s: %w", s.name, s.addr, err)
+	}
+	if s.remote {
+		s.log.Warn("credentials endpoint bound to a non-loopback address: credentials are reachable from the network",
+			"address", ln.Addr().String())
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ErrorLog:          s.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
+	}
+	s.started, s.ln, s.srv, s.done = true, ln, srv, make(chan struct{})
+	go func() {
+		defer close(s.done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("credentials endpoint stopped serving", "error", err)
+		}
+	}()
+	return nil
+}
+
+// Addr is the host:port the server listens on: the actual address after Start (with the ephemeral
+// port resolved), the configured one before.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return s.ln.Addr().String()
+	}
+	return s.addr
+}
+
+// URL is the address SDKs are pointed at: "http://host:port" for IMDS
+// (AWS_EC2_METADATA_SERVICE_ENDPOINT) and "http://host:port/path" for the container endpoint
+// (AWS_CONTAINER_CREDENTIALS_FULL_URI).
+func (s *Server) URL() string { return "http://" + s.Addr() + s.path }
+
+// Close shuts the server down gracefully (forcibly after a few seconds) and waits for the serving
+// goroutine to exit. Closing a server that was never started, or twice, is a no-op.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if !s.started {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		err = s.srv.Close()
+	}
+	<-s.done
+	return err
+}
+
+// statusRecorder captures the status code a handler writes.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// wrap adds the checks and bookkeeping common to both servers around next.
+func (s *Server) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		w.Header().Set("Cache-Control", "no-store")
+		if _, ok := r.Header["X-Forwarded-For"]; ok {
+			http.Error(rec, "forwarded requests are not accepted", http.StatusForbidden)
+		} else {
+			next.ServeHTTP(rec, r)
+		}
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		// Only the method, path, status and peer: never headers (tokens) or bodies (credentials).
+		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "remote", r.RemoteAddr)
+		if s.onRequest != nil {
+			s.onRequest(rec.status)
+		}
+	})
+}
+
+// errorDoc is the JSON error body SDKs parse from a credentials endpoint.
+type errorDoc struct {
+	Code    string
+	Message string
+}
+
+// writeJSON writes v as a JSON response with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// writeNoCredentials answers 500 NoCredentials.
+func writeNoCredentials(w http.ResponseWriter) {
+	writeJSON(w, http.StatusInternalServerError, errorDoc{
+		Code:    "NoCredentials",
+		Message: "no valid credentials are available; the bridge has not obtained them yet or they expired",
+	})
+}
+
+// methodNotAllowed answers 405 with the Allow header.
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+}

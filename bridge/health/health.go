@@ -1,0 +1,357 @@
+// Package health serves SPIRE-style liveness and readiness checks for the bridge daemon.
+//
+// The live path answers 200 for as long as the process serves HTTP. The ready path answers 200 when
+// every configured profile holds credentials with at least Options.MinRemaining left, and 503
+// otherwise. Both return the same JSON Report, which describes each profile's state. The report never
+// contains secrets: ProfileStatus carries names, identifiers, timestamps and error summaries only.
+//
+// The package is a leaf: it does not import package bridge, the daemon adapts its state into
+// ProfileStatus values.
+package health
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Defaults for Options.
+const (
+	// DefaultLivePath is the liveness path when Options.LivePath is empty.
+	DefaultLivePath = "/live"
+	// DefaultReadyPath is the readiness path when Options.ReadyPath is empty.
+	DefaultReadyPath = "/ready"
+	// DefaultMinRemaining is the credential lifetime a profile needs left to be ready when
+	// Options.MinRemaining is zero.
+	DefaultMinRemaining = 15 * time.Minute
+)
+
+// shutdownTimeout bounds how long Close waits for in-flight requests.
+const shutdownTimeout = 5 * time.Second
+
+// ProfileStatus is one profile's state, as reported by the daemon. It never holds secrets.
+type ProfileStatus struct {
+	// Profile is the bridge profile's name.
+	Profile string `json:"profile"`
+	// SpiffeID is the SPIFFE ID of the profile's current X.509-SVID, if any.
+	SpiffeID string `json:"spiffe_id,omitempty"`
+	// RoleARN is the IAM role the profile assumes.
+	RoleARN string `json:"role_arn,omitempty"`
+	// LastSuccess is when credentials were last obtained.
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	// Expiration is when the current credentials expire (zero: no credentials yet).
+	Expiration time.Time `json:"expiration,omitzero"`
+	// SVIDExpiry is when the current X.509-SVID expires.
+	SVIDExpiry time.Time `json:"svid_expiry,omitzero"`
+	// NextRefresh is when the next refresh is scheduled.
+	NextRefresh time.Time `json:"next_refresh,omitzero"`
+	// LastErrorAt is when the last refresh failed.
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// LastErrorType classifies the last error, e.g. "ThrottlingException" or "network".
+	LastErrorType string `json:"last_error_type,omitempty"`
+	// LastError is the last error's message.
+	LastError string `json:"last_error,omitempty"`
+	// ConsecutiveFailures counts refresh failures since the last success.
+	ConsecutiveFailures int `json:"consecutive_failures"`
+	// Refreshes counts successful refreshes since the daemon started.
+	Refreshes int `json:"refreshes"`
+	// FailingSinks names the sinks whose last write failed.
+	FailingSinks []string `json:"failing_sinks,omitempty"`
+}
+
+// Options configures a Server.
+type Options struct {
+	// Addr is the host:port to listen on; port 0 picks an ephemeral port.
+	Addr string
+	// LivePath is the liveness path (default DefaultLivePath).
+	LivePath string
+	// ReadyPath is the readiness path (default DefaultReadyPath).
+	ReadyPath string
+	// Profiles returns the current state of every configured profile. It is called on each request and
+	// must be safe for concurrent use. Nil means no profiles.
+	Profiles func() []ProfileStatus
+	// WorkloadAPI returns the Workload API connection's status and, if it is not healthy, why: for
+	// example ("connected", "") or ("error", "connection refused"). It is informational and does not
+	// affect readiness. May be nil.
+	WorkloadAPI func() (status, reason string)
+	// MinRemaining is the credential lifetime each profile needs left to be ready (default
+	// DefaultMinRemaining).
+	MinRemaining time.Duration
+	// Clock returns the current time (default time.Now).
+	Clock func() time.Time
+	// Logger receives the server's logs (default: discard).
+	Logger hclog.Logger
+	// AllowRemote permits binding a non-loopback address.
+	AllowRemote bool
+}
+
+// WorkloadAPIReport is the Workload API connection's state in a Report.
+type WorkloadAPIReport struct {
+	// Status is e.g. "connected", "connecting", "no_identity" or "error"; "unknown" when the server
+	// has no way to tell.
+	Status string `json:"status"`
+	// Reason explains a status other than "connected".
+	Reason string `json:"reason,omitempty"`
+}
+
+// Report is what the live and ready handlers serve.
+type Report struct {
+	// Ready is true when every profile is ready (or there are none).
+	Ready bool `json:"ready"`
+	// Live is true whenever the server answers.
+	Live bool `json:"live"`
+	// WorkloadAPI is the Workload API connection's state.
+	WorkloadAPI WorkloadAPIReport `json:"workload_api"`
+	// Profiles holds each profile's state and readiness, in the order Options.Profiles returned them.
+	Profiles []ProfileReport `json:"profiles"`
+}
+
+// ProfileReport is one profile's state and readiness.
+type ProfileReport struct {
+	ProfileStatus
+	// Ready is true when the profile's credentials have at least MinRemaining left.
+	Ready bool `json:"ready"`
+	// Remaining is how long the credentials have left, e.g. "42m10s"; empty without credentials.
+	Remaining string `json:"remaining,omitempty"`
+	// Reason explains why the profile is not ready, e.g. "no credentials yet" or
+	// "credentials expire in 9m59s (< 15m0s)".
+	Reason string `json:"reason,omitempty"`
+}
+
+// Server serves the liveness and readiness checks.
+type Server struct {
+	addr         string
+	livePath     string
+	readyPath    string
+	profiles     func() []ProfileStatus
+	workloadAPI  func() (string, string)
+	minRemaining time.Duration
+	clock        func() time.Time
+	log          hclog.Logger
+	handler      http.Handler
+
+	mu       sync.Mutex
+	srv      *http.Server
+	listener net.Listener
+	done     chan struct{}
+	closed   bool
+}
+
+// New validates o and returns a Server that is not listening yet; call Start. It refuses a
+// non-loopback address unless o.AllowRemote is set.
+func New(o Options) (*Server, error) {
+	if err := CheckBindAddr(o.Addr, o.AllowRemote); err != nil {
+		return nil, fmt.Errorf("health: %w", err)
+	}
+	s := &Server{
+		addr:         o.Addr,
+		livePath:     o.LivePath,
+		readyPath:    o.ReadyPath,
+		profiles:     o.Profiles,
+		workloadAPI:  o.WorkloadAPI,
+		minRemaining: o.MinRemaining,
+		clock:        o.Clock,
+		log:          o.Logger,
+	}
+	if s.livePath == "" {
+		s.livePath = DefaultLivePath
+	}
+	if s.readyPath == "" {
+		s.readyPath = DefaultReadyPath
+	}
+	for _, p := range []string{s.livePath, s.readyPath} {
+		if !strings.HasPrefix(p, "/") {
+			return nil, fmt.Errorf("health: path %q must start with \"/\"", p)
+		}
+	}
+	if s.livePath == s.readyPath {
+		return nil, fmt.Errorf("health: live and ready paths are both %q", s.livePath)
+	}
+	if s.minRemaining <= 0 {
+		s.minRemaining = DefaultMinRemaining
+	}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	if s.log == nil {
+		s.log = hclog.NewNullLogger()
+	}
+	s.handler = http.HandlerFunc(s.serveHTTP)
+	return s, nil
+}
+
+// Handler returns the HTTP handler serving the live and ready paths, for use without Start.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Start listens on the configured address and serves in the background. It fails if the address
+// cannot be bound or the server was already started or closed.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("health: server closed")
+	}
+	if s.srv != nil {
+		return errors.New("health: server already started")
+	}
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("health: listen on %s: %w", s.addr, err)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          s.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	s.srv, s.listener, s.done = srv, ln, make(chan struct{})
+	go func(done chan struct{}) {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("health server stopped", "error", err)
+		}
+	}(s.done)
+	s.log.Debug("health server listening", "address", ln.Addr().String())
+	return nil
+}
+
+// Addr returns the address the server listens on once started (with the actual port when Options.Addr
+// asked for port 0), and the configured address before.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listener != nil {
+		return s.listener.Addr().String()
+	}
+	return s.addr
+}
+
+// Close stops the server, waiting up to a few seconds for in-flight requests. It is safe to call more
+// than once, and before Start.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	srv, done := s.srv, s.done
+	already := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if srv == nil || already {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(err, srv.Close())
+	}
+	<-done
+	return err
+}
+
+// Report computes the current report, as the handlers serve it.
+func (s *Server) Report() Report {
+	now := s.clock()
+	r := Report{Ready: true, Live: true, WorkloadAPI: WorkloadAPIReport{Status: "unknown"}, Profiles: []ProfileReport{}}
+	if s.workloadAPI != nil {
+		r.WorkloadAPI.Status, r.WorkloadAPI.Reason = s.workloadAPI()
+	}
+	if s.profiles == nil {
+		return r
+	}
+	for _, p := range s.profiles() {
+		pr := s.profileReport(p, now)
+		if !pr.Ready {
+			r.Ready = false
+		}
+		r.Profiles = append(r.Profiles, pr)
+	}
+	return r
+}
+
+func (s *Server) profileReport(p ProfileStatus, now time.Time) ProfileReport {
+	if p.FailingSinks != nil {
+		p.FailingSinks = append([]string(nil), p.FailingSinks...)
+	}
+	pr := ProfileReport{ProfileStatus: p}
+	if p.Expiration.IsZero() {
+		pr.Reason = "no credentials yet"
+		return pr
+	}
+	remaining := p.Expiration.Sub(now)
+	pr.Remaining = remaining.Truncate(time.Second).String()
+	switch {
+	case remaining <= 0:
+		pr.Reason = fmt.Sprintf("credentials expired %s ago", (-remaining).Truncate(time.Second))
+	case remaining < s.minRemaining:
+		pr.Reason = fmt.Sprintf("credentials expire in %s (< %s)", remaining.Truncate(time.Second), s.minRemaining)
+	default:
+		pr.Ready = true
+	}
+	return pr
+}
+
+func (s *Server) serveHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path != s.livePath && req.URL.Path != s.readyPath {
+		http.NotFound(w, req)
+		return
+	}
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	r := s.Report()
+	code := http.StatusOK
+	if req.URL.Path == s.readyPath && !r.Ready {
+		code = http.StatusServiceUnavailable
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		s.log.Error("encoding health report", "error", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	body = append(body, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	if req.Method == http.MethodGet {
+		_, _ = w.Write(body)
+	}
+}
+
+// CheckBindAddr returns an error if addr is not a valid host:port, or if its host is not a loopback
+// address ("localhost", 127.0.0.0/8 or ::1) and allowRemote is false. An empty host means every
+// interface and so is not loopback.
+func CheckBindAddr(addr string, allowRemote bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("invalid listen address %q: %w", addr, err)
+	}
+	if allowRemote || IsLoopbackHost(host) {
+		return nil
+	}
+	return fmt.Errorf("refusing to listen on non-loopback address %q: set allow_remote = true to allow it", addr)
+}
+
+// IsLoopbackHost reports whether host is "localhost" or a loopback IP address (127.0.0.0/8, ::1).
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	// Tolerate a zone, e.g. "::1%lo".
+	if i := strings.IndexByte(host, '%'); i >= 0 {
+		host = host[:i]
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,258 @@
+// Package hook holds the bridge sinks that tell something else that credentials were refreshed,
+// rather than delivering the credentials themselves: running a command (Command) and signalling a
+// process (Signal). Neither ever passes the secret access key or the session token on: a command sees
+// the profile name, the access key id and the expiry in its environment; the workload is expected to
+// re-read its credentials from another sink (credentials file, endpoint).
+package hook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
+)
+
+const (
+	// DefaultTimeout is how long an on_refresh command may run when CommandOptions.Timeout is zero.
+	DefaultTimeout = 30 * time.Second
+	// maxOutput caps the combined output of a command kept for the log.
+	maxOutput = 4 << 10
+	// waitDelay is how long Wait waits for the output pipes after the process was killed.
+	waitDelay = 2 * time.Second
+)
+
+// Environment variables set for an on_refresh command.
+const (
+	// EnvProfile holds the profile name.
+	EnvProfile = "SPIFFE_AWS_BRIDGE_PROFILE"
+	// EnvExpiration holds the credentials' expiry, RFC 3339 UTC.
+	EnvExpiration = "SPIFFE_AWS_BRIDGE_EXPIRATION"
+	// EnvAccessKeyID holds the access key id (not a secret on its own).
+	EnvAccessKeyID = "SPIFFE_AWS_BRIDGE_ACCESS_KEY_ID"
+)
+
+// CommandOptions configures an on_refresh command hook.
+type CommandOptions struct {
+	// Profile is the profile name, passed to the command as SPIFFE_AWS_BRIDGE_PROFILE.
+	Profile string
+	// Command is the program and its arguments; it is executed directly, not through a shell.
+	Command []string
+	// Timeout bounds one run; the process group is killed when it expires. Default DefaultTimeout.
+	Timeout time.Duration
+	// Logger receives the command's output (Debug) and failures (Warn); default: a null logger.
+	Logger hclog.Logger
+}
+
+// Command runs a program after each refresh. It implements the bridge Sink method set.
+type Command struct {
+	profile string
+	argv    []string
+	timeout time.Duration
+	log     hclog.Logger
+}
+
+// NewCommand returns an on_refresh hook running o.Command.
+func NewCommand(o CommandOptions) (*Command, error) {
+	if len(o.Command) == 0 || o.Command[0] == "" {
+		return nil, errors.New("on_refresh: command is empty")
+	}
+	if o.Timeout < 0 {
+		return nil, fmt.Errorf("on_refresh: negative timeout %s", o.Timeout)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	return &Command{
+		profile: o.Profile,
+		argv:    append([]string(nil), o.Command...),
+		timeout: o.Timeout,
+		log:     o.Logger,
+	}, nil
+}
+
+// Name identifies the sink: "on_refresh".
+func (c *Command) Name() string { return "on_refresh" }
+
+// Put runs the command once, with the profile name, expiry and access key id in its environment
+// (never the secret access key or session token), and waits for it. A non-zero exit, a failure to
+// start, or running past the timeout (the whole process group is then killed) is an error.
+func (c *Command) Put(ctx context.Context, cr creds.Credentials) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	cmd := exec.CommandContext(ctx, c.argv[0], c.argv[1:]...)
+	cmd.Env = append(os.Environ(),
+		EnvProfile+"="+c.profile,
+		EnvExpiration+"="+cr.Expiration.UTC().Format(time.RFC3339),
+		EnvAccessKeyID+"="+cr.AccessKeyID,
+	)
+	out := &cappedBuffer{limit: maxOutput}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		// Kill the whole group, so that children of a shell die too.
+		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil {
+			return cmd.Process.Kill()
+		}
+		return nil
+	}
+	cmd.WaitDelay = waitDelay
+
+	start := time.Now()
+	err := cmd.Run()
+	elapsed := time.Since(start)
+	if b := out.String(); b != "" {
+		c.log.Debug("command output", "command", c.argv[0], "output", b, "truncated", out.truncated())
+	}
+	if err == nil {
+		c.log.Debug("command succeeded", "command", c.argv[0], "duration", elapsed)
+		return nil
+	}
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		err = fmt.Errorf("on_refresh: command %q timed out after %s and was killed: %w", c.argv[0], c.timeout, err)
+	case ctx.Err() != nil:
+		err = fmt.Errorf("on_refresh: command %q canceled: %w", c.argv[0], err)
+	default:
+		err = fmt.Errorf("on_refresh: command %q failed: %w", c.argv[0], err)
+	}
+	c.log.Warn("on_refresh command failed", "command", c.argv[0], "error", err, "duration", elapsed)
+	return err
+}
+
+// Clear does nothing: there is nothing to run when credentials expire.
+func (c *Command) Clear(context.Context) error { return nil }
+
+// cappedBuffer keeps the first limit bytes written to it and discards the rest.
+type cappedBuffer struct {
+	mu    sync.Mutex
+	limit int
+	buf   []byte
+	lost  int
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := min(len(p), b.limit-len(b.buf))
+	b.buf = append(b.buf, p[:n]...)
+	b.lost += len(p) - n
+	return len(p), nil
+}
+
+func (b *cappedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}
+
+func (b *cappedBuffer) truncated() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lost > 0
+}
+
+// SignalOptions configures a signal hook.
+type SignalOptions struct {
+	// PIDFile holds the process id to signal; it is read on every refresh. Required.
+	PIDFile string
+	// Signal is the signal to send; default SIGHUP.
+	Signal syscall.Signal
+	// Logger; default: a null logger.
+	Logger hclog.Logger
+}
+
+// Signal sends a signal to the process named in a pid file after each refresh. It implements the
+// bridge Sink method set.
+type Signal struct {
+	pidFile string
+	sig     syscall.Signal
+	log     hclog.Logger
+}
+
+// NewSignal returns a signal hook.
+func NewSignal(o SignalOptions) (*Signal, error) {
+	if o.PIDFile == "" {
+		return nil, errors.New("signal: pid_file is required")
+	}
+	if o.Signal < 0 {
+		return nil, fmt.Errorf("signal: invalid signal %d", int(o.Signal))
+	}
+	if o.Signal == 0 {
+		o.Signal = syscall.SIGHUP
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	return &Signal{pidFile: o.PIDFile, sig: o.Signal, log: o.Logger}, nil
+}
+
+// Name identifies the sink: "signal".
+func (s *Signal) Name() string { return "signal" }
+
+// Put reads the pid file and sends the signal to that process.
+func (s *Signal) Put(context.Context, creds.Credentials) error {
+	b, err := os.ReadFile(s.pidFile)
+	if err != nil {
+		return fmt.Errorf("signal: read pid file: %w", err)
+	}
+	content := strings.TrimSpace(string(b))
+	pid, err := strconv.Atoi(content)
+	if err != nil || pid <= 0 {
+		if len(content) > 32 {
+			content = content[:32] + "…"
+		}
+		return fmt.Errorf("signal: pid file %s does not hold a positive process id: %q", s.pidFile, content)
+	}
+	if err := syscall.Kill(pid, s.sig); err != nil {
+		return fmt.Errorf("signal: send %s to pid %d (from %s): %w", s.sig, pid, s.pidFile, err)
+	}
+	s.log.Debug("signalled process", "pid", pid, "signal", s.sig.String(), "pid_file", s.pidFile)
+	return nil
+}
+
+// Clear does nothing: there is nothing to signal when credentials expire.
+func (s *Signal) Clear(context.Context) error { return nil }
+
+// signalNames are the signals ParseSignal accepts, without the SIG prefix.
+func signalNames() map[string]syscall.Signal {
+	return map[string]syscall.Signal{
+		"HUP":  syscall.SIGHUP,
+		"USR1": syscall.SIGUSR1,
+		"USR2": syscall.SIGUSR2,
+		"TERM": syscall.SIGTERM,
+		"INT":  syscall.SIGINT,
+		"QUIT": syscall.SIGQUIT,
+	}
+}
+
+// ParseSignal parses a signal name, with or without the SIG prefix and in any case: "SIGHUP", "HUP",
+// "hup"; accepted are HUP, USR1, USR2, TERM, INT and QUIT.
+func ParseSignal(name string) (syscall.Signal, error) {
+	names := signalNames()
+	n := strings.ToUpper(strings.TrimSpace(name))
+	n = strings.TrimPrefix(n, "SIG")
+	if sig, ok := names[n]; ok {
+		return sig, nil
+	}
+	accepted := make([]string, 0, len(names))
+	for k := range names {
+		accepted = append(accepted, "SIG"+k)
+	}
+	sort.Strings(accepted)
+	return 0, fmt.Errorf("unknown signal %q: accepted are %s (with or without SIG, any case)", name, strings.Join(accepted, ", "))
+}

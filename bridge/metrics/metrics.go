@@ -1,0 +1,288 @@
+// Package metrics exposes the bridge daemon's Prometheus metrics.
+//
+// Each Metrics owns a private prometheus.Registry; nothing is registered with the default registry.
+// Counters and the CreateSession latency histogram are fed by the Observe methods; per-profile gauges
+// and the Workload API state are computed at scrape time from the Options callbacks. Label values are
+// limited to profile names, sink names, endpoint names, result and error classes and HTTP status codes
+// supplied by the daemon: never SPIFFE IDs, role ARNs, error messages or credentials.
+//
+// The package is a leaf: it does not import package bridge.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/health"
+)
+
+// Defaults for Options.
+const (
+	// DefaultNamespace prefixes every metric name when Options.Namespace is empty.
+	DefaultNamespace = "spiffe_aws_bridge"
+	// DefaultVersion is the build_info version label when Options.Version is empty.
+	DefaultVersion = "dev"
+	// DefaultMinRemaining is the credential lifetime a profile needs left for profile_ready to be 1
+	// when Options.MinRemaining is zero.
+	DefaultMinRemaining = 15 * time.Minute
+)
+
+// Attempt results.
+const (
+	// ResultSuccess is the result label of a successful attempt or sink write.
+	ResultSuccess = "success"
+	// ResultFailure is the result label of a failed attempt or sink write.
+	ResultFailure = "failure"
+)
+
+// ThrottlingErrorType is the error type counted by throttles_total.
+const ThrottlingErrorType = "ThrottlingException"
+
+// Options configures a Metrics.
+type Options struct {
+	// Namespace prefixes every metric name (default DefaultNamespace).
+	Namespace string
+	// Version is the build_info version label (default DefaultVersion).
+	Version string
+	// Profiles returns every profile's state; it is called at scrape time and must be safe for
+	// concurrent use. Nil means no per-profile gauges.
+	Profiles func() []health.ProfileStatus
+	// WorkloadAPI returns the Workload API connection's state: "connected", "connecting",
+	// "no_identity" or "error". It is called at scrape time. Nil omits the Workload API gauges.
+	WorkloadAPI func() string
+	// MinRemaining is the credential lifetime a profile needs left for profile_ready to be 1
+	// (default DefaultMinRemaining).
+	MinRemaining time.Duration
+	// Clock returns the current time, for profile_ready (default time.Now).
+	Clock func() time.Time
+}
+
+// Attempt describes one credential refresh attempt (one CreateSession call).
+type Attempt struct {
+	// Profile is the bridge profile's name.
+	Profile string
+	// Result is ResultSuccess or ResultFailure; anything other than ResultSuccess counts as a failure.
+	Result string
+	// ErrorType classifies a failure, e.g. "ThrottlingException" or "network"; ignored on success.
+	ErrorType string
+	// Latency is how long the attempt took; zero or negative records no latency.
+	Latency time.Duration
+}
+
+// Metrics holds the bridge's Prometheus metrics and their registry. Its methods are safe for
+// concurrent use.
+type Metrics struct {
+	registry *prometheus.Registry
+	handler  http.Handler
+
+	refreshes        *prometheus.CounterVec
+	refreshErrors    *prometheus.CounterVec
+	throttles        *prometheus.CounterVec
+	sessionDuration  *prometheus.HistogramVec
+	sinkWrites       *prometheus.CounterVec
+	endpointRequests *prometheus.CounterVec
+}
+
+// New returns a Metrics with its own registry, holding the bridge's metrics plus the standard Go
+// runtime and process collectors.
+func New(o Options) *Metrics {
+	ns := o.Namespace
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	version := o.Version
+	if version == "" {
+		version = DefaultVersion
+	}
+	minRemaining := o.MinRemaining
+	if minRemaining <= 0 {
+		minRemaining = DefaultMinRemaining
+	}
+	clock := o.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "refreshes_total",
+			Help: "Credential refresh attempts (CreateSession calls), by profile and result.",
+		}, []string{"profile", "result"}),
+		refreshErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "refresh_errors_total",
+			Help: "Failed credential refresh attempts, by profile and error type.",
+		}, []string{"profile", "error_type"}),
+		throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "throttles_total",
+			Help: "Refresh attempts rejected with ThrottlingException, by profile.",
+		}, []string{"profile"}),
+		sessionDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Name: "create_session_duration_seconds",
+			Help:    "Duration of credential refresh attempts (CreateSession calls), by profile.",
+			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+		}, []string{"profile"}),
+		sinkWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "sink_writes_total",
+			Help: "Credential writes to sinks, by profile, sink and result.",
+		}, []string{"profile", "sink", "result"}),
+		endpointRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "endpoint_requests_total",
+			Help: "Requests to the credential endpoints, by endpoint, profile and HTTP status code.",
+		}, []string{"endpoint", "profile", "code"}),
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: ns, Name: "build_info",
+		Help:        "Always 1; the version label is the bridge's version.",
+		ConstLabels: prometheus.Labels{"version": version},
+	})
+	buildInfo.Set(1)
+
+	m.registry.MustRegister(
+		m.refreshes, m.refreshErrors, m.throttles, m.sessionDuration, m.sinkWrites, m.endpointRequests,
+		buildInfo,
+		newStateCollector(ns, o.Profiles, o.WorkloadAPI, minRemaining, clock),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	m.handler = promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+		Registry:      m.registry,
+	})
+	return m
+}
+
+// ObserveAttempt records one credential refresh attempt.
+func (m *Metrics) ObserveAttempt(a Attempt) {
+	result := ResultSuccess
+	if a.Result != ResultSuccess {
+		result = ResultFailure
+	}
+	m.refreshes.WithLabelValues(a.Profile, result).Inc()
+	if result == ResultFailure {
+		errType := a.ErrorType
+		if errType == "" {
+			errType = "unknown"
+		}
+		m.refreshErrors.WithLabelValues(a.Profile, errType).Inc()
+		if errType == ThrottlingErrorType {
+			m.throttles.WithLabelValues(a.Profile).Inc()
+		}
+	}
+	if a.Latency > 0 {
+		m.sessionDuration.WithLabelValues(a.Profile).Observe(a.Latency.Seconds())
+	}
+}
+
+// ObserveSink records one credential write of profile to sink; a nil err is a success.
+func (m *Metrics) ObserveSink(profile, sink string, err error) {
+	result := ResultSuccess
+	if err != nil {
+		result = ResultFailure
+	}
+	m.sinkWrites.WithLabelValues(profile, sink, result).Inc()
+}
+
+// ObserveEndpointRequest records one request to a credential endpoint serving profile, answered with
+// the HTTP status code status.
+func (m *Metrics) ObserveEndpointRequest(endpoint, profile string, status int) {
+	m.endpointRequests.WithLabelValues(endpoint, profile, strconv.Itoa(status)).Inc()
+}
+
+// Registry returns the private registry holding every metric.
+func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
+
+// Handler returns an HTTP handler serving the registry in the Prometheus exposition formats.
+func (m *Metrics) Handler() http.Handler { return m.handler }
+
+// stateCollector computes the per-profile and Workload API gauges at scrape time.
+type stateCollector struct {
+	profiles     func() []health.ProfileStatus
+	workloadAPI  func() string
+	minRemaining time.Duration
+	clock        func() time.Time
+
+	credsExpiry, svidExpiry, lastSuccess, failures, ready *prometheus.Desc
+	wlConnected, wlState                                  *prometheus.Desc
+}
+
+func newStateCollector(ns string, profiles func() []health.ProfileStatus, workloadAPI func() string,
+	minRemaining time.Duration, clock func() time.Time) *stateCollector {
+	name := func(n string) string { return prometheus.BuildFQName(ns, "", n) }
+	profile := []string{"profile"}
+	return &stateCollector{
+		profiles:     profiles,
+		workloadAPI:  workloadAPI,
+		minRemaining: minRemaining,
+		clock:        clock,
+		credsExpiry: prometheus.NewDesc(name("credentials_expiry_timestamp_seconds"),
+			"When the profile's current AWS credentials expire, in Unix seconds.", profile, nil),
+		svidExpiry: prometheus.NewDesc(name("svid_expiry_timestamp_seconds"),
+			"When the profile's current X.509-SVID expires, in Unix seconds.", profile, nil),
+		lastSuccess: prometheus.NewDesc(name("last_success_timestamp_seconds"),
+			"When the profile last obtained credentials, in Unix seconds.", profile, nil),
+		failures: prometheus.NewDesc(name("consecutive_failures"),
+			"Refresh failures since the profile's last success.", profile, nil),
+		ready: prometheus.NewDesc(name("profile_ready"),
+			"1 if the profile's credentials have at least "+minRemaining.String()+" left, else 0.", profile, nil),
+		wlConnected: prometheus.NewDesc(name("workload_api_connected"),
+			"1 if the Workload API connection is up, else 0.", nil, nil),
+		wlState: prometheus.NewDesc(name("workload_api_state"),
+			"1 for the Workload API connection's current state, 0 for the others.", []string{"state"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.credsExpiry, c.svidExpiry, c.lastSuccess, c.failures, c.ready, c.wlConnected, c.wlState} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.workloadAPI != nil {
+		state := c.workloadAPI()
+		ch <- prometheus.MustNewConstMetric(c.wlConnected, prometheus.GaugeValue, boolValue(state == "connected"))
+		for _, s := range [...]string{"connecting", "connected", "no_identity", "error"} {
+			ch <- prometheus.MustNewConstMetric(c.wlState, prometheus.GaugeValue, boolValue(s == state), s)
+		}
+	}
+	if c.profiles == nil {
+		return
+	}
+	now := c.clock()
+	seen := map[string]bool{}
+	for _, p := range c.profiles() {
+		// A profile reported twice would make the whole scrape fail; keep the first.
+		if p.Profile == "" || seen[p.Profile] {
+			continue
+		}
+		seen[p.Profile] = true
+		timestamp := func(d *prometheus.Desc, t time.Time) {
+			if !t.IsZero() {
+				ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, unixSeconds(t), p.Profile)
+			}
+		}
+		timestamp(c.credsExpiry, p.Expiration)
+		timestamp(c.svidExpiry, p.SVIDExpiry)
+		timestamp(c.lastSuccess, p.LastSuccess)
+		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.GaugeValue, float64(p.ConsecutiveFailures), p.Profile)
+		ready := !p.Expiration.IsZero() && p.Expiration.Sub(now) >= c.minRemaining
+		ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, boolValue(ready), p.Profile)
+	}
+}
+
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
