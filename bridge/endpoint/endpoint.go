@@ -21,7 +21,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +28,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 )
 
 const (
@@ -36,7 +36,6 @@ const (
 	nameContainer = "container_endpoint"
 
 	readHeaderTimeout = 10 * time.Second
-	shutdownTimeout   = 5 * time.Second
 )
 
 // stored is one set of credentials with the time they were handed to Put.
@@ -74,17 +73,16 @@ type Server struct {
 
 // newServer validates the bind address and fills the fields common to both kinds of server.
 func newServer(name, addr string, allowRemote bool, logger hclog.Logger, clock func() time.Time, onRequest func(int)) (*Server, error) {
-	host, port, err := net.SplitHostPort(addr)
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: invalid bind address %q: %w", name, addr, err)
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		return nil, fmt.Errorf("%s: invalid port in bind address %q", name, addr)
 	}
-	remote := !isLoopbackHost(host)
-	if remote && !allowRemote {
-		return nil, fmt.Errorf("%s: bind address %q is not a loopback address; "+
-			"set allow_remote = true to serve credentials beyond this host", name, addr)
+	remote, err := netutil.CheckBind(addr, allowRemote)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (credentials would be served beyond this host)", name, err)
 	}
 	if logger == nil {
 		logger = hclog.NewNullLogger()
@@ -100,19 +98,6 @@ func newServer(name, addr string, allowRemote bool, logger hclog.Logger, clock f
 		clock:     clock,
 		onRequest: onRequest,
 	}, nil
-}
-
-// isLoopbackHost reports whether host names a loopback interface: "localhost", 127.0.0.0/8 or ::1.
-// An empty host (all interfaces) is not loopback.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	if i := strings.IndexByte(host, '%'); i >= 0 { // IPv6 zone
-		host = host[:i]
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Name identifies the sink in logs and metrics: "imds" or "container_endpoint".
@@ -211,12 +196,7 @@ func (s *Server) Close() error {
 	if !s.started {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		err = s.srv.Close()
-	}
+	err := netutil.Close(s.srv)
 	<-s.done
 	return err
 }

@@ -10,7 +10,6 @@
 package health
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +20,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 )
 
 // Defaults for Options.
@@ -33,9 +34,6 @@ const (
 	// Options.MinRemaining is zero.
 	DefaultMinRemaining = 15 * time.Minute
 )
-
-// shutdownTimeout bounds how long Close waits for in-flight requests.
-const shutdownTimeout = 5 * time.Second
 
 // ProfileStatus is one profile's state, as reported by the daemon. It never holds secrets.
 type ProfileStatus struct {
@@ -148,7 +146,7 @@ type Server struct {
 // New validates o and returns a Server that is not listening yet; call Start. It refuses a
 // non-loopback address unless o.AllowRemote is set.
 func New(o Options) (*Server, error) {
-	if err := CheckBindAddr(o.Addr, o.AllowRemote); err != nil {
+	if _, err := netutil.CheckBind(o.Addr, o.AllowRemote); err != nil {
 		return nil, fmt.Errorf("health: %w", err)
 	}
 	s := &Server{
@@ -247,12 +245,7 @@ func (s *Server) Close() error {
 	if srv == nil || already {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	err := srv.Shutdown(ctx)
-	if err != nil {
-		err = errors.Join(err, srv.Close())
-	}
+	err := netutil.Close(srv)
 	<-done
 	return err
 }
@@ -327,31 +320,4 @@ func (s *Server) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method == http.MethodGet {
 		_, _ = w.Write(body)
 	}
-}
-
-// CheckBindAddr returns an error if addr is not a valid host:port, or if its host is not a loopback
-// address ("localhost", 127.0.0.0/8 or ::1) and allowRemote is false. An empty host means every
-// interface and so is not loopback.
-func CheckBindAddr(addr string, allowRemote bool) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("invalid listen address %q: %w", addr, err)
-	}
-	if allowRemote || IsLoopbackHost(host) {
-		return nil
-	}
-	return fmt.Errorf("refusing to listen on non-loopback address %q: set allow_remote = true to allow it", addr)
-}
-
-// IsLoopbackHost reports whether host is "localhost" or a loopback IP address (127.0.0.0/8, ::1).
-func IsLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	// Tolerate a zone, e.g. "::1%lo".
-	if i := strings.IndexByte(host, '%'); i >= 0 {
-		host = host[:i]
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

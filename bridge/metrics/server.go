@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -11,13 +10,11 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/health"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 )
 
 // MetricsPath is the path NewServer serves the metrics on.
 const MetricsPath = "/metrics"
-
-const shutdownTimeout = 5 * time.Second
 
 // Server serves a Metrics' registry on MetricsPath.
 type Server struct {
@@ -39,7 +36,7 @@ func NewServer(addr string, allowRemote bool, m *Metrics, logger hclog.Logger) (
 	if m == nil {
 		return nil, errors.New("metrics: nil Metrics")
 	}
-	if err := health.CheckBindAddr(addr, allowRemote); err != nil {
+	if _, err := netutil.CheckBind(addr, allowRemote); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	if logger == nil {
@@ -106,12 +103,7 @@ func (s *Server) Close() error {
 	if srv == nil || already {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	err := srv.Shutdown(ctx)
-	if err != nil {
-		err = errors.Join(err, srv.Close())
-	}
+	err := netutil.Close(srv)
 	<-done
 	return err
 }

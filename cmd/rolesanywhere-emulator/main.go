@@ -1,0 +1,91 @@
+// Command rolesanywhere-emulator runs a local AWS IAM Roles Anywhere and STS that verify requests as AWS
+// does and issue working credentials: for demos (the docker-compose example), CI, and your own tests.
+//
+//	rolesanywhere-emulator --config emulator.hcl [--listen 127.0.0.1:8443]
+//
+// Point the bridge's `endpoint` (with `insecure_endpoint = true`) and your SDK's STS endpoint at its URL.
+// Control endpoints for tests: POST /_emulator/fail?n=&status=&type=, /_emulator/latency?d=,
+// /_emulator/clock?now=, GET /_emulator/stats.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/buildinfo"
+)
+
+func main() {
+	if err := newCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "rolesanywhere-emulator:", err)
+		os.Exit(2)
+	}
+}
+
+func newCommand() *cobra.Command {
+	var (
+		configPath, listen, logLevel, failType, now string
+		allowRemote                                 bool
+		failNext, failStatus                        int
+		latency                                     time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:           "rolesanywhere-emulator --config FILE",
+		Short:         "A local IAM Roles Anywhere + STS that verifies signatures as AWS does",
+		Version:       buildinfo.Version(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configPath == "" {
+				return fmt.Errorf("--config is required")
+			}
+			cfg, err := emulator.LoadConfig(configPath)
+			if err != nil {
+				return err
+			}
+			log := hclog.New(&hclog.LoggerOptions{Name: "emulator", Level: hclog.LevelFromString(logLevel), Output: os.Stderr})
+			opts := emulator.Options{Config: cfg, Addr: listen, AllowRemote: allowRemote, Logger: log}
+			if now != "" {
+				t, err := time.Parse(time.RFC3339, now)
+				if err != nil {
+					return fmt.Errorf("--now %q: want an RFC 3339 time: %w", now, err)
+				}
+				opts.Clock = func() time.Time { return t }
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv, err := emulator.NewServer(opts)
+			if err != nil {
+				return err
+			}
+			if failNext > 0 {
+				srv.FailNext(failNext, failStatus, failType)
+			}
+			srv.SetLatency(latency)
+			fmt.Fprintln(cmd.OutOrStdout(), srv.URL)
+			<-ctx.Done()
+			log.Info("shutting down")
+			return srv.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configPath, "config", "", "emulator configuration (HCL)")
+	f.StringVar(&listen, "listen", "127.0.0.1:8443", "address to listen on (plain HTTP)")
+	f.BoolVar(&allowRemote, "allow-remote", false, "allow a non-loopback --listen address")
+	f.StringVar(&logLevel, "log-level", "info", "trace, debug, info, warn or error")
+	f.IntVar(&failNext, "fail-next", 0, "fail the first N CreateSession requests (fault injection)")
+	f.IntVar(&failStatus, "fail-status", 500, "HTTP status of injected faults")
+	f.StringVar(&failType, "fail-type", "InternalServerException", "x-amzn-ErrorType of injected faults")
+	f.DurationVar(&latency, "latency", 0, "latency added to every answer")
+	f.StringVar(&now, "now", "", "freeze the emulator's clock at this RFC 3339 time (replaying recorded requests)")
+	return cmd
+}

@@ -1,0 +1,67 @@
+package emulator
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// admin serves the emulator's control endpoints (not part of AWS):
+//
+//	POST /_emulator/fail?n=3&status=500&type=InternalServerException  next n CreateSession calls fail
+//	POST /_emulator/latency?d=250ms                                     add latency to every answer
+//	POST /_emulator/clock?now=2026-01-02T15:04:05Z                      freeze the clock ("" = real time)
+//	GET  /_emulator/stats                                               counters as JSON
+func (e *Emulator) admin(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	bad := func(msg string) { writeError(w, validation("%s", msg)) }
+	if r.URL.Path == "/_emulator/stats" {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(e.Stats())
+		return
+	}
+	if r.Method != http.MethodPost {
+		writeError(w, &apiError{http.StatusMethodNotAllowed, "ValidationException", "admin changes are POST"})
+		return
+	}
+	switch r.URL.Path {
+	case "/_emulator/fail":
+		n, err1 := strconv.Atoi(q.Get("n"))
+		status, err2 := strconv.Atoi(q.Get("status"))
+		if err1 != nil || err2 != nil || n < 0 || status < 400 || status > 599 {
+			bad("want n=<count>&status=<400..599>&type=<error type>")
+			return
+		}
+		typ := q.Get("type")
+		if typ == "" {
+			typ = map[bool]string{true: "InternalServerException", false: "ValidationException"}[status >= 500]
+			if status == 429 {
+				typ = "ThrottlingException"
+			}
+		}
+		e.FailNext(n, status, typ)
+	case "/_emulator/latency":
+		d, err := time.ParseDuration(q.Get("d"))
+		if err != nil || d < 0 {
+			bad("want d=<duration>, e.g. 250ms")
+			return
+		}
+		e.SetLatency(d)
+	case "/_emulator/clock":
+		if v := q.Get("now"); v == "" {
+			e.SetClock(time.Now)
+		} else {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				bad("want now=<RFC 3339 time>")
+				return
+			}
+			e.SetClock(func() time.Time { return t })
+		}
+	default:
+		writeError(w, notFound("no admin endpoint %s", r.URL.Path))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,275 @@
+package emulator
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
+)
+
+// Config is what the emulated AWS account holds: trust anchors, profiles and roles. Write it in HCL:
+//
+//	account_id       = "123456789012"
+//	quota_per_second = 10
+//	trust_anchor "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/<uuid>" {
+//	  ca_bundle_file = "ca.pem"
+//	}
+//	profile "arn:aws:rolesanywhere:us-east-1:123456789012:profile/<uuid>" {
+//	  role_arns                = ["arn:aws:iam::123456789012:role/app"]
+//	  duration_seconds         = 3600
+//	  accept_role_session_name = true
+//	}
+//	role "arn:aws:iam::123456789012:role/app" {
+//	  condition {
+//	    tag    = "x509SAN/URI"
+//	    values = ["spiffe://example.org/ns/prod/*"]
+//	  }
+//	}
+//	role "arn:aws:iam::123456789012:role/jwt-app" {
+//	  web_identity {
+//	    audiences = ["sts.amazonaws.com"]
+//	    subjects  = ["spiffe://example.org/ns/prod/*"]
+//	  }
+//	}
+//	jwt_bundle {
+//	  jwks_file = "jwks.json"
+//	}
+type Config struct {
+	AccountID string `hcl:"account_id"`
+	// QuotaPerSecond is the CreateSession rate per region (AWS: 10); 0 means the default, -1 unlimited.
+	QuotaPerSecond int            `hcl:"quota_per_second,optional"`
+	TrustAnchors   []*TrustAnchor `hcl:"trust_anchor,block"`
+	Profiles       []*Profile     `hcl:"profile,block"`
+	Roles          []*Role        `hcl:"role,block"`
+	JWTBundle      *JWTBundle     `hcl:"jwt_bundle,block"`
+}
+
+// TrustAnchor is a Roles Anywhere trust anchor with its CA bundle (at most 2 CAs, ≤ 8000 characters of
+// PEM, as AWS allows).
+type TrustAnchor struct {
+	ARN          string `hcl:"arn,label"`
+	CABundleFile string `hcl:"ca_bundle_file,optional"`
+	// CABundlePEM is the bundle itself (set directly from Go, or read from CABundleFile).
+	CABundlePEM string `hcl:"ca_bundle_pem,optional"`
+	// Roots are the parsed CAs.
+	Roots []*x509.Certificate
+}
+
+// Profile is a Roles Anywhere profile.
+type Profile struct {
+	ARN      string   `hcl:"arn,label"`
+	RoleARNs []string `hcl:"role_arns"`
+	// DurationSeconds caps the sessions this profile issues (AWS default 3600).
+	DurationSeconds       int  `hcl:"duration_seconds,optional"`
+	AcceptRoleSessionName bool `hcl:"accept_role_session_name,optional"`
+}
+
+// Role is an IAM role and its trust policy, reduced to what the emulator checks: for Roles Anywhere,
+// conditions on the certificate's principal tags (all must hold; values match exactly or with `*`
+// wildcards, as StringLike does); for STS web identity, the accepted audiences and subjects.
+type Role struct {
+	ARN         string       `hcl:"arn,label"`
+	Conditions  []*Condition `hcl:"condition,block"`
+	WebIdentity *WebIdentity `hcl:"web_identity,block"`
+}
+
+// Condition requires principal tag Tag (e.g. "x509SAN/URI", "x509Subject/CN") to match one of Values.
+type Condition struct {
+	Tag    string   `hcl:"tag"`
+	Values []string `hcl:"values"`
+}
+
+// WebIdentity lets AssumeRoleWithWebIdentity assume the role with a JWT from the jwt_bundle issuer whose
+// audience is in Audiences and subject matches one of Subjects.
+type WebIdentity struct {
+	Audiences []string `hcl:"audiences"`
+	Subjects  []string `hcl:"subjects"`
+}
+
+// JWTBundle holds the keys JWTs are verified with (a JWKS, e.g. SPIRE's OIDC discovery provider's).
+type JWTBundle struct {
+	JWKSFile string `hcl:"jwks_file,optional"`
+	// JWKS is the key set itself (set directly from Go, or read from JWKSFile).
+	JWKS string `hcl:"jwks,optional"`
+	Keys jose.JSONWebKeySet
+}
+
+// LoadConfig reads and checks an emulator config file; relative file names inside it are relative to
+// the file's directory.
+func LoadConfig(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("emulator config: %w", err)
+	}
+	return ParseConfig(src, path)
+}
+
+// ParseConfig parses and checks an emulator config. filename is used in error positions and to resolve
+// relative file names.
+func ParseConfig(src []byte, filename string) (*Config, error) {
+	f, diags := hclparse.NewParser().ParseHCL(src, filename)
+	if diags.HasErrors() {
+		return nil, diagError(diags)
+	}
+	var c Config
+	if diags := gohcl.DecodeBody(f.Body, nil, &c); diags.HasErrors() {
+		return nil, diagError(diags)
+	}
+	if err := c.load(filepath.Dir(filename)); err != nil {
+		return nil, fmt.Errorf("%s: %w", filename, err)
+	}
+	return &c, nil
+}
+
+func diagError(d hcl.Diagnostics) error {
+	var lines []string
+	for _, e := range d.Errs() {
+		lines = append(lines, e.Error())
+	}
+	return fmt.Errorf("emulator config: %s", strings.Join(lines, "; "))
+}
+
+// load validates c and reads the files it names (relative to dir).
+func (c *Config) load(dir string) error {
+	if len(c.AccountID) != 12 || strings.Trim(c.AccountID, "0123456789") != "" {
+		return fmt.Errorf("account_id %q is not 12 digits", c.AccountID)
+	}
+	if c.QuotaPerSecond == 0 {
+		c.QuotaPerSecond = 10
+	}
+	seen := map[string]bool{}
+	dup := func(kind, arn string) error {
+		if seen[arn] {
+			return fmt.Errorf("%s %q is declared twice", kind, arn)
+		}
+		seen[arn] = true
+		return nil
+	}
+	for _, ta := range c.TrustAnchors {
+		a, err := awsarn.RolesAnywhere("trust_anchor", ta.ARN, "trust-anchor")
+		if err != nil {
+			return err
+		}
+		if a.AccountID != c.AccountID {
+			return fmt.Errorf("trust_anchor %q: account differs from account_id %q", ta.ARN, c.AccountID)
+		}
+		if err := dup("trust_anchor", ta.ARN); err != nil {
+			return err
+		}
+		if ta.CABundlePEM == "" {
+			if ta.CABundleFile == "" {
+				return fmt.Errorf("trust_anchor %q: ca_bundle_file is required", ta.ARN)
+			}
+			p := ta.CABundleFile
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(dir, p)
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return fmt.Errorf("trust_anchor %q: %w", ta.ARN, err)
+			}
+			ta.CABundlePEM = string(b)
+		}
+		if ta.Roots, err = parseBundle(ta.CABundlePEM); err != nil {
+			return fmt.Errorf("trust_anchor %q: %w", ta.ARN, err)
+		}
+	}
+	for _, p := range c.Profiles {
+		a, err := awsarn.RolesAnywhere("profile", p.ARN, "profile")
+		if err != nil {
+			return err
+		}
+		if a.AccountID != c.AccountID {
+			return fmt.Errorf("profile %q: account differs from account_id %q", p.ARN, c.AccountID)
+		}
+		if err := dup("profile", p.ARN); err != nil {
+			return err
+		}
+		if p.DurationSeconds == 0 {
+			p.DurationSeconds = 3600
+		}
+		if p.DurationSeconds < 900 || p.DurationSeconds > 43200 {
+			return fmt.Errorf("profile %q: duration_seconds %d is outside 900..43200", p.ARN, p.DurationSeconds)
+		}
+		for _, r := range p.RoleARNs {
+			if _, err := awsarn.Role("role_arns", r); err != nil {
+				return fmt.Errorf("profile %q: %w", p.ARN, err)
+			}
+		}
+	}
+	for _, r := range c.Roles {
+		if _, err := awsarn.Role("role", r.ARN); err != nil {
+			return err
+		}
+		if err := dup("role", r.ARN); err != nil {
+			return err
+		}
+	}
+	if b := c.JWTBundle; b != nil {
+		if b.JWKS == "" {
+			p := b.JWKSFile
+			if p == "" {
+				return fmt.Errorf("jwt_bundle: jwks_file is required")
+			}
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(dir, p)
+			}
+			raw, err := os.ReadFile(p)
+			if err != nil {
+				return fmt.Errorf("jwt_bundle: %w", err)
+			}
+			b.JWKS = string(raw)
+		}
+		if err := json.Unmarshal([]byte(b.JWKS), &b.Keys); err != nil {
+			return fmt.Errorf("jwt_bundle: not a JWKS document: %w", err)
+		}
+		if len(b.Keys.Keys) == 0 {
+			return fmt.Errorf("jwt_bundle: the JWKS has no keys")
+		}
+	}
+	return nil
+}
+
+// parseBundle parses a trust anchor's PEM bundle with AWS's limits.
+func parseBundle(s string) ([]*x509.Certificate, error) {
+	if len(s) > 8000 {
+		return nil, fmt.Errorf("CA bundle is %d characters; AWS allows at most 8000", len(s))
+	}
+	var out []*x509.Certificate
+	rest := []byte(s)
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("CA bundle: %w", err)
+		}
+		if !c.IsCA {
+			return nil, fmt.Errorf("CA bundle: certificate %q is not a CA", c.Subject)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("CA bundle holds no PEM certificate")
+	}
+	if len(out) > 2 {
+		return nil, fmt.Errorf("CA bundle holds %d CAs; AWS allows at most 2", len(out))
+	}
+	return out, nil
+}

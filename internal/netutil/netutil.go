@@ -1,0 +1,57 @@
+// Package netutil holds the two rules every local server of the bridge follows: bind to loopback unless
+// the operator explicitly allows otherwise, and shut down promptly.
+package netutil
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// ShutdownGrace is how long Close lets in-flight requests finish before closing every connection.
+const ShutdownGrace = time.Second
+
+// IsLoopbackHost reports whether host is "localhost" or a loopback IP (127.0.0.0/8, ::1, with or without
+// a zone). An empty host (all interfaces) is not loopback.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	if i := strings.IndexByte(host, '%'); i >= 0 {
+		host = host[:i]
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// CheckBind validates a host:port listen address and refuses a non-loopback host unless allowRemote.
+// It reports whether the address is remote (for a warning).
+func CheckBind(addr string, allowRemote bool) (remote bool, err error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, fmt.Errorf("invalid listen address %q: %w", addr, err)
+	}
+	if IsLoopbackHost(host) {
+		return false, nil
+	}
+	if !allowRemote {
+		return true, fmt.Errorf("refusing to listen on non-loopback address %q: set allow_remote = true to allow it", addr)
+	}
+	return true, nil
+}
+
+// Close shuts srv down: requests in flight get ShutdownGrace to finish, then every connection is
+// closed (including connections opened but never used, which http.Server.Shutdown would wait for).
+func Close(srv *http.Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	err := srv.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return srv.Close()
+	}
+	return err
+}

@@ -1,0 +1,62 @@
+package netutil
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCheckBind(t *testing.T) {
+	for _, tc := range []struct {
+		addr         string
+		allow        bool
+		remote       bool
+		errSubstring string
+	}{
+		{"127.0.0.1:80", false, false, ""},
+		{"127.8.9.10:0", false, false, ""},
+		{"[::1]:9911", false, false, ""},
+		{"localhost:9911", false, false, ""},
+		{"LOCALHOST:1", false, false, ""},
+		{"0.0.0.0:9911", false, true, `"0.0.0.0:9911": set allow_remote = true`},
+		{":9911", false, true, "non-loopback"},
+		{"10.0.0.1:80", true, true, ""},
+		{"nonsense", false, false, `invalid listen address "nonsense"`},
+	} {
+		remote, err := CheckBind(tc.addr, tc.allow)
+		if tc.errSubstring == "" && err != nil || tc.errSubstring != "" && (err == nil || !strings.Contains(err.Error(), tc.errSubstring)) {
+			t.Errorf("CheckBind(%q, %v) err = %v, want %q", tc.addr, tc.allow, err, tc.errSubstring)
+		}
+		if err == nil && remote != tc.remote {
+			t.Errorf("CheckBind(%q) remote = %v", tc.addr, remote)
+		}
+	}
+}
+
+// TestCloseDoesNotWaitForUnusedConnections opens a connection that never sends a request:
+// http.Server.Shutdown alone would wait 5s for it.
+func TestCloseDoesNotWaitForUnusedConnections(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.NotFoundHandler()}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(l) }()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(20 * time.Millisecond)
+	start := time.Now()
+	if err := Close(srv); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Close took %s", d)
+	}
+}
