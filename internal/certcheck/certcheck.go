@@ -80,7 +80,15 @@ func Check(in Input) []Problem {
 		for _, c := range in.Intermediates {
 			inter.AddCert(c)
 		}
-		_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: in.Now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		// The validity check above already reports a leaf outside its window; verify the chain at a
+		// moment inside it so that "chain" reports only chain problems.
+		at := in.Now
+		if at.Before(leaf.NotBefore) {
+			at = leaf.NotBefore
+		} else if at.After(leaf.NotAfter) {
+			at = leaf.NotAfter
+		}
+		_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 		if err != nil {
 			add("chain", "does not chain to the trust anchor through the %d intermediate(s) sent: %v", len(in.Intermediates), err)
 		}

@@ -139,7 +139,7 @@ func NewCA(o CAOptions) (*CA, error) {
 	rootTmpl := &x509.Certificate{
 		SerialNumber:          randSerial(),
 		Subject:               pkix.Name{Country: []string{"US"}, Organization: []string{"SPIFFE"}, CommonName: "svidtest root CA"},
-		NotBefore:             now.Add(-time.Hour),
+		NotBefore:             now.Add(-24 * time.Hour),
 		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
@@ -159,7 +159,7 @@ func NewCA(o CAOptions) (*CA, error) {
 		intTmpl := &x509.Certificate{
 			SerialNumber:          randSerial(),
 			Subject:               pkix.Name{Country: []string{"US"}, Organization: []string{"SPIFFE"}, CommonName: "svidtest intermediate CA"},
-			NotBefore:             now.Add(-time.Hour),
+			NotBefore:             now.Add(-24 * time.Hour),
 			NotAfter:              now.Add(5 * 365 * 24 * time.Hour),
 			IsCA:                  true,
 			BasicConstraintsValid: true,

@@ -1,0 +1,373 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/schedule"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
+)
+
+// These tests drive the refresher with a fake clock and a scripted CreateSession, to check its decisions
+// step by step; the end-to-end tests in package daemon and cmd/spiffe-aws-bridge run it against the real
+// emulator and Workload API.
+
+const (
+	testSecret = "s3cr3tAccessKeyValueThatMustNeverBeLogged0"
+	testToken  = "SessionTokenValueThatMustNeverBeLogged=="
+)
+
+var start = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+// scripted answers CreateSession from a queue of results and records every call.
+type scripted struct {
+	mu      sync.Mutex
+	clk     *clock.Fake
+	results []error // nil = success
+	calls   chan signer.CreateSessionInput
+	serial  int
+}
+
+func (s *scripted) CreateSession(_ context.Context, in signer.CreateSessionInput) (creds.Credentials, error) {
+	s.mu.Lock()
+	var err error
+	if len(s.results) > 0 {
+		err, s.results = s.results[0], s.results[1:]
+	}
+	s.serial++
+	n := s.serial
+	s.mu.Unlock()
+	s.calls <- in
+	if err != nil {
+		return creds.Credentials{}, err
+	}
+	now := s.clk.Now()
+	return creds.Credentials{
+		AccessKeyID:     "ASIAAAAAAAAAAAAAAAA" + string(rune('A'+n%26)),
+		SecretAccessKey: testSecret, SessionToken: testToken,
+		Expiration: now.Add(time.Hour), AssumedRoleARN: "arn:aws:sts::123456789012:assumed-role/app/x",
+	}, nil
+}
+
+// recordingSink records what it is given and can be told to fail.
+type recordingSink struct {
+	mu      sync.Mutex
+	fail    error
+	puts    chan creds.Credentials
+	cleared chan struct{}
+}
+
+func newRecordingSink() *recordingSink {
+	return &recordingSink{puts: make(chan creds.Credentials, 16), cleared: make(chan struct{}, 4)}
+}
+func (s *recordingSink) Name() string { return "recording" }
+func (s *recordingSink) Put(_ context.Context, c creds.Credentials) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return s.fail
+	}
+	s.puts <- c
+	return nil
+}
+func (s *recordingSink) Clear(context.Context) error { s.cleared <- struct{}{}; return nil }
+func (s *recordingSink) setFail(err error) {
+	s.mu.Lock()
+	s.fail = err
+	s.mu.Unlock()
+}
+
+type harness struct {
+	t      *testing.T
+	clk    *clock.Fake
+	api    *scripted
+	sink   *recordingSink
+	svids  chan *svid.SVID
+	ca     *svidtest.CA
+	r      *Refresher
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newHarness(t *testing.T, results ...error) *harness {
+	t.Helper()
+	ca, err := svidtest.NewCA(svidtest.CAOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, clk: clock.NewFake(start), sink: newRecordingSink(), svids: make(chan *svid.SVID, 1),
+		ca: ca, logs: &syncBuffer{}, done: make(chan struct{})}
+	h.api = &scripted{clk: h.clk, results: results, calls: make(chan signer.CreateSessionInput, 16)}
+	h.r, err = NewRefresher(RefresherOptions{
+		Profile: "app",
+		Session: signer.CreateSessionInput{RoleARN: "arn:aws:iam::123456789012:role/app"},
+		SVIDs:   h.svids,
+		Client:  h.api,
+		Sinks:   []Sink{h.sink},
+		Policy:  schedule.NoJitter(),
+		Clock:   h.clk,
+		Rand:    func() float64 { return 0.5 },
+		Logger:  hclog.New(&hclog.LoggerOptions{Output: h.logs, Level: hclog.Trace}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { defer close(h.done); _ = h.r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-h.done
+		if logs := h.logs.String(); strings.Contains(logs, testSecret) || strings.Contains(logs, testToken) {
+			t.Errorf("a secret reached the logs:\n%s", logs)
+		}
+	})
+	return h
+}
+
+func (h *harness) rotate() {
+	h.t.Helper()
+	s, err := h.ca.MintX509SVID(spiffeid.RequireFromString("spiffe://example.org/app"), svidtest.MintOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.svids <- &svid.SVID{ID: s.ID, Certificates: s.Certificates, PrivateKey: s.PrivateKey}
+}
+
+func (h *harness) expectCall() {
+	h.t.Helper()
+	select {
+	case <-h.api.calls:
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("no CreateSession call")
+	}
+}
+
+func (h *harness) expectPut() creds.Credentials {
+	h.t.Helper()
+	select {
+	case c := <-h.sink.puts:
+		return c
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("no credentials delivered to the sink")
+	}
+	return creds.Credentials{}
+}
+
+// advanceTo waits until the refresher has armed its timer, then moves the clock to t.
+func (h *harness) advanceTo(t time.Time) {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for h.clk.Pending() == 0 {
+		if time.Now().After(deadline) {
+			h.t.Fatal("the refresher armed no timer")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	h.clk.Set(t)
+}
+
+func (h *harness) waitState(what string, ok func(ProfileState) bool) ProfileState {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s := h.r.State()
+		if ok(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("state never reached %s: %+v", what, s)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestFirstSVIDRefreshesAtOnceAndFeedsTheSinks(t *testing.T) {
+	h := newHarness(t)
+	h.rotate()
+	h.expectCall()
+	c := h.expectPut()
+	if !c.Expiration.Equal(start.Add(time.Hour)) || c.SecretAccessKey != testSecret {
+		t.Fatalf("sink got %v", c)
+	}
+	s := h.waitState("one refresh", func(s ProfileState) bool { return s.Refreshes == 1 })
+	if !s.Expiration.Equal(start.Add(time.Hour)) || s.SpiffeID != "spiffe://example.org/app" || !s.Ready(start) {
+		t.Fatalf("state = %+v", s)
+	}
+	// NoJitter: the next timer refresh is due exactly at the deadline, 40 minutes into a 1h session.
+	if got := s.NextRefresh.Sub(start).Round(time.Millisecond); got != 40*time.Minute {
+		t.Fatalf("next refresh in %v, want 40m", got)
+	}
+}
+
+func TestEachRotationRefreshes(t *testing.T) {
+	h := newHarness(t)
+	h.rotate()
+	h.expectCall()
+	first := h.expectPut()
+	h.clk.Advance(5 * time.Minute)
+	h.rotate()
+	h.expectCall()
+	second := h.expectPut()
+	if first.AccessKeyID == second.AccessKeyID {
+		t.Fatal("rotation did not deliver new credentials")
+	}
+}
+
+func TestTimerRefreshBeforeExpiry(t *testing.T) {
+	h := newHarness(t)
+	h.rotate()
+	h.expectCall()
+	h.expectPut()
+	h.advanceTo(start.Add(40 * time.Minute))
+	h.expectCall()
+	c := h.expectPut()
+	if !c.Expiration.Equal(start.Add(100 * time.Minute)) {
+		t.Fatalf("timer refresh gave expiration %v", c.Expiration)
+	}
+}
+
+func TestTransientFailuresBackOffThenRecover(t *testing.T) {
+	throttled := &signer.APIError{StatusCode: 429, Type: "ThrottlingException", Message: "Rate exceeded"}
+	h := newHarness(t, throttled, throttled)
+	h.rotate()
+	h.expectCall()
+	// Retry 1: rand 0.5 × base 2s = 1s later.
+	s := h.waitState("one failure", func(s ProfileState) bool { return s.ConsecutiveFailures == 1 })
+	if got := s.NextRefresh.Sub(start); got != time.Second || s.LastErrorType != "ThrottlingException" {
+		t.Fatalf("after a 429: retry in %v (want 1s), error type %q", got, s.LastErrorType)
+	}
+	h.advanceTo(start.Add(time.Second))
+	h.expectCall()
+	s = h.waitState("two failures", func(s ProfileState) bool { return s.ConsecutiveFailures == 2 })
+	if got := s.NextRefresh.Sub(start.Add(time.Second)); got != 2*time.Second {
+		t.Fatalf("second retry in %v, want 2s (0.5 × 2s × 2)", got)
+	}
+	h.advanceTo(s.NextRefresh)
+	h.expectCall()
+	h.expectPut()
+	h.waitState("recovered", func(s ProfileState) bool { return s.ConsecutiveFailures == 0 && s.Refreshes == 1 })
+}
+
+func TestAccessDeniedKeepsCredentialsUntilExpiryThenWithdraws(t *testing.T) {
+	denied := &signer.APIError{StatusCode: 403, Type: "AccessDeniedException", Message: "Unable to assume role"}
+	h := newHarness(t)
+	h.rotate()
+	h.expectCall()
+	h.expectPut()
+	h.api.mu.Lock()
+	h.api.results = []error{denied, denied, denied, denied, denied, denied, denied, denied}
+	h.api.mu.Unlock()
+	// Timer refresh at +40m fails; slow retries follow; the credentials stay in service meanwhile.
+	h.advanceTo(start.Add(40 * time.Minute))
+	h.expectCall()
+	for i := 0; i < 3; i++ {
+		s := h.waitState("a failure recorded", func(s ProfileState) bool { return s.ConsecutiveFailures == i+1 })
+		if c, _, ok := h.r.Credentials(); !ok || c.SecretAccessKey != testSecret {
+			t.Fatal("credentials withdrawn while still valid")
+		}
+		if s.NextRefresh.After(start.Add(time.Hour)) {
+			break
+		}
+		h.advanceTo(s.NextRefresh)
+		h.expectCall()
+	}
+	// Expiry: withdrawn from every sink, not ready.
+	h.advanceTo(start.Add(time.Hour))
+	select {
+	case <-h.sink.cleared:
+	case <-time.After(5 * time.Second):
+		t.Fatal("expired credentials were not withdrawn from the sink")
+	}
+	if s := h.r.State(); s.Ready(start.Add(time.Hour)) || !s.Expiration.IsZero() {
+		t.Fatalf("state after expiry = %+v", s)
+	}
+	if _, _, ok := h.r.Credentials(); ok {
+		t.Fatal("Credentials() still returns expired credentials")
+	}
+	// The same AWS message is logged as an error once, not on every slow retry.
+	if n := strings.Count(h.logs.String(), "[ERROR] refresher: refresh failed"); n != 1 {
+		t.Fatalf("AccessDenied logged %d times at error level, want once:\n%s", n, h.logs.String())
+	}
+}
+
+func TestFailingSinkIsRetriedWithoutANewSession(t *testing.T) {
+	h := newHarness(t)
+	h.sink.setFail(errors.New("disk full"))
+	h.rotate()
+	h.expectCall()
+	s := h.waitState("failing sink reported", func(s ProfileState) bool { return len(s.FailingSinks) == 1 })
+	h.sink.setFail(nil)
+	// rand 0.5 × 2s: the sink retry is due 1s later.
+	h.advanceTo(start.Add(time.Second))
+	h.expectPut()
+	select {
+	case <-h.api.calls:
+		t.Fatal("a sink retry called CreateSession again")
+	default:
+	}
+	_ = s
+	h.waitState("sink recovered", func(s ProfileState) bool { return len(s.FailingSinks) == 0 })
+}
+
+func TestCarriedOverCredentialsAreServedWithoutACall(t *testing.T) {
+	clk := clock.NewFake(start)
+	sink := newRecordingSink()
+	api := &scripted{clk: clk, calls: make(chan signer.CreateSessionInput, 4)}
+	r, err := NewRefresher(RefresherOptions{
+		Profile: "app", SVIDs: make(chan *svid.SVID), Client: api, Sinks: []Sink{sink}, Clock: clk,
+		Initial: creds.Credentials{AccessKeyID: "ASIAKEPT", SecretAccessKey: testSecret, SessionToken: testToken,
+			Expiration: start.Add(50 * time.Minute)},
+		InitialIssued: start.Add(-10 * time.Minute),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case c := <-sink.puts:
+		if c.AccessKeyID != "ASIAKEPT" {
+			t.Fatalf("sink got %v", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("carried-over credentials were not delivered")
+	}
+	select {
+	case <-api.calls:
+		t.Fatal("CreateSession called although valid credentials were carried over")
+	case <-time.After(50 * time.Millisecond):
+	}
+}

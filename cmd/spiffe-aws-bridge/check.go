@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/proto/spiffe/workload"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/certcheck"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
+)
+
+func newCheckCommand(stdout, stderr io.Writer) *cobra.Command {
+	var configPath, socket string
+	cmd := &cobra.Command{
+		Use:   "check [--config FILE]",
+		Short: "Explain what would stop this node from getting AWS credentials",
+		Long: `Connect to the SPIFFE Workload API and list the X.509-SVIDs offered; check each against IAM Roles
+Anywhere's requirements (key type, CA flag, key usage, validity, chain); print the principal tags AWS
+derives from it and a minimal role trust policy that admits it. With --config, also try one
+CreateSession per profile and explain any AWS error in plain words.
+
+Exits 0 only when every check passes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), oneShotTimeout)
+			defer cancel()
+			var cfg *config.Config
+			if configPath != "" {
+				c, err := config.Load(configPath)
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				cfg = c
+				if socket == "" {
+					socket = c.AgentAddress
+				}
+			}
+			failures := runChecks(ctx, stdout, socketAddress(socket), cfg, time.Now())
+			if failures > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("check: %d problem(s) found", failures)}
+			}
+			fmt.Fprintln(stdout, "\nAll checks passed.")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "bridge config: also check each profile with a real CreateSession")
+	cmd.Flags().StringVar(&socket, "workload-socket", "", "Workload API address (default: the config's agent_address, $SPIFFE_ENDPOINT_SOCKET, SPIRE's default)")
+	return cmd
+}
+
+// rawSVID is one X.509-SVID as the agent sent it, parsed without go-spiffe's validation: check exists to
+// explain certificates that validation would reject without saying why.
+type rawSVID struct {
+	id, hint string
+	certs    []*x509.Certificate
+	key      crypto.Signer
+	keyErr   error
+	bundle   []*x509.Certificate
+}
+
+// fetchRawSVIDs reads the first X509SVIDResponse of the Workload API at addr.
+func fetchRawSVIDs(ctx context.Context, addr string) ([]rawSVID, error) {
+	target := addr
+	if strings.HasPrefix(addr, "tcp://") {
+		target = "passthrough:///" + strings.TrimPrefix(addr, "tcp://")
+	}
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	ctx = metadata.AppendToOutgoingContext(ctx, "workload.spiffe.io", "true")
+	stream, err := workload.NewSpiffeWorkloadAPIClient(conn).FetchX509SVID(ctx, &workload.X509SVIDRequest{})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		return nil, err
+	}
+	var out []rawSVID
+	for i, s := range resp.GetSvids() {
+		r := rawSVID{id: s.GetSpiffeId(), hint: s.GetHint()}
+		if r.certs, err = x509.ParseCertificates(s.GetX509Svid()); err != nil || len(r.certs) == 0 {
+			return nil, fmt.Errorf("SVID %d (%s): certificates do not parse: %v", i+1, r.id, err)
+		}
+		r.bundle, _ = x509.ParseCertificates(s.GetBundle())
+		key, err := x509.ParsePKCS8PrivateKey(s.GetX509SvidKey())
+		if err != nil {
+			r.keyErr = err
+		} else if k, ok := key.(crypto.Signer); ok {
+			r.key = k
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// runChecks prints the report and returns the number of problems found.
+func runChecks(ctx context.Context, out io.Writer, socket string, cfg *config.Config, now time.Time) int {
+	failures := 0
+	addr, err := svid.ResolveAddress(socket)
+	if err != nil {
+		fmt.Fprintf(out, "Workload API: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(out, "Workload API %s\n", addr)
+	svids, err := fetchRawSVIDs(ctx, addr)
+	if err != nil {
+		fmt.Fprintf(out, "  FAIL cannot fetch X.509-SVIDs: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(out, "  ok   connected; %d X.509-SVID(s) offered\n", len(svids))
+	for i, s := range svids {
+		failures += reportSVID(out, i, s, now)
+	}
+	if cfg == nil {
+		return failures
+	}
+	for _, p := range cfg.Profiles {
+		failures += checkProfile(ctx, out, p, svids)
+	}
+	return failures
+}
+
+func reportSVID(out io.Writer, i int, s rawSVID, now time.Time) int {
+	leaf := s.certs[0]
+	alg, algErr := signer.Algorithm(leaf.PublicKey)
+	if algErr != nil {
+		alg = "unsupported"
+	}
+	hint := s.hint
+	if hint == "" {
+		hint = "(none)"
+	}
+	fmt.Fprintf(out, "\nSVID %d: %s\n  hint %s; key %s (%s); expires %s (in %s); serial %s\n", i+1, s.id, hint,
+		keyDescription(leaf), alg, leaf.NotAfter.UTC().Format(time.RFC3339), leaf.NotAfter.Sub(now).Round(time.Second), leaf.SerialNumber)
+	problems := certcheck.Check(certcheck.Input{Leaf: leaf, Intermediates: s.certs[1:], Key: s.key, Roots: s.bundle, Now: now})
+	if s.keyErr != nil {
+		problems = append(problems, certcheck.Problem{Check: "private key", Detail: "the agent sent a key that does not parse as PKCS#8: " + s.keyErr.Error()})
+	}
+	for _, p := range problems {
+		fmt.Fprintf(out, "  FAIL %s\n", p)
+	}
+	if len(problems) == 0 {
+		fmt.Fprintln(out, "  ok   acceptable to Roles Anywhere (key type, v3, CA:FALSE, digitalSignature, validity, chain to the trust domain's bundle)")
+	}
+	fmt.Fprintln(out, "  Principal tags AWS derives from it (aws:PrincipalTag/…):")
+	for _, t := range certcheck.PrincipalTags(leaf) {
+		fmt.Fprintf(out, "    %-18s %s\n", t.Key, t.Value)
+	}
+	fmt.Fprintln(out, "  A minimal trust policy for a role that admits it:")
+	for _, line := range strings.Split(certcheck.TrustPolicy("", s.id), "\n") {
+		fmt.Fprintln(out, "    "+line)
+	}
+	return len(problems)
+}
+
+func keyDescription(c *x509.Certificate) string {
+	switch c.PublicKeyAlgorithm {
+	case x509.RSA, x509.ECDSA:
+		if _, err := signer.Algorithm(c.PublicKey); err == nil {
+			return c.PublicKeyAlgorithm.String()
+		}
+	}
+	return fmt.Sprintf("%T", c.PublicKey)
+}
+
+// checkProfile selects the profile's SVID and tries one CreateSession.
+func checkProfile(ctx context.Context, out io.Writer, p config.Profile, svids []rawSVID) int {
+	sel := svid.Selector{ID: p.SpiffeID, Hint: p.Hint}
+	fmt.Fprintf(out, "\nProfile %q (role %s, SVID %s)\n", p.Name, p.RoleARN, sel)
+	var chosen *rawSVID
+	for i, s := range svids {
+		if (p.SpiffeID == "" || s.id == p.SpiffeID) && (p.Hint == "" || s.hint == p.Hint) {
+			chosen = &svids[i]
+			break
+		}
+	}
+	if chosen == nil {
+		fmt.Fprintf(out, "  FAIL no X.509-SVID matches %s: register an entry for this workload, or fix spiffe_id/hint\n", sel)
+		return 1
+	}
+	client := signer.New(signer.Options{Retry: signer.RetryPolicy{MaxAttempts: 2}})
+	c, err := client.CreateSession(ctx, signer.CreateSessionInput{
+		Identity:       signer.Identity{Leaf: chosen.certs[0], Intermediates: chosen.certs[1:], Key: chosen.key},
+		TrustAnchorARN: p.TrustAnchorARN, ProfileARN: p.ProfileARN, RoleARN: p.RoleARN, Region: p.Region,
+		Endpoint: p.Endpoint, AllowHTTP: p.InsecureEndpoint, DurationSeconds: int(p.SessionDuration / time.Second),
+		RoleSessionName: p.RoleSessionName,
+	})
+	if err != nil {
+		var api *signer.APIError
+		if errors.As(err, &api) {
+			fmt.Fprintf(out, "  FAIL CreateSession: %s (HTTP %d)\n       %s\n", api.Type, api.StatusCode, certcheck.Explain(api.Type, api.Message, chosen.id))
+		} else {
+			fmt.Fprintf(out, "  FAIL CreateSession: %v\n", err)
+		}
+		return 1
+	}
+	fmt.Fprintf(out, "  ok   CreateSession succeeded: %s until %s\n", c.AssumedRoleARN, c.Expiration.UTC().Format(time.RFC3339))
+	return 0
+}

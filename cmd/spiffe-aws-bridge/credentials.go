@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
+)
+
+// jwtOptions are the flags of spiffe-aws-assume-role's credentials command.
+type jwtOptions struct {
+	audience, spiffeID, roleARN, workloadSocket, sessionName string
+	stsEndpoint, stsRegion, duration                         string
+	logFile                                                  string
+	debug                                                    bool
+}
+
+func newCredentialsCommand(stdout, stderr io.Writer) *cobra.Command {
+	var o jwtOptions
+	var ignored ignoredFlags
+	cmd := &cobra.Command{
+		Use:   "credentials",
+		Short: "spiffe-aws-assume-role's credentials command: JWT-SVID → STS AssumeRoleWithWebIdentity → credential_process JSON",
+		Long: `Drop-in for "spiffe-aws-assume-role credentials": fetch a JWT-SVID for --audience from the Workload
+API, exchange it with STS AssumeRoleWithWebIdentity for --role-arn, and print the credentials in the
+credential_process format. The flags are spiffe-aws-assume-role's; its telemetry and Sentry flags are
+accepted and ignored.
+
+  [profile app]
+  credential_process = spiffe-aws-bridge credentials --audience sts.amazonaws.com --spiffe-id spiffe://example.org/app --role-arn R`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ignored.warn(stderr)
+			log, closeLog, err := oneShotLogger(stderr, o.debug, o.logFile)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			defer closeLog()
+			ctx, cancel := context.WithTimeout(cmd.Context(), oneShotTimeout)
+			defer cancel()
+			c, err := o.assume(ctx, log)
+			if err != nil {
+				return err
+			}
+			return printProcessJSON(stdout, c)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.audience, "audience", "", "audience of the JWT-SVID (required; the role's trust policy checks it)")
+	f.StringVar(&o.spiffeID, "spiffe-id", "", "SPIFFE ID of the JWT-SVID (default: the workload's first)")
+	f.StringVar(&o.roleARN, "role-arn", "", "IAM role ARN to assume (required)")
+	f.StringVar(&o.workloadSocket, "workload-socket", "", "Workload API address or socket path; default $SPIFFE_ENDPOINT_SOCKET, then unix:///tmp/spire-agent/public/api.sock")
+	f.StringVar(&o.sessionName, "session-name", "", "role session name (default: derived from the SPIFFE ID)")
+	f.StringVar(&o.stsEndpoint, "sts-endpoint", "", "STS endpoint URL (default: the regional STS endpoint)")
+	f.StringVar(&o.stsRegion, "sts-region", "", "STS region (default $AWS_REGION, then us-east-1)")
+	f.StringVar(&o.duration, "session-duration", "PT1H", "session duration, ISO 8601 (PT15M to PT12H)")
+	f.StringVar(&o.logFile, "log-file-path", "", "append logs to this file instead of stderr")
+	f.BoolVar(&o.debug, "debug", false, "log debug information (never secrets)")
+	ignored.addFlags(f)
+	return cmd
+}
+
+// assume fetches the JWT-SVID and calls STS.
+func (o *jwtOptions) assume(ctx context.Context, log hclog.Logger) (creds.Credentials, error) {
+	if o.audience == "" {
+		return creds.Credentials{}, &exitError{code: 2, err: errors.New("--audience is required")}
+	}
+	if o.roleARN == "" {
+		return creds.Credentials{}, &exitError{code: 2, err: errors.New("--role-arn is required")}
+	}
+	d, err := parseISODuration(o.duration)
+	if err != nil {
+		return creds.Credentials{}, &exitError{code: 2, err: fmt.Errorf("--session-duration: %w", err)}
+	}
+	if d < 15*time.Minute || d > 12*time.Hour {
+		return creds.Credentials{}, &exitError{code: 2, err: fmt.Errorf("--session-duration %s is outside PT15M..PT12H", o.duration)}
+	}
+	addr, err := svid.ResolveAddress(socketAddress(o.workloadSocket))
+	if err != nil {
+		return creds.Credentials{}, err
+	}
+	token, id, err := svid.FetchJWT(ctx, addr, o.audience, o.spiffeID)
+	if err != nil {
+		return creds.Credentials{}, fmt.Errorf("Workload API %s: fetching a JWT-SVID for audience %q: %w", addr, o.audience, err)
+	}
+	name := o.sessionName
+	if name == "" {
+		name = sessionNameFor(id)
+	}
+	region := o.stsRegion
+	if region == "" {
+		region = os.Getenv("AWS_REGION")
+	}
+	if region == "" {
+		region = "us-east-1"
+	}
+	log.Debug("assuming role with a JWT-SVID", "spiffe_id", id, "role", o.roleARN, "session_name", name, "region", region)
+	client := sts.NewFromConfig(aws.Config{Region: region, Credentials: aws.AnonymousCredentials{}, AppID: "spiffe-aws-bridge"}, func(so *sts.Options) {
+		if o.stsEndpoint != "" {
+			so.BaseEndpoint = aws.String(o.stsEndpoint)
+		}
+	})
+	out, err := client.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{
+		RoleArn:          aws.String(o.roleARN),
+		RoleSessionName:  aws.String(name),
+		WebIdentityToken: aws.String(token),
+		DurationSeconds:  aws.Int32(int32(d / time.Second)),
+	})
+	if err != nil {
+		var api smithy.APIError
+		if errors.As(err, &api) {
+			return creds.Credentials{}, fmt.Errorf("sts AssumeRoleWithWebIdentity: %s: %s", api.ErrorCode(), api.ErrorMessage())
+		}
+		return creds.Credentials{}, fmt.Errorf("sts AssumeRoleWithWebIdentity: %w", err)
+	}
+	if out.Credentials == nil {
+		return creds.Credentials{}, errors.New("sts AssumeRoleWithWebIdentity: the response holds no credentials")
+	}
+	c := creds.Credentials{
+		AccessKeyID:     aws.ToString(out.Credentials.AccessKeyId),
+		SecretAccessKey: aws.ToString(out.Credentials.SecretAccessKey),
+		SessionToken:    aws.ToString(out.Credentials.SessionToken),
+		Expiration:      aws.ToTime(out.Credentials.Expiration).UTC(),
+	}
+	if out.AssumedRoleUser != nil {
+		c.AssumedRoleARN = aws.ToString(out.AssumedRoleUser.Arn)
+		c.AssumedRoleID = aws.ToString(out.AssumedRoleUser.AssumedRoleId)
+	}
+	return c, nil
+}
+
+// invalidSessionChars are the characters STS does not allow in a role session name.
+var invalidSessionChars = regexp.MustCompile(`[^\w+=,.@-]+`)
+
+// sessionNameFor derives a role session name from a SPIFFE ID within STS's rules (2 to 64 characters of
+// [\w+=,.@-]): spiffe://example.org/ns/prod/app becomes example.org@ns.prod.app. A longer name keeps
+// its first 55 characters and a hash of the whole ID, so that distinct IDs stay distinct in CloudTrail.
+func sessionNameFor(id string) string {
+	s := strings.TrimPrefix(id, "spiffe://")
+	td, path, _ := strings.Cut(s, "/")
+	name := td
+	if path != "" {
+		name += "@" + strings.ReplaceAll(path, "/", ".")
+	}
+	name = invalidSessionChars.ReplaceAllString(name, "-")
+	if len(name) > 64 {
+		sum := sha256.Sum256([]byte(id))
+		name = name[:55] + "-" + hex.EncodeToString(sum[:4])
+	}
+	if len(name) < 2 {
+		name = "spiffe-" + name
+	}
+	return name
+}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/daemon"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
+)
+
+// The dev environment's fixed names: a fake account, trust anchor, profile and role.
+const (
+	devAccount     = "123456789012"
+	devRegion      = "us-east-1"
+	devTrustAnchor = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/00000000-0000-4000-8000-000000000001"
+	devProfileARN  = "arn:aws:rolesanywhere:us-east-1:123456789012:profile/00000000-0000-4000-8000-000000000002"
+	devRoleARN     = "arn:aws:iam::123456789012:role/dev-workload"
+	devSpiffeID    = "spiffe://example.org/dev/workload"
+	devProfile     = "dev"
+)
+
+type devOptions struct {
+	dir         string
+	rotateEvery time.Duration
+	duration    time.Duration
+	session     time.Duration
+	logLevel    string
+}
+
+func newDevCommand(stdout, stderr io.Writer) *cobra.Command {
+	var o devOptions
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the whole system locally: a fake SPIRE agent, a Roles Anywhere emulator and the bridge",
+		Long: `Run everything on this machine with no SPIRE and no AWS account:
+
+  - an in-memory SPIFFE CA serving a real Workload API socket, rotating the workload's X.509-SVID;
+  - a local Roles Anywhere + STS emulator that trusts that CA and verifies every signature as AWS does;
+  - the bridge daemon, keeping a credentials file and a container endpoint fresh.
+
+It prints ready-to-paste commands that use the credentials with the aws CLI or any AWS SDK.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if o.duration > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, o.duration)
+				defer cancel()
+			}
+			return runDev(ctx, o, stdout, stderr)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dir, "dir", "", "directory for the socket, config and credentials file (default: a new temporary directory)")
+	f.DurationVar(&o.rotateEvery, "rotate-every", 30*time.Second, "how often the fake SPIRE agent rotates the X.509-SVID")
+	f.DurationVar(&o.duration, "duration", 0, "stop after this long (default: run until interrupted)")
+	f.DurationVar(&o.session, "session-duration", time.Hour, "AWS session duration (15m to 12h)")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	return cmd
+}
+
+func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
+	dir := o.dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "spiffe-aws-bridge-dev-")
+		if err != nil {
+			return err
+		}
+		dir = d
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("dev: --dir: %w", err)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	log := daemon.NewLogger(stderr, o.logLevel, "text")
+
+	// 1. The fake SPIRE agent.
+	agent, err := svidtest.Start(svidtest.ServerOptions{
+		SocketPath:  filepath.Join(dir, "agent.sock"),
+		Entries:     []svidtest.Entry{{ID: spiffeid.RequireFromString(devSpiffeID)}},
+		RotateEvery: o.rotateEvery,
+		Logger:      log.Named("fake-spire-agent"),
+	})
+	if err != nil {
+		return fmt.Errorf("dev: starting the fake SPIRE agent: %w", err)
+	}
+	defer agent.Close()
+	caPath := filepath.Join(dir, "trust-bundle.pem")
+	if err := os.WriteFile(caPath, agent.CA().BundlePEM(), 0o644); err != nil {
+		return err
+	}
+
+	// 2. The Roles Anywhere emulator, trusting the fake agent's CA.
+	emuConfig := filepath.Join(dir, "emulator.hcl")
+	if err := os.WriteFile(emuConfig, []byte(devEmulatorConfig(caPath)), 0o644); err != nil {
+		return err
+	}
+	ecfg, err := emulator.LoadConfig(emuConfig)
+	if err != nil {
+		return fmt.Errorf("dev: emulator config: %w", err)
+	}
+	emu, err := emulator.NewServer(emulator.Options{Config: ecfg, Logger: log.Named("emulator")})
+	if err != nil {
+		return fmt.Errorf("dev: starting the emulator: %w", err)
+	}
+	defer emu.Close()
+
+	// 3. The bridge, configured by a file like any deployment.
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	credsPath := filepath.Join(dir, "credentials")
+	tokenPath := filepath.Join(dir, "container-token")
+	bridgeConfig := filepath.Join(dir, "bridge.hcl")
+	src := devBridgeConfig(agent.Addr(), emu.URL, o.session, credsPath, port, tokenPath, o.logLevel)
+	if err := os.WriteFile(bridgeConfig, []byte(src), 0o644); err != nil {
+		return err
+	}
+	cfg, err := config.Load(bridgeConfig)
+	if err != nil {
+		return fmt.Errorf("dev: bridge config: %w", err)
+	}
+
+	fmt.Fprintf(stdout, `spiffe-aws-bridge dev: everything runs locally; nothing talks to AWS.
+
+  directory          %[1]s
+  Workload API       %[2]s  (fake SPIRE agent, rotates every %[3]s)
+  SPIFFE ID          %[4]s
+  Roles Anywhere/STS %[5]s  (emulator)
+  bridge config      %[6]s
+  credentials file   %[7]s  (profile [%[8]s])
+  container endpoint http://127.0.0.1:%[9]d/v1/credentials
+
+Use the credentials from another terminal:
+
+  # the aws CLI, through the credentials file
+  AWS_SHARED_CREDENTIALS_FILE=%[7]s AWS_PROFILE=%[8]s aws sts get-caller-identity --region %[10]s --endpoint-url %[5]s
+
+  # any AWS SDK, through the container endpoint (re-read on expiry)
+  export AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:%[9]d/v1/credentials
+  export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=%[11]s
+  export AWS_ENDPOINT_URL_STS=%[5]s AWS_REGION=%[10]s
+  aws sts get-caller-identity
+
+Stop with Ctrl-C.
+
+`, dir, agent.Addr(), o.rotateEvery, devSpiffeID, emu.URL, bridgeConfig, credsPath, devProfile, port, devRegion, tokenPath)
+
+	return runDaemon(ctx, bridgeConfig, cfg, log, daemon.Options{Logger: log})
+}
+
+func devEmulatorConfig(caPath string) string {
+	return fmt.Sprintf(`# Generated by spiffe-aws-bridge dev.
+account_id = %q
+
+trust_anchor %q {
+  ca_bundle_file = %q
+}
+
+profile %q {
+  role_arns        = [%q]
+  duration_seconds = 43200
+}
+
+role %q {
+  condition {
+    tag    = "x509SAN/URI"
+    values = ["spiffe://example.org/dev/*"]
+  }
+}
+`, devAccount, devTrustAnchor, caPath, devProfileARN, devRoleARN, devRoleARN)
+}
+
+func devBridgeConfig(agentAddr, endpoint string, session time.Duration, credsPath string, port int, tokenPath, level string) string {
+	return fmt.Sprintf(`# Generated by spiffe-aws-bridge dev.
+agent_address = %q
+log_level     = %q
+
+profile %q {
+  spiffe_id         = %q
+  trust_anchor_arn  = %q
+  profile_arn       = %q
+  role_arn          = %q
+  session_duration  = %q
+  endpoint          = %q
+  insecure_endpoint = true
+
+  # A single dev machine has no fleet to spread refreshes over: refresh on every rotation at once.
+  refresh {
+    rotation_spread = "0s"
+  }
+
+  credentials_file {
+    path = %q
+  }
+
+  container_endpoint {
+    bind_port       = %d
+    auth_token_file = %q
+  }
+}
+`, agentAddr, level, devProfile, devSpiffeID, devTrustAnchor, devProfileARN, devRoleARN, session.String(), endpoint, credsPath, port, tokenPath)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("dev: finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

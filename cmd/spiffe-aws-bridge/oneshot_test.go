@@ -1,0 +1,333 @@
+package main
+
+// End-to-end tests of the one-shot commands: the binary, built once, is run as a process by the aws CLI
+// (credential_process) and directly, against svidtest (a real Workload API on a unix socket) and the
+// emulator (a real Roles Anywhere + STS on loopback).
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
+)
+
+const (
+	e2eAccount     = "123456789012"
+	e2eTrustAnchor = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/0f0e0d0c-0b0a-4909-8807-060504030201"
+	e2eProfile     = "arn:aws:rolesanywhere:us-east-1:123456789012:profile/01020304-0506-4708-8900-0a0b0c0d0e0f"
+	e2eRole        = "arn:aws:iam::123456789012:role/app"
+	e2eJWTRole     = "arn:aws:iam::123456789012:role/jwt-app"
+	e2eSpiffeID    = "spiffe://example.org/ns/prod/app"
+	e2eAudience    = "sts.amazonaws.com"
+)
+
+// binPath is the spiffe-aws-bridge binary built by TestMain.
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sab-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "spiffe-aws-bridge")
+	build := exec.Command("go", "build", "-o", binPath, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the binary:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// world is a fake SPIRE agent and an emulator that trusts its CA.
+type world struct {
+	agent *svidtest.Server
+	emu   *emulator.Server
+	dir   string
+}
+
+func newWorld(t *testing.T, entries ...svidtest.Entry) *world {
+	t.Helper()
+	if len(entries) == 0 {
+		entries = []svidtest.Entry{{ID: spiffeid.RequireFromString(e2eSpiffeID)}}
+	}
+	w := &world{dir: t.TempDir()}
+	w.agent = svidtest.NewServer(t, svidtest.ServerOptions{Entries: entries})
+	caFile := w.write(t, "ca.pem", w.agent.CA().BundlePEM())
+	jwksFile := w.write(t, "jwks.json", w.agent.CA().JWKS())
+	cfgFile := w.write(t, "emulator.hcl", []byte(fmt.Sprintf(`
+account_id = %q
+trust_anchor %q {
+  ca_bundle_file = %q
+}
+profile %q {
+  role_arns = [%q]
+  duration_seconds = 43200
+}
+role %q {
+  condition {
+    tag    = "x509SAN/URI"
+    values = ["spiffe://example.org/ns/prod/*"]
+  }
+}
+role %q {
+  web_identity {
+    audiences = [%q]
+    subjects  = ["spiffe://example.org/ns/prod/*"]
+  }
+}
+jwt_bundle {
+  jwks_file = %q
+}
+`, e2eAccount, e2eTrustAnchor, caFile, e2eProfile, e2eRole, e2eRole, e2eJWTRole, e2eAudience, jwksFile)))
+	cfg, err := emulator.LoadConfig(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.emu, err = emulator.NewServer(emulator.Options{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.emu.Close() })
+	return w
+}
+
+func (w *world) write(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(w.dir, name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// result is a finished process.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func runBin(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binPath, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code, out.String(), errb.String()}
+}
+
+// processDoc is credential_process's output.
+type processDoc struct {
+	Version                                                int
+	AccessKeyId, SecretAccessKey, SessionToken, Expiration string //nolint:revive // AWS's names
+}
+
+func parseProcessJSON(t *testing.T, r result) processDoc {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstderr: %s", r.code, r.stderr)
+	}
+	var d processDoc
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		t.Fatalf("stdout is not credential_process JSON: %v\n%s", err, r.stdout)
+	}
+	if dec.More() {
+		t.Fatalf("stdout holds more than the JSON document:\n%s", r.stdout)
+	}
+	exp, err := time.Parse(time.RFC3339, d.Expiration)
+	if d.Version != 1 || !strings.HasPrefix(d.AccessKeyId, "ASIA") || d.SecretAccessKey == "" || d.SessionToken == "" || err != nil || !exp.After(time.Now()) {
+		t.Fatalf("incomplete credentials: version %d, key %q, expiration %q", d.Version, d.AccessKeyId, d.Expiration)
+	}
+	return d
+}
+
+// awsCLI runs `aws sts get-caller-identity` with profile from configText and returns the ARN it prints.
+func awsCLI(t *testing.T, w *world, profile, configText string) string {
+	t.Helper()
+	aws, err := exec.LookPath("aws")
+	if err != nil {
+		t.Skip("the aws CLI is not installed (CI installs Debian's awscli); skipping the aws CLI consumer test")
+	}
+	cfg := w.write(t, "aws-config-"+profile, []byte(configText))
+	cmd := exec.Command(aws, "sts", "get-caller-identity", "--profile", profile, "--region", "us-east-1",
+		"--endpoint-url", w.emu.URL, "--output", "json")
+	cmd.Env = append(os.Environ(), "AWS_CONFIG_FILE="+cfg, "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(w.dir, "none"),
+		"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_DEFAULT_PROFILE=",
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_RETRY_MODE=standard", "AWS_MAX_ATTEMPTS=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("aws sts get-caller-identity: %v\n%s", err, out)
+	}
+	var id struct{ Arn, Account string }
+	if err := json.Unmarshal(out, &id); err != nil {
+		t.Fatalf("aws output %q: %v", out, err)
+	}
+	if id.Account != e2eAccount {
+		t.Errorf("account %q", id.Account)
+	}
+	return id.Arn
+}
+
+func TestCredentialProcessFromTheWorkloadAPIWorksForTheAWSCLI(t *testing.T) {
+	w := newWorld(t)
+	line := fmt.Sprintf("%s credential-process --trust-anchor-arn %s --profile-arn %s --role-arn %s --endpoint %s --workload-socket %s",
+		binPath, e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL, w.agent.Addr())
+	arn := awsCLI(t, w, "wl", "[profile wl]\ncredential_process = "+line+"\n")
+	if !strings.HasPrefix(arn, "arn:aws:sts::123456789012:assumed-role/app/") {
+		t.Fatalf("caller identity %q, want the app role", arn)
+	}
+}
+
+func TestCredentialProcessWithAWSSigningHelperFlagsAndKeyFiles(t *testing.T) {
+	w := newWorld(t)
+	s := w.agent.Current()[0]
+	certs, key, err := s.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := w.write(t, "cert.pem", certs), w.write(t, "key.pem", key)
+	// The exact form of AWS's documentation, with only the program name replaced.
+	line := fmt.Sprintf("%s credential-process --certificate %s --private-key %s --trust-anchor-arn %s --profile-arn %s --role-arn %s --endpoint %s --session-duration 900 --region us-east-1",
+		binPath, certFile, keyFile, e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL)
+	arn := awsCLI(t, w, "files", "[profile files]\ncredential_process = "+line+"\n")
+	if !strings.HasPrefix(arn, "arn:aws:sts::123456789012:assumed-role/app/") {
+		t.Fatalf("caller identity %q", arn)
+	}
+	d := parseProcessJSON(t, runBin(t, nil, strings.Fields(line)[1:]...))
+	exp, _ := time.Parse(time.RFC3339, d.Expiration)
+	if left := time.Until(exp); left > 15*time.Minute || left < 14*time.Minute {
+		t.Errorf("--session-duration 900 gave credentials valid for %s", left)
+	}
+}
+
+func TestCredentialsJWTDropInForSpiffeAwsAssumeRole(t *testing.T) {
+	w := newWorld(t)
+	// spiffe-aws-assume-role's documented form, telemetry flag included.
+	line := fmt.Sprintf("%s credentials --audience %s --spiffe-id %s --role-arn %s --workload-socket %s --sts-endpoint %s --sts-region us-east-1 --session-duration PT1H",
+		binPath, e2eAudience, e2eSpiffeID, e2eJWTRole, strings.TrimPrefix(w.agent.Addr(), "unix://"), w.emu.URL)
+	arn := awsCLI(t, w, "jwt", "[profile jwt]\ncredential_process = "+line+"\n")
+	if arn != "arn:aws:sts::123456789012:assumed-role/jwt-app/example.org@ns.prod.app" {
+		t.Fatalf("caller identity %q, want the jwt-app role with the session named after the SPIFFE ID", arn)
+	}
+	r := runBin(t, nil, append(strings.Fields(line)[1:], "--telemetry-socket", "/tmp/none.sock", "--sentry-dsn", "https://x@sentry.example/1")...)
+	parseProcessJSON(t, r)
+	if strings.Count(r.stderr, "warning:") != 1 || !strings.Contains(r.stderr, "--telemetry-socket --sentry-dsn") {
+		t.Errorf("want one warning naming the ignored flags, stderr:\n%s", r.stderr)
+	}
+}
+
+func TestRolesAnywhereDropInForSpiffeAwsAssumeRole(t *testing.T) {
+	w := newWorld(t)
+	r := runBin(t, []string{"SPIFFE_ENDPOINT_SOCKET=" + w.agent.Addr()}, "rolesanywhere",
+		"--role-arn", e2eRole, "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
+		"--endpoint", w.emu.URL, "--session-duration", "PT30M", "--region", "us-east-1")
+	d := parseProcessJSON(t, r)
+	exp, _ := time.Parse(time.RFC3339, d.Expiration)
+	if left := time.Until(exp); left > 30*time.Minute || left < 29*time.Minute {
+		t.Errorf("PT30M gave credentials valid for %s", left)
+	}
+}
+
+func TestOneShotErrorsGoToStderrWithTheAWSErrorType(t *testing.T) {
+	w := newWorld(t)
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"role not in profile", []string{"credential-process", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
+			"--role-arn", "arn:aws:iam::123456789012:role/other", "--endpoint", w.emu.URL, "--workload-socket", w.agent.Addr()}, 1, "AccessDeniedException (403)"},
+		{"JWT role without web identity", []string{"credentials", "--audience", e2eAudience, "--role-arn", e2eRole,
+			"--workload-socket", w.agent.Addr(), "--sts-endpoint", w.emu.URL}, 1, "sts AssumeRoleWithWebIdentity: AccessDenied"},
+		{"missing ARN", []string{"credential-process", "--profile-arn", e2eProfile, "--role-arn", e2eRole}, 1, "--trust-anchor-arn is required"},
+		{"bad ARN", []string{"credential-process", "--trust-anchor-arn", "arn:aws:rolesanywhere:us-east-1:1:x", "--profile-arn", e2eProfile,
+			"--role-arn", e2eRole, "--workload-socket", w.agent.Addr()}, 1, "signer: invalid trust_anchor_arn"},
+		{"unknown SPIFFE ID", []string{"credential-process", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
+			"--role-arn", e2eRole, "--endpoint", w.emu.URL, "--workload-socket", w.agent.Addr(), "--spiffe-id", "spiffe://example.org/nope"}, 1, e2eSpiffeID},
+		{"bad ISO duration", []string{"rolesanywhere", "--session-duration", "1h"}, 2, `--session-duration: "1h" is not an ISO 8601 duration`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runBin(t, nil, tc.args...)
+			if r.code != tc.code || r.stdout != "" || !strings.Contains(r.stderr, tc.want) {
+				t.Fatalf("exit %d (want %d), stdout %q, stderr:\n%s\nwant stderr to contain %q", r.code, tc.code, r.stdout, r.stderr, tc.want)
+			}
+		})
+	}
+}
+
+func TestOneShotNeverPrintsSecretsInDebugLogs(t *testing.T) {
+	w := newWorld(t)
+	logFile := filepath.Join(w.dir, "debug.log")
+	r := runBin(t, nil, "credential-process", "--debug", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
+		"--role-arn", e2eRole, "--endpoint", w.emu.URL, "--workload-socket", w.agent.Addr())
+	d := parseProcessJSON(t, r)
+	r2 := runBin(t, nil, "credentials", "--debug", "--log-file-path", logFile, "--audience", e2eAudience, "--role-arn", e2eJWTRole,
+		"--workload-socket", w.agent.Addr(), "--sts-endpoint", w.emu.URL)
+	d2 := parseProcessJSON(t, r2)
+	logs, _ := os.ReadFile(logFile)
+	all := r.stderr + r2.stderr + string(logs)
+	if !strings.Contains(all, "signing with") || !strings.Contains(string(logs), "assuming role with a JWT-SVID") {
+		t.Fatalf("debug logs missing:\n%s", all)
+	}
+	for _, secret := range []string{d.SecretAccessKey, d.SessionToken, d2.SecretAccessKey, d2.SessionToken} {
+		if strings.Contains(all, secret) {
+			t.Fatal("a secret appears in the debug output")
+		}
+	}
+}
+
+func TestCheckReportsGoodAndBadSVIDs(t *testing.T) {
+	good := svidtest.Entry{ID: spiffeid.RequireFromString(e2eSpiffeID), Hint: "good"}
+	w := newWorld(t, good)
+	r := runBin(t, nil, "check", "--workload-socket", w.agent.Addr())
+	if r.code != 0 || !strings.Contains(r.stdout, "x509SAN/URI        "+e2eSpiffeID) || !strings.Contains(r.stdout, `"aws:PrincipalTag/x509SAN/URI": "`+e2eSpiffeID+`"`) {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+
+	bad := []svidtest.Entry{
+		{ID: spiffeid.RequireFromString("spiffe://example.org/ca"), Hint: "ca", Mint: svidtest.MintOptions{IsCA: true}},
+		{ID: spiffeid.RequireFromString("spiffe://example.org/nods"), Hint: "nods", Mint: svidtest.MintOptions{KeyUsage: x509.KeyUsageKeyEncipherment}},
+		{ID: spiffeid.RequireFromString("spiffe://example.org/ed"), Hint: "ed", Mint: svidtest.MintOptions{KeyType: svidtest.KeyTypeEd25519}},
+		{ID: spiffeid.RequireFromString("spiffe://example.org/old"), Hint: "old", Mint: svidtest.MintOptions{NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}},
+	}
+	w2 := newWorld(t, bad...)
+	r = runBin(t, nil, "check", "--workload-socket", w2.agent.Addr())
+	for _, want := range []string{
+		"FAIL basic constraints: the certificate is a CA (CA:TRUE)",
+		"FAIL key usage: digitalSignature is missing",
+		"FAIL key type: unsupported private key Ed25519",
+		"FAIL validity: expired at",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("check output lacks %q", want)
+		}
+	}
+	if r.code != 1 || !strings.Contains(r.stderr, "check: 4 problem(s) found") {
+		t.Errorf("exit %d, stderr %q; want 1 and 4 problems\n%s", r.code, r.stderr, r.stdout)
+	}
+}

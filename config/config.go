@@ -1,0 +1,1022 @@
+// Package config turns the spiffe-aws-bridge daemon's HCL configuration file into a typed, defaulted and
+// validated Config.
+//
+// The file follows SPIRE's conventions (log_level, log_format, a health_checks block, telemetry {
+// Prometheus { … } }) plus one profile "<name>" { … } block per Roles Anywhere session. Unknown keys are
+// errors. Every problem found is reported at once, each as "file:line:col: message", so that an operator
+// can fix a file in one pass. The README's "Configuration reference" is the contract this package
+// implements.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/hook"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
+)
+
+// Defaults and limits of the configuration, as documented in the README.
+const (
+	DefaultLogLevel  = "info"
+	DefaultLogFormat = "text"
+
+	DefaultHealthBindAddress = "localhost"
+	DefaultHealthBindPort    = 80
+	DefaultLivePath          = "/live"
+	DefaultReadyPath         = "/ready"
+
+	DefaultPrometheusHost = "localhost"
+
+	DefaultSessionDuration = time.Hour
+	MinSessionDuration     = 15 * time.Minute
+	MaxSessionDuration     = 12 * time.Hour
+
+	DefaultRotationSpread = 28 * time.Minute
+	MaxRotationSpread     = 12 * time.Hour
+	DefaultJitterFraction = 0.1
+	MaxJitterFraction     = 0.5
+
+	DefaultIMDSBindAddress      = "127.0.0.1"
+	DefaultIMDSBindPort         = 9911
+	DefaultContainerBindAddress = "127.0.0.1"
+	DefaultContainerBindPort    = 9912
+	DefaultContainerPath        = "/v1/credentials"
+
+	DefaultHookTimeout = 30 * time.Second
+	MaxHookTimeout     = 10 * time.Minute
+	DefaultSignal      = "SIGHUP"
+)
+
+// Config is a validated daemon configuration.
+type Config struct {
+	// AgentAddress is the Workload API address as configured; "" means resolve it later from
+	// $SPIFFE_ENDPOINT_SOCKET or the default (svid.ResolveAddress).
+	AgentAddress string
+	// LogLevel is one of trace, debug, info, warn, error (lower case).
+	LogLevel string
+	// LogFormat is text or json (lower case).
+	LogFormat string
+	// HealthChecks configures the /live and /ready server; nil when the block is absent.
+	HealthChecks *HealthChecks
+	// Telemetry configures metrics; nil when the block is absent.
+	Telemetry *Telemetry
+	// Profiles are the profile blocks in file order; there is at least one.
+	Profiles []Profile
+}
+
+// HealthChecks is the health_checks block, with SPIRE's names and defaults.
+type HealthChecks struct {
+	// BindAddress is the host to listen on (default "localhost").
+	BindAddress string
+	// BindPort is the port to listen on (default 80; 0 picks a free one).
+	BindPort int
+	// LivePath is the liveness path (default "/live").
+	LivePath string
+	// ReadyPath is the readiness path (default "/ready").
+	ReadyPath string
+	// AllowRemote permits a non-loopback BindAddress.
+	AllowRemote bool
+}
+
+// Telemetry is the telemetry block.
+type Telemetry struct {
+	// Prometheus is the prometheus (or, as SPIRE spells it, Prometheus) block; nil when absent.
+	Prometheus *Prometheus
+}
+
+// Prometheus configures the /metrics server.
+type Prometheus struct {
+	// Host is the host to listen on (default "localhost").
+	Host string
+	// Port is the port to listen on; the attribute is required (0 picks a free port).
+	Port int
+	// AllowRemote permits a non-loopback Host.
+	AllowRemote bool
+}
+
+// Profile is one profile "<name>" block: a Roles Anywhere session and where its credentials go.
+type Profile struct {
+	// Name is the block's label, unique in the file, of [A-Za-z0-9_.-].
+	Name string
+	// SpiffeID selects the X.509-SVID with this SPIFFE ID; exclusive with Hint. Both empty means the
+	// first SVID offered.
+	SpiffeID string
+	// Hint selects the X.509-SVID with this hint; exclusive with SpiffeID.
+	Hint string
+	// TrustAnchorARN is the Roles Anywhere trust anchor.
+	TrustAnchorARN string
+	// ProfileARN is the Roles Anywhere profile (same partition, account and region as the trust anchor).
+	ProfileARN string
+	// RoleARN is the IAM role to assume.
+	RoleARN string
+	// Region is the Roles Anywhere region: the trust anchor's (a different configured one is an error).
+	Region string
+	// SessionDuration is the requested session length, 15m to 12h (default 1h).
+	SessionDuration time.Duration
+	// RoleSessionName is the optional custom role session name.
+	RoleSessionName string
+	// Endpoint overrides the Roles Anywhere endpoint URL; "" means the regional default.
+	Endpoint string
+	// InsecureEndpoint allows a plain http:// Endpoint.
+	InsecureEndpoint bool
+	// Refresh is the refresh timing, always filled with defaults.
+	Refresh Refresh
+	// CredentialsFile writes a named profile of a shared credentials file; nil when absent.
+	CredentialsFile *CredentialsFile
+	// IMDS serves an IMDSv2 endpoint; nil when absent.
+	IMDS *IMDS
+	// ContainerEndpoint serves a container-credentials endpoint; nil when absent.
+	ContainerEndpoint *ContainerEndpoint
+	// OnRefresh runs a command after each refresh; nil when absent.
+	OnRefresh *OnRefresh
+	// Signal signals a process after each refresh; nil when absent.
+	Signal *Signal
+}
+
+// Equal reports whether p and o are the same configuration in every field.
+func (p Profile) Equal(o Profile) bool { return reflect.DeepEqual(p, o) }
+
+// Refresh is a profile's refresh block.
+type Refresh struct {
+	// RotationSpread bounds the random delay before refreshing after a new SVID (default 28m; 0 refreshes
+	// at once; at most 12h).
+	RotationSpread time.Duration
+	// JitterFraction is the fraction of the session before the deadline from which timer refreshes are
+	// drawn (default 0.1; 0 < x ≤ 0.5).
+	JitterFraction float64
+}
+
+// CredentialsFile is a profile's credentials_file block.
+type CredentialsFile struct {
+	// Path is the absolute path of the shared credentials file.
+	Path string
+	// ProfileName is the INI section to own (default: the profile's Name).
+	ProfileName string
+}
+
+// IMDS is a profile's imds block.
+type IMDS struct {
+	// BindAddress is the host to listen on (default "127.0.0.1").
+	BindAddress string
+	// BindPort is the port to listen on (default 9911; 0 picks a free one).
+	BindPort int
+	// AllowRemote permits a non-loopback BindAddress.
+	AllowRemote bool
+}
+
+// ContainerEndpoint is a profile's container_endpoint block.
+type ContainerEndpoint struct {
+	// BindAddress is the host to listen on (default "127.0.0.1").
+	BindAddress string
+	// BindPort is the port to listen on (default 9912; 0 picks a free one).
+	BindPort int
+	// Path is the URL path credentials are served at (default "/v1/credentials").
+	Path string
+	// AuthTokenFile is the absolute path of the file holding the token clients must send.
+	AuthTokenFile string
+	// AllowRemote permits a non-loopback BindAddress.
+	AllowRemote bool
+}
+
+// OnRefresh is a profile's on_refresh block.
+type OnRefresh struct {
+	// Command is the argv to run (no shell); never empty.
+	Command []string
+	// Timeout bounds each run (default 30s; at most 10m).
+	Timeout time.Duration
+}
+
+// Signal is a profile's signal block.
+type Signal struct {
+	// PIDFile is the absolute path of the file holding the process ID to signal.
+	PIDFile string
+	// Signal is the signal to send (default SIGHUP).
+	Signal syscall.Signal
+}
+
+// Error is an invalid configuration: every problem found, each with its position in the file.
+type Error struct {
+	// Diagnostics are the problems, in file order.
+	Diagnostics hcl.Diagnostics
+}
+
+// Error lists every problem, one "file:line:col: message" per line.
+func (e *Error) Error() string {
+	lines := make([]string, 0, len(e.Diagnostics))
+	for _, d := range e.Diagnostics {
+		if d.Severity != hcl.DiagError {
+			continue
+		}
+		lines = append(lines, formatDiag(d))
+	}
+	return strings.Join(lines, "\n")
+}
+
+func formatDiag(d *hcl.Diagnostic) string {
+	msg := d.Summary
+	if d.Detail != "" {
+		msg += "; " + d.Detail
+	}
+	if d.Subject == nil {
+		return msg
+	}
+	return fmt.Sprintf("%s:%d:%d: %s", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, msg)
+}
+
+// Load reads and parses the configuration file at path.
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config file %s: %w", path, unwrapPathError(err))
+	}
+	return Parse(src, path)
+}
+
+// unwrapPathError drops the *os.PathError wrapper (which repeats the path) from err.
+func unwrapPathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// Parse parses and validates a configuration; filename is used in error positions only.
+func Parse(src []byte, filename string) (*Config, error) {
+	f, diags := hclparse.NewParser().ParseHCL(src, filename)
+	if diags.HasErrors() {
+		return nil, newError(diags)
+	}
+	d := &decoder{filename: filename}
+	cfg := d.decodeFile(f.Body)
+	if d.diags.HasErrors() {
+		return nil, newError(d.diags)
+	}
+	return cfg, nil
+}
+
+func newError(diags hcl.Diagnostics) *Error {
+	errs := make(hcl.Diagnostics, 0, len(diags))
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			errs = append(errs, d)
+		}
+	}
+	sort.SliceStable(errs, func(i, j int) bool {
+		a, b := errs[i].Subject, errs[j].Subject
+		switch {
+		case a == nil || b == nil:
+			return a != nil && b == nil
+		case a.Start.Line != b.Start.Line:
+			return a.Start.Line < b.Start.Line
+		default:
+			return a.Start.Column < b.Start.Column
+		}
+	})
+	return &Error{Diagnostics: errs}
+}
+
+var (
+	profileName     = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+	roleSessionName = regexp.MustCompile(`^[A-Za-z0-9_+=,.@-]{2,64}$`)
+	logLevels       = []string{"trace", "debug", "info", "warn", "error"}
+	logFormats      = []string{"text", "json"}
+)
+
+var (
+	rootSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "agent_address"}, {Name: "log_level"}, {Name: "log_format"}},
+		Blocks: []hcl.BlockHeaderSchema{
+			{Type: "health_checks"},
+			{Type: "telemetry"},
+			{Type: "profile", LabelNames: []string{"name"}},
+		},
+	}
+	healthSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "bind_address"}, {Name: "bind_port"}, {Name: "live_path"}, {Name: "ready_path"}, {Name: "allow_remote"},
+		},
+	}
+	telemetrySchema = &hcl.BodySchema{
+		Blocks: []hcl.BlockHeaderSchema{{Type: "prometheus"}, {Type: "Prometheus"}},
+	}
+	prometheusSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "host"}, {Name: "port"}, {Name: "allow_remote"}},
+	}
+	profileSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "spiffe_id"}, {Name: "hint"},
+			{Name: "trust_anchor_arn"}, {Name: "profile_arn"}, {Name: "role_arn"}, {Name: "region"},
+			{Name: "session_duration"}, {Name: "role_session_name"},
+			{Name: "endpoint"}, {Name: "insecure_endpoint"},
+		},
+		Blocks: []hcl.BlockHeaderSchema{
+			{Type: "refresh"}, {Type: "credentials_file"}, {Type: "imds"}, {Type: "container_endpoint"},
+			{Type: "on_refresh"}, {Type: "signal"},
+		},
+	}
+	refreshSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "rotation_spread"}, {Name: "jitter_fraction"}},
+	}
+	credentialsFileSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "path"}, {Name: "profile_name"}},
+	}
+	imdsSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "bind_address"}, {Name: "bind_port"}, {Name: "allow_remote"}},
+	}
+	containerSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "bind_address"}, {Name: "bind_port"}, {Name: "path"}, {Name: "auth_token_file"}, {Name: "allow_remote"},
+		},
+	}
+	onRefreshSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "command"}, {Name: "timeout"}},
+	}
+	signalSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "pid_file"}, {Name: "signal"}},
+	}
+)
+
+// decoder accumulates diagnostics and what the cross-profile checks need.
+type decoder struct {
+	filename string
+	diags    hcl.Diagnostics
+	files    []fileUse
+	binds    []bindUse
+}
+
+// fileUse is a credentials file section some profile writes.
+type fileUse struct {
+	path, section, owner string
+	rng                  hcl.Range
+}
+
+// bindUse is an address some server listens on.
+type bindUse struct {
+	host   string
+	port   int
+	prefix string // the message prefix of the block's scope, e.g. `profile "app": `
+	block  string // e.g. "imds", "health_checks"
+	rng    hcl.Range
+}
+
+// who names the server in a message about another one, e.g. `profile "app" imds`.
+func (b bindUse) who() string {
+	if b.prefix == "" {
+		return b.block
+	}
+	return strings.TrimSuffix(b.prefix, ": ") + " " + b.block
+}
+
+func (d *decoder) errorf(rng hcl.Range, format string, args ...any) {
+	r := rng
+	d.diags = append(d.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  fmt.Sprintf(format, args...),
+		Subject:  &r,
+	})
+}
+
+// scope is one block's decoded content plus how its messages are worded.
+type scope struct {
+	d      *decoder
+	prefix string // message prefix, e.g. `profile "app": `
+	path   string // attribute name prefix, e.g. "credentials_file."
+	rng    hcl.Range
+	attrs  hcl.Attributes
+	blocks hcl.Blocks
+}
+
+func (d *decoder) content(body hcl.Body, schema *hcl.BodySchema, prefix, path string, rng hcl.Range) *scope {
+	c, diags := body.Content(schema)
+	d.diags = append(d.diags, diags...)
+	s := &scope{d: d, prefix: prefix, path: path, rng: rng}
+	if c != nil {
+		s.attrs, s.blocks = c.Attributes, c.Blocks
+	}
+	return s
+}
+
+// name is the attribute's full name, e.g. "credentials_file.path".
+func (s *scope) name(attr string) string { return s.path + attr }
+
+// errAt reports a problem with attribute attr's value, at the value.
+func (s *scope) errAt(a *hcl.Attribute, format string, args ...any) {
+	s.d.errorf(a.Expr.Range(), "%s%s", s.prefix, fmt.Sprintf(format, args...))
+}
+
+// required reports a missing required attribute at the block's header.
+func (s *scope) required(attr string) {
+	s.d.errorf(s.rng, "%s%s is required", s.prefix, s.name(attr))
+}
+
+// value evaluates attribute name; it returns nil when the attribute is absent, null or broken (the last
+// reported).
+func (s *scope) value(name string) (cty.Value, *hcl.Attribute) {
+	a, ok := s.attrs[name]
+	if !ok {
+		return cty.NilVal, nil
+	}
+	v, diags := safeValue(a.Expr)
+	s.d.diags = append(s.d.diags, diags...)
+	if diags.HasErrors() {
+		return cty.NilVal, nil
+	}
+	if v.IsNull() {
+		return cty.NilVal, nil
+	}
+	if !v.IsWhollyKnown() {
+		s.errAt(a, "%s must be a constant value", s.name(name))
+		return cty.NilVal, nil
+	}
+	v, _ = v.Unmark()
+	return v, a
+}
+
+// safeValue evaluates e without variables or functions, turning a panic (cty refuses some big-number
+// arithmetic that way) into a diagnostic.
+func safeValue(e hcl.Expression) (v cty.Value, diags hcl.Diagnostics) {
+	defer func() {
+		if r := recover(); r != nil {
+			rng := e.Range()
+			v, diags = cty.NilVal, hcl.Diagnostics{{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("cannot evaluate this expression: %v", r),
+				Subject:  &rng,
+			}}
+		}
+	}()
+	return e.Value(nil)
+}
+
+// present reports whether attribute name is set (even to a bad value), null counting as unset.
+func (s *scope) present(name string) bool {
+	a, ok := s.attrs[name]
+	if !ok {
+		return false
+	}
+	v, diags := safeValue(a.Expr)
+	return diags.HasErrors() || !v.IsNull()
+}
+
+func typeName(v cty.Value) string {
+	return v.Type().FriendlyName()
+}
+
+// str decodes a string attribute into dst; it reports whether a valid value was set.
+func (s *scope) str(name string, dst *string) (*hcl.Attribute, bool) {
+	v, a := s.value(name)
+	if a == nil {
+		return nil, false
+	}
+	if v.Type() != cty.String {
+		s.errAt(a, "%s must be a string, not a %s", s.name(name), typeName(v))
+		return a, false
+	}
+	*dst = v.AsString()
+	return a, true
+}
+
+// boolean decodes a bool attribute into dst.
+func (s *scope) boolean(name string, dst *bool) {
+	v, a := s.value(name)
+	if a == nil {
+		return
+	}
+	if v.Type() != cty.Bool {
+		s.errAt(a, "%s must be true or false, not a %s", s.name(name), typeName(v))
+		return
+	}
+	*dst = v.True()
+}
+
+// port decodes a TCP port attribute (0..65535) into dst.
+func (s *scope) port(name string, dst *int) (*hcl.Attribute, bool) {
+	v, a := s.value(name)
+	if a == nil {
+		return nil, false
+	}
+	if v.Type() != cty.Number {
+		s.errAt(a, "%s must be a number, not a %s", s.name(name), typeName(v))
+		return a, false
+	}
+	bf := v.AsBigFloat()
+	if bf.IsInf() || !bf.IsInt() {
+		s.errAt(a, "%s %s is not a whole number", s.name(name), bf.Text('g', 10))
+		return a, false
+	}
+	n, _ := bf.Int64()
+	if bf.Sign() < 0 || n > 65535 {
+		s.errAt(a, "%s %s is out of range (0–65535)", s.name(name), bf.Text('g', 10))
+		return a, false
+	}
+	*dst = int(n)
+	return a, true
+}
+
+// float decodes a number attribute into dst.
+func (s *scope) float(name string, dst *float64) (*hcl.Attribute, bool) {
+	v, a := s.value(name)
+	if a == nil {
+		return nil, false
+	}
+	if v.Type() != cty.Number {
+		s.errAt(a, "%s must be a number, not a %s", s.name(name), typeName(v))
+		return a, false
+	}
+	*dst, _ = v.AsBigFloat().Float64()
+	return a, true
+}
+
+// duration decodes a Go duration string attribute into dst, checking it against [lo, hi].
+func (s *scope) duration(name string, dst *time.Duration, lo, hi time.Duration, rangeText string) {
+	v, a := s.value(name)
+	if a == nil {
+		return
+	}
+	if v.Type() == cty.Number {
+		s.errAt(a, `%s must be a duration string such as "90s", "15m" or "1h", not a number`, s.name(name))
+		return
+	}
+	if v.Type() != cty.String {
+		s.errAt(a, `%s must be a duration string such as "90s", "15m" or "1h", not a %s`, s.name(name), typeName(v))
+		return
+	}
+	text := v.AsString()
+	dur, err := time.ParseDuration(text)
+	if err != nil {
+		s.errAt(a, `%s %q is not a duration (use Go syntax such as "90s", "15m" or "1h")`, s.name(name), text)
+		return
+	}
+	if dur < lo || dur > hi {
+		s.errAt(a, "%s %q is out of range (%s)", s.name(name), text, rangeText)
+		return
+	}
+	*dst = dur
+}
+
+// strList decodes a list of strings into dst.
+func (s *scope) strList(name string, dst *[]string) (*hcl.Attribute, bool) {
+	v, a := s.value(name)
+	if a == nil {
+		return nil, false
+	}
+	t := v.Type()
+	if !t.IsTupleType() && !t.IsListType() && !t.IsSetType() {
+		s.errAt(a, `%s must be a list of strings such as ["/path/to/cmd", "arg"], not a %s`, s.name(name), typeName(v))
+		return a, false
+	}
+	var out []string
+	i := 0
+	for it := v.ElementIterator(); it.Next(); i++ {
+		_, e := it.Element()
+		if e.IsNull() || e.Type() != cty.String {
+			s.errAt(a, "%s[%d] must be a string", s.name(name), i)
+			return a, false
+		}
+		out = append(out, e.AsString())
+	}
+	*dst = out
+	return a, true
+}
+
+// absPath decodes a required absolute path attribute into dst.
+func (s *scope) absPath(name string, dst *string) (*hcl.Attribute, bool) {
+	if !s.present(name) {
+		s.required(name)
+		return nil, false
+	}
+	a, ok := s.str(name, dst)
+	if !ok {
+		return a, false
+	}
+	if !filepath.IsAbs(*dst) {
+		s.errAt(a, "%s %q must be an absolute path", s.name(name), *dst)
+		return a, false
+	}
+	*dst = filepath.Clean(*dst)
+	return a, true
+}
+
+// oneOf decodes a case-insensitive enumeration into dst (lower case).
+func (s *scope) oneOf(name string, dst *string, allowed []string) {
+	var text string
+	a, ok := s.str(name, &text)
+	if !ok {
+		return
+	}
+	lower := strings.ToLower(strings.TrimSpace(text))
+	for _, x := range allowed {
+		if lower == x {
+			*dst = x
+			return
+		}
+	}
+	s.errAt(a, "%s %q is not one of %s", s.name(name), text, strings.Join(allowed, ", "))
+}
+
+// urlPath decodes a URL path attribute (must start with "/") into dst.
+func (s *scope) urlPath(name string, dst *string) {
+	var p string
+	a, ok := s.str(name, &p)
+	if !ok {
+		return
+	}
+	if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?# \t\r\n") {
+		s.errAt(a, `%s %q must be a URL path starting with "/"`, s.name(name), p)
+		return
+	}
+	*dst = p
+}
+
+// listener decodes bind address, port and allow_remote, checks the address against allow_remote and
+// records it for the duplicate check.
+func (s *scope) listener(addrName, portName string, host *string, port *int, allowRemote *bool) {
+	addrAttr, addrOK := s.str(addrName, host)
+	portAttr, _ := s.port(portName, port)
+	s.boolean("allow_remote", allowRemote)
+	if addrOK && !*allowRemote && !isLoopbackHost(*host) {
+		s.errAt(addrAttr, "%s %q is not a loopback address; set allow_remote = true to listen on it",
+			s.name(addrName), *host)
+	}
+	rng := s.rng
+	if portAttr != nil {
+		rng = portAttr.Expr.Range()
+	}
+	if *port != 0 {
+		block := strings.TrimSuffix(s.path, ".")
+		s.d.binds = append(s.d.binds, bindUse{host: normalizeHost(*host), port: *port, prefix: s.prefix, block: block, rng: rng})
+	}
+}
+
+// isLoopbackHost matches the servers' own check: "localhost", 127.0.0.0/8 or ::1.
+func isLoopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+func normalizeHost(h string) string {
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	if ip := net.ParseIP(h); ip != nil {
+		if ip.IsUnspecified() {
+			return ""
+		}
+		return ip.String()
+	}
+	return strings.ToLower(h)
+}
+
+// single returns the only block of type t, reporting any further ones.
+func (s *scope) single(t string) *hcl.Block {
+	var first *hcl.Block
+	for _, b := range s.blocks {
+		if b.Type != t {
+			continue
+		}
+		if first != nil {
+			s.d.errorf(b.DefRange, "%sonly one %s%s block is allowed (the first is at line %d)",
+				s.prefix, s.path, t, first.DefRange.Start.Line)
+			continue
+		}
+		first = b
+	}
+	return first
+}
+
+func (d *decoder) decodeFile(body hcl.Body) *Config {
+	fileStart := hcl.Range{Filename: d.filename, Start: hcl.InitialPos, End: hcl.InitialPos}
+	root := d.content(body, rootSchema, "", "", fileStart)
+	cfg := &Config{LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat}
+
+	if a, ok := root.str("agent_address", &cfg.AgentAddress); ok && cfg.AgentAddress != "" {
+		if _, err := svid.ResolveAddress(cfg.AgentAddress); err != nil {
+			root.errAt(a, "agent_address: %v", err)
+		}
+	}
+	root.oneOf("log_level", &cfg.LogLevel, logLevels)
+	root.oneOf("log_format", &cfg.LogFormat, logFormats)
+
+	if b := root.single("health_checks"); b != nil {
+		cfg.HealthChecks = d.healthChecks(b)
+	}
+	if b := root.single("telemetry"); b != nil {
+		cfg.Telemetry = d.telemetry(b)
+	}
+
+	seen := map[string]*hcl.Block{}
+	for _, b := range root.blocks {
+		if b.Type != "profile" {
+			continue
+		}
+		name := b.Labels[0]
+		labelRng := b.DefRange
+		if len(b.LabelRanges) > 0 {
+			labelRng = b.LabelRanges[0]
+		}
+		if !profileName.MatchString(name) {
+			d.errorf(labelRng, "profile name %q must be one or more of [A-Za-z0-9_.-]", name)
+		} else if first, dup := seen[name]; dup {
+			d.errorf(labelRng, "profile %q is defined twice (first at line %d)", name, first.DefRange.Start.Line)
+		} else {
+			seen[name] = b
+		}
+		cfg.Profiles = append(cfg.Profiles, d.profile(b, name))
+	}
+	if len(cfg.Profiles) == 0 && !hasBlock(body, "profile") {
+		d.errorf(fileStart, `at least one profile "<name>" { … } block is required`)
+	}
+	d.crossChecks()
+	return cfg
+}
+
+// hasBlock reports whether body has a block of type t, even one HCL rejected (a profile without a name),
+// so that "no profile" is not reported on top of that.
+func hasBlock(body hcl.Body, t string) bool {
+	sb, ok := body.(*hclsyntax.Body)
+	if !ok {
+		return false
+	}
+	for _, b := range sb.Blocks {
+		if b.Type == t {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *decoder) healthChecks(b *hcl.Block) *HealthChecks {
+	s := d.content(b.Body, healthSchema, "", "health_checks.", b.DefRange)
+	h := &HealthChecks{
+		BindAddress: DefaultHealthBindAddress, BindPort: DefaultHealthBindPort,
+		LivePath: DefaultLivePath, ReadyPath: DefaultReadyPath,
+	}
+	s.listener("bind_address", "bind_port", &h.BindAddress, &h.BindPort, &h.AllowRemote)
+	s.urlPath("live_path", &h.LivePath)
+	s.urlPath("ready_path", &h.ReadyPath)
+	if h.LivePath == h.ReadyPath {
+		if a, ok := s.attrs["ready_path"]; ok {
+			s.errAt(a, "health_checks.ready_path %q must differ from live_path", h.ReadyPath)
+		} else if a, ok := s.attrs["live_path"]; ok {
+			s.errAt(a, "health_checks.live_path %q must differ from ready_path", h.LivePath)
+		}
+	}
+	return h
+}
+
+func (d *decoder) telemetry(b *hcl.Block) *Telemetry {
+	s := d.content(b.Body, telemetrySchema, "", "telemetry.", b.DefRange)
+	t := &Telemetry{}
+	var first *hcl.Block
+	for _, pb := range s.blocks {
+		if first != nil {
+			d.errorf(pb.DefRange, "only one telemetry.prometheus block is allowed (the first is at line %d)", first.DefRange.Start.Line)
+			continue
+		}
+		first = pb
+	}
+	if first == nil {
+		return t
+	}
+	ps := d.content(first.Body, prometheusSchema, "", "telemetry.prometheus.", first.DefRange)
+	p := &Prometheus{Host: DefaultPrometheusHost}
+	if !ps.present("port") {
+		ps.required("port")
+	}
+	ps.listener("host", "port", &p.Host, &p.Port, &p.AllowRemote)
+	t.Prometheus = p
+	return t
+}
+
+func (d *decoder) profile(b *hcl.Block, name string) Profile {
+	prefix := fmt.Sprintf("profile %q: ", name)
+	s := d.content(b.Body, profileSchema, prefix, "", b.DefRange)
+	p := Profile{
+		Name:            name,
+		SessionDuration: DefaultSessionDuration,
+		Refresh:         Refresh{RotationSpread: DefaultRotationSpread, JitterFraction: DefaultJitterFraction},
+	}
+
+	// Identity selection.
+	if a, ok := s.str("spiffe_id", &p.SpiffeID); ok {
+		if _, err := spiffeid.FromString(p.SpiffeID); err != nil {
+			s.errAt(a, "spiffe_id %q is not a valid SPIFFE ID: %v", p.SpiffeID, err)
+		}
+	}
+	if a, ok := s.str("hint", &p.Hint); ok && p.Hint == "" {
+		s.errAt(a, "hint must not be empty")
+	}
+	if s.present("spiffe_id") && s.present("hint") {
+		s.errAt(s.attrs["hint"], "spiffe_id and hint are exclusive; set only one")
+	}
+
+	// The session's ARNs and region.
+	d.session(s, &p)
+	s.duration("session_duration", &p.SessionDuration, MinSessionDuration, MaxSessionDuration, "15m–12h")
+	if a, ok := s.str("role_session_name", &p.RoleSessionName); ok && !roleSessionName.MatchString(p.RoleSessionName) {
+		s.errAt(a, "role_session_name %q must be 2–64 of [A-Za-z0-9_+=,.@-]", p.RoleSessionName)
+	}
+	s.boolean("insecure_endpoint", &p.InsecureEndpoint)
+	if a, ok := s.str("endpoint", &p.Endpoint); ok {
+		checkEndpoint(s, a, p.Endpoint, p.InsecureEndpoint)
+	}
+
+	// Blocks.
+	if rb := s.single("refresh"); rb != nil {
+		rs := d.content(rb.Body, refreshSchema, prefix, "refresh.", rb.DefRange)
+		rs.duration("rotation_spread", &p.Refresh.RotationSpread, 0, MaxRotationSpread, "0s–12h")
+		var jf float64
+		if a, ok := rs.float("jitter_fraction", &jf); ok {
+			if jf <= 0 || jf > MaxJitterFraction {
+				rs.errAt(a, "refresh.jitter_fraction %g is out of range (greater than 0, at most 0.5)", jf)
+			} else {
+				p.Refresh.JitterFraction = jf
+			}
+		}
+	}
+	if cb := s.single("credentials_file"); cb != nil {
+		p.CredentialsFile = d.credentialsFile(cb, prefix, name)
+	}
+	if ib := s.single("imds"); ib != nil {
+		is := d.content(ib.Body, imdsSchema, prefix, "imds.", ib.DefRange)
+		m := &IMDS{BindAddress: DefaultIMDSBindAddress, BindPort: DefaultIMDSBindPort}
+		is.listener("bind_address", "bind_port", &m.BindAddress, &m.BindPort, &m.AllowRemote)
+		p.IMDS = m
+	}
+	if cb := s.single("container_endpoint"); cb != nil {
+		cs := d.content(cb.Body, containerSchema, prefix, "container_endpoint.", cb.DefRange)
+		c := &ContainerEndpoint{BindAddress: DefaultContainerBindAddress, BindPort: DefaultContainerBindPort, Path: DefaultContainerPath}
+		cs.listener("bind_address", "bind_port", &c.BindAddress, &c.BindPort, &c.AllowRemote)
+		cs.urlPath("path", &c.Path)
+		cs.absPath("auth_token_file", &c.AuthTokenFile)
+		p.ContainerEndpoint = c
+	}
+	if ob := s.single("on_refresh"); ob != nil {
+		hs := d.content(ob.Body, onRefreshSchema, prefix, "on_refresh.", ob.DefRange)
+		h := &OnRefresh{Timeout: DefaultHookTimeout}
+		if !hs.present("command") {
+			hs.required("command")
+		} else if a, ok := hs.strList("command", &h.Command); ok {
+			if len(h.Command) == 0 || h.Command[0] == "" {
+				hs.errAt(a, "on_refresh.command must name a program: a non-empty list such as [\"/path/to/cmd\", \"arg\"]")
+			}
+		}
+		hs.duration("timeout", &h.Timeout, time.Nanosecond, MaxHookTimeout, "greater than 0, at most 10m")
+		p.OnRefresh = h
+	}
+	if sb := s.single("signal"); sb != nil {
+		ss := d.content(sb.Body, signalSchema, prefix, "signal.", sb.DefRange)
+		sg := &Signal{Signal: syscall.SIGHUP}
+		ss.absPath("pid_file", &sg.PIDFile)
+		var name string
+		if a, ok := ss.str("signal", &name); ok {
+			if sig, err := hook.ParseSignal(name); err != nil {
+				ss.errAt(a, "signal.signal: %v", err)
+			} else {
+				sg.Signal = sig
+			}
+		}
+		p.Signal = sg
+	}
+	return p
+}
+
+// session checks the three ARNs and the region, filling p.Region with the trust anchor's.
+func (d *decoder) session(s *scope, p *Profile) {
+	fields := []struct {
+		name string
+		dst  *string
+		kind string // "trust-anchor", "profile" or "" for a role
+	}{
+		{"trust_anchor_arn", &p.TrustAnchorARN, "trust-anchor"},
+		{"profile_arn", &p.ProfileARN, "profile"},
+		{"role_arn", &p.RoleARN, ""},
+	}
+	complete := true
+	for _, f := range fields {
+		if !s.present(f.name) {
+			s.required(f.name)
+			complete = false
+			continue
+		}
+		a, ok := s.str(f.name, f.dst)
+		if !ok {
+			complete = false
+			continue
+		}
+		// Check each ARN on its own, so that every malformed one is reported.
+		var err error
+		if f.kind == "" {
+			_, err = awsarn.Role(f.name, *f.dst)
+		} else {
+			_, err = awsarn.RolesAnywhere(f.name, *f.dst, f.kind)
+		}
+		if err != nil {
+			s.d.errorf(a.Range, "%s%v", s.prefix, err)
+			complete = false
+		}
+	}
+	regionAttr, regionOK := s.str("region", &p.Region)
+	if !complete || (regionAttr != nil && !regionOK) {
+		return
+	}
+	sess, err := awsarn.CheckSession(p.TrustAnchorARN, p.ProfileARN, p.RoleARN, p.Region)
+	if err != nil {
+		rng := s.rng
+		if ae, ok := err.(*awsarn.Error); ok {
+			if a, ok := s.attrs[ae.Field]; ok {
+				rng = a.Range
+			}
+		}
+		s.d.errorf(rng, "%s%v", s.prefix, err)
+		return
+	}
+	p.Region = sess.Region
+}
+
+// checkEndpoint validates a Roles Anywhere endpoint override.
+func checkEndpoint(s *scope, a *hcl.Attribute, endpoint string, insecure bool) {
+	u, err := url.Parse(endpoint)
+	switch {
+	case err != nil:
+		s.errAt(a, "endpoint %q is not a URL: %v", endpoint, unwrapURLError(err))
+	case u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		s.errAt(a, "endpoint %q must be an absolute https:// URL", endpoint)
+	case u.Scheme == "http" && !insecure:
+		s.errAt(a, "endpoint %q is plain http; use https, or set insecure_endpoint = true (the local emulator only)", endpoint)
+	case u.User != nil:
+		s.errAt(a, "endpoint %q must not carry user information", endpoint)
+	}
+}
+
+func unwrapURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+func (d *decoder) credentialsFile(b *hcl.Block, prefix, profile string) *CredentialsFile {
+	s := d.content(b.Body, credentialsFileSchema, prefix, "credentials_file.", b.DefRange)
+	c := &CredentialsFile{ProfileName: profile}
+	pathAttr, pathOK := s.absPath("path", &c.Path)
+	sectionOK := true
+	if a, ok := s.str("profile_name", &c.ProfileName); ok {
+		if c.ProfileName == "" || strings.ContainsAny(c.ProfileName, "[]\r\n") || strings.TrimSpace(c.ProfileName) != c.ProfileName {
+			s.errAt(a, "credentials_file.profile_name %q is not a usable INI section name (non-empty; no brackets, line breaks or surrounding spaces)", c.ProfileName)
+			sectionOK = false
+		}
+	} else if a != nil {
+		sectionOK = false
+	}
+	if pathOK && sectionOK {
+		d.files = append(d.files, fileUse{path: c.Path, section: c.ProfileName, owner: profile, rng: pathAttr.Expr.Range()})
+	}
+	return c
+}
+
+// crossChecks reports what several blocks claim together: one credentials file section, one address.
+func (d *decoder) crossChecks() {
+	for i, f := range d.files {
+		for _, g := range d.files[:i] {
+			if f.path == g.path && f.section == g.section {
+				d.errorf(f.rng, "profile %q: credentials_file %s section [%s] is already written by profile %q",
+					f.owner, f.path, f.section, g.owner)
+				break
+			}
+		}
+	}
+	// health_checks and telemetry are decoded before the profiles: report a clash where it happens later
+	// in the file.
+	sort.SliceStable(d.binds, func(i, j int) bool { return d.binds[i].rng.Start.Byte < d.binds[j].rng.Start.Byte })
+	for i, b := range d.binds {
+		for _, c := range d.binds[:i] {
+			if b.port == c.port && (b.host == c.host || b.host == "" || c.host == "") {
+				where := fmt.Sprintf("(bind addresses %q and %q)", b.host, c.host)
+				if b.host == c.host {
+					where = fmt.Sprintf("(both on %q)", b.host)
+				}
+				d.errorf(b.rng, "%s%s port %d is already used by %s %s", b.prefix, b.block, b.port, c.who(), where)
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,133 @@
+package daemon
+
+import (
+	"fmt"
+	"reflect"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/health"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/metrics"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
+)
+
+// telemetry holds the daemon-wide health and metrics servers. A nil *metrics.Metrics (no telemetry
+// block) turns every observation into a no-op.
+type telemetry struct {
+	metrics *metrics.Metrics
+	closers []func()
+}
+
+func startTelemetry(cfg *config.Config, d *Daemon, log hclog.Logger) (*telemetry, error) {
+	t := &telemetry{}
+	profiles := func() []health.ProfileStatus { return toStatuses(d.States()) }
+	workloadAPI := func() (string, string) {
+		s := d.WorkloadAPIState()
+		return s.Status.String(), s.Reason
+	}
+	if p := cfgPrometheus(cfg); p != nil {
+		t.metrics = metrics.New(metrics.Options{
+			Profiles:    profiles,
+			WorkloadAPI: func() string { s, _ := workloadAPI(); return s },
+		})
+		srv, err := metrics.NewServer(hostPort(p.Host, p.Port), false, t.metrics, log.Named("metrics"))
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: %w", err)
+		}
+		if err := srv.Start(); err != nil {
+			return nil, fmt.Errorf("telemetry: prometheus: %w", err)
+		}
+		t.closers = append(t.closers, func() { srv.Close() })
+		log.Info("Prometheus metrics listening", "address", "http://"+srv.Addr()+"/metrics")
+	}
+	if h := cfg.HealthChecks; h != nil {
+		srv, err := health.New(health.Options{
+			Addr:         hostPort(h.BindAddress, h.BindPort),
+			LivePath:     h.LivePath,
+			ReadyPath:    h.ReadyPath,
+			Profiles:     profiles,
+			WorkloadAPI:  workloadAPI,
+			MinRemaining: bridge.ReadyMinRemaining,
+			Logger:       log.Named("health"),
+		})
+		if err != nil {
+			t.close()
+			return nil, fmt.Errorf("health_checks: %w", err)
+		}
+		if err := srv.Start(); err != nil {
+			t.close()
+			return nil, fmt.Errorf("health_checks: %w", err)
+		}
+		t.closers = append(t.closers, func() { srv.Close() })
+		log.Info("health checks listening", "address", srv.Addr(), "live", h.LivePath, "ready", h.ReadyPath)
+	}
+	return t, nil
+}
+
+func cfgPrometheus(cfg *config.Config) *config.Prometheus {
+	if cfg.Telemetry == nil {
+		return nil
+	}
+	return cfg.Telemetry.Prometheus
+}
+
+func equalTelemetry(a, b *config.Config) bool {
+	return reflect.DeepEqual(a.HealthChecks, b.HealthChecks) && reflect.DeepEqual(a.Telemetry, b.Telemetry)
+}
+
+func toStatuses(states []bridge.ProfileState) []health.ProfileStatus {
+	out := make([]health.ProfileStatus, 0, len(states))
+	for _, s := range states {
+		out = append(out, health.ProfileStatus{
+			Profile: s.Profile, SpiffeID: s.SpiffeID, RoleARN: s.RoleARN,
+			LastSuccess: s.LastSuccess, Expiration: s.Expiration, SVIDExpiry: s.SVIDExpiry,
+			NextRefresh: s.NextRefresh, LastErrorAt: s.LastErrorAt, LastErrorType: s.LastErrorType,
+			LastError: s.LastError, ConsecutiveFailures: s.ConsecutiveFailures, Refreshes: s.Refreshes,
+			FailingSinks: s.FailingSinks,
+		})
+	}
+	return out
+}
+
+// ObserveAttempt implements bridge.Observer.
+func (t *telemetry) ObserveAttempt(a bridge.Attempt) {
+	if t.metrics != nil {
+		t.metrics.ObserveAttempt(metrics.Attempt{Profile: a.Profile, Result: a.Result, ErrorType: a.ErrorType, Latency: a.Latency})
+	}
+}
+
+// ObserveSink implements bridge.Observer.
+func (t *telemetry) ObserveSink(profile, sink string, err error) {
+	if t.metrics != nil {
+		t.metrics.ObserveSink(profile, sink, err)
+	}
+}
+
+func (t *telemetry) endpointObserver(endpoint, profile string) func(int) {
+	if t.metrics == nil {
+		return nil
+	}
+	return func(status int) { t.metrics.ObserveEndpointRequest(endpoint, profile, status) }
+}
+
+func (t *telemetry) close() {
+	for _, c := range t.closers {
+		c()
+	}
+	t.closers = nil
+}
+
+type multiObserver []bridge.Observer
+
+func (m multiObserver) ObserveAttempt(a bridge.Attempt) {
+	for _, o := range m {
+		o.ObserveAttempt(a)
+	}
+}
+
+func (m multiObserver) ObserveSink(profile, sink string, err error) {
+	for _, o := range m {
+		o.ObserveSink(profile, sink, err)
+	}
+}
