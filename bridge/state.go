@@ -27,8 +27,3 @@ type ProfileState struct {
 	Refreshes           int       `json:"refreshes"`
 	FailingSinks        []string  `json:"failing_sinks,omitempty"`
 }
-
-// Ready reports whether the profile holds credentials with at least ReadyMinRemaining left at now.
-func (s ProfileState) Ready(now time.Time) bool {
-	return !s.Expiration.IsZero() && s.Expiration.Sub(now) >= ReadyMinRemaining
-}

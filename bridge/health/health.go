@@ -270,6 +270,16 @@ func (s *Server) Report() Report {
 	return r
 }
 
+// ReadyThreshold is how much life p's credentials need left for p to be ready: minRemaining, or half the
+// session's lifetime (Expiration − LastSuccess) when that is shorter — a 15-minute session can never
+// keep 15 minutes, and the refresher renews such sessions half-way (bridge/schedule).
+func (p ProfileStatus) ReadyThreshold(minRemaining time.Duration) time.Duration {
+	if !p.LastSuccess.IsZero() && p.Expiration.After(p.LastSuccess) {
+		return min(minRemaining, p.Expiration.Sub(p.LastSuccess)/2)
+	}
+	return minRemaining
+}
+
 func (s *Server) profileReport(p ProfileStatus, now time.Time) ProfileReport {
 	if p.FailingSinks != nil {
 		p.FailingSinks = append([]string(nil), p.FailingSinks...)
@@ -284,8 +294,8 @@ func (s *Server) profileReport(p ProfileStatus, now time.Time) ProfileReport {
 	switch {
 	case remaining <= 0:
 		pr.Reason = fmt.Sprintf("credentials expired %s ago", (-remaining).Truncate(time.Second))
-	case remaining < s.minRemaining:
-		pr.Reason = fmt.Sprintf("credentials expire in %s (< %s)", remaining.Truncate(time.Second), s.minRemaining)
+	case remaining < p.ReadyThreshold(s.minRemaining):
+		pr.Reason = fmt.Sprintf("credentials expire in %s (< %s)", remaining.Truncate(time.Second), p.ReadyThreshold(s.minRemaining))
 	default:
 		pr.Ready = true
 	}

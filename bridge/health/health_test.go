@@ -462,3 +462,37 @@ func TestConcurrentRequests(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestShortSessionsReadyAtHalfLife: a 15-minute session can never keep 15 minutes; it counts as ready
+// while at least half its lifetime remains (the refresher renews it half-way).
+func TestShortSessionsReadyAtHalfLife(t *testing.T) {
+	issued := t0
+	p := ProfileStatus{Profile: "short", LastSuccess: issued, Expiration: issued.Add(15 * time.Minute)}
+	if got := p.ReadyThreshold(15 * time.Minute); got != 7*time.Minute+30*time.Second {
+		t.Fatalf("threshold %s, want 7m30s", got)
+	}
+	long := ProfileStatus{LastSuccess: issued, Expiration: issued.Add(time.Hour)}
+	if got := long.ReadyThreshold(15 * time.Minute); got != 15*time.Minute {
+		t.Fatalf("threshold %s, want 15m", got)
+	}
+	st := &fakeState{}
+	st.set(issued.Add(7*time.Minute), p)
+	s := startServer(t, Options{Profiles: st.Profiles, Clock: st.Clock})
+	if code := httpStatusOf(t, "http://"+s.Addr()+"/ready"); code != 200 {
+		t.Fatalf("8m left of a 15m session: %d, want 200", code)
+	}
+	st.set(issued.Add(8*time.Minute), p)
+	if code := httpStatusOf(t, "http://"+s.Addr()+"/ready"); code != 503 {
+		t.Fatalf("7m left of a 15m session: %d, want 503", code)
+	}
+}
+
+func httpStatusOf(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}

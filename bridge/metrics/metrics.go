@@ -229,7 +229,7 @@ func newStateCollector(ns string, profiles func() []health.ProfileStatus, worklo
 		failures: prometheus.NewDesc(name("consecutive_failures"),
 			"Refresh failures since the profile's last success.", profile, nil),
 		ready: prometheus.NewDesc(name("profile_ready"),
-			"1 if the profile's credentials have at least "+minRemaining.String()+" left, else 0.", profile, nil),
+			"1 if the profile's credentials have at least "+minRemaining.String()+" left (half the session for shorter sessions), else 0.", profile, nil),
 		wlConnected: prometheus.NewDesc(name("workload_api_connected"),
 			"1 if the Workload API connection is up, else 0.", nil, nil),
 		wlState: prometheus.NewDesc(name("workload_api_state"),
@@ -273,7 +273,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		timestamp(c.svidExpiry, p.SVIDExpiry)
 		timestamp(c.lastSuccess, p.LastSuccess)
 		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.GaugeValue, float64(p.ConsecutiveFailures), p.Profile)
-		ready := !p.Expiration.IsZero() && p.Expiration.Sub(now) >= c.minRemaining
+		ready := !p.Expiration.IsZero() && p.Expiration.Sub(now) >= p.ReadyThreshold(c.minRemaining)
 		ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, boolValue(ready), p.Profile)
 	}
 }

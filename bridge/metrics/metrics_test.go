@@ -161,7 +161,7 @@ spiffe_aws_bridge_credentials_expiry_timestamp_seconds{profile="app"} %d
 # HELP spiffe_aws_bridge_last_success_timestamp_seconds When the profile last obtained credentials, in Unix seconds.
 # TYPE spiffe_aws_bridge_last_success_timestamp_seconds gauge
 spiffe_aws_bridge_last_success_timestamp_seconds{profile="app"} %d
-# HELP spiffe_aws_bridge_profile_ready 1 if the profile's credentials have at least 15m0s left, else 0.
+# HELP spiffe_aws_bridge_profile_ready 1 if the profile's credentials have at least 15m0s left (half the session for shorter sessions), else 0.
 # TYPE spiffe_aws_bridge_profile_ready gauge
 spiffe_aws_bridge_profile_ready{profile="app"} 1
 spiffe_aws_bridge_profile_ready{profile="new"} 0

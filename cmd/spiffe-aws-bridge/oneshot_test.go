@@ -60,7 +60,7 @@ type world struct {
 	dir   string
 }
 
-func newWorld(t *testing.T, entries ...svidtest.Entry) *world {
+func newWorld(t testing.TB, entries ...svidtest.Entry) *world {
 	t.Helper()
 	if len(entries) == 0 {
 		entries = []svidtest.Entry{{ID: spiffeid.RequireFromString(e2eSpiffeID)}}
@@ -106,7 +106,7 @@ jwt_bundle {
 	return w
 }
 
-func (w *world) write(t *testing.T, name string, data []byte) string {
+func (w *world) write(t testing.TB, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(w.dir, name)
 	if err := os.WriteFile(p, data, 0o600); err != nil {
@@ -167,16 +167,29 @@ func parseProcessJSON(t *testing.T, r result) processDoc {
 // awsCLI runs `aws sts get-caller-identity` with profile from configText and returns the ARN it prints.
 func awsCLI(t *testing.T, w *world, profile, configText string) string {
 	t.Helper()
+	cfg := w.write(t, "aws-config-"+profile, []byte(configText))
+	return awsCallerIdentity(t, w, []string{"AWS_CONFIG_FILE=" + cfg, "AWS_EC2_METADATA_DISABLED=true"}, "--profile", profile)
+}
+
+// awsCallerIdentity runs `aws sts get-caller-identity` against the emulator with no credentials of the
+// caller's environment, only env, and returns the ARN it prints.
+func awsCallerIdentity(t *testing.T, w *world, env []string, args ...string) string {
+	t.Helper()
 	aws, err := exec.LookPath("aws")
 	if err != nil {
 		t.Skip("the aws CLI is not installed (CI installs Debian's awscli); skipping the aws CLI consumer test")
 	}
-	cfg := w.write(t, "aws-config-"+profile, []byte(configText))
-	cmd := exec.Command(aws, "sts", "get-caller-identity", "--profile", profile, "--region", "us-east-1",
-		"--endpoint-url", w.emu.URL, "--output", "json")
-	cmd.Env = append(os.Environ(), "AWS_CONFIG_FILE="+cfg, "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(w.dir, "none"),
-		"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_DEFAULT_PROFILE=",
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_RETRY_MODE=standard", "AWS_MAX_ATTEMPTS=1")
+	cmd := exec.Command(aws, append([]string{"sts", "get-caller-identity", "--region", "us-east-1",
+		"--endpoint-url", w.emu.URL, "--output", "json"}, args...)...)
+	// Only env and what keeps the CLI from reading this machine's own AWS settings.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "AWS_CONFIG_FILE="+filepath.Join(w.dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(w.dir, "none"),
+		"AWS_RETRY_MODE=standard", "AWS_MAX_ATTEMPTS=1")
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("aws sts get-caller-identity: %v\n%s", err, out)
@@ -329,5 +342,30 @@ func TestCheckReportsGoodAndBadSVIDs(t *testing.T) {
 	}
 	if r.code != 1 || !strings.Contains(r.stderr, "check: 4 problem(s) found") {
 		t.Errorf("exit %d, stderr %q; want 1 and 4 problems\n%s", r.code, r.stderr, r.stdout)
+	}
+}
+
+// BenchmarkCredentialProcess reports the wall time of one `credential-process` run, process start to
+// JSON on stdout, as the aws CLI experiences it (Workload API fetch, signing, CreateSession on loopback).
+func BenchmarkCredentialProcess(b *testing.B) {
+	w := newWorld(b)
+	w.emu.SetQuota(-1) // measure the process, not AWS's 10/s quota
+	for _, src := range []struct {
+		name string
+		args []string
+	}{
+		{"workload-api", []string{"--workload-socket", w.agent.Addr()}},
+	} {
+		b.Run(src.name, func(b *testing.B) {
+			args := append([]string{"credential-process", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
+				"--role-arn", e2eRole, "--endpoint", w.emu.URL}, src.args...)
+			for i := 0; i < b.N; i++ {
+				out, err := exec.Command(binPath, args...).Output()
+				if err != nil || !bytes.Contains(out, []byte(`"AccessKeyId"`)) {
+					b.Fatalf("credential-process: %v", err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/run")
+		})
 	}
 }

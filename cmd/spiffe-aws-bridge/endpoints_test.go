@@ -1,0 +1,261 @@
+package main
+
+// End-to-end tests of the endpoint sinks and the side servers: the daemon as a process serving IMDSv2,
+// a container-credentials endpoint, health checks and Prometheus metrics, consumed by the aws CLI and
+// aws-sdk-go-v2.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+type endpointsWorld struct {
+	*world
+	d                                   *daemonProc
+	credsPath, tokenPath                string
+	imdsPort, containerPort, healthPort int
+	metricsPort                         int
+}
+
+func startEndpointsDaemon(t *testing.T) *endpointsWorld {
+	t.Helper()
+	e := &endpointsWorld{world: newWorld(t)}
+	ports := make([]int, 4)
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = p
+	}
+	e.imdsPort, e.containerPort, e.healthPort, e.metricsPort = ports[0], ports[1], ports[2], ports[3]
+	e.credsPath = filepath.Join(e.dir, "credentials")
+	e.tokenPath = filepath.Join(e.dir, "tokens", "container.token")
+	extra := fmt.Sprintf(`
+health_checks {
+  bind_address = "127.0.0.1"
+  bind_port    = %d
+}
+telemetry {
+  prometheus {
+    host = "127.0.0.1"
+    port = %d
+  }
+}
+profile "served" {
+  spiffe_id         = %q
+  trust_anchor_arn  = %q
+  profile_arn       = %q
+  role_arn          = %q
+  endpoint          = %q
+  insecure_endpoint = true
+  session_duration  = "15m"
+  refresh {
+    rotation_spread = "0s"
+  }
+  imds {
+    bind_port = %d
+  }
+  container_endpoint {
+    bind_port       = %d
+    auth_token_file = %q
+  }
+}`, e.healthPort, e.metricsPort, e2eSpiffeID, e2eTrustAnchor, e2eProfile, e2eRole, e.emu.URL, e.imdsPort, e.containerPort, e.tokenPath)
+	e.d = startDaemon(t, e.bridgeConfig(t, "bridge.hcl", e.credsPath, extra))
+	eventually(t, "ready", func() bool { return httpStatus(fmt.Sprintf("http://127.0.0.1:%d/ready", e.healthPort)) == 200 })
+	return e
+}
+
+func httpStatus(url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+func httpBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func (e *endpointsWorld) containerURL() string {
+	return fmt.Sprintf("http://127.0.0.1:%d/v1/credentials", e.containerPort)
+}
+
+// served fetches the container endpoint's document with the token.
+func (e *endpointsWorld) served(t *testing.T) map[string]string {
+	t.Helper()
+	token, err := os.ReadFile(e.tokenPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", e.containerURL(), nil)
+	req.Header.Set("Authorization", strings.TrimSpace(string(token)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc map[string]string
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("container endpoint: %d %v", resp.StatusCode, err)
+	}
+	return doc
+}
+
+func TestEndpointsServeTheAWSCLI(t *testing.T) {
+	e := startEndpointsDaemon(t)
+	want := "arn:aws:sts::123456789012:assumed-role/app/"
+	// IMDSv2, as on EC2.
+	arn := awsCallerIdentity(t, e.world, []string{fmt.Sprintf("AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:%d", e.imdsPort), "AWS_EC2_METADATA_DISABLED=false"})
+	if !strings.HasPrefix(arn, want) {
+		t.Fatalf("through IMDS: %q", arn)
+	}
+	// The container endpoint, as on ECS/EKS (the token by value: Debian's awscli predates the token file).
+	token, _ := os.ReadFile(e.tokenPath)
+	arn = awsCallerIdentity(t, e.world, []string{"AWS_CONTAINER_CREDENTIALS_FULL_URI=" + e.containerURL(),
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN=" + strings.TrimSpace(string(token)), "AWS_EC2_METADATA_DISABLED=true"})
+	if !strings.HasPrefix(arn, want) {
+		t.Fatalf("through the container endpoint: %q", arn)
+	}
+}
+
+// TestLongRunningSDKClientAcrossRotations keeps one aws-sdk-go-v2 client for the whole test. Its credential
+// cache treats 15-minute sessions as always due (expiry window 15m), so every call goes back to the
+// container endpoint (via AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE), as a client near expiry would.
+func TestLongRunningSDKClientAcrossRotations(t *testing.T) {
+	e := startEndpointsDaemon(t)
+	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", e.containerURL())
+	t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", e.tokenPath)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"} {
+		t.Setenv(k, "")
+	}
+	ctx := context.Background()
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"),
+		awsconfig.WithSharedConfigFiles([]string{filepath.Join(e.dir, "none")}),
+		awsconfig.WithSharedCredentialsFiles([]string{filepath.Join(e.dir, "none")}),
+		awsconfig.WithCredentialsCacheOptions(func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = 15 * time.Minute }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint = aws.String(e.emu.URL) })
+	metrics := fmt.Sprintf("http://127.0.0.1:%d/metrics", e.metricsPort)
+	seen := map[string]bool{}
+	var secrets []string
+	for round := 0; round < 3; round++ {
+		served := e.served(t)
+		if seen[served["AccessKeyId"]] {
+			t.Fatalf("round %d: the endpoint still serves the previous credentials", round)
+		}
+		seen[served["AccessKeyId"]] = true
+		secrets = append(secrets, served["SecretAccessKey"], served["Token"])
+		out, err := client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if !strings.HasPrefix(aws.ToString(out.Arn), "arn:aws:sts::123456789012:assumed-role/app/") {
+			t.Fatalf("round %d: %s", round, aws.ToString(out.Arn))
+		}
+		before := refreshes(t, metrics, "served")
+		if err := e.agent.Rotate(); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the refresh after rotation", func() bool { return e.served(t)["AccessKeyId"] != served["AccessKeyId"] })
+		if after := refreshes(t, metrics, "served"); after <= before {
+			t.Fatalf("refreshes_total did not move: %v → %v", before, after)
+		}
+	}
+	// The side servers and logs never show a secret.
+	scrape := httpBody(t, metrics)
+	health := httpBody(t, fmt.Sprintf("http://127.0.0.1:%d/ready", e.healthPort))
+	for _, s := range secrets {
+		for where, text := range map[string]string{"metrics": scrape, "health": health, "logs": e.d.Logs()} {
+			if strings.Contains(text, s) {
+				t.Fatalf("a secret appears in the %s", where)
+			}
+		}
+	}
+	for _, series := range []string{
+		`spiffe_aws_bridge_credentials_expiry_timestamp_seconds{profile="served"}`,
+		`spiffe_aws_bridge_svid_expiry_timestamp_seconds{profile="served"}`,
+		`spiffe_aws_bridge_create_session_duration_seconds_count{profile="served"}`,
+		`spiffe_aws_bridge_endpoint_requests_total{code="200",endpoint="container",profile="served"}`,
+		`spiffe_aws_bridge_workload_api_connected 1`,
+	} {
+		if !strings.Contains(scrape, series) {
+			t.Errorf("scrape lacks %s", series)
+		}
+	}
+	var report struct {
+		Ready    bool `json:"ready"`
+		Profiles []struct {
+			Profile string `json:"profile"`
+			Ready   bool   `json:"ready"`
+		} `json:"profiles"`
+	}
+	if err := json.Unmarshal([]byte(health), &report); err != nil || !report.Ready || len(report.Profiles) != 2 {
+		t.Fatalf("health report %s (%v)", health, err)
+	}
+}
+
+var refreshesRE = regexp.MustCompile(`(?m)^spiffe_aws_bridge_refreshes_total\{profile="([^"]+)",result="success"\} ([0-9.e+]+)$`)
+
+func refreshes(t *testing.T, url, profile string) float64 {
+	t.Helper()
+	for _, m := range refreshesRE.FindAllStringSubmatch(httpBody(t, url), -1) {
+		if m[1] == profile {
+			v, _ := strconv.ParseFloat(m[2], 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// TestHealthReportsDeniedRefreshes: a denied refresh shows in the health report (type and AWS message)
+// while the last good credentials keep the profile ready and keep being served.
+func TestHealthReportsDeniedRefreshes(t *testing.T) {
+	e := startEndpointsDaemon(t)
+	e.emu.FailNext(1000, 403, "AccessDeniedException")
+	if err := e.agent.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/ready", e.healthPort)
+	eventually(t, "the denied refresh in the health report", func() bool {
+		return strings.Contains(httpBody(t, url), "AccessDeniedException")
+	})
+	if code := httpStatus(url); code != 200 {
+		t.Fatalf("/ready = %d while the last good credentials are fresh", code)
+	}
+	before := e.served(t)["AccessKeyId"]
+	if err := e.agent.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := e.served(t)["AccessKeyId"]; got != before {
+		t.Fatalf("served credentials changed although AWS denied the refresh")
+	}
+}
