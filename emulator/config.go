@@ -114,9 +114,19 @@ func LoadConfig(path string) (*Config, error) {
 	return ParseConfig(src, path)
 }
 
-// ParseConfig parses and checks an emulator config. filename is used in error positions and to resolve
-// relative file names.
+// ParseConfig parses and checks an emulator config and reads the files it names. filename is used in
+// error positions and to resolve relative file names.
 func ParseConfig(src []byte, filename string) (*Config, error) {
+	return parseConfig(src, filename, true)
+}
+
+// DecodeConfig parses and checks an emulator config like ParseConfig, without reading the CA bundle and
+// JWKS files it names (for checking configs whose files are made at deploy time, as in the examples).
+func DecodeConfig(src []byte, filename string) (*Config, error) {
+	return parseConfig(src, filename, false)
+}
+
+func parseConfig(src []byte, filename string, readFiles bool) (*Config, error) {
 	f, diags := hclparse.NewParser().ParseHCL(src, filename)
 	if diags.HasErrors() {
 		return nil, diagError(diags)
@@ -125,7 +135,7 @@ func ParseConfig(src []byte, filename string) (*Config, error) {
 	if diags := gohcl.DecodeBody(f.Body, nil, &c); diags.HasErrors() {
 		return nil, diagError(diags)
 	}
-	if err := c.load(filepath.Dir(filename)); err != nil {
+	if err := c.load(filepath.Dir(filename), readFiles); err != nil {
 		return nil, fmt.Errorf("%s: %w", filename, err)
 	}
 	return &c, nil
@@ -139,8 +149,8 @@ func diagError(d hcl.Diagnostics) error {
 	return fmt.Errorf("emulator config: %s", strings.Join(lines, "; "))
 }
 
-// load validates c and reads the files it names (relative to dir).
-func (c *Config) load(dir string) error {
+// load validates c and, with readFiles, reads the files it names (relative to dir).
+func (c *Config) load(dir string, readFiles bool) error {
 	if len(c.AccountID) != 12 || strings.Trim(c.AccountID, "0123456789") != "" {
 		return fmt.Errorf("account_id %q is not 12 digits", c.AccountID)
 	}
@@ -166,10 +176,13 @@ func (c *Config) load(dir string) error {
 		if err := dup("trust_anchor", ta.ARN); err != nil {
 			return err
 		}
+		if ta.CABundlePEM == "" && ta.CABundleFile == "" {
+			return fmt.Errorf("trust_anchor %q: ca_bundle_file is required", ta.ARN)
+		}
+		if !readFiles {
+			continue
+		}
 		if ta.CABundlePEM == "" {
-			if ta.CABundleFile == "" {
-				return fmt.Errorf("trust_anchor %q: ca_bundle_file is required", ta.ARN)
-			}
 			p := ta.CABundleFile
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(dir, p)
@@ -215,7 +228,7 @@ func (c *Config) load(dir string) error {
 			return err
 		}
 	}
-	if b := c.JWTBundle; b != nil {
+	if b := c.JWTBundle; b != nil && (readFiles || b.JWKS != "") {
 		if b.JWKS == "" {
 			p := b.JWKSFile
 			if p == "" {

@@ -1,21 +1,26 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2/hclparse"
+
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
 )
 
 // hclBlock matches a fenced ```hcl block of a Markdown file; the fence's info string may carry a second
 // word ("```hcl emulator") naming another loader.
 var hclBlock = regexp.MustCompile("(?ms)^```hcl([^\\n]*)\\n(.*?)^```")
 
-// TestEveryConfigSnippetInTheDocsParses keeps the docs honest: every ```hcl block of the README and of the
-// examples' READMEs is a complete bridge config and must load with the real config loader.
+// TestEveryConfigSnippetInTheDocsParses keeps the docs honest: every ```hcl block of the README, the
+// examples' READMEs and docs/ must load with the real loader: a bridge config (```hcl), an emulator config
+// (```hcl emulator, its files not read) or a SPIRE config (```hcl spire, HCL syntax only).
 func TestEveryConfigSnippetInTheDocsParses(t *testing.T) {
 	docs := []string{"../../README.md"}
 	more, _ := filepath.Glob("../../examples/*/README.md")
@@ -29,11 +34,23 @@ func TestEveryConfigSnippetInTheDocsParses(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, m := range hclBlock.FindAllStringSubmatch(string(data), -1) {
-			if kind := strings.TrimSpace(m[1]); kind != "" {
-				continue // another loader's snippet (e.g. "hcl emulator"), checked with the examples
+			name := fmt.Sprintf("%s#%d", filepath.Base(doc), i+1)
+			var err error
+			switch kind := strings.TrimSpace(m[1]); kind {
+			case "":
+				_, err = config.Parse([]byte(m[2]), name)
+			case "emulator":
+				_, err = emulator.DecodeConfig([]byte(m[2]), name)
+			case "spire":
+				_, diags := hclparse.NewParser().ParseHCL([]byte(m[2]), name)
+				if diags.HasErrors() {
+					err = diags
+				}
+			default:
+				t.Errorf("%s: snippet %d: unknown kind %q (want hcl, hcl emulator or hcl spire)", doc, i+1, kind)
+				continue
 			}
-			name := filepath.Base(doc) + "#" + string(rune('1'+i))
-			if _, err := config.Parse([]byte(m[2]), name); err != nil {
+			if err != nil {
 				t.Errorf("%s: snippet %d does not parse: %v\n%s", doc, i+1, err, m[2])
 			}
 			checked++

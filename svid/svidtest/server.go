@@ -163,7 +163,10 @@ func (s *Server) SetEntries(entries []Entry) error {
 	s.svids = svids
 	s.notifyLocked()
 	s.mu.Unlock()
-	s.log.Debug("issued X.509-SVIDs", "count", len(svids))
+	for _, sv := range svids {
+		s.log.Info("issued X.509-SVID", "spiffe_id", sv.ID.String(), "serial", fmt.Sprintf("%x", sv.Certificates[0].SerialNumber),
+			"expires", sv.Certificates[0].NotAfter.UTC().Format(time.RFC3339))
+	}
 	return nil
 }
 
