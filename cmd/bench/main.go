@@ -1,0 +1,107 @@
+// Command bench measures spiffe-aws-bridge against its performance targets on this machine, on loopback,
+// against the emulator, and prints a table (docs/benchmarks.md records the figures):
+//
+//	go run ./cmd/bench            # full run (1000 rotations, 60 s idle window), about 2 minutes
+//	go run ./cmd/bench -quick     # CI: fewer iterations, same measurements
+//
+// Run it from the repository root (it builds the spiffe-aws-bridge binary to time credential-process and
+// the daemon as real processes).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// row is one line of the result table.
+type row struct {
+	what, result, target string
+	ok                   *bool // nil: no target
+}
+
+type bench struct {
+	quick bool
+	dir   string // scratch directory
+	bin   string // built spiffe-aws-bridge
+	rows  []row
+}
+
+func (b *bench) add(what, result, target string, ok *bool) {
+	b.rows = append(b.rows, row{what, result, target, ok})
+}
+
+func pass(v bool) *bool { return &v }
+
+func main() {
+	quick := flag.Bool("quick", false, "fewer iterations and a shorter idle window (CI)")
+	only := flag.String("only", "", "run only the measurements whose name contains this")
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "sab-bench")
+	if err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	b := &bench{quick: *quick, dir: dir}
+	steps := []struct {
+		name string
+		fn   func() error
+	}{
+		{"rotation", b.rotation},
+		{"signing", b.signing},
+		{"credential-process", b.credentialProcess},
+		{"daemon", b.daemon},
+		{"endpoints", b.endpoints},
+	}
+	for _, s := range steps {
+		if *only != "" && !strings.Contains(s.name, *only) {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s…\n", s.name)
+		if err := s.fn(); err != nil {
+			fatal(fmt.Errorf("%s: %w", s.name, err))
+		}
+	}
+	fmt.Printf("\n%s\n\n", machine())
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "measurement\tresult\ttarget\t")
+	failed := 0
+	for _, r := range b.rows {
+		mark := ""
+		if r.ok != nil {
+			mark = "ok"
+			if !*r.ok {
+				mark = "MISSED"
+				failed++
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.what, r.result, r.target, mark)
+	}
+	tw.Flush()
+	if failed > 0 {
+		fmt.Printf("\n%d figure(s) missed their target (reported, not enforced: timings depend on the machine)\n", failed)
+	}
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("machine: %s/%s, %d CPUs (%s), %s, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), model,
+		runtime.Version(), time.Now().UTC().Format("2006-01-02"))
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}

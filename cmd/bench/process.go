@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// credentialProcess: wall time of `spiffe-aws-bridge credential-process`, process start to JSON on
+// stdout, with key files and with the Workload API as the source, and the process's peak RSS.
+func (b *bench) credentialProcess() error {
+	bin, err := b.buildBinary()
+	if err != nil {
+		return err
+	}
+	w, err := newWorld(b.dir)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	certs, key, err := w.agent.Current()[0].Marshal()
+	if err != nil {
+		return err
+	}
+	certFile, keyFile := filepath.Join(b.dir, "cert.pem"), filepath.Join(b.dir, "key.pem")
+	if err := os.WriteFile(certFile, certs, 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		return err
+	}
+	common := []string{"credential-process", "--trust-anchor-arn", trustAnchor, "--profile-arn", profileARN,
+		"--role-arn", roleARN, "--endpoint", w.emu.URL}
+	n := 100
+	if b.quick {
+		n = 30
+	}
+	for _, src := range []struct {
+		name   string
+		args   []string
+		target time.Duration
+	}{
+		{"key files", []string{"--certificate", certFile, "--private-key", keyFile}, 6 * time.Millisecond},
+		{"Workload API", []string{"--workload-socket", w.agent.Addr()}, 8 * time.Millisecond},
+	} {
+		var lat []time.Duration
+		var peakKB int64
+		for i := 0; i < n; i++ {
+			cmd := exec.Command(bin, append(common, src.args...)...)
+			var out bytes.Buffer
+			cmd.Stdout = &out
+			start := time.Now()
+			if err := cmd.Run(); err != nil || !bytes.Contains(out.Bytes(), []byte(`"SecretAccessKey"`)) {
+				return fmt.Errorf("credential-process (%s): %v", src.name, err)
+			}
+			lat = append(lat, time.Since(start))
+			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > peakKB {
+				peakKB = ru.Maxrss
+			}
+		}
+		med := percentile(lat, 0.5)
+		b.add(fmt.Sprintf("credential-process (%s), median of %d", src.name, n), ms(med), "≤ "+ms(src.target), pass(med <= src.target))
+		b.add(fmt.Sprintf("credential-process (%s), peak RSS", src.name), fmt.Sprintf("%.1f MB", float64(peakKB)/1024), "≤ 15 MB", pass(peakKB <= 15*1024))
+	}
+	return nil
+}
+
+// daemon: `spiffe-aws-bridge run` with 10 profiles: resident memory once all hold credentials, and CPU
+// time spent while idle (between refreshes nothing should run: no polling).
+func (b *bench) daemon() error {
+	bin, err := b.buildBinary()
+	if err != nil {
+		return err
+	}
+	w, err := newWorld(b.dir)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	creds := filepath.Join(b.dir, "daemon", "credentials")
+	cfg := fmt.Sprintf("agent_address = %q\nlog_level = \"warn\"\n", w.agent.Addr())
+	for i := 0; i < 10; i++ {
+		cfg += w.bridgeProfile(fmt.Sprintf("p%d", i), creds)
+	}
+	cfgPath := filepath.Join(b.dir, "daemon.hcl")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "run", "--config", cfgPath)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		data, _ := os.ReadFile(creds)
+		if strings.Count(string(data), "aws_session_token") == 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the 10 profiles did not all get credentials within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // settle
+	idle := 60 * time.Second
+	if b.quick {
+		idle = 10 * time.Second
+	}
+	cpu0, err := cpuTime(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	time.Sleep(idle)
+	cpu1, _ := cpuTime(cmd.Process.Pid)
+	rss, err := procStatusKB(cmd.Process.Pid, "VmRSS")
+	if err != nil {
+		return err
+	}
+	b.add("daemon, 10 profiles: resident memory", fmt.Sprintf("%.1f MB", float64(rss)/1024), "≤ 20 MB", pass(rss <= 20*1024))
+	used := cpu1 - cpu0
+	b.add(fmt.Sprintf("daemon, 10 profiles: CPU while idle for %s", idle), fmt.Sprintf("%.2f s", used.Seconds()),
+		"≈ 0 (≤ 0.05 s)", pass(used <= 50*time.Millisecond))
+	return nil
+}
+
+// cpuTime is user+system CPU time of pid from /proc/<pid>/stat.
+func cpuTime(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the ")" closing the command name: state is field 3; utime 14, stime 15.
+	rest := string(data[bytes.LastIndexByte(data, ')')+2:])
+	f := strings.Fields(rest)
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const clkTck = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / clkTck, nil
+}
+
+func procStatusKB(pid int, key string) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, key+":"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", key, pid)
+}
