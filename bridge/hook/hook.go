@@ -40,6 +40,8 @@ const (
 	EnvExpiration = "SPIFFE_AWS_BRIDGE_EXPIRATION"
 	// EnvAccessKeyID holds the access key id (not a secret on its own).
 	EnvAccessKeyID = "SPIFFE_AWS_BRIDGE_ACCESS_KEY_ID"
+	// EnvRoleARN holds the assumed-role ARN the credentials act as (empty when unknown).
+	EnvRoleARN = "SPIFFE_AWS_BRIDGE_ROLE_ARN"
 )
 
 // CommandOptions configures an on_refresh command hook.
@@ -99,6 +101,7 @@ func (c *Command) Put(ctx context.Context, cr creds.Credentials) error {
 		EnvProfile+"="+c.profile,
 		EnvExpiration+"="+cr.Expiration.UTC().Format(time.RFC3339),
 		EnvAccessKeyID+"="+cr.AccessKeyID,
+		EnvRoleARN+"="+cr.AssumedRoleARN,
 	)
 	out := &cappedBuffer{limit: maxOutput}
 	cmd.Stdout, cmd.Stderr = out, out

@@ -59,6 +59,7 @@ func testCreds() creds.Credentials {
 		SecretAccessKey: testSecret,
 		SessionToken:    testSession,
 		Expiration:      time.Date(2030, 1, 2, 3, 4, 5, 0, time.FixedZone("X", 3600)),
+		AssumedRoleARN:  "arn:aws:sts::123456789012:assumed-role/app/s1",
 	}
 }
 
@@ -97,6 +98,7 @@ func TestCommandEnvironment(t *testing.T) {
 		"SPIFFE_AWS_BRIDGE_PROFILE=demo\n",
 		"SPIFFE_AWS_BRIDGE_EXPIRATION=2030-01-02T02:04:05Z\n",
 		"SPIFFE_AWS_BRIDGE_ACCESS_KEY_ID=" + testAccessKey + "\n",
+		"SPIFFE_AWS_BRIDGE_ROLE_ARN=arn:aws:sts::123456789012:assumed-role/app/s1\n",
 	} {
 		if !strings.Contains(env, want) {
 			t.Errorf("environment lacks %q", want)
