@@ -23,7 +23,7 @@ import (
 // prints: the aws CLI through the credentials file, and an SDK through the container endpoint.
 func TestDevModeWorksEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(binPath, "dev", "--dir", dir, "--rotate-every", "2s", "--duration", "60s")
+	cmd := exec.Command(binPath, "dev", "--dir", dir, "--rotate-every", "2s", "--duration", "60s", "--log-level", "trace")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +103,8 @@ func TestDevModeWorksEndToEnd(t *testing.T) {
 		t.Fatalf("GetCallerIdentity through the container endpoint: %v", err)
 	}
 
+	keys := profileKeys(credsPath, "dev")
+	tok, _ := os.ReadFile(token[1])
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case err := <-done:
@@ -111,5 +113,14 @@ func TestDevModeWorksEndToEnd(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("dev did not stop on SIGINT")
+	}
+	// Trace-level logs of the agent, the emulator and the bridge hold no secret.
+	mu.Lock()
+	all := logs.String() + banner.String()
+	mu.Unlock()
+	for _, secret := range []string{keys["aws_secret_access_key"], keys["aws_session_token"], strings.TrimSpace(string(tok))} {
+		if secret == "" || strings.Contains(all, secret) {
+			t.Fatalf("a secret (or an empty one) in dev's trace output: %q", secret[:min(4, len(secret))])
+		}
 	}
 }

@@ -302,12 +302,29 @@ func TestOneShotNeverPrintsSecretsInDebugLogs(t *testing.T) {
 	r2 := runBin(t, nil, "credentials", "--debug", "--log-file-path", logFile, "--audience", e2eAudience, "--role-arn", e2eJWTRole,
 		"--workload-socket", w.agent.Addr(), "--sts-endpoint", w.emu.URL)
 	d2 := parseProcessJSON(t, r2)
+	r3 := runBin(t, nil, "rolesanywhere", "--debug", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
+		"--role-arn", e2eRole, "--endpoint", w.emu.URL, "--workload-socket", w.agent.Addr())
+	d3 := parseProcessJSON(t, r3)
+	cfg := w.write(t, "bridge.hcl", []byte(fmt.Sprintf(`agent_address = %q
+log_level = "trace"
+profile "app" {
+  trust_anchor_arn  = %q
+  profile_arn       = %q
+  role_arn          = %q
+  endpoint          = %q
+  insecure_endpoint = true
+}
+`, w.agent.Addr(), e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL)))
+	r4 := runBin(t, nil, "check", "--config", cfg)
+	if r4.code != 0 || !strings.Contains(r4.stdout+r4.stderr, "CreateSession") {
+		t.Fatalf("check --config: exit %d\n%s%s", r4.code, r4.stdout, r4.stderr)
+	}
 	logs, _ := os.ReadFile(logFile)
-	all := r.stderr + r2.stderr + string(logs)
+	all := r.stderr + r2.stderr + string(logs) + r3.stderr + r4.stdout + r4.stderr
 	if !strings.Contains(all, "signing with") || !strings.Contains(string(logs), "assuming role with a JWT-SVID") {
 		t.Fatalf("debug logs missing:\n%s", all)
 	}
-	for _, secret := range []string{d.SecretAccessKey, d.SessionToken, d2.SecretAccessKey, d2.SessionToken} {
+	for _, secret := range []string{d.SecretAccessKey, d.SessionToken, d2.SecretAccessKey, d2.SessionToken, d3.SecretAccessKey, d3.SessionToken} {
 		if strings.Contains(all, secret) {
 			t.Fatal("a secret appears in the debug output")
 		}
