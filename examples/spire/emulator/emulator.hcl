@@ -1,0 +1,21 @@
+# The emulated AWS account of the demo: a Roles Anywhere trust anchor holding the SPIRE bundle (exported
+# by the `register` service to the shared volume at start-up), a profile, and the role "demo", whose trust
+# policy admits any SPIFFE ID under spiffe://example.org/ns/demo/.
+
+account_id = "123456789012"
+
+trust_anchor "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/5b7e3c1a-8f2d-4a6b-9c0e-1d2f3a4b5c6d" {
+  ca_bundle_file = "/shared/bundle.pem"
+}
+
+profile "arn:aws:rolesanywhere:us-east-1:123456789012:profile/9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b" {
+  role_arns        = ["arn:aws:iam::123456789012:role/demo"]
+  duration_seconds = 3600
+}
+
+role "arn:aws:iam::123456789012:role/demo" {
+  condition {
+    tag    = "x509SAN/URI"
+    values = ["spiffe://example.org/ns/demo/*"]
+  }
+}
