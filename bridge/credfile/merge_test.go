@@ -367,6 +367,11 @@ func FuzzMerge(f *testing.F) {
 			t.Fatalf("profile holds %v, want %v\nresult: %q", got, wantKeys, out)
 		}
 		assertOthersEqual(t, before, after)
+		if sdkPanics(t, dir, existing) {
+			// aws-sdk-go-v2's own INI reader panics on some files (e.g. `00="`, found by this fuzzer);
+			// Merge preserves the user's lines, so the result would panic it too. Not ours to fix.
+			return
+		}
 		assertSDKReads(t, dir, out)
 
 		removed, err := Remove(out, "app")
@@ -382,6 +387,30 @@ func FuzzMerge(f *testing.F) {
 		}
 		assertOthersEqual(t, before, cleared)
 	})
+}
+
+// sdkPanics reports whether the AWS SDK's shared-config reader panics on data.
+func sdkPanics(t *testing.T, dir string, data []byte) (panicked bool) {
+	t.Helper()
+	defer func() {
+		if recover() != nil {
+			panicked = true
+		}
+	}()
+	f, err := os.CreateTemp(dir, "credentials")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, _ = config.LoadSharedConfigProfile(context.Background(), "app", func(o *config.LoadSharedConfigOptions) {
+		o.CredentialsFiles = []string{f.Name()}
+		o.ConfigFiles = []string{}
+	})
+	return false
 }
 
 // assertSDKReads checks that the AWS SDK's own reader finds the profile in data with exactly the written
