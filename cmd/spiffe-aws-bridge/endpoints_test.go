@@ -130,7 +130,7 @@ func TestEndpointsServeTheAWSCLI(t *testing.T) {
 	e := startEndpointsDaemon(t)
 	want := "arn:aws:sts::123456789012:assumed-role/app/"
 	// IMDSv2, as on EC2.
-	arn := awsCallerIdentity(t, e.world, []string{fmt.Sprintf("AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:%d", e.imdsPort), "AWS_EC2_METADATA_DISABLED=false"})
+	arn := awsCallerIdentity(t, e.world, []string{fmt.Sprintf("AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:%d/", e.imdsPort), "AWS_EC2_METADATA_DISABLED=false"})
 	if !strings.HasPrefix(arn, want) {
 		t.Fatalf("through IMDS: %q", arn)
 	}
