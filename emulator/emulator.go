@@ -13,7 +13,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -153,9 +152,8 @@ type Server struct {
 	*Emulator
 	// URL is the base URL, e.g. http://127.0.0.1:41234; use it as the Roles Anywhere endpoint and the
 	// STS endpoint.
-	URL  string
-	srv  *http.Server
-	done chan struct{}
+	URL string
+	srv *netutil.Server
 }
 
 // NewServer starts an Emulator on o.Addr (default 127.0.0.1:0, loopback only unless AllowRemote).
@@ -171,26 +169,17 @@ func NewServer(o Options) (*Server, error) {
 	if _, err := netutil.CheckBind(addr, o.AllowRemote); err != nil {
 		return nil, fmt.Errorf("emulator: %w", err)
 	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("emulator: listen on %s: %w", addr, err)
+	srv := netutil.NewServer("emulator", addr, e, e.log, nil)
+	if err := srv.Start(); err != nil {
+		return nil, err
 	}
-	s := &Server{Emulator: e, URL: "http://" + l.Addr().String(), done: make(chan struct{}),
-		srv: &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}}
-	go func() {
-		defer close(s.done)
-		_ = s.srv.Serve(l)
-	}()
+	s := &Server{Emulator: e, URL: "http://" + srv.Addr(), srv: srv}
 	e.log.Info("Roles Anywhere and STS emulator listening", "url", s.URL)
 	return s, nil
 }
 
-// Close shuts the server down, waiting up to 5s for requests in flight.
-func (s *Server) Close() error {
-	err := netutil.Close(s.srv)
-	<-s.done
-	return err
-}
+// Close shuts the server down (requests in flight get netutil.ShutdownGrace).
+func (s *Server) Close() error { return s.srv.Close() }
 
 // bucket is a token bucket refilled at rate per second, holding at most rate tokens.
 type bucket struct {

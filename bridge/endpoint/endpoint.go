@@ -16,12 +16,10 @@ package endpoint
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,8 +32,6 @@ import (
 const (
 	nameIMDS      = "imds"
 	nameContainer = "container_endpoint"
-
-	readHeaderTimeout = 10 * time.Second
 )
 
 // stored is one set of credentials with the time they were handed to Put.
@@ -63,12 +59,7 @@ type Server struct {
 
 	current atomic.Pointer[stored]
 
-	mu      sync.Mutex
-	started bool
-	closed  bool
-	ln      net.Listener
-	srv     *http.Server
-	done    chan struct{}
+	srv *netutil.Server
 }
 
 // newServer validates the bind address and fills the fields common to both kinds of server.
@@ -90,14 +81,21 @@ func newServer(name, addr string, allowRemote bool, logger hclog.Logger, clock f
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Server{
+	s := &Server{
 		name:      name,
 		addr:      addr,
 		remote:    remote,
 		log:       logger,
 		clock:     clock,
 		onRequest: onRequest,
-	}, nil
+	}
+	// s.handler is set by NewIMDS/NewContainer once the server exists.
+	serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) })
+	s.srv = netutil.NewServer(name, addr, serve, logger, func(hs *http.Server) {
+		// The IMDS token handler needs the connection to set its hop limit.
+		hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) }
+	})
+	return s, nil
 }
 
 // Name identifies the sink in logs and metrics: "imds" or "container_endpoint".
@@ -137,69 +135,28 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Start listens on the configured address and serves in a background goroutine. It returns once the
 // listener is bound, so Addr and URL report the actual address. A Server can be started once.
 func (s *Server) Start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started || s.closed {
-		return fmt.Errorf("%s: server already started or closed", s.name)
-	}
-	ln, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		return fmt.Errorf("%s: listen on %s: %w", s.name, s.addr, err)
+	if err := s.srv.Start(); err != nil {
+		return err
 	}
 	if s.remote {
 		s.log.Warn("credentials endpoint bound to a non-loopback address: credentials are reachable from the network",
-			"address", ln.Addr().String())
+			"address", s.srv.Addr())
 	}
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ErrorLog:          s.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, connKey{}, c)
-		},
-	}
-	s.started, s.ln, s.srv, s.done = true, ln, srv, make(chan struct{})
-	go func() {
-		defer close(s.done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("credentials endpoint stopped serving", "error", err)
-		}
-	}()
 	return nil
 }
 
 // Addr is the host:port the server listens on: the actual address after Start (with the ephemeral
 // port resolved), the configured one before.
-func (s *Server) Addr() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln != nil {
-		return s.ln.Addr().String()
-	}
-	return s.addr
-}
+func (s *Server) Addr() string { return s.srv.Addr() }
 
 // URL is the address SDKs are pointed at: "http://host:port" for IMDS
 // (AWS_EC2_METADATA_SERVICE_ENDPOINT) and "http://host:port/path" for the container endpoint
 // (AWS_CONTAINER_CREDENTIALS_FULL_URI).
 func (s *Server) URL() string { return "http://" + s.Addr() + s.path }
 
-// Close shuts the server down gracefully (forcibly after a few seconds) and waits for the serving
+// Close shuts the server down (in-flight requests get netutil.ShutdownGrace) and waits for the serving
 // goroutine to exit. Closing a server that was never started, or twice, is a no-op.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	if !s.started {
-		return nil
-	}
-	err := netutil.Close(s.srv)
-	<-s.done
-	return err
-}
+func (s *Server) Close() error { return s.srv.Close() }
 
 // statusRecorder captures the status code a handler writes.
 type statusRecorder struct {

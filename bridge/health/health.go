@@ -11,12 +11,9 @@ package health
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -136,11 +133,7 @@ type Server struct {
 	log          hclog.Logger
 	handler      http.Handler
 
-	mu       sync.Mutex
-	srv      *http.Server
-	listener net.Listener
-	done     chan struct{}
-	closed   bool
+	srv *netutil.Server
 }
 
 // New validates o and returns a Server that is not listening yet; call Start. It refuses a
@@ -183,6 +176,7 @@ func New(o Options) (*Server, error) {
 		s.log = hclog.NewNullLogger()
 	}
 	s.handler = http.HandlerFunc(s.serveHTTP)
+	s.srv = netutil.NewServer("health", o.Addr, s.handler, s.log, nil)
 	return s, nil
 }
 
@@ -191,64 +185,15 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Start listens on the configured address and serves in the background. It fails if the address
 // cannot be bound or the server was already started or closed.
-func (s *Server) Start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errors.New("health: server closed")
-	}
-	if s.srv != nil {
-		return errors.New("health: server already started")
-	}
-	ln, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		return fmt.Errorf("health: listen on %s: %w", s.addr, err)
-	}
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		ErrorLog:          s.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-	}
-	s.srv, s.listener, s.done = srv, ln, make(chan struct{})
-	go func(done chan struct{}) {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("health server stopped", "error", err)
-		}
-	}(s.done)
-	s.log.Debug("health server listening", "address", ln.Addr().String())
-	return nil
-}
+func (s *Server) Start() error { return s.srv.Start() }
 
 // Addr returns the address the server listens on once started (with the actual port when Options.Addr
 // asked for port 0), and the configured address before.
-func (s *Server) Addr() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.listener != nil {
-		return s.listener.Addr().String()
-	}
-	return s.addr
-}
+func (s *Server) Addr() string { return s.srv.Addr() }
 
-// Close stops the server, waiting up to a few seconds for in-flight requests. It is safe to call more
-// than once, and before Start.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	srv, done := s.srv, s.done
-	already := s.closed
-	s.closed = true
-	s.mu.Unlock()
-	if srv == nil || already {
-		return nil
-	}
-	err := netutil.Close(srv)
-	<-done
-	return err
-}
+// Close stops the server (in-flight requests get netutil.ShutdownGrace). It is safe to call more than
+// once, and before Start.
+func (s *Server) Close() error { return s.srv.Close() }
 
 // Report computes the current report, as the handlers serve it.
 func (s *Server) Report() Report {

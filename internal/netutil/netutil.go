@@ -1,5 +1,6 @@
-// Package netutil holds the two rules every local server of the bridge follows: bind to loopback unless
-// the operator explicitly allows otherwise, and shut down promptly.
+// Package netutil holds what every local HTTP server of the bridge shares (credential endpoints, health,
+// metrics, the emulator): bind to loopback unless the operator explicitly allows otherwise, start once,
+// and shut down promptly.
 package netutil
 
 import (

@@ -60,3 +60,41 @@ func TestCloseDoesNotWaitForUnusedConnections(t *testing.T) {
 		t.Fatalf("Close took %s", d)
 	}
 }
+
+func TestServerLifecycle(t *testing.T) {
+	s := NewServer("test", "127.0.0.1:0", http.NotFoundHandler(), nil, nil)
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close before Start: %v", err)
+	}
+	s = NewServer("test", "127.0.0.1:0", http.NotFoundHandler(), nil, nil)
+	if s.Addr() != "127.0.0.1:0" {
+		t.Fatalf("Addr before Start = %s", s.Addr())
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasSuffix(s.Addr(), ":0") {
+		t.Fatalf("Addr after Start = %s, want the bound port", s.Addr())
+	}
+	resp, err := http.Get("http://" + s.Addr() + "/x")
+	if err != nil || resp.StatusCode != 404 {
+		t.Fatalf("GET: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if err := s.Start(); err == nil || !strings.Contains(err.Error(), "test: server already started") {
+		t.Fatalf("second Start: %v", err)
+	}
+	busy := NewServer("busy", s.Addr(), http.NotFoundHandler(), nil, nil)
+	if err := busy.Start(); err == nil || !strings.Contains(err.Error(), "busy: listen on "+s.Addr()) {
+		t.Fatalf("Start on a used port: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := s.Start(); err == nil {
+		t.Fatal("Start after Close succeeded")
+	}
+}
