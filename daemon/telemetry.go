@@ -21,7 +21,7 @@ type telemetry struct {
 
 func startTelemetry(cfg *config.Config, d *Daemon, log hclog.Logger) (*telemetry, error) {
 	t := &telemetry{}
-	profiles := func() []health.ProfileStatus { return toStatuses(d.States()) }
+	profiles := d.States
 	workloadAPI := func() (string, string) {
 		s := d.WorkloadAPIState()
 		return s.Status.String(), s.Reason
@@ -74,20 +74,6 @@ func cfgPrometheus(cfg *config.Config) *config.Prometheus {
 
 func equalTelemetry(a, b *config.Config) bool {
 	return reflect.DeepEqual(a.HealthChecks, b.HealthChecks) && reflect.DeepEqual(a.Telemetry, b.Telemetry)
-}
-
-func toStatuses(states []bridge.ProfileState) []health.ProfileStatus {
-	out := make([]health.ProfileStatus, 0, len(states))
-	for _, s := range states {
-		out = append(out, health.ProfileStatus{
-			Profile: s.Profile, SpiffeID: s.SpiffeID, RoleARN: s.RoleARN,
-			LastSuccess: s.LastSuccess, Expiration: s.Expiration, SVIDExpiry: s.SVIDExpiry,
-			NextRefresh: s.NextRefresh, LastErrorAt: s.LastErrorAt, LastErrorType: s.LastErrorType,
-			LastError: s.LastError, ConsecutiveFailures: s.ConsecutiveFailures, Refreshes: s.Refreshes,
-			FailingSinks: s.FailingSinks,
-		})
-	}
-	return out
 }
 
 // ObserveAttempt implements bridge.Observer.

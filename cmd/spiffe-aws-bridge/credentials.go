@@ -46,18 +46,7 @@ accepted and ignored.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ignored.warn(stderr)
-			log, closeLog, err := oneShotLogger(stderr, o.debug, o.logFile)
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			defer closeLog()
-			ctx, cancel := context.WithTimeout(cmd.Context(), oneShotTimeout)
-			defer cancel()
-			c, err := o.assume(ctx, log)
-			if err != nil {
-				return err
-			}
-			return printProcessJSON(stdout, c)
+			return runOneShot(cmd.Context(), stdout, stderr, o.debug, o.logFile, o.assume)
 		},
 	}
 	f := cmd.Flags()

@@ -254,14 +254,21 @@ func (o *rolesAnywhereOptions) run(cmd *cobra.Command, stdout, stderr io.Writer)
 	if err := o.applyConfig(cmd.Flags()); err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	log, closeLog, err := oneShotLogger(stderr, o.debug, o.logFile)
+	return runOneShot(cmd.Context(), stdout, stderr, o.debug, o.logFile, o.createSession)
+}
+
+// runOneShot runs fetch with the one-shot logger and timeout, and prints its credentials as
+// credential_process JSON: the shared tail of every one-shot command.
+func runOneShot(ctx context.Context, stdout, stderr io.Writer, debug bool, logFile string,
+	fetch func(context.Context, hclog.Logger) (creds.Credentials, error)) error {
+	log, closeLog, err := oneShotLogger(stderr, debug, logFile)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	defer closeLog()
-	ctx, cancel := context.WithTimeout(cmd.Context(), oneShotTimeout)
+	ctx, cancel := context.WithTimeout(ctx, oneShotTimeout)
 	defer cancel()
-	c, err := o.createSession(ctx, log)
+	c, err := fetch(ctx, log)
 	if err != nil {
 		return err
 	}

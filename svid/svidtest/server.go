@@ -285,10 +285,8 @@ func (s *Server) FetchX509SVID(_ *workload.X509SVIDRequest, stream grpc.ServerSt
 	if err := checkHeader(stream.Context()); err != nil {
 		return err
 	}
-	for {
-		svids, denied, changed := s.snapshot()
-		if denied || len(svids) == 0 {
-			s.log.Debug("FetchX509SVID: no identity issued")
+	return s.follow(stream.Context(), func(svids []*x509svid.SVID) error {
+		if len(svids) == 0 {
 			return errNoIdentity
 		}
 		resp, err := s.x509Response(svids)
@@ -299,9 +297,25 @@ func (s *Server) FetchX509SVID(_ *workload.X509SVIDRequest, stream grpc.ServerSt
 			return err
 		}
 		s.log.Debug("FetchX509SVID: sent", "svids", len(svids))
+		return nil
+	})
+}
+
+// follow calls send with the current SVIDs, then again after every change, until the stream's context
+// ends; while the workload is denied it ends the stream with PermissionDenied, as SPIRE does.
+func (s *Server) follow(ctx context.Context, send func([]*x509svid.SVID) error) error {
+	for {
+		svids, denied, changed := s.snapshot()
+		if denied {
+			s.log.Debug("no identity issued")
+			return errNoIdentity
+		}
+		if err := send(svids); err != nil {
+			return err
+		}
 		select {
 		case <-changed:
-		case <-stream.Context().Done():
+		case <-ctx.Done():
 			return nil
 		}
 	}
@@ -331,20 +345,9 @@ func (s *Server) FetchX509Bundles(_ *workload.X509BundlesRequest, stream grpc.Se
 	if err := checkHeader(stream.Context()); err != nil {
 		return err
 	}
-	for {
-		_, denied, changed := s.snapshot()
-		if denied {
-			return errNoIdentity
-		}
-		if err := stream.Send(&workload.X509BundlesResponse{Bundles: map[string][]byte{s.ca.td.IDString(): s.ca.root.Raw}}); err != nil {
-			return err
-		}
-		select {
-		case <-changed:
-		case <-stream.Context().Done():
-			return nil
-		}
-	}
+	return s.follow(stream.Context(), func([]*x509svid.SVID) error {
+		return stream.Send(&workload.X509BundlesResponse{Bundles: map[string][]byte{s.ca.td.IDString(): s.ca.root.Raw}})
+	})
 }
 
 // FetchJWTSVID implements the Workload API: a JWT-SVID per entry (or for the requested SPIFFE ID).
@@ -384,20 +387,9 @@ func (s *Server) FetchJWTBundles(_ *workload.JWTBundlesRequest, stream grpc.Serv
 	if err := checkHeader(stream.Context()); err != nil {
 		return err
 	}
-	for {
-		_, denied, changed := s.snapshot()
-		if denied {
-			return errNoIdentity
-		}
-		if err := stream.Send(&workload.JWTBundlesResponse{Bundles: map[string][]byte{s.ca.td.IDString(): s.ca.JWKS()}}); err != nil {
-			return err
-		}
-		select {
-		case <-changed:
-		case <-stream.Context().Done():
-			return nil
-		}
-	}
+	return s.follow(stream.Context(), func([]*x509svid.SVID) error {
+		return stream.Send(&workload.JWTBundlesResponse{Bundles: map[string][]byte{s.ca.td.IDString(): s.ca.JWKS()}})
+	})
 }
 
 // ValidateJWTSVID implements the Workload API: verifies the token against the served JWT bundle.
