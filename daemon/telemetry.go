@@ -31,7 +31,7 @@ func startTelemetry(cfg *config.Config, d *Daemon, log hclog.Logger) (*telemetry
 			Profiles:    profiles,
 			WorkloadAPI: func() string { s, _ := workloadAPI(); return s },
 		})
-		srv, err := metrics.NewServer(hostPort(p.Host, p.Port), false, t.metrics, log.Named("metrics"))
+		srv, err := metrics.NewServer(hostPort(p.Host, p.Port), p.AllowRemote, t.metrics, log.Named("metrics"))
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: %w", err)
 		}
@@ -50,6 +50,7 @@ func startTelemetry(cfg *config.Config, d *Daemon, log hclog.Logger) (*telemetry
 			WorkloadAPI:  workloadAPI,
 			MinRemaining: bridge.ReadyMinRemaining,
 			Logger:       log.Named("health"),
+			AllowRemote:  h.AllowRemote,
 		})
 		if err != nil {
 			t.close()

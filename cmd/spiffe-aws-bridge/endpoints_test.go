@@ -259,3 +259,29 @@ func TestHealthReportsDeniedRefreshes(t *testing.T) {
 		t.Fatalf("served credentials changed although AWS denied the refresh")
 	}
 }
+
+// TestRemoteBindsWithAllowRemote: health checks and metrics on all interfaces, as in the compose demo and
+// Kubernetes, start when allow_remote is set (and config refuses them otherwise, see package config).
+func TestRemoteBindsWithAllowRemote(t *testing.T) {
+	w := newWorld(t)
+	healthPort, _ := freePort()
+	metricsPort, _ := freePort()
+	extra := fmt.Sprintf(`
+health_checks {
+  bind_address = "0.0.0.0"
+  bind_port    = %d
+  allow_remote = true
+}
+telemetry {
+  prometheus {
+    host         = "0.0.0.0"
+    port         = %d
+    allow_remote = true
+  }
+}`, healthPort, metricsPort)
+	startDaemon(t, w.bridgeConfig(t, "bridge.hcl", filepath.Join(w.dir, "credentials"), extra))
+	eventually(t, "ready on all interfaces", func() bool { return httpStatus(fmt.Sprintf("http://127.0.0.1:%d/ready", healthPort)) == 200 })
+	if code := httpStatus(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)); code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+}
