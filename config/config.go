@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -293,8 +294,8 @@ func newError(diags hcl.Diagnostics) *Error {
 }
 
 var (
-	profileName     = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
-	roleSessionName = regexp.MustCompile(`^[A-Za-z0-9_+=,.@-]{2,64}$`)
+	profileName     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]+$`) })
+	roleSessionName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_+=,.@-]{2,64}$`) })
 	logLevels       = []string{"trace", "debug", "info", "warn", "error"}
 	logFormats      = []string{"text", "json"}
 )
@@ -732,7 +733,7 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 		if len(b.LabelRanges) > 0 {
 			labelRng = b.LabelRanges[0]
 		}
-		if !profileName.MatchString(name) {
+		if !profileName().MatchString(name) {
 			d.errorf(labelRng, "profile name %q must be one or more of [A-Za-z0-9_.-]", name)
 		} else if first, dup := seen[name]; dup {
 			d.errorf(labelRng, "profile %q is defined twice (first at line %d)", name, first.DefRange.Start.Line)
@@ -831,7 +832,7 @@ func (d *decoder) profile(b *hcl.Block, name string) Profile {
 	// The session's ARNs and region.
 	d.session(s, &p)
 	s.duration("session_duration", &p.SessionDuration, MinSessionDuration, MaxSessionDuration, "15m–12h")
-	if a, ok := s.str("role_session_name", &p.RoleSessionName); ok && !roleSessionName.MatchString(p.RoleSessionName) {
+	if a, ok := s.str("role_session_name", &p.RoleSessionName); ok && !roleSessionName().MatchString(p.RoleSessionName) {
 		s.errAt(a, "role_session_name %q must be 2–64 of [A-Za-z0-9_+=,.@-]", p.RoleSessionName)
 	}
 	s.boolean("insecure_endpoint", &p.InsecureEndpoint)

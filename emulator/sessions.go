@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -110,7 +111,7 @@ func (e *Emulator) createSession(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(resp)
 }
 
-var sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+var sessionNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\w+=,.@-]{2,64}$`) })
 
 // verify checks everything AWS checks, in an order that names the first problem precisely.
 func (e *Emulator) verify(r *http.Request, now time.Time) (*sessionRequest, *apiError) {
@@ -305,7 +306,7 @@ func (e *Emulator) verify(r *http.Request, now time.Time) (*sessionRequest, *api
 		if !prof.AcceptRoleSessionName {
 			return nil, denied("profile %s does not accept a role session name", profARN)
 		}
-		if !sessionNameRE.MatchString(*in.RoleSessionName) {
+		if !sessionNameRE().MatchString(*in.RoleSessionName) {
 			return nil, validation("roleSessionName %q must be 2-64 characters of [A-Za-z0-9_+=,.@-]", *in.RoleSessionName)
 		}
 		name = *in.RoleSessionName

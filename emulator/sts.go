@@ -221,7 +221,7 @@ func (e *Emulator) assumeRoleWithWebIdentity(w http.ResponseWriter, form url.Val
 		fail(400, "ValidationError", "RoleArn, RoleSessionName and WebIdentityToken are required")
 		return
 	}
-	if !sessionNameRE.MatchString(sessionName) {
+	if !sessionNameRE().MatchString(sessionName) {
 		fail(400, "ValidationError", fmt.Sprintf("RoleSessionName %q must be 2-64 characters of [\\w+=,.@-]", sessionName))
 		return
 	}

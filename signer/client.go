@@ -183,10 +183,12 @@ type CreateSessionInput struct {
 }
 
 // roleSessionNameRE is IAM's rule for role session names.
-var roleSessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+var roleSessionNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\w+=,.@-]{2,64}$`) })
 
 // awsEndpointRE matches Roles Anywhere's own endpoints, capturing the region and the China suffix.
-var awsEndpointRE = regexp.MustCompile(`^rolesanywhere(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$`)
+var awsEndpointRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^rolesanywhere(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$`)
+})
 
 // request is a validated input, ready to send.
 type request struct {
@@ -223,7 +225,7 @@ func (in CreateSessionInput) prepare() (*request, error) {
 	if d < MinDurationSeconds || d > MaxDurationSeconds {
 		return nil, &InputError{Field: "duration_seconds", Err: fmt.Errorf("%d is outside %d..%d (15 minutes to 12 hours)", d, MinDurationSeconds, MaxDurationSeconds)}
 	}
-	if in.RoleSessionName != "" && !roleSessionNameRE.MatchString(in.RoleSessionName) {
+	if in.RoleSessionName != "" && !roleSessionNameRE().MatchString(in.RoleSessionName) {
 		return nil, &InputError{Field: "role_session_name", Err: fmt.Errorf("%q must be 2 to 64 characters of letters, digits and +=,.@_-", in.RoleSessionName)}
 	}
 	base := in.Endpoint
@@ -244,7 +246,7 @@ func (in CreateSessionInput) prepare() (*request, error) {
 	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
 		return nil, &InputError{Field: "endpoint", Err: fmt.Errorf("%q must not carry a query, fragment or user info", base)}
 	}
-	if m := awsEndpointRE.FindStringSubmatch(strings.ToLower(u.Hostname())); m != nil {
+	if m := awsEndpointRE().FindStringSubmatch(strings.ToLower(u.Hostname())); m != nil {
 		region, partition := m[1], "aws"
 		if m[2] != "" {
 			partition = "aws-cn"

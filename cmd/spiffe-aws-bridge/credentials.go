@@ -10,6 +10,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -134,7 +135,7 @@ func (o *jwtOptions) assume(ctx context.Context, log hclog.Logger) (creds.Creden
 }
 
 // invalidSessionChars are the characters STS does not allow in a role session name.
-var invalidSessionChars = regexp.MustCompile(`[^\w+=,.@-]+`)
+var invalidSessionChars = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^\w+=,.@-]+`) })
 
 // sessionNameFor derives a role session name from a SPIFFE ID within STS's rules (2 to 64 characters of
 // [\w+=,.@-]): spiffe://example.org/ns/prod/app becomes example.org@ns.prod.app. A longer name keeps
@@ -146,7 +147,7 @@ func sessionNameFor(id string) string {
 	if path != "" {
 		name += "@" + strings.ReplaceAll(path, "/", ".")
 	}
-	name = invalidSessionChars.ReplaceAllString(name, "-")
+	name = invalidSessionChars().ReplaceAllString(name, "-")
 	if len(name) > 64 {
 		sum := sha256.Sum256([]byte(id))
 		name = name[:55] + "-" + hex.EncodeToString(sum[:4])

@@ -7,16 +7,20 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 )
 
+// The patterns compile on first use, not at package init: init runs on every credential_process call.
 var (
-	account  = regexp.MustCompile(`^[0-9]{12}$`)
-	region   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-	uuidLike = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	account  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]{12}$`) })
+	region   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`) })
+	uuidLike = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	})
 	// IAM role names: 1-64 of [\w+=,.@-]; paths: /, or /…/ of printable ASCII without spaces.
-	roleResource = regexp.MustCompile(`^role(/[\x21-\x7e]+)?/[\w+=,.@-]{1,64}$`)
+	roleResource = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^role(/[\x21-\x7e]+)?/[\w+=,.@-]{1,64}$`) })
 )
 
 // partitions maps each AWS partition to the DNS suffix of its Roles Anywhere endpoints.
@@ -50,14 +54,14 @@ func RolesAnywhere(field, s, kind string) (arn.ARN, error) {
 	if a.Service != "rolesanywhere" {
 		return a, &Error{field, s, fmt.Sprintf("service is %q, want \"rolesanywhere\"", a.Service)}
 	}
-	if !region.MatchString(a.Region) {
+	if !region().MatchString(a.Region) {
 		return a, &Error{field, s, fmt.Sprintf("region %q is not a valid AWS region", a.Region)}
 	}
 	id, ok := strings.CutPrefix(a.Resource, kind+"/")
 	if !ok {
 		return a, &Error{field, s, fmt.Sprintf("resource %q is not a %s (want %s/<id>)", a.Resource, kind, kind)}
 	}
-	if !uuidLike.MatchString(id) {
+	if !uuidLike().MatchString(id) {
 		return a, &Error{field, s, fmt.Sprintf("%s id %q is not a UUID", kind, id)}
 	}
 	return a, nil
@@ -75,7 +79,7 @@ func Role(field, s string) (arn.ARN, error) {
 	if a.Region != "" {
 		return a, &Error{field, s, "IAM ARNs have no region"}
 	}
-	if !roleResource.MatchString(a.Resource) {
+	if !roleResource().MatchString(a.Resource) {
 		return a, &Error{field, s, fmt.Sprintf("resource %q is not a role (want role/<name>, name of 1-64 [A-Za-z0-9+=,.@_-])", a.Resource)}
 	}
 	return a, nil
@@ -92,7 +96,7 @@ func parse(field, s string) (arn.ARN, error) {
 	if _, ok := partitions[a.Partition]; !ok {
 		return a, &Error{field, s, fmt.Sprintf("unknown partition %q", a.Partition)}
 	}
-	if !account.MatchString(a.AccountID) {
+	if !account().MatchString(a.AccountID) {
 		return a, &Error{field, s, fmt.Sprintf("account %q is not 12 digits", a.AccountID)}
 	}
 	return a, nil
