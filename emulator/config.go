@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/gocty"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
 )
@@ -45,62 +47,62 @@ import (
 //	  jwks_file = "jwks.json"
 //	}
 type Config struct {
-	AccountID string `hcl:"account_id"`
+	AccountID string
 	// QuotaPerSecond is the CreateSession rate per region (AWS: 10); 0 means the default, -1 unlimited.
-	QuotaPerSecond int            `hcl:"quota_per_second,optional"`
-	TrustAnchors   []*TrustAnchor `hcl:"trust_anchor,block"`
-	Profiles       []*Profile     `hcl:"profile,block"`
-	Roles          []*Role        `hcl:"role,block"`
-	JWTBundle      *JWTBundle     `hcl:"jwt_bundle,block"`
+	QuotaPerSecond int
+	TrustAnchors   []*TrustAnchor
+	Profiles       []*Profile
+	Roles          []*Role
+	JWTBundle      *JWTBundle
 }
 
 // TrustAnchor is a Roles Anywhere trust anchor with its CA bundle (at most 2 CAs, ≤ 8000 characters of
 // PEM, as AWS allows).
 type TrustAnchor struct {
-	ARN          string `hcl:"arn,label"`
-	CABundleFile string `hcl:"ca_bundle_file,optional"`
+	ARN          string
+	CABundleFile string
 	// CABundlePEM is the bundle itself (set directly from Go, or read from CABundleFile).
-	CABundlePEM string `hcl:"ca_bundle_pem,optional"`
+	CABundlePEM string
 	// Roots are the parsed CAs.
 	Roots []*x509.Certificate
 }
 
 // Profile is a Roles Anywhere profile.
 type Profile struct {
-	ARN      string   `hcl:"arn,label"`
-	RoleARNs []string `hcl:"role_arns"`
+	ARN      string
+	RoleARNs []string
 	// DurationSeconds caps the sessions this profile issues (AWS default 3600).
-	DurationSeconds       int  `hcl:"duration_seconds,optional"`
-	AcceptRoleSessionName bool `hcl:"accept_role_session_name,optional"`
+	DurationSeconds       int
+	AcceptRoleSessionName bool
 }
 
 // Role is an IAM role and its trust policy, reduced to what the emulator checks: for Roles Anywhere,
 // conditions on the certificate's principal tags (all must hold; values match exactly or with `*`
 // wildcards, as StringLike does); for STS web identity, the accepted audiences and subjects.
 type Role struct {
-	ARN         string       `hcl:"arn,label"`
-	Conditions  []*Condition `hcl:"condition,block"`
-	WebIdentity *WebIdentity `hcl:"web_identity,block"`
+	ARN         string
+	Conditions  []*Condition
+	WebIdentity *WebIdentity
 }
 
 // Condition requires principal tag Tag (e.g. "x509SAN/URI", "x509Subject/CN") to match one of Values.
 type Condition struct {
-	Tag    string   `hcl:"tag"`
-	Values []string `hcl:"values"`
+	Tag    string
+	Values []string
 }
 
 // WebIdentity lets AssumeRoleWithWebIdentity assume the role with a JWT from the jwt_bundle issuer whose
 // audience is in Audiences and subject matches one of Subjects.
 type WebIdentity struct {
-	Audiences []string `hcl:"audiences"`
-	Subjects  []string `hcl:"subjects"`
+	Audiences []string
+	Subjects  []string
 }
 
 // JWTBundle holds the keys JWTs are verified with (a JWKS, e.g. SPIRE's OIDC discovery provider's).
 type JWTBundle struct {
-	JWKSFile string `hcl:"jwks_file,optional"`
+	JWKSFile string
 	// JWKS is the key set itself (set directly from Go, or read from JWKSFile).
-	JWKS string `hcl:"jwks,optional"`
+	JWKS string
 	Keys jose.JSONWebKeySet
 }
 
@@ -132,7 +134,7 @@ func parseConfig(src []byte, filename string, readFiles bool) (*Config, error) {
 		return nil, diagError(diags)
 	}
 	var c Config
-	if diags := gohcl.DecodeBody(f.Body, nil, &c); diags.HasErrors() {
+	if diags := decodeConfig(f.Body, &c); diags.HasErrors() {
 		return nil, diagError(diags)
 	}
 	if err := c.load(filepath.Dir(filename), readFiles); err != nil {
@@ -285,4 +287,106 @@ func parseBundle(s string) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("CA bundle holds %d CAs; AWS allows at most 2", len(out))
 	}
 	return out, nil
+}
+
+// attr is one attribute of a block and the Go value it decodes into.
+type attr struct {
+	name     string
+	required bool
+	dst      any
+}
+
+// block is one kind of nested block: its labels, and how to decode one occurrence.
+type block struct {
+	typ    string
+	labels []string
+	decode func(b *hcl.Block) hcl.Diagnostics
+}
+
+// decodeBody decodes body's attributes into attrs and hands each nested block to its kind's decoder.
+// Unknown attributes and blocks, and missing required attributes, are errors with their positions (a
+// small hand-written decoder: gohcl would link hclwrite and go-cmp into every credential_process call).
+func decodeBody(body hcl.Body, attrs []attr, blocks []block) hcl.Diagnostics {
+	schema := &hcl.BodySchema{}
+	for _, a := range attrs {
+		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: a.name, Required: a.required})
+	}
+	for _, b := range blocks {
+		schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: b.typ, LabelNames: b.labels})
+	}
+	content, diags := body.Content(schema)
+	for _, a := range attrs {
+		at, ok := content.Attributes[a.name]
+		if !ok {
+			continue
+		}
+		v, d := at.Expr.Value(nil)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			continue
+		}
+		ty, err := gocty.ImpliedType(reflect.ValueOf(a.dst).Elem().Interface())
+		if err == nil {
+			v, err = convert.Convert(v, ty) // e.g. an HCL tuple ["a", "b"] into list(string)
+		}
+		if err == nil {
+			err = gocty.FromCtyValue(v, a.dst)
+		}
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid value for " + a.name,
+				Detail: err.Error(), Subject: at.Expr.Range().Ptr()})
+		}
+	}
+	for _, b := range content.Blocks {
+		for _, kind := range blocks {
+			if kind.typ == b.Type {
+				diags = append(diags, kind.decode(b)...)
+			}
+		}
+	}
+	return diags
+}
+
+func decodeConfig(body hcl.Body, c *Config) hcl.Diagnostics {
+	return decodeBody(body, []attr{
+		{"account_id", true, &c.AccountID},
+		{"quota_per_second", false, &c.QuotaPerSecond},
+	}, []block{
+		{"trust_anchor", []string{"arn"}, func(b *hcl.Block) hcl.Diagnostics {
+			ta := &TrustAnchor{ARN: b.Labels[0]}
+			c.TrustAnchors = append(c.TrustAnchors, ta)
+			return decodeBody(b.Body, []attr{{"ca_bundle_file", false, &ta.CABundleFile}, {"ca_bundle_pem", false, &ta.CABundlePEM}}, nil)
+		}},
+		{"profile", []string{"arn"}, func(b *hcl.Block) hcl.Diagnostics {
+			p := &Profile{ARN: b.Labels[0]}
+			c.Profiles = append(c.Profiles, p)
+			return decodeBody(b.Body, []attr{{"role_arns", true, &p.RoleARNs}, {"duration_seconds", false, &p.DurationSeconds},
+				{"accept_role_session_name", false, &p.AcceptRoleSessionName}}, nil)
+		}},
+		{"role", []string{"arn"}, func(b *hcl.Block) hcl.Diagnostics {
+			r := &Role{ARN: b.Labels[0]}
+			c.Roles = append(c.Roles, r)
+			return decodeBody(b.Body, nil, []block{
+				{"condition", nil, func(b *hcl.Block) hcl.Diagnostics {
+					cond := &Condition{}
+					r.Conditions = append(r.Conditions, cond)
+					return decodeBody(b.Body, []attr{{"tag", true, &cond.Tag}, {"values", true, &cond.Values}}, nil)
+				}},
+				{"web_identity", nil, func(b *hcl.Block) hcl.Diagnostics {
+					if r.WebIdentity != nil {
+						return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Duplicate web_identity block", Subject: b.DefRange.Ptr()}}
+					}
+					r.WebIdentity = &WebIdentity{}
+					return decodeBody(b.Body, []attr{{"audiences", true, &r.WebIdentity.Audiences}, {"subjects", true, &r.WebIdentity.Subjects}}, nil)
+				}},
+			})
+		}},
+		{"jwt_bundle", nil, func(b *hcl.Block) hcl.Diagnostics {
+			if c.JWTBundle != nil {
+				return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Duplicate jwt_bundle block", Subject: b.DefRange.Ptr()}}
+			}
+			c.JWTBundle = &JWTBundle{}
+			return decodeBody(b.Body, []attr{{"jwks_file", false, &c.JWTBundle.JWKSFile}, {"jwks", false, &c.JWTBundle.JWKS}}, nil)
+		}},
+	})
 }
