@@ -16,6 +16,7 @@ type APIError struct {
 	RequestID  string
 }
 
+// Error implements error.
 func (e *APIError) Error() string {
 	typ := e.Type
 	if typ == "" {
@@ -47,6 +48,7 @@ type InputError struct {
 	Err   error
 }
 
+// Error implements error.
 func (e *InputError) Error() string { return fmt.Sprintf("signer: invalid %s: %v", e.Field, e.Err) }
 
 // Unwrap returns the underlying error.
@@ -86,6 +88,7 @@ func Retryable(err error) bool {
 // read one. It is always retryable.
 type TransportError struct{ Err error }
 
+// Error implements error.
 func (e *TransportError) Error() string { return "rolesanywhere: " + e.Err.Error() }
 
 // Unwrap returns the underlying error.

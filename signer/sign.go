@@ -78,6 +78,7 @@ type KeyError struct {
 	Reason string
 }
 
+// Error implements error.
 func (e *KeyError) Error() string {
 	return fmt.Sprintf("signer: unsupported private key %s: %s", e.Type, e.Reason)
 }

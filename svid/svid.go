@@ -97,6 +97,7 @@ type NotFoundError struct {
 	OfferedHints []string
 }
 
+// Error implements error.
 func (e *NotFoundError) Error() string {
 	if len(e.OfferedIDs) == 0 {
 		return fmt.Sprintf("no X.509-SVID matching %s: the Workload API has not issued any SVID yet", e.Selector)

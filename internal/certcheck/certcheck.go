@@ -22,6 +22,7 @@ type Problem struct {
 	Detail string
 }
 
+// String implements fmt.Stringer.
 func (p Problem) String() string { return p.Check + ": " + p.Detail }
 
 // Input is what Check examines.
