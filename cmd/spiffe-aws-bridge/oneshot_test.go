@@ -386,3 +386,36 @@ func BenchmarkCredentialProcess(b *testing.B) {
 		})
 	}
 }
+
+// TestCheckExplainsAccessDenied: with a config, check tries CreateSession per profile and explains
+// AWS's refusal in plain words, naming the tag value the role's trust policy must match.
+func TestCheckExplainsAccessDenied(t *testing.T) {
+	w := newWorld(t)
+	cfg := w.write(t, "bridge.hcl", []byte(fmt.Sprintf(`agent_address = %q
+profile "good" {
+  trust_anchor_arn  = %q
+  profile_arn       = %q
+  role_arn          = %q
+  endpoint          = %q
+  insecure_endpoint = true
+}
+profile "denied" {
+  trust_anchor_arn  = %q
+  profile_arn       = %q
+  role_arn          = "arn:aws:iam::123456789012:role/not-in-the-profile"
+  endpoint          = %q
+  insecure_endpoint = true
+}
+`, w.agent.Addr(), e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL, e2eTrustAnchor, e2eProfile, w.emu.URL)))
+	r := runBin(t, nil, "check", "--config", cfg)
+	out := r.stdout + r.stderr
+	if r.code != 1 {
+		t.Fatalf("exit %d with a denied profile, want 1\n%s", r.code, out)
+	}
+	for _, want := range []string{"AWS refused to assume the role", `aws:PrincipalTag/x509SAN/URI must match "` + e2eSpiffeID + `"`,
+		"not-in-the-profile", "AccessDeniedException"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+}
