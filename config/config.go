@@ -30,6 +30,7 @@ import (
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/hook"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
 
@@ -666,13 +667,9 @@ func (s *scope) listener(addrName, portName string, host *string, port *int, all
 	}
 }
 
-// isLoopbackHost matches the servers' own check: "localhost", 127.0.0.0/8 or ::1.
+// isLoopbackHost is the servers' own check (netutil.IsLoopbackHost), also for a bracketed IPv6 host.
 func isLoopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"))
-	return ip != nil && ip.IsLoopback()
+	return netutil.IsLoopbackHost(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"))
 }
 
 func normalizeHost(h string) string {

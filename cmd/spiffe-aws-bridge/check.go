@@ -48,7 +48,7 @@ Exits 0 only when every check passes.`,
 					socket = c.AgentAddress
 				}
 			}
-			failures := runChecks(ctx, stdout, socketAddress(socket), cfg, time.Now())
+			failures := runChecks(ctx, stdout, socket, cfg, time.Now())
 			if failures > 0 {
 				return &exitError{code: 1, err: fmt.Errorf("check: %d problem(s) found", failures)}
 			}

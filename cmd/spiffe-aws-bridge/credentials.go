@@ -80,7 +80,7 @@ func (o *jwtOptions) assume(ctx context.Context, log hclog.Logger) (creds.Creden
 	if d < 15*time.Minute || d > 12*time.Hour {
 		return creds.Credentials{}, &exitError{code: 2, err: fmt.Errorf("--session-duration %s is outside PT15M..PT12H", o.duration)}
 	}
-	addr, err := svid.ResolveAddress(socketAddress(o.workloadSocket))
+	addr, err := svid.ResolveAddress(o.workloadSocket)
 	if err != nil {
 		return creds.Credentials{}, err
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/keyfile"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
@@ -44,7 +44,7 @@ type rolesAnywhereOptions struct {
 	logFile             string
 }
 
-// addIdentityFlags registers the flags both Roles Anywhere commands share.
+// addFlags registers the flags both Roles Anywhere commands share.
 func (o *rolesAnywhereOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.certificate, "certificate", "", "PEM file with the leaf certificate (and optionally its chain); default: the X.509-SVID from the Workload API")
 	f.StringVar(&o.privateKey, "private-key", "", "PEM file with the private key (PKCS#1, PKCS#8 or SEC 1) of --certificate")
@@ -67,7 +67,7 @@ func (o *rolesAnywhereOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.logFile, "log-file-path", "", "append logs to this file instead of stderr")
 }
 
-// logger builds the one-shot logger: warnings and errors on stderr (or the log file), debug with --debug.
+// oneShotLogger builds the one-shot logger: warnings and errors on stderr (or the log file), debug with --debug.
 func oneShotLogger(stderr io.Writer, debug bool, logFile string) (hclog.Logger, func(), error) {
 	out, closer := stderr, func() {}
 	if logFile != "" {
@@ -171,7 +171,7 @@ func (o *rolesAnywhereOptions) identity(ctx context.Context) (signer.Identity, s
 	if o.spiffeID != "" && o.hint != "" {
 		return signer.Identity{}, "", errors.New("--spiffe-id and --hint are exclusive: select the SVID by one of them")
 	}
-	addr, err := svid.ResolveAddress(socketAddress(o.workloadSocket))
+	addr, err := svid.ResolveAddress(o.workloadSocket)
 	if err != nil {
 		return signer.Identity{}, "", err
 	}
@@ -192,29 +192,10 @@ func (o *rolesAnywhereOptions) httpClient() *http.Client {
 	return c
 }
 
-// socketAddress accepts spiffe-aws-assume-role's bare socket paths as well as URIs.
-func socketAddress(s string) string {
-	if s != "" && s[0] == '/' {
-		return "unix://" + s
-	}
-	return s
-}
-
 // isLoopbackURL reports whether u is an http URL to a loopback host (the local emulator).
 func isLoopbackURL(u string) bool {
-	if u == "" {
-		return false
-	}
 	p, err := url.Parse(u)
-	if err != nil || p.Scheme != "http" {
-		return false
-	}
-	host := p.Hostname()
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return u != "" && err == nil && p.Scheme == "http" && netutil.IsLoopbackHost(p.Hostname())
 }
 
 // printProcessJSON writes the credential_process document, and only that, to stdout.
