@@ -221,7 +221,7 @@ func TestFirstSVIDRefreshesAtOnceAndFeedsTheSinks(t *testing.T) {
 		t.Fatalf("sink got %v", c)
 	}
 	s := h.waitState("one refresh", func(s ProfileState) bool { return s.Refreshes == 1 })
-	if !s.Expiration.Equal(start.Add(time.Hour)) || s.SpiffeID != "spiffe://example.org/app" || s.Expiration.Sub(start) < ReadyMinRemaining {
+	if !s.Expiration.Equal(start.Add(time.Hour)) || s.SpiffeID != "spiffe://example.org/app" || s.Expiration.Sub(start) < 15*time.Minute {
 		t.Fatalf("state = %+v", s)
 	}
 	// NoJitter: the next timer refresh is due exactly at the deadline, 40 minutes into a 1h session.

@@ -10,6 +10,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/health"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/metrics"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/buildinfo"
 )
 
 // telemetry holds the daemon-wide health and metrics servers. A nil *metrics.Metrics (no telemetry
@@ -28,6 +29,7 @@ func startTelemetry(cfg *config.Config, d *Daemon, log hclog.Logger) (*telemetry
 	}
 	if p := cfgPrometheus(cfg); p != nil {
 		t.metrics = metrics.New(metrics.Options{
+			Version:     buildinfo.Version(),
 			Profiles:    profiles,
 			WorkloadAPI: func() string { s, _ := workloadAPI(); return s },
 		})
@@ -43,14 +45,13 @@ func startTelemetry(cfg *config.Config, d *Daemon, log hclog.Logger) (*telemetry
 	}
 	if h := cfg.HealthChecks; h != nil {
 		srv, err := health.New(health.Options{
-			Addr:         hostPort(h.BindAddress, h.BindPort),
-			LivePath:     h.LivePath,
-			ReadyPath:    h.ReadyPath,
-			Profiles:     profiles,
-			WorkloadAPI:  workloadAPI,
-			MinRemaining: bridge.ReadyMinRemaining,
-			Logger:       log.Named("health"),
-			AllowRemote:  h.AllowRemote,
+			Addr:        hostPort(h.BindAddress, h.BindPort),
+			LivePath:    h.LivePath,
+			ReadyPath:   h.ReadyPath,
+			Profiles:    profiles,
+			WorkloadAPI: workloadAPI,
+			Logger:      log.Named("health"),
+			AllowRemote: h.AllowRemote,
 		})
 		if err != nil {
 			t.close()

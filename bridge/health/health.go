@@ -28,7 +28,7 @@ const (
 	// DefaultReadyPath is the readiness path when Options.ReadyPath is empty.
 	DefaultReadyPath = "/ready"
 	// DefaultMinRemaining is the credential lifetime a profile needs left to be ready when
-	// Options.MinRemaining is zero.
+	// Options.MinRemaining is zero (design.md §4: SDKs refresh 5–15 minutes before expiry).
 	DefaultMinRemaining = 15 * time.Minute
 )
 

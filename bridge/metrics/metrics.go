@@ -28,8 +28,8 @@ const (
 	// DefaultVersion is the build_info version label when Options.Version is empty.
 	DefaultVersion = "dev"
 	// DefaultMinRemaining is the credential lifetime a profile needs left for profile_ready to be 1
-	// when Options.MinRemaining is zero.
-	DefaultMinRemaining = 15 * time.Minute
+	// when Options.MinRemaining is zero: the same as for /ready.
+	DefaultMinRemaining = health.DefaultMinRemaining
 )
 
 // Attempt results.

@@ -205,6 +205,7 @@ func TestLongRunningSDKClientAcrossRotations(t *testing.T) {
 		`spiffe_aws_bridge_create_session_duration_seconds_count{profile="served"}`,
 		`spiffe_aws_bridge_endpoint_requests_total{code="200",endpoint="container",profile="served"}`,
 		`spiffe_aws_bridge_workload_api_connected 1`,
+		`spiffe_aws_bridge_build_info{version="` + e2eVersion + `"} 1`,
 	} {
 		if !strings.Contains(scrape, series) {
 			t.Errorf("scrape lacks %s", series)

@@ -32,8 +32,10 @@ const (
 	e2eAudience    = "sts.amazonaws.com"
 )
 
-// binPath is the spiffe-aws-bridge binary built by TestMain.
+// binPath is the spiffe-aws-bridge binary built by TestMain, stamped with e2eVersion as a release is.
 var binPath string
+
+const e2eVersion = "v0.0.0-e2e"
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "sab-bin")
@@ -42,7 +44,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "spiffe-aws-bridge")
-	build := exec.Command("go", "build", "-o", binPath, ".")
+	build := exec.Command("go", "build", "-o", binPath,
+		"-ldflags", "-X github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/buildinfo.version="+e2eVersion, ".")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the binary:", err)
@@ -417,5 +420,12 @@ profile "denied" {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestVersionPrintsTheStampedVersion(t *testing.T) {
+	r := runBin(t, nil, "version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "spiffe-aws-bridge "+e2eVersion+" (commit ") {
+		t.Fatalf("exit %d, stdout %q", r.code, r.stdout)
 	}
 }
