@@ -49,10 +49,11 @@ type Daemon struct {
 	client *signer.Client
 	tel    *telemetry
 
-	mu       sync.Mutex
-	cfg      *config.Config
-	source   *svid.Source
-	profiles map[string]*profile
+	mu        sync.Mutex
+	cfg       *config.Config
+	source    *svid.Source
+	profiles  map[string]*profile
+	startErrs map[string]error // profiles of cfg that could not start after a reload, and why
 }
 
 // profile is one running refresher with its sinks and servers.
@@ -118,6 +119,10 @@ func (d *Daemon) States() []bridge.ProfileState {
 	for _, pc := range d.cfg.Profiles {
 		if p, ok := d.profiles[pc.Name]; ok {
 			out = append(out, p.refresher.State())
+		} else if err := d.startErrs[pc.Name]; err != nil {
+			// Configured but not running: reported, and never ready.
+			out = append(out, bridge.ProfileState{Profile: pc.Name, RoleARN: pc.RoleARN,
+				LastErrorType: "start_failed", LastError: err.Error()})
 		}
 	}
 	return out
@@ -129,7 +134,8 @@ func (d *Daemon) WorkloadAPIState() svid.State { return d.source.State() }
 // Reload applies a new config: profiles whose config is unchanged keep running untouched; changed
 // profiles restart, keeping their credentials when the session they ask for is the same; removed
 // profiles stop (their files are left as they are: the credentials in them stay valid until they
-// expire). On error the daemon keeps running what it ran before, as far as it could be restored.
+// expire). A profile that cannot start (a port in use, say) is reported in the returned error and in
+// States as not ready, while the others run; a change of agent_address is refused as a whole.
 func (d *Daemon) Reload(ctx context.Context, cfg *config.Config) error {
 	d.mu.Lock()
 	old := d.cfg
@@ -140,13 +146,11 @@ func (d *Daemon) Reload(ctx context.Context, cfg *config.Config) error {
 	if !equalTelemetry(old, cfg) {
 		d.log.Warn("health_checks and telemetry changes take effect on restart; keeping the current servers")
 	}
-	if err := d.apply(ctx, cfg, old); err != nil {
-		return err
-	}
+	err := d.apply(ctx, cfg, old)
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
-	return nil
+	return err
 }
 
 // apply starts the profiles of cfg that are not running as configured, and stops the others.
@@ -178,12 +182,14 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.Config, old *config.Conf
 		}
 	}
 	var errs []error
+	d.startErrs = map[string]error{}
 	for _, pc := range cfg.Profiles {
 		if _, running := d.profiles[pc.Name]; running {
 			continue
 		}
 		p, err := d.start(ctx, pc, carried[pc.Name])
 		if err != nil {
+			d.startErrs[pc.Name] = err
 			errs = append(errs, fmt.Errorf("profile %q: %w", pc.Name, err))
 			continue
 		}

@@ -9,12 +9,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -285,4 +287,49 @@ telemetry {
 	if code := httpStatus(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)); code != 200 {
 		t.Fatalf("/metrics: %d", code)
 	}
+}
+
+// TestReloadReportsAProfileThatCannotStart: a reload adding a profile whose port is taken keeps the others
+// running and shows the broken profile as not ready, with the reason.
+func TestReloadReportsAProfileThatCannotStart(t *testing.T) {
+	w := newWorld(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	healthPort, _ := freePort()
+	health := fmt.Sprintf("health_checks {\n  bind_address = \"127.0.0.1\"\n  bind_port = %d\n}\n", healthPort)
+	credsPath := filepath.Join(w.dir, "credentials")
+	cfg := w.bridgeConfig(t, "bridge.hcl", credsPath, health)
+	d := startDaemon(t, cfg)
+	ready := fmt.Sprintf("http://127.0.0.1:%d/ready", healthPort)
+	eventually(t, "ready", func() bool { return httpStatus(ready) == 200 })
+
+	w.bridgeConfig(t, "bridge.hcl", credsPath, health+fmt.Sprintf(`
+profile "blocked" {
+  trust_anchor_arn  = %q
+  profile_arn       = %q
+  role_arn          = %q
+  endpoint          = %q
+  insecure_endpoint = true
+  imds {
+    bind_port = %d
+  }
+}`, e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL, busy.Addr().(*net.TCPAddr).Port))
+	_ = d.cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, "the blocked profile in the health report", func() bool {
+		return strings.Contains(httpBody(t, ready), `"start_failed"`)
+	})
+	if code := httpStatus(ready); code != 503 {
+		t.Fatalf("/ready = %d with a profile that could not start, want 503", code)
+	}
+	if !strings.Contains(d.Logs(), "address already in use") {
+		t.Errorf("the reload error is not logged:\n%s", d.Logs())
+	}
+	before := profileKeys(credsPath, "app")["aws_access_key_id"]
+	if err := w.agent.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the app profile still refreshing", func() bool { return profileKeys(credsPath, "app")["aws_access_key_id"] != before })
 }

@@ -69,7 +69,7 @@ func runDaemon(ctx context.Context, configPath string, cfg *config.Config, log h
 				continue
 			}
 			if err := d.Reload(ctx, next); err != nil {
-				log.Error("config reload failed; keeping what runs", "error", err)
+				log.Error("config reload failed or incomplete; the profiles that could start run", "error", err)
 				continue
 			}
 			log.SetLevel(hclog.LevelFromString(next.LogLevel))
