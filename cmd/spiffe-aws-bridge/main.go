@@ -6,28 +6,22 @@
 //	spiffe-aws-bridge credentials …             drop-in for spiffe-aws-assume-role (JWT-SVID → STS)
 //	spiffe-aws-bridge check …                   why doesn't this work?
 //	spiffe-aws-bridge version
+//
+// The credential-process command is also built alone, as the lean spiffe-aws-credential-process, for
+// AWS SDKs that start it on every credential refresh.
 package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 )
-
-// exitError carries a specific exit code out of a command.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -39,27 +33,16 @@ func main() {
 // run executes the CLI with args and returns the process exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCommand(stdout, stderr)
-	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "spiffe-aws-bridge:", err)
-		var ee *exitError
-		if errors.As(err, &ee) {
-			return ee.code
-		}
-		return 1
-	}
-	return 0
+	return cli.Execute(ctx, root, args)
 }
 
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "spiffe-aws-bridge",
-		Short:         "AWS credentials for SPIFFE workloads through IAM Roles Anywhere, key never on disk",
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Use:   "spiffe-aws-bridge",
+		Short: "AWS credentials for SPIFFE workloads through IAM Roles Anywhere, key never on disk",
 	}
 	root.AddCommand(
 		newRunCommand(stderr),

@@ -32,8 +32,15 @@ const (
 	e2eAudience    = "sts.amazonaws.com"
 )
 
-// binPath is the spiffe-aws-bridge binary built by TestMain, stamped with e2eVersion as a release is.
-var binPath string
+// binPath and leanPath are spiffe-aws-bridge and spiffe-aws-credential-process, built by TestMain with
+// scripts/build.sh exactly as a release is, and stamped with e2eVersion.
+var binPath, leanPath string
+
+// credentialProcesses are the ways to run the credential-process command: as spiffe-aws-bridge's
+// subcommand, and as the lean binary, bare or with aws_signing_helper's subcommand name.
+func credentialProcesses() [][]string {
+	return [][]string{{binPath, "credential-process"}, {leanPath}, {leanPath, "credential-process"}}
+}
 
 const e2eVersion = "v0.0.0-e2e"
 
@@ -43,12 +50,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binPath = filepath.Join(dir, "spiffe-aws-bridge")
-	build := exec.Command("go", "build", "-o", binPath,
-		"-ldflags", "-X github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/buildinfo.version="+e2eVersion, ".")
+	binPath, leanPath = filepath.Join(dir, "spiffe-aws-bridge"), filepath.Join(dir, "spiffe-aws-credential-process")
+	build := exec.Command("bash", "../../scripts/build.sh", dir)
+	build.Env = append(os.Environ(), "VERSION="+e2eVersion)
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the binary:", err)
+		fmt.Fprintln(os.Stderr, "building the binaries:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -124,9 +131,16 @@ type result struct {
 	stdout, stderr string
 }
 
+// runBin runs spiffe-aws-bridge with args.
 func runBin(t *testing.T, env []string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binPath, args...)
+	return runArgv(t, env, append([]string{binPath}, args...)...)
+}
+
+// runArgv runs the program argv[0] with the arguments argv[1:].
+func runArgv(t *testing.T, env []string, argv ...string) result {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -209,11 +223,16 @@ func awsCallerIdentity(t *testing.T, w *world, env []string, args ...string) str
 
 func TestCredentialProcessFromTheWorkloadAPIWorksForTheAWSCLI(t *testing.T) {
 	w := newWorld(t)
-	line := fmt.Sprintf("%s credential-process --trust-anchor-arn %s --profile-arn %s --role-arn %s --endpoint %s --workload-socket %s",
-		binPath, e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL, w.agent.Addr())
-	arn := awsCLI(t, w, "wl", "[profile wl]\ncredential_process = "+line+"\n")
-	if !strings.HasPrefix(arn, "arn:aws:sts::123456789012:assumed-role/app/") {
-		t.Fatalf("caller identity %q, want the app role", arn)
+	for i, argv := range credentialProcesses() {
+		t.Run(strings.Join(argv, " "), func(t *testing.T) {
+			line := fmt.Sprintf("%s --trust-anchor-arn %s --profile-arn %s --role-arn %s --endpoint %s --workload-socket %s",
+				strings.Join(argv, " "), e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL, w.agent.Addr())
+			profile := fmt.Sprintf("wl%d", i)
+			arn := awsCLI(t, w, profile, "[profile "+profile+"]\ncredential_process = "+line+"\n")
+			if !strings.HasPrefix(arn, "arn:aws:sts::123456789012:assumed-role/app/") {
+				t.Fatalf("caller identity %q, want the app role", arn)
+			}
+		})
 	}
 }
 
@@ -225,17 +244,22 @@ func TestCredentialProcessWithAWSSigningHelperFlagsAndKeyFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	certFile, keyFile := w.write(t, "cert.pem", certs), w.write(t, "key.pem", key)
-	// The exact form of AWS's documentation, with only the program name replaced.
-	line := fmt.Sprintf("%s credential-process --certificate %s --private-key %s --trust-anchor-arn %s --profile-arn %s --role-arn %s --endpoint %s --session-duration 900 --region us-east-1",
-		binPath, certFile, keyFile, e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL)
-	arn := awsCLI(t, w, "files", "[profile files]\ncredential_process = "+line+"\n")
-	if !strings.HasPrefix(arn, "arn:aws:sts::123456789012:assumed-role/app/") {
-		t.Fatalf("caller identity %q", arn)
-	}
-	d := parseProcessJSON(t, runBin(t, nil, strings.Fields(line)[1:]...))
-	exp, _ := time.Parse(time.RFC3339, d.Expiration)
-	if left := time.Until(exp); left > 15*time.Minute || left < 14*time.Minute {
-		t.Errorf("--session-duration 900 gave credentials valid for %s", left)
+	for i, argv := range credentialProcesses() {
+		t.Run(strings.Join(argv, " "), func(t *testing.T) {
+			// The exact form of AWS's documentation, with only "aws_signing_helper credential-process" replaced.
+			line := fmt.Sprintf("%s --certificate %s --private-key %s --trust-anchor-arn %s --profile-arn %s --role-arn %s --endpoint %s --session-duration 900 --region us-east-1",
+				strings.Join(argv, " "), certFile, keyFile, e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL)
+			profile := fmt.Sprintf("files%d", i)
+			arn := awsCLI(t, w, profile, "[profile "+profile+"]\ncredential_process = "+line+"\n")
+			if !strings.HasPrefix(arn, "arn:aws:sts::123456789012:assumed-role/app/") {
+				t.Fatalf("caller identity %q", arn)
+			}
+			d := parseProcessJSON(t, runArgv(t, nil, strings.Fields(line)...))
+			exp, _ := time.Parse(time.RFC3339, d.Expiration)
+			if left := time.Until(exp); left > 15*time.Minute || left < 14*time.Minute {
+				t.Errorf("--session-duration 900 gave credentials valid for %s", left)
+			}
+		})
 	}
 }
 
@@ -279,18 +303,72 @@ func TestOneShotErrorsGoToStderrWithTheAWSErrorType(t *testing.T) {
 			"--role-arn", "arn:aws:iam::123456789012:role/other", "--endpoint", w.emu.URL, "--workload-socket", w.agent.Addr()}, 1, "AccessDeniedException (403)"},
 		{"JWT role without web identity", []string{"credentials", "--audience", e2eAudience, "--role-arn", e2eRole,
 			"--workload-socket", w.agent.Addr(), "--sts-endpoint", w.emu.URL}, 1, "sts AssumeRoleWithWebIdentity: AccessDenied"},
-		{"missing ARN", []string{"credential-process", "--profile-arn", e2eProfile, "--role-arn", e2eRole}, 1, "--trust-anchor-arn is required"},
+		{"missing ARN", []string{"credential-process", "--profile-arn", e2eProfile, "--role-arn", e2eRole}, 2, "--trust-anchor-arn is required"},
+		{"key without certificate", []string{"credential-process", "--private-key", "k.pem", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile, "--role-arn", e2eRole}, 2, "--certificate and --private-key go together"},
+		{"unknown flag", []string{"credential-process", "--no-such-flag"}, 2, "unknown flag: --no-such-flag"},
 		{"bad ARN", []string{"credential-process", "--trust-anchor-arn", "arn:aws:rolesanywhere:us-east-1:1:x", "--profile-arn", e2eProfile,
 			"--role-arn", e2eRole, "--workload-socket", w.agent.Addr()}, 1, "signer: invalid trust_anchor_arn"},
 		{"unknown SPIFFE ID", []string{"credential-process", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
 			"--role-arn", e2eRole, "--endpoint", w.emu.URL, "--workload-socket", w.agent.Addr(), "--spiffe-id", "spiffe://example.org/nope"}, 1, e2eSpiffeID},
 		{"bad ISO duration", []string{"rolesanywhere", "--session-duration", "1h"}, 2, `--session-duration: "1h" is not an ISO 8601 duration`},
+		{"--profile without --config", []string{"credential-process", "--profile", "app"}, 2, "--profile needs --config"},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r := runBin(t, nil, tc.args...)
-			if r.code != tc.code || r.stdout != "" || !strings.Contains(r.stderr, tc.want) {
-				t.Fatalf("exit %d (want %d), stdout %q, stderr:\n%s\nwant stderr to contain %q", r.code, tc.code, r.stdout, r.stderr, tc.want)
+		argvs := [][]string{append([]string{binPath}, tc.args...)}
+		if tc.args[0] == "credential-process" {
+			argvs = append(argvs, append([]string{leanPath}, tc.args[1:]...))
+		}
+		for _, argv := range argvs {
+			t.Run(tc.name+"/"+filepath.Base(argv[0]), func(t *testing.T) {
+				r := runArgv(t, nil, argv...)
+				if r.code != tc.code || r.stdout != "" || !strings.Contains(r.stderr, tc.want) || !strings.HasPrefix(r.stderr, filepath.Base(argv[0])+": ") {
+					t.Fatalf("exit %d (want %d), stdout %q, stderr:\n%s\nwant stderr to start with the program name and contain %q", r.code, tc.code, r.stdout, r.stderr, tc.want)
+				}
+			})
+		}
+	}
+}
+
+// TestCredentialProcessTakesAProfileFromTheDaemonConfig: with --config and --profile, the one-shot
+// signs with the daemon's settings for that profile; flags given explicitly win, and a wrong profile
+// or a broken config is a usage error (exit 2) that names what is wrong and where.
+func TestCredentialProcessTakesAProfileFromTheDaemonConfig(t *testing.T) {
+	w := newWorld(t)
+	cfg := w.write(t, "bridge.hcl", []byte(fmt.Sprintf(`agent_address = %q
+profile "app" {
+  trust_anchor_arn  = %q
+  profile_arn       = %q
+  role_arn          = %q
+  endpoint          = %q
+  insecure_endpoint = true
+  session_duration  = "20m"
+}
+`, w.agent.Addr(), e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL)))
+	broken := w.write(t, "broken.hcl", []byte("agent_address = \"unix:///x\"\nprofile \"app\" {\n  role_arn = 42\n}\n"))
+	for _, argv := range credentialProcesses() {
+		t.Run(strings.Join(argv, " "), func(t *testing.T) {
+			d := parseProcessJSON(t, runArgv(t, nil, append(argv, "--config", cfg, "--profile", "app")...))
+			exp, _ := time.Parse(time.RFC3339, d.Expiration)
+			if left := time.Until(exp); left > 20*time.Minute || left < 19*time.Minute {
+				t.Errorf("session_duration = \"20m\" gave credentials valid for %s", left)
+			}
+			d = parseProcessJSON(t, runArgv(t, nil, append(argv, "--config", cfg, "--profile", "app", "--session-duration", "900")...))
+			exp, _ = time.Parse(time.RFC3339, d.Expiration)
+			if left := time.Until(exp); left > 15*time.Minute || left < 14*time.Minute {
+				t.Errorf("--session-duration 900 over the config's 20m gave credentials valid for %s", left)
+			}
+			for _, bad := range []struct {
+				args []string
+				want string
+			}{
+				{[]string{"--config", cfg, "--profile", "nope"}, `has no profile "nope" (it has ["app"])`},
+				{[]string{"--config", cfg}, "--config needs --profile NAME"},
+				{[]string{"--config", broken, "--profile", "app"}, broken + ":3:"},
+			} {
+				r := runArgv(t, nil, append(argv, bad.args...)...)
+				if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, bad.want) {
+					t.Errorf("%q: exit %d (want 2), stdout %q, stderr %q; want it to contain %q", bad.args, r.code, r.stdout, r.stderr, bad.want)
+				}
 			}
 		})
 	}
@@ -308,6 +386,9 @@ func TestOneShotNeverPrintsSecretsInDebugLogs(t *testing.T) {
 	r3 := runBin(t, nil, "rolesanywhere", "--debug", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
 		"--role-arn", e2eRole, "--endpoint", w.emu.URL, "--workload-socket", w.agent.Addr())
 	d3 := parseProcessJSON(t, r3)
+	r5 := runArgv(t, nil, leanPath, "--debug", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
+		"--role-arn", e2eRole, "--endpoint", w.emu.URL, "--workload-socket", w.agent.Addr())
+	d5 := parseProcessJSON(t, r5)
 	cfg := w.write(t, "bridge.hcl", []byte(fmt.Sprintf(`agent_address = %q
 log_level = "trace"
 profile "app" {
@@ -323,11 +404,11 @@ profile "app" {
 		t.Fatalf("check --config: exit %d\n%s%s", r4.code, r4.stdout, r4.stderr)
 	}
 	logs, _ := os.ReadFile(logFile)
-	all := r.stderr + r2.stderr + string(logs) + r3.stderr + r4.stdout + r4.stderr
-	if !strings.Contains(all, "signing with") || !strings.Contains(string(logs), "assuming role with a JWT-SVID") {
+	all := r.stderr + r2.stderr + string(logs) + r3.stderr + r4.stdout + r4.stderr + r5.stderr
+	if !strings.Contains(r5.stderr, "signing with") || !strings.Contains(all, "signing with") || !strings.Contains(string(logs), "assuming role with a JWT-SVID") {
 		t.Fatalf("debug logs missing:\n%s", all)
 	}
-	for _, secret := range []string{d.SecretAccessKey, d.SessionToken, d2.SecretAccessKey, d2.SessionToken, d3.SecretAccessKey, d3.SessionToken} {
+	for _, secret := range []string{d.SecretAccessKey, d.SessionToken, d2.SecretAccessKey, d2.SessionToken, d3.SecretAccessKey, d3.SessionToken, d5.SecretAccessKey, d5.SessionToken} {
 		if strings.Contains(all, secret) {
 			t.Fatal("a secret appears in the debug output")
 		}
@@ -427,5 +508,9 @@ func TestVersionPrintsTheStampedVersion(t *testing.T) {
 	r := runBin(t, nil, "version")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "spiffe-aws-bridge "+e2eVersion+" (commit ") {
 		t.Fatalf("exit %d, stdout %q", r.code, r.stdout)
+	}
+	r = runArgv(t, nil, leanPath, "--version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "spiffe-aws-credential-process "+e2eVersion+" (commit ") {
+		t.Fatalf("spiffe-aws-credential-process --version: exit %d, stdout %q", r.code, r.stdout)
 	}
 }

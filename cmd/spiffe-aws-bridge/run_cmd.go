@@ -14,6 +14,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/daemon"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/buildinfo"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 )
 
 func newRunCommand(stderr io.Writer) *cobra.Command {
@@ -31,7 +32,7 @@ change keep running; a bad config is reported and the running one is kept).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(configPath)
 			if err != nil {
-				return &exitError{code: 2, err: err}
+				return &cli.ExitError{Code: 2, Err: err}
 			}
 			log := daemon.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 			return runDaemon(cmd.Context(), configPath, cfg, log, daemon.Options{Logger: log})

@@ -1,4 +1,13 @@
-package main
+// Package credproc is the Roles Anywhere credential_process one-shot: its flags (aws_signing_helper's),
+// the signing identity from key files or the SPIFFE Workload API, one CreateSession, and the
+// credential_process JSON on stdout.
+//
+// Two binaries share it: `spiffe-aws-bridge credential-process` and the lean
+// `spiffe-aws-credential-process`, which links this package and nothing of the daemon (Prometheus, the
+// aws-sdk, the emulator), so that an AWS SDK that runs it on every credential refresh pays as little
+// process start-up as a Go program can. The end-to-end tests in cmd/spiffe-aws-bridge run every case
+// against both binaries.
+package credproc
 
 import (
 	"context"
@@ -17,17 +26,18 @@ import (
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/keyfile"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
 
-// oneShotTimeout bounds a one-shot command: the AWS CLI waits for credential_process without a limit.
-const oneShotTimeout = 60 * time.Second
+// Timeout bounds a one-shot command: the AWS CLI waits for credential_process without a limit.
+const Timeout = 60 * time.Second
 
-// rolesAnywhereOptions are the inputs of one Roles Anywhere CreateSession from the command line.
-type rolesAnywhereOptions struct {
+// Options are the inputs of one Roles Anywhere CreateSession from the command line.
+type Options struct {
 	// Identity from files (aws_signing_helper's flags) …
 	certificate, privateKey, intermediates string
 	// … or from the Workload API.
@@ -40,12 +50,13 @@ type rolesAnywhereOptions struct {
 	withProxy, noVerifySSL                                bool
 
 	configPath, profile string
-	debug               bool
-	logFile             string
+	// Output is where the logs go and whether they include debug lines.
+	Output Output
 }
 
-// addFlags registers the flags both Roles Anywhere commands share.
-func (o *rolesAnywhereOptions) addFlags(f *pflag.FlagSet) {
+// AddFlags registers the flags every Roles Anywhere one-shot shares (all but --session-duration, whose
+// form differs between aws_signing_helper and spiffe-aws-assume-role).
+func (o *Options) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.certificate, "certificate", "", "PEM file with the leaf certificate (and optionally its chain); default: the X.509-SVID from the Workload API")
 	f.StringVar(&o.privateKey, "private-key", "", "PEM file with the private key (PKCS#1, PKCS#8 or SEC 1) of --certificate")
 	f.StringVar(&o.intermediates, "intermediates", "", "PEM file with intermediate certificates sent in X-Amz-X509-Chain")
@@ -63,29 +74,23 @@ func (o *rolesAnywhereOptions) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.noVerifySSL, "no-verify-ssl", false, "do not verify the endpoint's TLS certificate (testing only)")
 	f.StringVar(&o.configPath, "config", "", "take the profile's settings from a spiffe-aws-bridge config file (with --profile)")
 	f.StringVar(&o.profile, "profile", "", "profile block of --config to use")
-	f.BoolVar(&o.debug, "debug", false, "log debug information to stderr (never secrets)")
-	f.StringVar(&o.logFile, "log-file-path", "", "append logs to this file instead of stderr")
+	o.Output.AddFlags(f)
 }
 
-// oneShotLogger builds the one-shot logger: warnings and errors on stderr (or the log file), debug with --debug.
-func oneShotLogger(stderr io.Writer, debug bool, logFile string) (hclog.Logger, func(), error) {
-	out, closer := stderr, func() {}
-	if logFile != "" {
-		f, err := os.OpenFile(logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--log-file-path: %w", err)
-		}
-		out, closer = f, func() { f.Close() }
+// SetDurationSeconds sets the requested session duration (the --session-duration flags parse it).
+func (o *Options) SetDurationSeconds(s int) { o.durationSeconds = s }
+
+// Run fills the options from --config (explicit flags win), signs one CreateSession and prints the
+// credentials as credential_process JSON.
+func (o *Options) Run(ctx context.Context, flags *pflag.FlagSet) error {
+	if err := o.applyConfig(flags); err != nil {
+		return &cli.ExitError{Code: 2, Err: err}
 	}
-	level := hclog.Warn
-	if debug {
-		level = hclog.Debug
-	}
-	return hclog.New(&hclog.LoggerOptions{Name: "spiffe-aws-bridge", Level: level, Output: out}), closer, nil
+	return o.Output.Print(ctx, o.CreateSession)
 }
 
 // applyConfig fills o from a daemon config's profile; flags given explicitly win.
-func (o *rolesAnywhereOptions) applyConfig(flags *pflag.FlagSet) error {
+func (o *Options) applyConfig(flags *pflag.FlagSet) error {
 	if o.configPath == "" {
 		if o.profile != "" {
 			return errors.New("--profile needs --config")
@@ -133,11 +138,11 @@ func (o *rolesAnywhereOptions) applyConfig(flags *pflag.FlagSet) error {
 	return nil
 }
 
-// createSession runs one CreateSession with the identity from files or from the Workload API.
-func (o *rolesAnywhereOptions) createSession(ctx context.Context, log hclog.Logger) (creds.Credentials, error) {
+// CreateSession runs one CreateSession with the identity from files or from the Workload API.
+func (o *Options) CreateSession(ctx context.Context, log hclog.Logger) (creds.Credentials, error) {
 	for _, req := range []struct{ flag, v string }{{"--trust-anchor-arn", o.trustAnchorARN}, {"--profile-arn", o.profileARN}, {"--role-arn", o.roleARN}} {
 		if req.v == "" {
-			return creds.Credentials{}, fmt.Errorf("%s is required", req.flag)
+			return creds.Credentials{}, &cli.ExitError{Code: 2, Err: fmt.Errorf("%s is required", req.flag)}
 		}
 	}
 	id, source, err := o.identity(ctx)
@@ -160,16 +165,16 @@ func (o *rolesAnywhereOptions) createSession(ctx context.Context, log hclog.Logg
 }
 
 // identity loads the signing identity: key files when --certificate is given, else the Workload API.
-func (o *rolesAnywhereOptions) identity(ctx context.Context) (signer.Identity, string, error) {
+func (o *Options) identity(ctx context.Context) (signer.Identity, string, error) {
 	if o.certificate != "" || o.privateKey != "" {
 		if o.certificate == "" || o.privateKey == "" {
-			return signer.Identity{}, "", errors.New("--certificate and --private-key go together")
+			return signer.Identity{}, "", &cli.ExitError{Code: 2, Err: errors.New("--certificate and --private-key go together")}
 		}
 		id, err := keyfile.Load(o.certificate, o.privateKey, o.intermediates)
 		return id, "files", err
 	}
 	if o.spiffeID != "" && o.hint != "" {
-		return signer.Identity{}, "", errors.New("--spiffe-id and --hint are exclusive: select the SVID by one of them")
+		return signer.Identity{}, "", &cli.ExitError{Code: 2, Err: errors.New("--spiffe-id and --hint are exclusive: select the SVID by one of them")}
 	}
 	addr, err := svid.ResolveAddress(o.workloadSocket)
 	if err != nil {
@@ -183,7 +188,7 @@ func (o *rolesAnywhereOptions) identity(ctx context.Context) (signer.Identity, s
 }
 
 // httpClient honors --with-proxy and --no-verify-ssl.
-func (o *rolesAnywhereOptions) httpClient() *http.Client {
+func (o *Options) httpClient() *http.Client {
 	c := signer.DefaultHTTPClient(o.withProxy)
 	if o.noVerifySSL {
 		t := c.Transport.(*http.Transport)
@@ -198,20 +203,66 @@ func isLoopbackURL(u string) bool {
 	return u != "" && err == nil && p.Scheme == "http" && netutil.IsLoopbackHost(p.Hostname())
 }
 
-// printProcessJSON writes the credential_process document, and only that, to stdout.
-func printProcessJSON(stdout io.Writer, c creds.Credentials) error {
+// Output is where a one-shot writes: the credential_process JSON, and only that, on Stdout; logs on
+// Stderr (or LogFile), warnings and errors only unless Debug.
+type Output struct {
+	Stdout, Stderr io.Writer
+	Debug          bool
+	LogFile        string
+}
+
+// AddFlags registers --debug and --log-file-path.
+func (out *Output) AddFlags(f *pflag.FlagSet) {
+	f.BoolVar(&out.Debug, "debug", false, "log debug information (never secrets)")
+	f.StringVar(&out.LogFile, "log-file-path", "", "append logs to this file instead of stderr")
+}
+
+// Print runs fetch with the one-shot logger under Timeout, and prints its credentials as
+// credential_process JSON: the shared tail of every one-shot command.
+func (out *Output) Print(ctx context.Context, fetch func(context.Context, hclog.Logger) (creds.Credentials, error)) error {
+	log, closeLog, err := out.logger()
+	if err != nil {
+		return &cli.ExitError{Code: 2, Err: err}
+	}
+	defer closeLog()
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	c, err := fetch(ctx, log)
+	if err != nil {
+		return err
+	}
 	b, err := creds.ProcessJSON(c)
 	if err != nil {
 		return err
 	}
-	_, err = stdout.Write(append(b, '\n'))
+	_, err = out.Stdout.Write(append(b, '\n'))
 	return err
 }
 
-func newCredentialProcessCommand(stdout, stderr io.Writer) *cobra.Command {
-	var o rolesAnywhereOptions
+// logger builds the one-shot logger: warnings and errors on Stderr (or LogFile), debug with Debug.
+func (out *Output) logger() (hclog.Logger, func(), error) {
+	w, closer := out.Stderr, func() {}
+	if out.LogFile != "" {
+		f, err := os.OpenFile(out.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--log-file-path: %w", err)
+		}
+		w, closer = f, func() { f.Close() }
+	}
+	level := hclog.Warn
+	if out.Debug {
+		level = hclog.Debug
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "spiffe-aws-bridge", Level: level, Output: w}), closer, nil
+}
+
+// NewCommand returns the credential-process command named use, which users invoke as invocation (the
+// binary's name, and the command's when it is a subcommand): aws_signing_helper's flags, with the
+// X.509-SVID from the Workload API when no key files are given.
+func NewCommand(use, invocation string, stdout, stderr io.Writer) *cobra.Command {
+	o := Options{Output: Output{Stdout: stdout, Stderr: stderr}}
 	cmd := &cobra.Command{
-		Use:   "credential-process",
+		Use:   use,
 		Short: "Print Roles Anywhere credentials as credential_process JSON (aws_signing_helper compatible)",
 		Long: `Sign one IAM Roles Anywhere CreateSession and print the credentials in the credential_process
 format on stdout. A drop-in for "aws_signing_helper credential-process": the same flags work, and
@@ -219,92 +270,13 @@ without --certificate/--private-key the X.509-SVID comes from the SPIFFE Workloa
 written to disk.
 
   [profile app]
-  credential_process = spiffe-aws-bridge credential-process --trust-anchor-arn TA --profile-arn P --role-arn R`,
+  credential_process = ` + invocation + ` --trust-anchor-arn TA --profile-arn P --role-arn R`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.run(cmd, stdout, stderr)
+			return o.Run(cmd.Context(), cmd.Flags())
 		},
 	}
-	o.addFlags(cmd.Flags())
+	o.AddFlags(cmd.Flags())
 	cmd.Flags().IntVar(&o.durationSeconds, "session-duration", 3600, "session duration in seconds (900 to 43200)")
 	return cmd
-}
-
-// run executes a Roles Anywhere one-shot and prints the JSON.
-func (o *rolesAnywhereOptions) run(cmd *cobra.Command, stdout, stderr io.Writer) error {
-	if err := o.applyConfig(cmd.Flags()); err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	return runOneShot(cmd.Context(), stdout, stderr, o.debug, o.logFile, o.createSession)
-}
-
-// runOneShot runs fetch with the one-shot logger and timeout, and prints its credentials as
-// credential_process JSON: the shared tail of every one-shot command.
-func runOneShot(ctx context.Context, stdout, stderr io.Writer, debug bool, logFile string,
-	fetch func(context.Context, hclog.Logger) (creds.Credentials, error)) error {
-	log, closeLog, err := oneShotLogger(stderr, debug, logFile)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	defer closeLog()
-	ctx, cancel := context.WithTimeout(ctx, oneShotTimeout)
-	defer cancel()
-	c, err := fetch(ctx, log)
-	if err != nil {
-		return err
-	}
-	return printProcessJSON(stdout, c)
-}
-
-func newRolesAnywhereCommand(stdout, stderr io.Writer) *cobra.Command {
-	var o rolesAnywhereOptions
-	var duration string
-	var ignored ignoredFlags
-	cmd := &cobra.Command{
-		Use:   "rolesanywhere",
-		Short: "spiffe-aws-assume-role's rolesanywhere command: Roles Anywhere credentials as credential_process JSON",
-		Long: `Drop-in for "spiffe-aws-assume-role rolesanywhere": the same flags, including --session-duration in
-ISO 8601 (PT1H). Without --certificate/--private-key the X.509-SVID comes from the Workload API.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ignored.warn(stderr)
-			d, err := parseISODuration(duration)
-			if err != nil {
-				return &exitError{code: 2, err: fmt.Errorf("--session-duration: %w", err)}
-			}
-			o.durationSeconds = int(d / time.Second)
-			return o.run(cmd, stdout, stderr)
-		},
-	}
-	o.addFlags(cmd.Flags())
-	cmd.Flags().StringVar(&duration, "session-duration", "PT1H", "session duration, ISO 8601 (PT15M to PT12H)")
-	ignored.addFlags(cmd.Flags())
-	return cmd
-}
-
-// ignoredFlags are spiffe-aws-assume-role's telemetry and Sentry flags, accepted so that no existing
-// config breaks, and ignored.
-type ignoredFlags struct {
-	telemetrySocket, telemetryName, sentryDSN string
-	flags                                     *pflag.FlagSet
-}
-
-func (i *ignoredFlags) addFlags(f *pflag.FlagSet) {
-	i.flags = f
-	f.StringVar(&i.telemetrySocket, "telemetry-socket", "", "accepted for spiffe-aws-assume-role compatibility; ignored")
-	f.StringVar(&i.telemetryName, "telemetry-name", "", "accepted for spiffe-aws-assume-role compatibility; ignored")
-	f.StringVar(&i.sentryDSN, "sentry-dsn", "", "accepted for spiffe-aws-assume-role compatibility; ignored")
-}
-
-// warn prints one warning when any ignored flag was given.
-func (i *ignoredFlags) warn(stderr io.Writer) {
-	var set []string
-	for _, n := range []string{"telemetry-socket", "telemetry-name", "sentry-dsn"} {
-		if i.flags.Changed(n) {
-			set = append(set, "--"+n)
-		}
-	}
-	if len(set) > 0 {
-		fmt.Fprintf(stderr, "spiffe-aws-bridge: warning: %v accepted for compatibility and ignored (use the daemon's Prometheus metrics)\n", set)
-	}
 }
