@@ -4,8 +4,9 @@
 //	go run ./cmd/bench            # full run (1000 rotations, 60 s idle window), about 2 minutes
 //	go run ./cmd/bench -quick     # CI: fewer iterations, same measurements
 //
-// Run it from the repository root (it builds the spiffe-aws-bridge binary to time credential-process and
-// the daemon as real processes).
+// Run it from the repository root: it builds the release binaries with scripts/build.sh and times
+// spiffe-aws-credential-process (beside spiffe-aws-bridge credential-process) and the daemon as real
+// processes.
 package main
 
 import (
@@ -27,7 +28,7 @@ type row struct {
 type bench struct {
 	quick bool
 	dir   string // scratch directory
-	bin   string // built spiffe-aws-bridge
+	bin   string // built spiffe-aws-bridge; the other release binaries are beside it
 	rows  []row
 }
 

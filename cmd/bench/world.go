@@ -89,7 +89,8 @@ profile %q {
 `, name, spiffeID, trustAnchor, profileARN, roleARN, w.emu.URL, credsPath)
 }
 
-// buildBinary builds the release spiffe-aws-bridge once, with scripts/build.sh (what users run).
+// buildBinary builds the release binaries once, with scripts/build.sh (what users run), and returns the
+// path of spiffe-aws-bridge; spiffe-aws-credential-process is in the same directory.
 func (b *bench) buildBinary() (string, error) {
 	if b.bin != "" {
 		return b.bin, nil
