@@ -389,6 +389,13 @@ func TestOneShotNeverPrintsSecretsInDebugLogs(t *testing.T) {
 	r5 := runArgv(t, nil, leanPath, "--debug", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
 		"--role-arn", e2eRole, "--endpoint", w.emu.URL, "--workload-socket", w.agent.Addr())
 	d5 := parseProcessJSON(t, r5)
+	certs, key, err := w.agent.Current()[0].Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r6 := runArgv(t, nil, leanPath, "--debug", "--certificate", w.write(t, "cert.pem", certs), "--private-key", w.write(t, "key.pem", key),
+		"--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile, "--role-arn", e2eRole, "--endpoint", w.emu.URL)
+	d6 := parseProcessJSON(t, r6)
 	cfg := w.write(t, "bridge.hcl", []byte(fmt.Sprintf(`agent_address = %q
 log_level = "trace"
 profile "app" {
@@ -404,14 +411,23 @@ profile "app" {
 		t.Fatalf("check --config: exit %d\n%s%s", r4.code, r4.stdout, r4.stderr)
 	}
 	logs, _ := os.ReadFile(logFile)
-	all := r.stderr + r2.stderr + string(logs) + r3.stderr + r4.stdout + r4.stderr + r5.stderr
+	all := r.stderr + r2.stderr + string(logs) + r3.stderr + r4.stdout + r4.stderr + r5.stderr + r6.stderr
 	if !strings.Contains(r5.stderr, "signing with") || !strings.Contains(all, "signing with") || !strings.Contains(string(logs), "assuming role with a JWT-SVID") {
 		t.Fatalf("debug logs missing:\n%s", all)
 	}
-	for _, secret := range []string{d.SecretAccessKey, d.SessionToken, d2.SecretAccessKey, d2.SessionToken, d3.SecretAccessKey, d3.SessionToken, d5.SecretAccessKey, d5.SessionToken} {
+	for _, secret := range []string{d.SecretAccessKey, d.SessionToken, d2.SecretAccessKey, d2.SessionToken, d3.SecretAccessKey, d3.SessionToken, d5.SecretAccessKey, d5.SessionToken, d6.SecretAccessKey, d6.SessionToken} {
 		if strings.Contains(all, secret) {
 			t.Fatal("a secret appears in the debug output")
 		}
+	}
+	// Nor any line of the private key's PEM body (both the key files and the Workload API carry this key).
+	for _, line := range strings.Split(string(key), "\n") {
+		if len(line) >= 32 && !strings.HasPrefix(line, "-----") && strings.Contains(all, line) {
+			t.Fatal("a line of the private key appears in the debug output")
+		}
+	}
+	if !strings.Contains(r6.stderr, "source=files") {
+		t.Errorf("the key-file run did not log its source:\n%s", r6.stderr)
 	}
 }
 
