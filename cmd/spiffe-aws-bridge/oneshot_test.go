@@ -125,6 +125,26 @@ func (w *world) write(t testing.TB, name string, data []byte) string {
 	return p
 }
 
+// oneShotConfig writes a bridge config file for the one-shot commands: the world's agent and body.
+func (w *world) oneShotConfig(t *testing.T, name, body string) string {
+	t.Helper()
+	return w.write(t, name, []byte(fmt.Sprintf("agent_address = %q\n%s", w.agent.Addr(), body)))
+}
+
+// profileBlock is a config profile block that signs for role with the world's trust anchor, Roles
+// Anywhere profile and emulator; body adds settings (lines ending in a newline).
+func (w *world) profileBlock(name, role, body string) string {
+	return fmt.Sprintf(`
+profile %q {
+  trust_anchor_arn  = %q
+  profile_arn       = %q
+  role_arn          = %q
+  endpoint          = %q
+  insecure_endpoint = true
+%s}
+`, name, e2eTrustAnchor, e2eProfile, role, w.emu.URL, body)
+}
+
 // result is a finished process.
 type result struct {
 	code           int
@@ -334,16 +354,7 @@ func TestOneShotErrorsGoToStderrWithTheAWSErrorType(t *testing.T) {
 // or a broken config is a usage error (exit 2) that names what is wrong and where.
 func TestCredentialProcessTakesAProfileFromTheDaemonConfig(t *testing.T) {
 	w := newWorld(t)
-	cfg := w.write(t, "bridge.hcl", []byte(fmt.Sprintf(`agent_address = %q
-profile "app" {
-  trust_anchor_arn  = %q
-  profile_arn       = %q
-  role_arn          = %q
-  endpoint          = %q
-  insecure_endpoint = true
-  session_duration  = "20m"
-}
-`, w.agent.Addr(), e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL)))
+	cfg := w.oneShotConfig(t, "bridge.hcl", w.profileBlock("app", e2eRole, "  session_duration = \"20m\"\n"))
 	broken := w.write(t, "broken.hcl", []byte("agent_address = \"unix:///x\"\nprofile \"app\" {\n  role_arn = 42\n}\n"))
 	for _, argv := range credentialProcesses() {
 		t.Run(strings.Join(argv, " "), func(t *testing.T) {
@@ -396,16 +407,7 @@ func TestOneShotNeverPrintsSecretsInDebugLogs(t *testing.T) {
 	r6 := runArgv(t, nil, leanPath, "--debug", "--certificate", w.write(t, "cert.pem", certs), "--private-key", w.write(t, "key.pem", key),
 		"--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile, "--role-arn", e2eRole, "--endpoint", w.emu.URL)
 	d6 := parseProcessJSON(t, r6)
-	cfg := w.write(t, "bridge.hcl", []byte(fmt.Sprintf(`agent_address = %q
-log_level = "trace"
-profile "app" {
-  trust_anchor_arn  = %q
-  profile_arn       = %q
-  role_arn          = %q
-  endpoint          = %q
-  insecure_endpoint = true
-}
-`, w.agent.Addr(), e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL)))
+	cfg := w.oneShotConfig(t, "bridge.hcl", "log_level = \"trace\"\n"+w.profileBlock("app", e2eRole, ""))
 	r4 := runBin(t, nil, "check", "--config", cfg)
 	if r4.code != 0 || !strings.Contains(r4.stdout+r4.stderr, "CreateSession") {
 		t.Fatalf("check --config: exit %d\n%s%s", r4.code, r4.stdout, r4.stderr)
@@ -491,22 +493,8 @@ func BenchmarkCredentialProcess(b *testing.B) {
 // AWS's refusal in plain words, naming the tag value the role's trust policy must match.
 func TestCheckExplainsAccessDenied(t *testing.T) {
 	w := newWorld(t)
-	cfg := w.write(t, "bridge.hcl", []byte(fmt.Sprintf(`agent_address = %q
-profile "good" {
-  trust_anchor_arn  = %q
-  profile_arn       = %q
-  role_arn          = %q
-  endpoint          = %q
-  insecure_endpoint = true
-}
-profile "denied" {
-  trust_anchor_arn  = %q
-  profile_arn       = %q
-  role_arn          = "arn:aws:iam::123456789012:role/not-in-the-profile"
-  endpoint          = %q
-  insecure_endpoint = true
-}
-`, w.agent.Addr(), e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL, e2eTrustAnchor, e2eProfile, w.emu.URL)))
+	cfg := w.oneShotConfig(t, "bridge.hcl", w.profileBlock("good", e2eRole, "")+
+		w.profileBlock("denied", "arn:aws:iam::123456789012:role/not-in-the-profile", ""))
 	r := runBin(t, nil, "check", "--config", cfg)
 	out := r.stdout + r.stderr
 	if r.code != 1 {
