@@ -5,17 +5,24 @@ package main
 // emulator (a real Roles Anywhere + STS on loopback).
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
@@ -516,5 +523,62 @@ func TestVersionPrintsTheStampedVersion(t *testing.T) {
 	r = runArgv(t, nil, leanPath, "--version")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "spiffe-aws-credential-process "+e2eVersion+" (commit ") {
 		t.Fatalf("spiffe-aws-credential-process --version: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+// TestEmulatorBinaryNeverLogsSecrets: the standalone rolesanywhere-emulator, at trace level, issues
+// credentials through CreateSession and AssumeRoleWithWebIdentity and then authenticates an STS call
+// signed with them (session token in X-Amz-Security-Token); neither the secret key nor the session token
+// may appear in anything it prints.
+func TestEmulatorBinaryNeverLogsSecrets(t *testing.T) {
+	w := newWorld(t) // its agent, and the emulator.hcl that trusts the agent's CA
+	cmd := exec.Command(filepath.Join(filepath.Dir(binPath), "rolesanywhere-emulator"),
+		"--config", filepath.Join(w.dir, "emulator.hcl"), "--listen", "127.0.0.1:0", "--log-level", "trace")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer // read only after Wait
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	out := bufio.NewReader(stdout)
+	url, err := out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("the emulator printed no URL: %v", err)
+	}
+	url = strings.TrimSpace(url)
+
+	d := parseProcessJSON(t, runArgv(t, nil, leanPath, "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
+		"--role-arn", e2eRole, "--endpoint", url, "--workload-socket", w.agent.Addr()))
+	d2 := parseProcessJSON(t, runBin(t, nil, "credentials", "--audience", e2eAudience, "--role-arn", e2eJWTRole,
+		"--workload-socket", w.agent.Addr(), "--sts-endpoint", url))
+	ctx := context.Background()
+	for _, c := range []processDoc{d, d2} {
+		client := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(url),
+			Credentials: credentials.NewStaticCredentialsProvider(c.AccessKeyId, c.SecretAccessKey, c.SessionToken)})
+		id, err := client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if err != nil || !strings.HasPrefix(aws.ToString(id.Arn), "arn:aws:sts::123456789012:assumed-role/") {
+			t.Fatalf("GetCallerIdentity with the issued credentials: %v", err)
+		}
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(out)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("emulator exit: %v\n%s", err, stderr.String())
+	}
+	all := url + string(rest) + stderr.String()
+	if !strings.Contains(all, "CreateSession") || !strings.Contains(all, "GetCallerIdentity") {
+		t.Fatalf("the emulator's trace logs do not show the calls:\n%s", all)
+	}
+	for _, secret := range []string{d.SecretAccessKey, d.SessionToken, d2.SecretAccessKey, d2.SessionToken} {
+		if strings.Contains(all, secret) {
+			t.Fatal("a secret appears in the emulator's trace output")
+		}
 	}
 }
