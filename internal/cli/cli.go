@@ -1,5 +1,5 @@
-// Package cli is the process plumbing every binary of this repository shares: running a cobra command
-// tree and turning its error into a message on stderr and an exit code.
+// Package cli is the process plumbing the bridge's binaries share: running a cobra command tree and
+// turning its error into a message on stderr and an exit code.
 package cli
 
 import (
@@ -22,7 +22,8 @@ func (e *ExitError) Unwrap() error { return e.Err }
 
 // Execute runs root with args and returns the process exit code: 0, the code of an ExitError, 2 for a
 // flag error (unknown flag, bad value), 1 for any other error. A failure is printed on root's stderr (set
-// it with SetErr) behind root's name, without the usage text. It is the main function of every binary of this repository.
+// it with SetErr) behind root's name, without the usage text. spiffe-aws-bridge and
+// spiffe-aws-credential-process both end in it, so that they fail alike.
 func Execute(ctx context.Context, root *cobra.Command, args []string) int {
 	root.SetArgs(args)
 	root.SilenceUsage, root.SilenceErrors = true, true
