@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/schedule"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/logtest"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
@@ -97,26 +97,9 @@ type harness struct {
 	svids  chan *svid.SVID
 	ca     *svidtest.CA
 	r      *Refresher
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	cancel context.CancelFunc
 	done   chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newHarness(t *testing.T, results ...error) *harness {
@@ -126,7 +109,7 @@ func newHarness(t *testing.T, results ...error) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, clk: clock.NewFake(start), sink: newRecordingSink(), svids: make(chan *svid.SVID, 1),
-		ca: ca, logs: &syncBuffer{}, done: make(chan struct{})}
+		ca: ca, logs: &logtest.Buffer{}, done: make(chan struct{})}
 	h.api = &scripted{clk: h.clk, results: results, calls: make(chan signer.CreateSessionInput, 16)}
 	h.r, err = NewRefresher(RefresherOptions{
 		Profile: "app",

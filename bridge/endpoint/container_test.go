@@ -12,12 +12,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/logtest"
 )
 
 // startContainer starts a container endpoint with a fresh token file and returns it with its token.
-func startContainer(t *testing.T, clock *fakeClock, o ContainerOptions) (*Server, string, *syncBuffer) {
+func startContainer(t *testing.T, clock *fakeClock, o ContainerOptions) (*Server, string, *logtest.Buffer) {
 	t.Helper()
-	log, buf := newLogger()
+	log, buf := logtest.New()
 	if o.Addr == "" {
 		o.Addr = "127.0.0.1:0"
 	}

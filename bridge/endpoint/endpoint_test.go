@@ -1,7 +1,6 @@
 package endpoint
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -16,10 +15,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
-	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/logtest"
 )
 
 func TestMain(m *testing.M) {
@@ -52,29 +51,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newLogger() (hclog.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
-	return hclog.New(&hclog.LoggerOptions{Output: buf, Level: hclog.Trace}), buf
 }
 
 func testCreds(now time.Time) creds.Credentials {
@@ -129,9 +105,9 @@ func do(t *testing.T, method, url string, header map[string]string) response {
 	return response{resp.StatusCode, resp.Header, string(b)}
 }
 
-func startIMDS(t *testing.T, clock *fakeClock, o IMDSOptions) (*Server, *syncBuffer) {
+func startIMDS(t *testing.T, clock *fakeClock, o IMDSOptions) (*Server, *logtest.Buffer) {
 	t.Helper()
-	log, buf := newLogger()
+	log, buf := logtest.New()
 	if o.Addr == "" {
 		o.Addr = "127.0.0.1:0"
 	}

@@ -1,7 +1,6 @@
 package hook
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -10,15 +9,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/logtest"
 )
 
 func TestMain(m *testing.M) {
@@ -30,28 +28,6 @@ const (
 	testSecret    = "s3cr3t-SECRET-access-key-value"
 	testSession   = "sess10n-TOKEN-value-xyz"
 )
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newLogger() (hclog.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
-	return hclog.New(&hclog.LoggerOptions{Output: buf, Level: hclog.Trace}), buf
-}
 
 func testCreds() creds.Credentials {
 	return creds.Credentials{
@@ -74,7 +50,7 @@ func assertNoSecrets(t *testing.T, what, s string) {
 
 func TestCommandEnvironment(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "env")
-	log, logs := newLogger()
+	log, logs := logtest.New()
 	c, err := NewCommand(CommandOptions{
 		Profile: "demo",
 		Command: []string{"sh", "-c", `env > "$0"; echo hello from hook`, out},
@@ -118,7 +94,7 @@ func TestCommandEnvironment(t *testing.T) {
 }
 
 func TestCommandFailure(t *testing.T) {
-	log, logs := newLogger()
+	log, logs := logtest.New()
 	c, err := NewCommand(CommandOptions{Command: []string{"sh", "-c", "echo oops >&2; exit 3"}, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +139,7 @@ func TestCommandTimeoutKills(t *testing.T) {
 }
 
 func TestCommandOutputCapped(t *testing.T) {
-	log, logs := newLogger()
+	log, logs := logtest.New()
 	c, err := NewCommand(CommandOptions{Command: []string{"sh", "-c", "head -c 100000 /dev/zero | tr '\\0' x"}, Logger: log})
 	if err != nil {
 		t.Fatal(err)
