@@ -265,7 +265,7 @@ func Parse(src []byte, filename string) (*Config, error) {
 	if diags.HasErrors() {
 		return nil, newError(diags)
 	}
-	d := &decoder{filename: filename}
+	d := &decoder{filename: filename, src: src}
 	cfg := d.decodeFile(f.Body)
 	if d.diags.HasErrors() {
 		return nil, newError(d.diags)
@@ -358,6 +358,7 @@ var (
 // decoder accumulates diagnostics and what the cross-profile checks need.
 type decoder struct {
 	filename string
+	src      []byte // the file, for quoting values as written
 	diags    hcl.Diagnostics
 	files    []fileUse
 	binds    []bindUse
@@ -520,16 +521,27 @@ func (s *scope) port(name string, dst *int) (*hcl.Attribute, bool) {
 	}
 	bf := v.AsBigFloat()
 	if bf.IsInf() || !bf.IsInt() {
-		s.errAt(a, "%s %s is not a whole number", s.name(name), bf.Text('g', 10))
+		s.errAt(a, "%s %s is not a whole number", s.name(name), s.d.written(a.Expr))
 		return a, false
 	}
 	n, _ := bf.Int64()
 	if bf.Sign() < 0 || n > 65535 {
-		s.errAt(a, "%s %s is out of range (0–65535)", s.name(name), bf.Text('g', 10))
+		s.errAt(a, "%s %s is out of range (0–65535)", s.name(name), s.d.written(a.Expr))
 		return a, false
 	}
 	*dst = int(n)
 	return a, true
+}
+
+// written is expr as the file spells it, shortened to 40 characters, for error messages. Formatting the
+// number instead would be unsafe: big.Float prints 1e40010200 in full, which takes about a minute
+// (found by FuzzParse).
+func (d *decoder) written(expr hcl.Expression) string {
+	text := strings.TrimSpace(string(expr.Range().SliceBytes(d.src)))
+	if r := []rune(text); len(r) > 40 {
+		text = string(r[:40]) + "…"
+	}
+	return text
 }
 
 // float decodes a number attribute into dst.

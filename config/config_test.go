@@ -304,6 +304,12 @@ func TestErrors(t *testing.T) {
 		{"two imds blocks", prof("app", "  imds {}\n  imds {}"), `test.hcl:7:3: profile "app": only one imds block is allowed (the first is at line 6)`},
 		{"port out of range", prof("app", "  imds {\n    bind_port = 70000\n  }"), `test.hcl:7:17: profile "app": imds.bind_port 70000 is out of range (0–65535)`},
 		{"port not whole", prof("app", "  imds {\n    bind_port = 1.5\n  }"), `test.hcl:7:17: profile "app": imds.bind_port 1.5 is not a whole number`},
+		{"port negative", prof("app", "  imds {\n    bind_port = -1\n  }"), `test.hcl:7:17: profile "app": imds.bind_port -1 is out of range (0–65535)`},
+		// Huge exponents are quoted as written: printing the number itself takes about a minute (FuzzParse).
+		{"port with a huge exponent", prof("app", "  imds {\n    bind_port = 1e40010200\n  }"), `test.hcl:7:17: profile "app": imds.bind_port 1e40010200 is out of range (0–65535)`},
+		{"port with a tiny exponent", prof("app", "  imds {\n    bind_port = 1e-40010200\n  }"), `test.hcl:7:17: profile "app": imds.bind_port 1e-40010200 is not a whole number`},
+		{"port as a long expression", prof("app", "  imds {\n    bind_port = 1000000 * 1000000 * 1000000 * 1000000 * 1000000\n  }"),
+			`test.hcl:7:17: profile "app": imds.bind_port 1000000 * 1000000 * 1000000 * 1000000 * … is out of range (0–65535)`},
 		{"non-loopback without allow_remote", prof("app", "  imds {\n    bind_address = \"0.0.0.0\"\n  }"), `test.hcl:7:20: profile "app": imds.bind_address "0.0.0.0" is not a loopback address; set allow_remote = true`},
 		{"health non-loopback", prof("app", "") + "health_checks {\n  bind_address = \"\"\n}", `test.hcl:9:18: health_checks.bind_address "" is not a loopback address`},
 		{"health bad path", prof("app", "") + "health_checks {\n  live_path = \"live\"\n}", `test.hcl:9:15: health_checks.live_path "live" must be a URL path starting with "/"`},
