@@ -220,7 +220,7 @@ func (e *Emulator) verify(r *http.Request, now time.Time) (*sessionRequest, *api
 		ok = ecdsa.VerifyASN1(k, digest[:], sig)
 	}
 	if !ok {
-		e.log.Debug("signature mismatch", "canonical_request", creq, "string_to_sign", sts)
+		e.log.Debug("signature mismatch", "canonical_request", redactCanonical(creq), "string_to_sign", sts)
 		return nil, denied("the request signature we calculated does not match the signature you provided")
 	}
 	// ARNs.

@@ -182,7 +182,8 @@ func (e *Emulator) verifySigV4(r *http.Request, body []byte, now time.Time) (*se
 	k = hmacSHA256(k, "aws4_request")
 	want := hex.EncodeToString(hmacSHA256(k, sts))
 	if !hmac.Equal([]byte(want), []byte(sig)) {
-		e.log.Debug("SigV4 mismatch", "canonical_request", creq)
+		e.log.Debug("SigV4 mismatch", "canonical_request", redactCanonical(creq),
+			"string_to_sign", sts)
 		return nil, &stsError{403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided."}
 	}
 	return s, nil
