@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"sort"
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 )
@@ -171,7 +174,9 @@ func (b *cappedBuffer) truncated() bool {
 
 // SignalOptions configures a signal hook.
 type SignalOptions struct {
-	// PIDFile holds the process id to signal; it is read on every refresh. Required.
+	// PIDFile holds the process id to signal; it is read on every refresh. Required. It must be a regular
+	// file (not a symbolic link) owned by root or by the bridge's user and writable by nobody else: see
+	// Signal.Put.
 	PIDFile string
 	// Signal is the signal to send; default SIGHUP.
 	Signal syscall.Signal
@@ -181,10 +186,18 @@ type SignalOptions struct {
 
 // Signal sends a signal to the process named in a pid file after each refresh. It implements the
 // bridge Sink method set.
+//
+// A pid file is an instruction to a bridge that may run as root ("signal this process"), so it is only
+// obeyed when it comes from someone entitled to give it: see Put for the rules. A workload that can
+// write the pid file (or its directory) cannot make the bridge signal PID 1, the bridge itself, or any
+// process of another user.
 type Signal struct {
 	pidFile string
 	sig     syscall.Signal
 	log     hclog.Logger
+	self    int // the bridge's pid
+	euid    int // the bridge's effective uid
+	egid    int // the bridge's effective gid
 }
 
 // NewSignal returns a signal hook.
@@ -201,31 +214,108 @@ func NewSignal(o SignalOptions) (*Signal, error) {
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
-	return &Signal{pidFile: o.PIDFile, sig: o.Signal, log: o.Logger}, nil
+	return &Signal{pidFile: o.PIDFile, sig: o.Signal, log: o.Logger,
+		self: os.Getpid(), euid: os.Geteuid(), egid: os.Getegid()}, nil
 }
 
 // Name identifies the sink: "signal".
 func (s *Signal) Name() string { return "signal" }
 
-// Put reads the pid file and sends the signal to that process.
+// maxPIDFile bounds what is read of a pid file.
+const maxPIDFile = 64
+
+// Put reads the pid file and sends the signal to that process, refusing (with an error that says why)
+// when:
+//   - the pid file is a symbolic link, not a regular file, owned by anyone but root or the bridge's
+//     user, writable by others, or group-writable with a group other than root's or the bridge's;
+//   - the pid is 1 (init) or the bridge's own;
+//   - the process's owner (the owner of /proc/<pid>) differs from the pid file's owner.
+//
+// The process is pinned with pidfd_open before its owner is checked and signalled through that pidfd,
+// so a pid reused between the check and the signal is never hit.
 func (s *Signal) Put(context.Context, creds.Credentials) error {
-	b, err := os.ReadFile(s.pidFile)
+	pid, fileUID, err := s.readPIDFile()
 	if err != nil {
-		return fmt.Errorf("signal: read pid file: %w", err)
+		return err
 	}
-	content := strings.TrimSpace(string(b))
-	pid, err := strconv.Atoi(content)
-	if err != nil || pid <= 0 {
-		if len(content) > 32 {
-			content = content[:32] + "…"
-		}
-		return fmt.Errorf("signal: pid file %s does not hold a positive process id: %q", s.pidFile, content)
+	switch pid {
+	case 1:
+		return fmt.Errorf("signal: pid file %s names pid 1 (init); refusing to signal it", s.pidFile)
+	case s.self:
+		return fmt.Errorf("signal: pid file %s names the bridge's own pid %d; refusing to signal it", s.pidFile, pid)
 	}
-	if err := syscall.Kill(pid, s.sig); err != nil {
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	pinned := err == nil
+	switch {
+	case pinned:
+		defer unix.Close(pidfd)
+	case errors.Is(err, syscall.ENOSYS):
+		// A kernel before 5.3: check, then kill(2).
+	default:
+		return fmt.Errorf("signal: process %d (from %s): %w", pid, s.pidFile, err)
+	}
+	var st unix.Stat_t
+	procDir := "/proc/" + strconv.Itoa(pid)
+	if err := unix.Stat(procDir, &st); err != nil {
+		return fmt.Errorf("signal: process %d (from %s): cannot find its owner in %s: %w", pid, s.pidFile, procDir, err)
+	}
+	if int(st.Uid) != fileUID {
+		return fmt.Errorf("signal: pid file %s (owned by uid %d) names process %d, owned by uid %d; refusing to "+
+			"signal a process of another user", s.pidFile, fileUID, pid, st.Uid)
+	}
+	if pinned {
+		err = unix.PidfdSendSignal(pidfd, s.sig, nil, 0)
+	} else {
+		err = syscall.Kill(pid, s.sig)
+	}
+	if err != nil {
 		return fmt.Errorf("signal: send %s to pid %d (from %s): %w", s.sig, pid, s.pidFile, err)
 	}
 	s.log.Debug("signalled process", "pid", pid, "signal", s.sig.String(), "pid_file", s.pidFile)
 	return nil
+}
+
+// readPIDFile opens the pid file without following a symbolic link (and without blocking on a FIFO),
+// checks who may have written it, and returns the pid it holds and the file's owner.
+func (s *Signal) readPIDFile() (pid, uid int, err error) {
+	fd, err := unix.Open(s.pidFile, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ELOOP) {
+		return 0, 0, fmt.Errorf("signal: pid file %s is a symbolic link; refusing to follow it (point pid_file at the file itself)", s.pidFile)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("signal: read pid file: %w", &fs.PathError{Op: "open", Path: s.pidFile, Err: err})
+	}
+	f := os.NewFile(uintptr(fd), s.pidFile)
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, 0, fmt.Errorf("signal: read pid file %s: %w", s.pidFile, err)
+	}
+	mode := fs.FileMode(st.Mode & 0o777)
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return 0, 0, fmt.Errorf("signal: pid file %s is not a regular file", s.pidFile)
+	case st.Uid != 0 && int(st.Uid) != s.euid:
+		return 0, 0, fmt.Errorf("signal: pid file %s is owned by uid %d; only a pid file owned by root or by the "+
+			"bridge's user (uid %d) is obeyed", s.pidFile, st.Uid, s.euid)
+	case mode&0o002 != 0:
+		return 0, 0, fmt.Errorf("signal: pid file %s is writable by other users (mode %s); refusing to trust it", s.pidFile, mode)
+	case mode&0o020 != 0 && st.Gid != 0 && int(st.Gid) != s.egid:
+		return 0, 0, fmt.Errorf("signal: pid file %s is writable by group %d (mode %s); refusing to trust it", s.pidFile, st.Gid, mode)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxPIDFile+1))
+	if err != nil {
+		return 0, 0, fmt.Errorf("signal: read pid file %s: %w", s.pidFile, err)
+	}
+	content := strings.TrimSpace(string(b))
+	pid, err = strconv.Atoi(content)
+	if err != nil || pid <= 0 || len(b) > maxPIDFile {
+		if len(content) > 32 {
+			content = content[:32] + "…"
+		}
+		return 0, 0, fmt.Errorf("signal: pid file %s does not hold a positive process id: %q", s.pidFile, content)
+	}
+	return pid, int(st.Uid), nil
 }
 
 // Clear does nothing: there is nothing to signal when credentials expire.

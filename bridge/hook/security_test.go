@@ -1,0 +1,158 @@
+package hook
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// nobody is the unprivileged user the root-only tests act as (Debian's nobody).
+const nobody = 65534
+
+// needRoot skips a test that must create files or processes owned by another user.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates files and processes owned by another user (uid 65534)")
+	}
+}
+
+// sleeper starts `sleep 30` (as uid when cred is set) and returns it with a channel that reports
+// whether it was still alive (not signalled) when the test ends its checks.
+func sleeper(t *testing.T, cred *syscall.Credential) (*exec.Cmd, func() bool) {
+	t.Helper()
+	cmd := exec.Command("sleep", "30")
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(waited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-waited
+	})
+	alive := func() bool {
+		select {
+		case <-waited:
+			return false
+		case <-time.After(200 * time.Millisecond):
+			return true
+		}
+	}
+	return cmd, alive
+}
+
+// writePIDFile writes pid into dir/name with mode and, when uid >= 0, gives it to uid:gid.
+func writePIDFile(t *testing.T, dir, name string, pid int, mode os.FileMode, uid, gid int) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+	if uid >= 0 {
+		if err := os.Chown(path, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
+}
+
+// TestSecurityPIDFileRefused: a pid file that someone other than root or the bridge's user could have
+// written is not obeyed, nor one naming init, the bridge itself, or a process of another user; the
+// process named stays untouched.
+func TestSecurityPIDFileRefused(t *testing.T) {
+	dir := t.TempDir()
+	victim, alive := sleeper(t, nil)
+	vpid := victim.Process.Pid
+	fifo := filepath.Join(dir, "fifo.pid")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.pid")
+	if err := os.Symlink(writePIDFile(t, dir, "target.pid", vpid, 0o644, -1, -1), link); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, path, want string
+	}{
+		{"a symbolic link is not followed", link, "is a symbolic link"},
+		{"a FIFO is refused without blocking", fifo, "not a regular file"},
+		{"a pid file writable by others is refused", writePIDFile(t, dir, "world.pid", vpid, 0o666, -1, -1), "writable by other users"},
+		{"pid 1 is never signalled", writePIDFile(t, dir, "init.pid", 1, 0o644, -1, -1), "pid 1 (init)"},
+		{"the bridge never signals itself", writePIDFile(t, dir, "self.pid", os.Getpid(), 0o644, -1, -1), "the bridge's own pid"},
+	}
+	if os.Geteuid() == 0 {
+		cases = append(cases,
+			struct{ name, path, want string }{"a pid file owned by another user is refused",
+				writePIDFile(t, dir, "other.pid", vpid, 0o644, nobody, nobody), "owned by uid 65534"},
+			struct{ name, path, want string }{"a pid file group-writable by another group is refused",
+				writePIDFile(t, dir, "group.pid", vpid, 0o664, 0, nobody), "writable by group 65534"},
+		)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := NewSignal(SignalOptions{PIDFile: tc.path, Signal: syscall.SIGTERM})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- s.Put(context.Background(), testCreds()) }()
+			select {
+			case err = <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Put blocked")
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.path) {
+				t.Fatalf("err = %v; want it to name %s and say %q", err, tc.path, tc.want)
+			}
+		})
+	}
+	if !alive() {
+		t.Fatal("the victim process was signalled")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for the cases with another user's files (the others passed)")
+	}
+}
+
+// TestSecurityPIDFileOtherUsersProcess: a root-owned pid file naming a process of another user is
+// refused (a workload that could make a root pid file point elsewhere still cannot reach other users'
+// processes), while a pid file and process of the same owner are signalled.
+func TestSecurityPIDFileOtherUsersProcess(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	victim, alive := sleeper(t, &syscall.Credential{Uid: nobody, Gid: nobody})
+	path := writePIDFile(t, dir, "app.pid", victim.Process.Pid, 0o644, 0, 0)
+	s, err := NewSignal(SignalOptions{PIDFile: path, Signal: syscall.SIGTERM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Put(context.Background(), testCreds())
+	if err == nil || !strings.Contains(err.Error(), "owned by uid 65534") || !strings.Contains(err.Error(), "another user") {
+		t.Fatalf("err = %v; want a refusal naming the process owner", err)
+	}
+	if !alive() {
+		t.Fatal("the other user's process was signalled")
+	}
+	// The same owner on both sides is obeyed: a root pid file naming a root process.
+	own, ownAlive := sleeper(t, nil)
+	s, _ = NewSignal(SignalOptions{PIDFile: writePIDFile(t, dir, "own.pid", own.Process.Pid, 0o644, 0, 0), Signal: syscall.SIGTERM})
+	if err := s.Put(context.Background(), testCreds()); err != nil {
+		t.Fatal(err)
+	}
+	if ownAlive() {
+		t.Fatal("the process named by a valid pid file was not signalled")
+	}
+}
