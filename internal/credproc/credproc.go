@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -243,7 +244,12 @@ func (out *Output) Print(ctx context.Context, fetch func(context.Context, hclog.
 func (out *Output) logger() (hclog.Logger, func(), error) {
 	w, closer := out.Stderr, func() {}
 	if out.LogFile != "" {
-		f, err := os.OpenFile(out.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		// O_NOFOLLOW: run by root, a log path in a directory another user can write must not let that
+		// user point it (a symbolic link) at a file of their choosing.
+		f, err := os.OpenFile(out.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, nil, fmt.Errorf("--log-file-path %s is a symbolic link; refusing to follow it (name the file itself)", out.LogFile)
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("--log-file-path: %w", err)
 		}
