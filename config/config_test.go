@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"syscall"
@@ -123,10 +124,10 @@ func TestFullConfig(t *testing.T) {
 	if c.AgentAddress != "unix:///run/spire/sockets/agent.sock" || c.LogLevel != "debug" || c.LogFormat != "json" {
 		t.Errorf("top level: %q %q %q", c.AgentAddress, c.LogLevel, c.LogFormat)
 	}
-	if h := c.HealthChecks; h == nil || *h != (HealthChecks{BindAddress: "localhost", BindPort: 8080, LivePath: "/live", ReadyPath: "/ready"}) {
+	if h := c.HealthChecks; h == nil || !reflect.DeepEqual(*h, HealthChecks{BindAddress: "localhost", BindPort: 8080, LivePath: "/live", ReadyPath: "/ready"}) {
 		t.Errorf("health_checks: %+v", h)
 	}
-	if c.Telemetry == nil || c.Telemetry.Prometheus == nil || *c.Telemetry.Prometheus != (Prometheus{Host: "localhost", Port: 9090}) {
+	if c.Telemetry == nil || c.Telemetry.Prometheus == nil || !reflect.DeepEqual(*c.Telemetry.Prometheus, Prometheus{Host: "localhost", Port: 9090}) {
 		t.Errorf("telemetry: %+v", c.Telemetry)
 	}
 	if len(c.Profiles) != 2 {
@@ -205,10 +206,10 @@ telemetry {
   }
 }
 `)
-	if h := c.HealthChecks; *h != (HealthChecks{BindAddress: "localhost", BindPort: 80, LivePath: "/live", ReadyPath: "/ready"}) {
+	if h := c.HealthChecks; !reflect.DeepEqual(*h, HealthChecks{BindAddress: "localhost", BindPort: 80, LivePath: "/live", ReadyPath: "/ready"}) {
 		t.Errorf("health_checks: %+v", h)
 	}
-	if p := c.Telemetry.Prometheus; *p != (Prometheus{Host: "localhost", Port: 0}) {
+	if p := c.Telemetry.Prometheus; !reflect.DeepEqual(*p, Prometheus{Host: "localhost", Port: 0}) {
 		t.Errorf("prometheus: %+v", p)
 	}
 	c = mustParse(t, prof("app", "")+"telemetry {}\n")
