@@ -593,15 +593,15 @@ func (s *scope) duration(name string, dst *time.Duration, lo, hi time.Duration, 
 	*dst = dur
 }
 
-// strList decodes a list of strings into dst.
-func (s *scope) strList(name string, dst *[]string) (*hcl.Attribute, bool) {
+// strList decodes a list of strings into dst; example is one for the error, e.g. ["/path/to/cmd", "arg"].
+func (s *scope) strList(name, example string, dst *[]string) (*hcl.Attribute, bool) {
 	v, a := s.value(name)
 	if a == nil {
 		return nil, false
 	}
 	t := v.Type()
 	if !t.IsTupleType() && !t.IsListType() && !t.IsSetType() {
-		s.errAt(a, `%s must be a list of strings such as ["/path/to/cmd", "arg"], not a %s`, s.name(name), typeName(v))
+		s.errAt(a, `%s must be a list of strings such as %s, not a %s`, s.name(name), example, typeName(v))
 		return a, false
 	}
 	var out []string
@@ -691,7 +691,7 @@ func (s *scope) listener(addrName, portName string, host *string, port *int, all
 // allowedHosts decodes allowed_hosts with the servers' own rule (netutil.ValidateAllowedHosts).
 func (s *scope) allowedHosts(dst *[]string) {
 	var hosts []string
-	a, ok := s.strList("allowed_hosts", &hosts)
+	a, ok := s.strList("allowed_hosts", `["bridge.internal", "emulator:8443"]`, &hosts)
 	if !ok {
 		return
 	}
@@ -908,7 +908,7 @@ func (d *decoder) profile(b *hcl.Block, name string) Profile {
 		h := &OnRefresh{Timeout: DefaultHookTimeout}
 		if !hs.present("command") {
 			hs.required("command")
-		} else if a, ok := hs.strList("command", &h.Command); ok {
+		} else if a, ok := hs.strList("command", `["/path/to/cmd", "arg"]`, &h.Command); ok {
 			if len(h.Command) == 0 || h.Command[0] == "" {
 				hs.errAt(a, "on_refresh.command must name a program: a non-empty list such as [\"/path/to/cmd\", \"arg\"]")
 			}
