@@ -252,6 +252,9 @@ func newGuard(next http.Handler, name, bindHost string, allowed []string, log hc
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
+	if name == "" {
+		name = "server"
+	}
 	g := &guard{name: name, next: next, log: log, allowed: pats, any: any, now: time.Now,
 		allowedT: append([]string(nil), allowed...)}
 	if bindHost != "" {
