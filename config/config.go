@@ -94,7 +94,9 @@ type HealthChecks struct {
 	// ReadyPath is the readiness path (default "/ready").
 	ReadyPath string
 	// AllowRemote permits a non-loopback BindAddress.
-	AllowRemote bool
+	AllowRemote bool // AllowedHosts are Host values accepted besides the bound address: "name" (any port) or "name:port";
+	// ["*"] turns the Host check off. Requests from web pages are refused regardless.
+	AllowedHosts []string
 }
 
 // Telemetry is the telemetry block.
@@ -110,7 +112,9 @@ type Prometheus struct {
 	// Port is the port to listen on; the attribute is required (0 picks a free port).
 	Port int
 	// AllowRemote permits a non-loopback Host.
-	AllowRemote bool
+	AllowRemote bool // AllowedHosts are Host values accepted besides the bound address: "name" (any port) or "name:port";
+	// ["*"] turns the Host check off. Requests from web pages are refused regardless.
+	AllowedHosts []string
 }
 
 // Profile is one profile "<name>" block: a Roles Anywhere session and where its credentials go.
@@ -180,7 +184,9 @@ type IMDS struct {
 	// BindPort is the port to listen on (default 9911; 0 picks a free one).
 	BindPort int
 	// AllowRemote permits a non-loopback BindAddress.
-	AllowRemote bool
+	AllowRemote bool // AllowedHosts are Host values accepted besides the bound address: "name" (any port) or "name:port";
+	// ["*"] turns the Host check off. Requests from web pages are refused regardless.
+	AllowedHosts []string
 }
 
 // ContainerEndpoint is a profile's container_endpoint block.
@@ -194,7 +200,9 @@ type ContainerEndpoint struct {
 	// AuthTokenFile is the absolute path of the file holding the token clients must send.
 	AuthTokenFile string
 	// AllowRemote permits a non-loopback BindAddress.
-	AllowRemote bool
+	AllowRemote bool // AllowedHosts are Host values accepted besides the bound address: "name" (any port) or "name:port";
+	// ["*"] turns the Host check off. Requests from web pages are refused regardless.
+	AllowedHosts []string
 }
 
 // OnRefresh is a profile's on_refresh block.
@@ -312,14 +320,14 @@ var (
 	}
 	healthSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
-			{Name: "bind_address"}, {Name: "bind_port"}, {Name: "live_path"}, {Name: "ready_path"}, {Name: "allow_remote"},
+			{Name: "bind_address"}, {Name: "bind_port"}, {Name: "live_path"}, {Name: "ready_path"}, {Name: "allow_remote"}, {Name: "allowed_hosts"},
 		},
 	}
 	telemetrySchema = &hcl.BodySchema{
 		Blocks: []hcl.BlockHeaderSchema{{Type: "prometheus"}, {Type: "Prometheus"}},
 	}
 	prometheusSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "host"}, {Name: "port"}, {Name: "allow_remote"}},
+		Attributes: []hcl.AttributeSchema{{Name: "host"}, {Name: "port"}, {Name: "allow_remote"}, {Name: "allowed_hosts"}},
 	}
 	profileSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
@@ -340,11 +348,11 @@ var (
 		Attributes: []hcl.AttributeSchema{{Name: "path"}, {Name: "profile_name"}},
 	}
 	imdsSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "bind_address"}, {Name: "bind_port"}, {Name: "allow_remote"}},
+		Attributes: []hcl.AttributeSchema{{Name: "bind_address"}, {Name: "bind_port"}, {Name: "allow_remote"}, {Name: "allowed_hosts"}},
 	}
 	containerSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
-			{Name: "bind_address"}, {Name: "bind_port"}, {Name: "path"}, {Name: "auth_token_file"}, {Name: "allow_remote"},
+			{Name: "bind_address"}, {Name: "bind_port"}, {Name: "path"}, {Name: "auth_token_file"}, {Name: "allow_remote"}, {Name: "allowed_hosts"},
 		},
 	}
 	onRefreshSchema = &hcl.BodySchema{
@@ -585,15 +593,15 @@ func (s *scope) duration(name string, dst *time.Duration, lo, hi time.Duration, 
 	*dst = dur
 }
 
-// strList decodes a list of strings into dst.
-func (s *scope) strList(name string, dst *[]string) (*hcl.Attribute, bool) {
+// strList decodes a list of strings into dst; example is one for the error, e.g. ["/path/to/cmd", "arg"].
+func (s *scope) strList(name, example string, dst *[]string) (*hcl.Attribute, bool) {
 	v, a := s.value(name)
 	if a == nil {
 		return nil, false
 	}
 	t := v.Type()
 	if !t.IsTupleType() && !t.IsListType() && !t.IsSetType() {
-		s.errAt(a, `%s must be a list of strings such as ["/path/to/cmd", "arg"], not a %s`, s.name(name), typeName(v))
+		s.errAt(a, `%s must be a list of strings such as %s, not a %s`, s.name(name), example, typeName(v))
 		return a, false
 	}
 	var out []string
@@ -659,12 +667,13 @@ func (s *scope) urlPath(name string, dst *string) {
 	*dst = p
 }
 
-// listener decodes bind address, port and allow_remote, checks the address against allow_remote and
-// records it for the duplicate check.
-func (s *scope) listener(addrName, portName string, host *string, port *int, allowRemote *bool) {
+// listener decodes bind address, port, allow_remote and allowed_hosts, checks the address against
+// allow_remote and records it for the duplicate check.
+func (s *scope) listener(addrName, portName string, host *string, port *int, allowRemote *bool, allowedHosts *[]string) {
 	addrAttr, addrOK := s.str(addrName, host)
 	portAttr, _ := s.port(portName, port)
 	s.boolean("allow_remote", allowRemote)
+	s.allowedHosts(allowedHosts)
 	if addrOK && !*allowRemote && !isLoopbackHost(*host) {
 		s.errAt(addrAttr, "%s %q is not a loopback address; set allow_remote = true to listen on it",
 			s.name(addrName), *host)
@@ -677,6 +686,21 @@ func (s *scope) listener(addrName, portName string, host *string, port *int, all
 		block := strings.TrimSuffix(s.path, ".")
 		s.d.binds = append(s.d.binds, bindUse{host: normalizeHost(*host), port: *port, prefix: s.prefix, block: block, rng: rng})
 	}
+}
+
+// allowedHosts decodes allowed_hosts with the servers' own rule (netutil.ValidateAllowedHosts).
+func (s *scope) allowedHosts(dst *[]string) {
+	var hosts []string
+	a, ok := s.strList("allowed_hosts", `["bridge.internal", "emulator:8443"]`, &hosts)
+	if !ok {
+		return
+	}
+	if err := netutil.ValidateAllowedHosts(hosts); err != nil {
+		// The servers' error starts with "allowed_hosts entry …": give it the block's path.
+		s.errAt(a, "%s%v", s.path, err)
+		return
+	}
+	*dst = hosts
 }
 
 // isLoopbackHost is the servers' own check (netutil.IsLoopbackHost), also for a bracketed IPv6 host.
@@ -779,7 +803,7 @@ func (d *decoder) healthChecks(b *hcl.Block) *HealthChecks {
 		BindAddress: DefaultHealthBindAddress, BindPort: DefaultHealthBindPort,
 		LivePath: DefaultLivePath, ReadyPath: DefaultReadyPath,
 	}
-	s.listener("bind_address", "bind_port", &h.BindAddress, &h.BindPort, &h.AllowRemote)
+	s.listener("bind_address", "bind_port", &h.BindAddress, &h.BindPort, &h.AllowRemote, &h.AllowedHosts)
 	s.urlPath("live_path", &h.LivePath)
 	s.urlPath("ready_path", &h.ReadyPath)
 	if h.LivePath == h.ReadyPath {
@@ -811,7 +835,7 @@ func (d *decoder) telemetry(b *hcl.Block) *Telemetry {
 	if !ps.present("port") {
 		ps.required("port")
 	}
-	ps.listener("host", "port", &p.Host, &p.Port, &p.AllowRemote)
+	ps.listener("host", "port", &p.Host, &p.Port, &p.AllowRemote, &p.AllowedHosts)
 	t.Prometheus = p
 	return t
 }
@@ -868,13 +892,13 @@ func (d *decoder) profile(b *hcl.Block, name string) Profile {
 	if ib := s.single("imds"); ib != nil {
 		is := d.content(ib.Body, imdsSchema, prefix, "imds.", ib.DefRange)
 		m := &IMDS{BindAddress: DefaultIMDSBindAddress, BindPort: DefaultIMDSBindPort}
-		is.listener("bind_address", "bind_port", &m.BindAddress, &m.BindPort, &m.AllowRemote)
+		is.listener("bind_address", "bind_port", &m.BindAddress, &m.BindPort, &m.AllowRemote, &m.AllowedHosts)
 		p.IMDS = m
 	}
 	if cb := s.single("container_endpoint"); cb != nil {
 		cs := d.content(cb.Body, containerSchema, prefix, "container_endpoint.", cb.DefRange)
 		c := &ContainerEndpoint{BindAddress: DefaultContainerBindAddress, BindPort: DefaultContainerBindPort, Path: DefaultContainerPath}
-		cs.listener("bind_address", "bind_port", &c.BindAddress, &c.BindPort, &c.AllowRemote)
+		cs.listener("bind_address", "bind_port", &c.BindAddress, &c.BindPort, &c.AllowRemote, &c.AllowedHosts)
 		cs.urlPath("path", &c.Path)
 		cs.absPath("auth_token_file", &c.AuthTokenFile)
 		p.ContainerEndpoint = c
@@ -884,7 +908,7 @@ func (d *decoder) profile(b *hcl.Block, name string) Profile {
 		h := &OnRefresh{Timeout: DefaultHookTimeout}
 		if !hs.present("command") {
 			hs.required("command")
-		} else if a, ok := hs.strList("command", &h.Command); ok {
+		} else if a, ok := hs.strList("command", `["/path/to/cmd", "arg"]`, &h.Command); ok {
 			if len(h.Command) == 0 || h.Command[0] == "" {
 				hs.errAt(a, "on_refresh.command must name a program: a non-empty list such as [\"/path/to/cmd\", \"arg\"]")
 			}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"syscall"
@@ -123,10 +124,10 @@ func TestFullConfig(t *testing.T) {
 	if c.AgentAddress != "unix:///run/spire/sockets/agent.sock" || c.LogLevel != "debug" || c.LogFormat != "json" {
 		t.Errorf("top level: %q %q %q", c.AgentAddress, c.LogLevel, c.LogFormat)
 	}
-	if h := c.HealthChecks; h == nil || *h != (HealthChecks{BindAddress: "localhost", BindPort: 8080, LivePath: "/live", ReadyPath: "/ready"}) {
+	if h := c.HealthChecks; h == nil || !reflect.DeepEqual(*h, HealthChecks{BindAddress: "localhost", BindPort: 8080, LivePath: "/live", ReadyPath: "/ready"}) {
 		t.Errorf("health_checks: %+v", h)
 	}
-	if c.Telemetry == nil || c.Telemetry.Prometheus == nil || *c.Telemetry.Prometheus != (Prometheus{Host: "localhost", Port: 9090}) {
+	if c.Telemetry == nil || c.Telemetry.Prometheus == nil || !reflect.DeepEqual(*c.Telemetry.Prometheus, Prometheus{Host: "localhost", Port: 9090}) {
 		t.Errorf("telemetry: %+v", c.Telemetry)
 	}
 	if len(c.Profiles) != 2 {
@@ -205,10 +206,10 @@ telemetry {
   }
 }
 `)
-	if h := c.HealthChecks; *h != (HealthChecks{BindAddress: "localhost", BindPort: 80, LivePath: "/live", ReadyPath: "/ready"}) {
+	if h := c.HealthChecks; !reflect.DeepEqual(*h, HealthChecks{BindAddress: "localhost", BindPort: 80, LivePath: "/live", ReadyPath: "/ready"}) {
 		t.Errorf("health_checks: %+v", h)
 	}
-	if p := c.Telemetry.Prometheus; *p != (Prometheus{Host: "localhost", Port: 0}) {
+	if p := c.Telemetry.Prometheus; !reflect.DeepEqual(*p, Prometheus{Host: "localhost", Port: 0}) {
 		t.Errorf("prometheus: %+v", p)
 	}
 	c = mustParse(t, prof("app", "")+"telemetry {}\n")
@@ -485,4 +486,70 @@ func FuzzParse(f *testing.F) {
 			_ = err.Error()
 		}
 	})
+}
+
+func TestAllowedHosts(t *testing.T) {
+	c := mustParse(t, prof("app", `  imds {
+    allowed_hosts = ["bridge.internal", "Bridge.Lan:9911"]
+  }
+  container_endpoint {
+    auth_token_file = "/t"
+    allowed_hosts   = ["[fd00::1]:9912"]
+  }`)+`health_checks {
+  allowed_hosts = ["*"]
+}
+telemetry {
+  prometheus {
+    port          = 9090
+    allowed_hosts = ["prometheus.internal", "10.0.0.7"]
+  }
+}
+`)
+	for _, tc := range []struct {
+		block string
+		got   []string
+		want  []string
+	}{
+		{"imds", c.Profiles[0].IMDS.AllowedHosts, []string{"bridge.internal", "Bridge.Lan:9911"}},
+		{"container_endpoint", c.Profiles[0].ContainerEndpoint.AllowedHosts, []string{"[fd00::1]:9912"}},
+		{"health_checks", c.HealthChecks.AllowedHosts, []string{"*"}},
+		{"telemetry.prometheus", c.Telemetry.Prometheus.AllowedHosts, []string{"prometheus.internal", "10.0.0.7"}},
+	} {
+		if !reflect.DeepEqual(tc.got, tc.want) {
+			t.Errorf("%s.allowed_hosts = %q, want %q", tc.block, tc.got, tc.want)
+		}
+	}
+	if c := mustParse(t, prof("app", "  imds {}")); c.Profiles[0].IMDS.AllowedHosts != nil {
+		t.Errorf("allowed_hosts defaults to %q, want none", c.Profiles[0].IMDS.AllowedHosts)
+	}
+}
+
+func TestAllowedHostsErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, src, want string
+	}{
+		{"a scheme is refused", prof("app", "  imds {\n    allowed_hosts = [\"http://bridge.internal\"]\n  }"),
+			`test.hcl:7:21: profile "app": imds.allowed_hosts entry "http://bridge.internal": has a scheme; give a host name or name:port`},
+		{"a path is refused", prof("app", "  container_endpoint {\n    auth_token_file = \"/t\"\n    allowed_hosts = [\"host/v1\"]\n  }"),
+			`test.hcl:8:21: profile "app": container_endpoint.allowed_hosts entry "host/v1": has a path`},
+		{"a space is refused", prof("app", "") + "health_checks {\n  allowed_hosts = [\"a b\"]\n}",
+			`test.hcl:9:19: health_checks.allowed_hosts entry "a b": has spaces or control characters`},
+		{"an unbracketed IPv6 address with a port is refused", prof("app", "") + "telemetry {\n  prometheus {\n    port = 1\n    allowed_hosts = [\"fd00::1:x\"]\n  }\n}",
+			`test.hcl:11:21: telemetry.prometheus.allowed_hosts entry "fd00::1:x": not an IPv6 address (an IPv6 address with a port goes in brackets: [fd00::1]:8080)`},
+		{"* with other entries is refused", prof("app", "  imds {\n    allowed_hosts = [\"a\", \"*\"]\n  }"),
+			`test.hcl:7:21: profile "app": imds.allowed_hosts entry "*" must be the only entry (it accepts any Host)`},
+		{"a bad port is refused", prof("app", "  imds {\n    allowed_hosts = [\"a:0x50\"]\n  }"),
+			`test.hcl:7:21: profile "app": imds.allowed_hosts entry "a:0x50": not a host name, IP address, name:port or [IPv6]:port`},
+		{"a string instead of a list is refused", prof("app", "  imds {\n    allowed_hosts = \"bridge.internal\"\n  }"),
+			`test.hcl:7:21: profile "app": imds.allowed_hosts must be a list of strings such as ["bridge.internal", "emulator:8443"], not a string`},
+		{"a number in the list is refused", prof("app", "  imds {\n    allowed_hosts = [\"a\", 1]\n  }"),
+			`test.hcl:7:21: profile "app": imds.allowed_hosts[1] must be a string`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.src), "test.hcl")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error\n%v\ndoes not contain\n%s", err, tc.want)
+			}
+		})
+	}
 }

@@ -291,7 +291,7 @@ func (d *Daemon) sinks(pc config.Profile, log hclog.Logger) ([]bridge.Sink, []fu
 	}
 	if m := pc.IMDS; m != nil {
 		s, err := endpoint.NewIMDS(endpoint.IMDSOptions{
-			Addr: hostPort(m.BindAddress, m.BindPort), AllowRemote: m.AllowRemote, RoleName: pc.Name,
+			Addr: hostPort(m.BindAddress, m.BindPort), AllowRemote: m.AllowRemote, AllowedHosts: m.AllowedHosts, RoleName: pc.Name,
 			Logger: log.Named("imds"), Clock: d.opts.Clock.Now, OnRequest: d.tel.endpointObserver("imds", pc.Name),
 		})
 		if err != nil {
@@ -307,7 +307,7 @@ func (d *Daemon) sinks(pc config.Profile, log hclog.Logger) ([]bridge.Sink, []fu
 	if c := pc.ContainerEndpoint; c != nil {
 		s, err := endpoint.NewContainer(endpoint.ContainerOptions{
 			Addr: hostPort(c.BindAddress, c.BindPort), Path: c.Path, AuthTokenFile: c.AuthTokenFile,
-			AllowRemote: c.AllowRemote, Logger: log.Named("container_endpoint"), Clock: d.opts.Clock.Now,
+			AllowRemote: c.AllowRemote, AllowedHosts: c.AllowedHosts, Logger: log.Named("container_endpoint"), Clock: d.opts.Clock.Now,
 			OnRequest: d.tel.endpointObserver("container", pc.Name),
 		})
 		if err != nil {

@@ -33,7 +33,9 @@ func startTelemetry(cfg *config.Config, d *Daemon, log hclog.Logger) (*telemetry
 			Profiles:    profiles,
 			WorkloadAPI: func() string { s, _ := workloadAPI(); return s },
 		})
-		srv, err := metrics.NewServer(hostPort(p.Host, p.Port), p.AllowRemote, t.metrics, log.Named("metrics"))
+		srv, err := metrics.NewServer(t.metrics, metrics.ServerOptions{
+			Addr: hostPort(p.Host, p.Port), AllowRemote: p.AllowRemote, AllowedHosts: p.AllowedHosts, Logger: log.Named("metrics"),
+		})
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: %w", err)
 		}
@@ -45,13 +47,14 @@ func startTelemetry(cfg *config.Config, d *Daemon, log hclog.Logger) (*telemetry
 	}
 	if h := cfg.HealthChecks; h != nil {
 		srv, err := health.New(health.Options{
-			Addr:        hostPort(h.BindAddress, h.BindPort),
-			LivePath:    h.LivePath,
-			ReadyPath:   h.ReadyPath,
-			Profiles:    profiles,
-			WorkloadAPI: workloadAPI,
-			Logger:      log.Named("health"),
-			AllowRemote: h.AllowRemote,
+			Addr:         hostPort(h.BindAddress, h.BindPort),
+			LivePath:     h.LivePath,
+			ReadyPath:    h.ReadyPath,
+			Profiles:     profiles,
+			WorkloadAPI:  workloadAPI,
+			Logger:       log.Named("health"),
+			AllowRemote:  h.AllowRemote,
+			AllowedHosts: h.AllowedHosts,
 		})
 		if err != nil {
 			t.close()

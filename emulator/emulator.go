@@ -36,6 +36,10 @@ type Options struct {
 	Addr string
 	// AllowRemote permits a non-loopback Addr.
 	AllowRemote bool
+	// AllowedHosts are Host values NewServer accepts besides its bound address, e.g. "emulator" for a
+	// compose service name (netutil.ServerOptions.AllowedHosts). Other hosts, and requests from web
+	// pages, are refused with 403.
+	AllowedHosts []string
 }
 
 // Stats counts what the emulator answered.
@@ -156,7 +160,9 @@ type Server struct {
 	srv *netutil.Server
 }
 
-// NewServer starts an Emulator on o.Addr (default 127.0.0.1:0, loopback only unless AllowRemote).
+// NewServer starts an Emulator on o.Addr (default 127.0.0.1:0, loopback only unless AllowRemote). Like
+// every server of the bridge it refuses requests from web pages and Hosts that do not name it
+// (netutil.Guard; see Options.AllowedHosts).
 func NewServer(o Options) (*Server, error) {
 	e, err := New(o)
 	if err != nil {
@@ -169,7 +175,12 @@ func NewServer(o Options) (*Server, error) {
 	if _, err := netutil.CheckBind(addr, o.AllowRemote); err != nil {
 		return nil, fmt.Errorf("emulator: %w", err)
 	}
-	srv := netutil.NewServer("emulator", addr, e, e.log, nil)
+	srv, err := netutil.NewServer(netutil.ServerOptions{
+		Name: "emulator", Addr: addr, Handler: e, Logger: e.log, AllowedHosts: o.AllowedHosts,
+	})
+	if err != nil {
+		return nil, err
+	}
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}

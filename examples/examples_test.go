@@ -8,6 +8,8 @@ package examples
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -30,6 +32,7 @@ import (
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 )
 
 // repoRoot is the repository, relative to this package's directory (where `go test` runs).
@@ -204,6 +207,20 @@ func flagValue(args []string, flag string) string {
 		}
 	}
 	return ""
+}
+
+// flagValues returns every value of a repeatable flag.
+func flagValues(args []string, flag string) []string {
+	var vals []string
+	for i, a := range args {
+		if a == flag && i+1 < len(args) {
+			vals = append(vals, args[i+1])
+		}
+		if v, ok := strings.CutPrefix(a, flag+"="); ok {
+			vals = append(vals, v)
+		}
+	}
+	return vals
 }
 
 // mountFor returns the volume of s that holds the container path p (the longest target prefix) and p's
@@ -584,6 +601,21 @@ func TestComposeExample(t *testing.T) {
 		_, listenPort, _ := strings.Cut(flagValue(emuArgs, "--listen"), ":")
 		if u.Port() != listenPort {
 			t.Errorf("the bridge's endpoint %q: the emulator listens on port %q", prof.Endpoint, listenPort)
+		}
+		// The emulator's guard accepts the Host the bridge sends (a DNS name, so only through
+		// --allowed-hosts).
+		allowed := flagValues(emuArgs, "--allowed-hosts")
+		if !slices.Contains(allowed, "emulator") {
+			t.Errorf("emulator: no --allowed-hosts emulator (got %q): it would refuse the bridge's Host %q", allowed, u.Host)
+		}
+		g, err := netutil.Guard(http.NotFoundHandler(), netutil.GuardOptions{Addr: flagValue(emuArgs, "--listen"), AllowedHosts: allowed})
+		if err != nil {
+			t.Fatalf("emulator --listen/--allowed-hosts: %v", err)
+		}
+		req := httptest.NewRequest(http.MethodPost, prof.Endpoint+"/sessions", nil)
+		w := httptest.NewRecorder()
+		if g.ServeHTTP(w, req); w.Code == http.StatusForbidden {
+			t.Errorf("the emulator refuses the bridge's request to %s: %s", prof.Endpoint, w.Body)
 		}
 	}
 	socketPath := spireSetting(t, agentBody, "agent", "socket_path")

@@ -38,6 +38,9 @@ type ContainerOptions struct {
 	Clock func() time.Time
 	// OnRequest, if set, is called after each request with the response status code.
 	OnRequest func(status int)
+	// AllowedHosts are Host values accepted besides the bound address (netutil.ServerOptions.AllowedHosts);
+	// requests naming any other host, and requests from web pages, are refused with 403.
+	AllowedHosts []string
 }
 
 // NewContainer returns a container credentials endpoint (not yet started): GET on Path with the
@@ -53,7 +56,7 @@ func NewContainer(o ContainerOptions) (*Server, error) {
 	if o.AuthTokenFile == "" {
 		return nil, fmt.Errorf("%s: auth_token_file is required", nameContainer)
 	}
-	s, err := newServer(nameContainer, o.Addr, o.AllowRemote, o.Logger, o.Clock, o.OnRequest)
+	s, err := newServer(nameContainer, o.Addr, o.AllowRemote, o.AllowedHosts, o.Logger, o.Clock, o.OnRequest)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +65,7 @@ func NewContainer(o ContainerOptions) (*Server, error) {
 		return nil, fmt.Errorf("%s: %w", nameContainer, err)
 	}
 	s.path, s.tokenFile = o.Path, o.AuthTokenFile
-	s.handler = s.wrap(&containerHandler{s: s, token: []byte(token)})
+	s.inner = s.wrap(&containerHandler{s: s, token: []byte(token)})
 	return s, nil
 }
 

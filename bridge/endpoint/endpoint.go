@@ -8,9 +8,10 @@
 // credentials that are valid at the time of the request; otherwise it answers HTTP 500 with a
 // NoCredentials error, which SDKs surface loudly instead of using stale keys.
 //
-// Both servers bind to loopback addresses unless explicitly allowed otherwise, refuse any request
-// carrying X-Forwarded-For (a sign the request came through a proxy), and never log the secret access
-// key, the session token or an authorization token.
+// Both servers bind to loopback addresses unless explicitly allowed otherwise, refuse requests from web
+// pages and Hosts that do not name them (DNS rebinding; netutil.Guard), refuse any request carrying
+// X-Forwarded-For (a sign the request came through a proxy), and never log the secret access key, the
+// session token or an authorization token.
 package endpoint
 
 import (
@@ -55,7 +56,7 @@ type Server struct {
 	log       hclog.Logger
 	clock     func() time.Time
 	onRequest func(status int)
-	handler   http.Handler
+	inner     http.Handler // the protocol handler with the X-Forwarded-For refusal; set by NewIMDS/NewContainer
 
 	current atomic.Pointer[stored]
 
@@ -63,7 +64,7 @@ type Server struct {
 }
 
 // newServer validates the bind address and fills the fields common to both kinds of server.
-func newServer(name, addr string, allowRemote bool, logger hclog.Logger, clock func() time.Time, onRequest func(int)) (*Server, error) {
+func newServer(name, addr string, allowRemote bool, allowedHosts []string, logger hclog.Logger, clock func() time.Time, onRequest func(int)) (*Server, error) {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: invalid bind address %q: %w", name, addr, err)
@@ -89,12 +90,24 @@ func newServer(name, addr string, allowRemote bool, logger hclog.Logger, clock f
 		clock:     clock,
 		onRequest: onRequest,
 	}
-	// s.handler is set by NewIMDS/NewContainer once the server exists.
-	serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) })
-	s.srv = netutil.NewServer(name, addr, serve, logger, func(hs *http.Server) {
-		// The IMDS token handler needs the connection to set its hop limit.
-		hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) }
+	// s.inner is set by NewIMDS/NewContainer once the server exists.
+	serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.inner.ServeHTTP(w, r) })
+	srv, err := netutil.NewServer(netutil.ServerOptions{
+		Name:         name,
+		Addr:         addr,
+		Handler:      serve,
+		Logger:       logger,
+		AllowedHosts: allowedHosts,
+		Observe:      s.observe,
+		Configure: func(hs *http.Server) {
+			// The IMDS token handler needs the connection to set its hop limit.
+			hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) }
+		},
 	})
+	if err != nil {
+		return nil, err
+	}
+	s.srv = srv
 	return s, nil
 }
 
@@ -128,9 +141,11 @@ func (s *Server) valid() (stored, bool) {
 	return *p, true
 }
 
-// Handler is the server's HTTP handler, including the X-Forwarded-For refusal, request logging and the
-// OnRequest callback. Start serves it; it is exposed for embedding and tests.
-func (s *Server) Handler() http.Handler { return s.handler }
+// Handler is the server's full HTTP chain: request logging and the OnRequest callback around the checks
+// against browsers and DNS rebinding (netutil.Guard), the X-Forwarded-For refusal and the protocol.
+// Start serves it; it is exposed for embedding, tests and fuzzers. Requests must name the server's
+// address (Addr) as their Host.
+func (s *Server) Handler() http.Handler { return s.srv.Handler() }
 
 // Start listens on the configured address and serves in a background goroutine. It returns once the
 // listener is bound, so Addr and URL report the actual address. A Server can be started once.
@@ -158,45 +173,25 @@ func (s *Server) URL() string { return "http://" + s.Addr() + s.path }
 // goroutine to exit. Closing a server that was never started, or twice, is a no-op.
 func (s *Server) Close() error { return s.srv.Close() }
 
-// statusRecorder captures the status code a handler writes.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
-// wrap adds the checks and bookkeeping common to both servers around next.
+// wrap adds the check common to both servers around next; it runs after netutil.Guard's.
 func (s *Server) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w}
 		w.Header().Set("Cache-Control", "no-store")
 		if _, ok := r.Header["X-Forwarded-For"]; ok {
-			http.Error(rec, "forwarded requests are not accepted", http.StatusForbidden)
-		} else {
-			next.ServeHTTP(rec, r)
+			http.Error(w, "forwarded requests are not accepted", http.StatusForbidden)
+			return
 		}
-		if rec.status == 0 {
-			rec.status = http.StatusOK
-		}
-		// Only the method, path, status and peer: never headers (tokens) or bodies (credentials).
-		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "remote", r.RemoteAddr)
-		if s.onRequest != nil {
-			s.onRequest(rec.status)
-		}
+		next.ServeHTTP(w, r)
 	})
+}
+
+// observe logs and counts every request, those netutil.Guard refused included.
+func (s *Server) observe(r *http.Request, status int) {
+	// Only the method, path, status and peer: never headers (tokens) or bodies (credentials).
+	s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", status, "remote", r.RemoteAddr)
+	if s.onRequest != nil {
+		s.onRequest(status)
+	}
 }
 
 // errorDoc is the JSON error body SDKs parse from a credentials endpoint.

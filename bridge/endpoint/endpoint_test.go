@@ -560,3 +560,73 @@ type sink interface {
 }
 
 var _ sink = (*Server)(nil)
+
+// TestSecurityGuardRefusalsAreLoggedAndCounted: the guard runs before the X-Forwarded-For check, and
+// the per-request log line and OnRequest (metrics) see its 403s.
+func TestSecurityGuardRefusalsAreLoggedAndCounted(t *testing.T) {
+	var mu sync.Mutex
+	var statuses []int
+	s, logs := startIMDS(t, newClock(), IMDSOptions{OnRequest: func(st int) {
+		mu.Lock()
+		defer mu.Unlock()
+		statuses = append(statuses, st)
+	}})
+	r := do(t, http.MethodPut, s.URL()+"/latest/api/token",
+		map[string]string{imdsTTLHeader: "60", "Origin": "http://evil.example", "X-Forwarded-For": "1.2.3.4"})
+	if r.status != http.StatusForbidden || !strings.Contains(r.body, "(Origin header)") {
+		t.Fatalf("Origin with X-Forwarded-For: %d %q, want the guard's refusal", r.status, r.body)
+	}
+	s.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(statuses) != 1 || statuses[0] != 403 {
+		t.Errorf("OnRequest saw %v, want [403]", statuses)
+	}
+	for _, want := range []string{"[DEBUG] request: method=PUT path=/latest/api/token status=403", `[WARN]  refused a request that may come from a web page`, "origin=http://evil.example"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+// TestSecurityIMDSWildcardBind: bound to 0.0.0.0 (allow_remote), IMDS accepts any IP literal with its
+// port (a Kubernetes probe sends podIP:port) and allowed names, and refuses other DNS names.
+func TestSecurityIMDSWildcardBind(t *testing.T) {
+	s, _ := startIMDS(t, newClock(), IMDSOptions{Addr: "0.0.0.0:0", AllowRemote: true, AllowedHosts: []string{"bridge.internal"}})
+	_, port, _ := net.SplitHostPort(s.Addr())
+	hosts := map[string]int{
+		"127.0.0.1:" + port:       200,
+		"localhost:" + port:       200,
+		"bridge.internal:" + port: 200,
+		"evil.example:" + port:    403,
+	}
+	if ip := nonLoopbackIPv4(); ip != "" {
+		hosts[ip+":"+port] = 200
+	} else {
+		t.Log("no non-loopback IPv4 address on this machine: the podIP case is skipped")
+	}
+	for host, want := range hosts {
+		req, _ := http.NewRequest(http.MethodPut, "http://127.0.0.1:"+port+"/latest/api/token", nil)
+		req.Host = host
+		req.Header.Set(imdsTTLHeader, "60")
+		resp, err := client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %q: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}
+
+// nonLoopbackIPv4 is an IPv4 address of this machine other than loopback, or "".
+func nonLoopbackIPv4() string {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+			return n.IP.String()
+		}
+	}
+	return ""
+}

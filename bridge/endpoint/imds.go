@@ -41,6 +41,9 @@ type IMDSOptions struct {
 	Clock func() time.Time
 	// OnRequest, if set, is called after each request with the response status code.
 	OnRequest func(status int)
+	// AllowedHosts are Host values accepted besides the bound address (netutil.ServerOptions.AllowedHosts);
+	// requests naming any other host, and requests from web pages, are refused with 403.
+	AllowedHosts []string
 }
 
 // NewIMDS returns an IMDSv2-compatible credentials endpoint (not yet started). It implements:
@@ -55,12 +58,12 @@ func NewIMDS(o IMDSOptions) (*Server, error) {
 	if o.RoleName == "" || strings.ContainsAny(o.RoleName, "/\r\n") {
 		return nil, fmt.Errorf("%s: invalid role name %q: must be non-empty and contain no '/'", nameIMDS, o.RoleName)
 	}
-	s, err := newServer(nameIMDS, o.Addr, o.AllowRemote, o.Logger, o.Clock, o.OnRequest)
+	s, err := newServer(nameIMDS, o.Addr, o.AllowRemote, o.AllowedHosts, o.Logger, o.Clock, o.OnRequest)
 	if err != nil {
 		return nil, err
 	}
 	h := &imdsHandler{s: s, role: o.RoleName, tokens: newTokenStore(imdsMaxTokens)}
-	s.handler = s.wrap(h)
+	s.inner = s.wrap(h)
 	return s, nil
 }
 

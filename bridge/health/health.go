@@ -86,6 +86,9 @@ type Options struct {
 	Logger hclog.Logger
 	// AllowRemote permits binding a non-loopback address.
 	AllowRemote bool
+	// AllowedHosts are Host values accepted besides the bound address (netutil.ServerOptions.AllowedHosts):
+	// requests naming any other host, and requests from web pages, are refused with 403.
+	AllowedHosts []string
 }
 
 // WorkloadAPIReport is the Workload API connection's state in a Report.
@@ -131,7 +134,6 @@ type Server struct {
 	minRemaining time.Duration
 	clock        func() time.Time
 	log          hclog.Logger
-	handler      http.Handler
 
 	srv *netutil.Server
 }
@@ -175,13 +177,19 @@ func New(o Options) (*Server, error) {
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
 	}
-	s.handler = http.HandlerFunc(s.serveHTTP)
-	s.srv = netutil.NewServer("health", o.Addr, s.handler, s.log, nil)
+	srv, err := netutil.NewServer(netutil.ServerOptions{
+		Name: "health", Addr: o.Addr, Handler: http.HandlerFunc(s.serveHTTP), Logger: s.log, AllowedHosts: o.AllowedHosts,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.srv = srv
 	return s, nil
 }
 
-// Handler returns the HTTP handler serving the live and ready paths, for use without Start.
-func (s *Server) Handler() http.Handler { return s.handler }
+// Handler returns the HTTP handler serving the live and ready paths behind the checks against browsers
+// and DNS rebinding (netutil.Guard), for use without Start: requests must name Addr as their Host.
+func (s *Server) Handler() http.Handler { return s.srv.Handler() }
 
 // Start listens on the configured address and serves in the background. It fails if the address
 // cannot be bound or the server was already started or closed.

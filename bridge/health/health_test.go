@@ -196,7 +196,7 @@ func TestZeroProfilesReady(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := httptest.NewRecorder()
-			s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ready", nil))
+			s.Handler().ServeHTTP(rec, newRequest(s, "/ready"))
 			if rec.Code != http.StatusOK {
 				t.Errorf("code %d", rec.Code)
 			}
@@ -276,7 +276,7 @@ func TestZeroTimesOmitted(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/live", nil))
+	s.Handler().ServeHTTP(rec, newRequest(s, "/live"))
 	body := rec.Body.String()
 	for _, k := range []string{"last_success", "expiration", "svid_expiry", "next_refresh", "last_error_at", "remaining", "failing_sinks"} {
 		if strings.Contains(body, `"`+k+`"`) {
@@ -335,7 +335,7 @@ func TestDefaultPaths(t *testing.T) {
 	}
 	for path, want := range map[string]int{"/live": 200, "/ready": 200, "/other": 404} {
 		rec := httptest.NewRecorder()
-		s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		s.Handler().ServeHTTP(rec, newRequest(s, path))
 		if rec.Code != want {
 			t.Errorf("%s: %d, want %d", path, rec.Code, want)
 		}
@@ -495,4 +495,9 @@ func httpStatusOf(t *testing.T, url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// newRequest is a GET for path naming s's address as its Host, as the guard requires.
+func newRequest(s *Server, path string) *http.Request {
+	return httptest.NewRequest(http.MethodGet, "http://"+s.Addr()+path, nil)
 }

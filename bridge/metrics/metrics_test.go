@@ -246,7 +246,7 @@ func TestNilCallbacks(t *testing.T) {
 // scrapeRegistry serves m.Handler() through a server and parses the text exposition.
 func scrapeRegistry(t *testing.T, m *Metrics) map[string]float64 {
 	t.Helper()
-	s, err := NewServer("127.0.0.1:0", false, m, nil)
+	s, err := NewServer(m, ServerOptions{Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +302,7 @@ func TestHTTPScrape(t *testing.T) {
 		LastErrorType: "AccessDeniedException", FailingSinks: []string{"/home/me/.aws/credentials"},
 	})
 	m := New(Options{Profiles: st.Profiles, WorkloadAPI: st.WorkloadAPI, Clock: st.Clock})
-	s, err := NewServer("127.0.0.1:0", false, m, nil)
+	s, err := NewServer(m, ServerOptions{Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +388,7 @@ func TestHTTPScrape(t *testing.T) {
 func TestServerBind(t *testing.T) {
 	m := New(Options{})
 	for _, addr := range []string{"0.0.0.0:9090", ":9090", "192.168.1.10:0", "[::]:0"} {
-		_, err := NewServer(addr, false, m, nil)
+		_, err := NewServer(m, ServerOptions{Addr: addr})
 		if err == nil {
 			t.Errorf("%s accepted without allowRemote", addr)
 			continue
@@ -398,15 +398,15 @@ func TestServerBind(t *testing.T) {
 		}
 	}
 	for _, addr := range []string{"127.0.0.1:0", "[::1]:0", "localhost:0"} {
-		if _, err := NewServer(addr, false, m, nil); err != nil {
+		if _, err := NewServer(m, ServerOptions{Addr: addr}); err != nil {
 			t.Errorf("%s: %v", addr, err)
 		}
 	}
-	if _, err := NewServer("127.0.0.1:0", false, nil, nil); err == nil {
+	if _, err := NewServer(nil, ServerOptions{Addr: "127.0.0.1:0"}); err == nil {
 		t.Error("nil Metrics accepted")
 	}
 
-	s, err := NewServer("0.0.0.0:0", true, m, nil)
+	s, err := NewServer(m, ServerOptions{Addr: "0.0.0.0:0", AllowRemote: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,20 +18,41 @@ type Server struct {
 	srv *netutil.Server
 }
 
-// NewServer returns a Server, not listening yet, that will serve m on addr (host:port, port 0 for an
-// ephemeral port) at MetricsPath. It refuses a non-loopback address unless allowRemote is set. A nil
-// logger discards logs.
-func NewServer(addr string, allowRemote bool, m *Metrics, logger hclog.Logger) (*Server, error) {
+// ServerOptions configures NewServer.
+type ServerOptions struct {
+	// Addr is the host:port to listen on; port 0 picks an ephemeral port.
+	Addr string
+	// AllowRemote permits a non-loopback Addr.
+	AllowRemote bool
+	// AllowedHosts are Host values accepted besides the bound address (netutil.ServerOptions.AllowedHosts):
+	// requests naming any other host, and requests from web pages, are refused with 403.
+	AllowedHosts []string
+	// Logger receives the server's logs; default: discard.
+	Logger hclog.Logger
+}
+
+// NewServer returns a Server, not listening yet, that will serve m on o.Addr at MetricsPath. It refuses
+// a non-loopback address unless o.AllowRemote is set.
+func NewServer(m *Metrics, o ServerOptions) (*Server, error) {
 	if m == nil {
 		return nil, errors.New("metrics: nil Metrics")
 	}
-	if _, err := netutil.CheckBind(addr, allowRemote); err != nil {
+	if _, err := netutil.CheckBind(o.Addr, o.AllowRemote); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle(MetricsPath, m.Handler())
-	return &Server{srv: netutil.NewServer("metrics", addr, mux, logger, nil)}, nil
+	srv, err := netutil.NewServer(netutil.ServerOptions{
+		Name: "metrics", Addr: o.Addr, Handler: mux, Logger: o.Logger, AllowedHosts: o.AllowedHosts,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Server{srv: srv}, nil
 }
+
+// Handler is the server's handler behind the checks against browsers and DNS rebinding (netutil.Guard).
+func (s *Server) Handler() http.Handler { return s.srv.Handler() }
 
 // Start listens on the configured address and serves in the background. It fails if the address
 // cannot be bound or the server was already started or closed.

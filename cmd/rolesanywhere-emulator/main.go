@@ -1,9 +1,12 @@
 // Command rolesanywhere-emulator runs a local AWS IAM Roles Anywhere and STS that verify requests as AWS
 // does and issue working credentials: for demos (the docker-compose example), CI, and your own tests.
 //
-//	rolesanywhere-emulator --config emulator.hcl [--listen 127.0.0.1:8443]
+//	rolesanywhere-emulator --config emulator.hcl [--listen 127.0.0.1:8443] [--allowed-hosts emulator]
 //
 // Point the bridge's `endpoint` (with `insecure_endpoint = true`) and your SDK's STS endpoint at its URL.
+// Like every server of the bridge it refuses requests from web pages and requests whose Host does not
+// name the address it listens on: when clients reach it by another name (a compose service name, say),
+// list that name with --allowed-hosts.
 // Control endpoints for tests: POST /_emulator/fail?n=&status=&type=, /_emulator/latency?d=,
 // /_emulator/clock?now=, GET /_emulator/stats.
 package main
@@ -21,6 +24,7 @@ import (
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/buildinfo"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 )
 
 func main() {
@@ -34,6 +38,7 @@ func newCommand() *cobra.Command {
 	var (
 		configPath, listen, logLevel, failType, now string
 		allowRemote                                 bool
+		allowedHosts                                []string
 		failNext, failStatus                        int
 		latency                                     time.Duration
 	)
@@ -48,12 +53,15 @@ func newCommand() *cobra.Command {
 			if configPath == "" {
 				return fmt.Errorf("--config is required")
 			}
+			if err := netutil.ValidateAllowedHosts(allowedHosts); err != nil {
+				return fmt.Errorf("--allowed-hosts: %w", err)
+			}
 			cfg, err := emulator.LoadConfig(configPath)
 			if err != nil {
 				return err
 			}
 			log := hclog.New(&hclog.LoggerOptions{Name: "emulator", Level: hclog.LevelFromString(logLevel), Output: os.Stderr})
-			opts := emulator.Options{Config: cfg, Addr: listen, AllowRemote: allowRemote, Logger: log}
+			opts := emulator.Options{Config: cfg, Addr: listen, AllowRemote: allowRemote, AllowedHosts: allowedHosts, Logger: log}
 			if now != "" {
 				t, err := time.Parse(time.RFC3339, now)
 				if err != nil {
@@ -81,6 +89,8 @@ func newCommand() *cobra.Command {
 	f.StringVar(&configPath, "config", "", "emulator configuration (HCL)")
 	f.StringVar(&listen, "listen", "127.0.0.1:8443", "address to listen on (plain HTTP)")
 	f.BoolVar(&allowRemote, "allow-remote", false, "allow a non-loopback --listen address")
+	f.StringSliceVar(&allowedHosts, "allowed-hosts", nil,
+		`Host accepted besides the --listen address: "name" (any port) or "name:port"; repeatable; "*" turns the Host check off`)
 	f.StringVar(&logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	f.IntVar(&failNext, "fail-next", 0, "fail the first N CreateSession requests (fault injection)")
 	f.IntVar(&failStatus, "fail-status", 500, "HTTP status of injected faults")

@@ -81,3 +81,56 @@ func TestBadConfigExits2(t *testing.T) {
 		t.Fatalf("err %v, output %s", err, out)
 	}
 }
+
+// TestSecurityAllowedHostsFlag: the emulator refuses a Host that does not name it unless --allowed-hosts
+// lists it (the compose demo reaches it as http://emulator:8443), and refuses web pages regardless.
+func TestSecurityAllowedHostsFlag(t *testing.T) {
+	bin := build(t)
+	cfg := filepath.Join(t.TempDir(), "emulator.hcl")
+	if err := os.WriteFile(cfg, []byte(`account_id = "123456789012"`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config", cfg, "--listen", "127.0.0.1:0", "--allowed-hosts", "emulator", "--allowed-hosts", "other:1")
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	url, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	url = strings.TrimSpace(url)
+	_, port, _ := strings.Cut(strings.TrimPrefix(url, "http://"), ":")
+	for _, tc := range []struct {
+		host, origin string
+		want         int
+	}{
+		{"emulator:" + port, "", 400}, // accepted: an unsigned CreateSession
+		{"other:1", "", 400},
+		{"127.0.0.1:" + port, "", 400},
+		{"other:" + port, "", 403},
+		{"evil.example:" + port, "", 403},
+		{"emulator:" + port, "http://evil.example", 403},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, url+"/sessions", strings.NewReader("{}"))
+		req.Host = tc.host
+		if tc.origin != "" {
+			req.Header.Set("Origin", tc.origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("Host %q Origin %q: %d, want %d", tc.host, tc.origin, resp.StatusCode, tc.want)
+		}
+	}
+
+	out, err := exec.Command(bin, "--config", cfg, "--allowed-hosts", "http://emulator").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 ||
+		!strings.Contains(string(out), `--allowed-hosts: allowed_hosts entry "http://emulator": has a scheme`) {
+		t.Fatalf("bad --allowed-hosts: %v %s", err, out)
+	}
+}

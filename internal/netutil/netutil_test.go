@@ -62,11 +62,19 @@ func TestCloseDoesNotWaitForUnusedConnections(t *testing.T) {
 }
 
 func TestServerLifecycle(t *testing.T) {
-	s := NewServer("test", "127.0.0.1:0", http.NotFoundHandler(), nil, nil)
+	newServer := func(name, addr string) *Server {
+		t.Helper()
+		s, err := NewServer(ServerOptions{Name: name, Addr: addr, Handler: http.NotFoundHandler()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := newServer("test", "127.0.0.1:0")
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close before Start: %v", err)
 	}
-	s = NewServer("test", "127.0.0.1:0", http.NotFoundHandler(), nil, nil)
+	s = newServer("test", "127.0.0.1:0")
 	if s.Addr() != "127.0.0.1:0" {
 		t.Fatalf("Addr before Start = %s", s.Addr())
 	}
@@ -84,7 +92,7 @@ func TestServerLifecycle(t *testing.T) {
 	if err := s.Start(); err == nil || !strings.Contains(err.Error(), "test: server already started") {
 		t.Fatalf("second Start: %v", err)
 	}
-	busy := NewServer("busy", s.Addr(), http.NotFoundHandler(), nil, nil)
+	busy := newServer("busy", s.Addr())
 	if err := busy.Start(); err == nil || !strings.Contains(err.Error(), "busy: listen on "+s.Addr()) {
 		t.Fatalf("Start on a used port: %v", err)
 	}

@@ -12,13 +12,16 @@ import (
 )
 
 // Server is the lifecycle every local HTTP server of the bridge shares (credential endpoints, health,
-// metrics): Start binds and serves in the background, Addr reports the bound address, Close shuts down
-// promptly. It is safe for concurrent use; a Server starts once.
+// metrics, the emulator): Start binds and serves in the background, Addr reports the bound address, Close
+// shuts down promptly. Every request first passes Guard's checks against browsers and DNS rebinding,
+// for the address actually bound. It is safe for concurrent use; a Server starts once.
 type Server struct {
-	name string
-	addr string
-	srv  *http.Server
-	log  hclog.Logger
+	name    string
+	addr    string
+	srv     *http.Server
+	log     hclog.Logger
+	guard   *guard
+	handler http.Handler
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -27,12 +30,50 @@ type Server struct {
 	done    chan struct{}
 }
 
-// NewServer prepares a server named name (for errors and logs) that will serve h on addr (host:port;
-// port 0 picks one). configure, if set, adjusts the http.Server before it starts (e.g. ConnContext).
-// The caller checks addr with CheckBind first.
-func NewServer(name, addr string, h http.Handler, log hclog.Logger, configure func(*http.Server)) *Server {
+// ServerOptions configures NewServer.
+type ServerOptions struct {
+	// Name names the server in errors, logs and refusals, e.g. "imds".
+	Name string
+	// Addr is the host:port to listen on; port 0 picks one. The caller checks it with CheckBind first.
+	Addr string
+	// Handler serves the requests that pass the guard.
+	Handler http.Handler
+	// Logger receives the server's errors and the guard's warnings; default: discard.
+	Logger hclog.Logger
+	// AllowedHosts are Host values accepted besides the bound address (see GuardOptions.AllowedHosts and
+	// ValidateAllowedHosts); the single entry AnyHost turns the Host check off.
+	AllowedHosts []string
+	// Observe, if set, is called after every request, those the guard refused included, with the
+	// response status (for request logs and metrics). It must not log header values.
+	Observe func(r *http.Request, status int)
+	// Configure, if set, adjusts the http.Server before it starts (e.g. ConnContext).
+	Configure func(*http.Server)
+}
+
+// NewServer prepares a server (not listening yet) that serves o.Handler on o.Addr behind the guard.
+// It fails on an invalid address or AllowedHosts entry.
+func NewServer(o ServerOptions) (*Server, error) {
+	log := o.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
+	}
+	host, _, err := net.SplitHostPort(o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: invalid listen address %q: %w", o.Name, o.Addr, err)
+	}
+	g, err := newGuard(o.Handler, o.Name, host, o.AllowedHosts, log)
+	if err != nil {
+		return nil, err
+	}
+	// Until Start, the guard accepts the configured address (port 0 matches no request).
+	if b, err := parseBind(o.Addr); err == nil {
+		g.bind(b)
+	} else {
+		return nil, fmt.Errorf("%s: %w", o.Name, err)
+	}
+	var h http.Handler = g
+	if o.Observe != nil {
+		h = observe(g, o.Observe)
 	}
 	srv := &http.Server{
 		Handler:           h,
@@ -42,10 +83,46 @@ func NewServer(name, addr string, h http.Handler, log hclog.Logger, configure fu
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
-	if configure != nil {
-		configure(srv)
+	if o.Configure != nil {
+		o.Configure(srv)
 	}
-	return &Server{name: name, addr: addr, srv: srv, log: log}
+	return &Server{name: o.Name, addr: o.Addr, srv: srv, log: log, guard: g, handler: h}, nil
+}
+
+// Handler is the full chain the server serves (Observe, the guard, then the handler), for tests and
+// fuzzers. Before Start the guard accepts the configured address, after Start the bound one.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// statusRecorder captures the status code a handler writes.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// observe calls fn with each request's status after next has served it.
+func observe(next http.Handler, fn func(*http.Request, int)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		fn(r, rec.status)
+	})
 }
 
 // Start binds the address and serves in a background goroutine; it returns once the listener is bound.
@@ -61,6 +138,16 @@ func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
 		return fmt.Errorf("%s: listen on %s: %w", s.name, s.addr, err)
+	}
+	b, err := parseBind(ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	s.guard.bind(b)
+	if s.guard.any {
+		s.log.Warn(`allowed_hosts = ["*"]: the Host check is off; web pages can reach this server through DNS rebinding`,
+			"server", s.name, "address", ln.Addr().String())
 	}
 	s.ln, s.started, s.done = ln, true, make(chan struct{})
 	go func(done chan struct{}) {
