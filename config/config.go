@@ -10,6 +10,8 @@ package config
 
 import (
 	"fmt"
+	"io/fs"
+	"math/big"
 	"net"
 	"net/url"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,6 +34,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/hook"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
 
@@ -171,6 +175,18 @@ type CredentialsFile struct {
 	Path string
 	// ProfileName is the INI section to own (default: the profile's Name).
 	ProfileName string
+	// Owner is the user (name or numeric id, not looked up here) who owns the file and the directories
+	// created for it, and who is trusted as the owner of the directories on the path; "" when unset.
+	Owner string
+	// Group is the group (name or numeric id) of the file and created directories, trusted as the group
+	// of group-writable ones; "" when unset.
+	Group string
+	// Mode is the file's mode: 0600 (default), 0640 or 0660.
+	Mode fs.FileMode
+	// FollowSymlinks resolves symbolic links in Path instead of refusing them.
+	FollowSymlinks bool
+	// AllowSharedDirectory accepts directories on the path that other users can write.
+	AllowSharedDirectory bool
 }
 
 // IMDS is a profile's imds block.
@@ -195,6 +211,17 @@ type ContainerEndpoint struct {
 	AuthTokenFile string
 	// AllowRemote permits a non-loopback BindAddress.
 	AllowRemote bool
+	// AuthTokenOwner is the user (name or numeric id) who owns a created token file and its directories,
+	// trusted as the owner of existing ones; "" when unset.
+	AuthTokenOwner string
+	// AuthTokenGroup is the group (name or numeric id) of a created token file; "" when unset.
+	AuthTokenGroup string
+	// AuthTokenMode is the mode of a created token file: 0600 (default), 0640 or 0660.
+	AuthTokenMode fs.FileMode
+	// FollowSymlinks resolves symbolic links in AuthTokenFile instead of refusing them.
+	FollowSymlinks bool
+	// AllowSharedDirectory accepts directories on AuthTokenFile's path that other users can write.
+	AllowSharedDirectory bool
 }
 
 // OnRefresh is a profile's on_refresh block.
@@ -337,7 +364,10 @@ var (
 		Attributes: []hcl.AttributeSchema{{Name: "rotation_spread"}, {Name: "jitter_fraction"}},
 	}
 	credentialsFileSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "path"}, {Name: "profile_name"}},
+		Attributes: []hcl.AttributeSchema{
+			{Name: "path"}, {Name: "profile_name"},
+			{Name: "owner"}, {Name: "group"}, {Name: "mode"}, {Name: "follow_symlinks"}, {Name: "allow_shared_directory"},
+		},
 	}
 	imdsSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{{Name: "bind_address"}, {Name: "bind_port"}, {Name: "allow_remote"}},
@@ -345,6 +375,9 @@ var (
 	containerSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "bind_address"}, {Name: "bind_port"}, {Name: "path"}, {Name: "auth_token_file"}, {Name: "allow_remote"},
+			// The token file's ownership and path rules (internal/safefs).
+			{Name: "auth_token_owner"}, {Name: "auth_token_group"}, {Name: "auth_token_mode"},
+			{Name: "follow_symlinks"}, {Name: "allow_shared_directory"},
 		},
 	}
 	onRefreshSchema = &hcl.BodySchema{
@@ -628,6 +661,54 @@ func (s *scope) absPath(name string, dst *string) (*hcl.Attribute, bool) {
 	return a, true
 }
 
+// fileRules decodes the ownership and path settings of a file the bridge writes (internal/safefs's
+// rules): owner and group (names or numeric ids: their form only; they are looked up when the sink is
+// built, since a config is often checked on another machine), mode, follow_symlinks and
+// allow_shared_directory.
+func (s *scope) fileRules(ownerName, groupName, modeName string, owner, group *string, mode *fs.FileMode, follow, shared *bool) {
+	s.ownerID(ownerName, owner, "user")
+	s.ownerID(groupName, group, "group")
+	var text string
+	if a, ok := s.str(modeName, &text); ok {
+		if m, err := safefs.ParseMode(text); err != nil {
+			s.errAt(a, "%s %v", s.name(modeName), err)
+		} else {
+			*mode = m
+		}
+	}
+	s.boolean("follow_symlinks", follow)
+	s.boolean("allow_shared_directory", shared)
+}
+
+// ownerID decodes a user or group: a name, or a numeric id as a string or a whole number.
+func (s *scope) ownerID(name string, dst *string, kind string) {
+	v, a := s.value(name)
+	if a == nil {
+		return
+	}
+	var text string
+	switch v.Type() {
+	case cty.String:
+		text = v.AsString()
+	case cty.Number:
+		bf := v.AsBigFloat()
+		if bf.IsInf() || !bf.IsInt() || bf.Sign() < 0 || bf.Cmp(big.NewFloat(1<<32-2)) > 0 {
+			s.errAt(a, "%s %s is not a %s id (0 to 4294967294)", s.name(name), s.d.written(a.Expr), kind)
+			return
+		}
+		n, _ := bf.Uint64()
+		text = strconv.FormatUint(n, 10)
+	default:
+		s.errAt(a, "%s must be a %s name or numeric id, not a %s", s.name(name), kind, typeName(v))
+		return
+	}
+	if err := safefs.ValidateName(text); err != nil {
+		s.errAt(a, "%s %q %v", s.name(name), text, err)
+		return
+	}
+	*dst = text
+}
+
 // oneOf decodes a case-insensitive enumeration into dst (lower case).
 func (s *scope) oneOf(name string, dst *string, allowed []string) {
 	var text string
@@ -877,6 +958,9 @@ func (d *decoder) profile(b *hcl.Block, name string) Profile {
 		cs.listener("bind_address", "bind_port", &c.BindAddress, &c.BindPort, &c.AllowRemote)
 		cs.urlPath("path", &c.Path)
 		cs.absPath("auth_token_file", &c.AuthTokenFile)
+		c.AuthTokenMode = safefs.DefaultMode
+		cs.fileRules("auth_token_owner", "auth_token_group", "auth_token_mode",
+			&c.AuthTokenOwner, &c.AuthTokenGroup, &c.AuthTokenMode, &c.FollowSymlinks, &c.AllowSharedDirectory)
 		p.ContainerEndpoint = c
 	}
 	if ob := s.single("on_refresh"); ob != nil {
@@ -986,8 +1070,9 @@ func unwrapURLError(err error) error {
 
 func (d *decoder) credentialsFile(b *hcl.Block, prefix, profile string) *CredentialsFile {
 	s := d.content(b.Body, credentialsFileSchema, prefix, "credentials_file.", b.DefRange)
-	c := &CredentialsFile{ProfileName: profile}
+	c := &CredentialsFile{ProfileName: profile, Mode: safefs.DefaultMode}
 	pathAttr, pathOK := s.absPath("path", &c.Path)
+	s.fileRules("owner", "group", "mode", &c.Owner, &c.Group, &c.Mode, &c.FollowSymlinks, &c.AllowSharedDirectory)
 	sectionOK := true
 	if a, ok := s.str("profile_name", &c.ProfileName); ok {
 		if c.ProfileName == "" || strings.ContainsAny(c.ProfileName, "[]\r\n") || strings.TrimSpace(c.ProfileName) != c.ProfileName {
