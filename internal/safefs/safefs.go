@@ -39,6 +39,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -134,28 +135,27 @@ func (r Rules) FileMode() fs.FileMode { return r.mode() }
 // file to another user (or to a group it is not a member of), and it is better to say so at start than at
 // the first write.
 func (r Rules) Check() error {
+	groups, _ := os.Getgroups()
+	return r.check(os.Geteuid(), os.Getegid(), groups)
+}
+
+// check is Check for a process with effective ids euid and egid and supplementary groups.
+func (r Rules) check(euid, egid int, groups []int) error {
 	if r.Mode != 0 {
 		if err := ValidateMode(r.Mode); err != nil {
-			return err
+			return fmt.Errorf("mode %04o %w", uint32(r.Mode), err)
 		}
 	}
-	if os.Geteuid() == 0 {
+	if euid == 0 {
 		return nil
 	}
-	if r.Owner.IsSet() && r.Owner.Int() != os.Geteuid() {
+	if r.Owner.IsSet() && r.Owner.Int() != euid {
 		return fmt.Errorf("owner uid %s is not the bridge's user (uid %d): the bridge must run as root to give files to another user",
-			r.Owner, os.Geteuid())
+			r.Owner, euid)
 	}
-	if r.Group.IsSet() && r.Group.Int() != os.Getegid() {
-		groups, _ := os.Getgroups()
-		member := false
-		for _, g := range groups {
-			member = member || g == r.Group.Int()
-		}
-		if !member {
-			return fmt.Errorf("group gid %s is not one of the bridge's groups (gid %d): the bridge must run as root to give files to another group",
-				r.Group, os.Getegid())
-		}
+	if r.Group.IsSet() && r.Group.Int() != egid && !slices.Contains(groups, r.Group.Int()) {
+		return fmt.Errorf("group gid %s is not one of the bridge's groups (gid %d): the bridge must run as root to give files to another group",
+			r.Group, egid)
 	}
 	return nil
 }
