@@ -10,6 +10,8 @@ package config
 
 import (
 	"fmt"
+	"io/fs"
+	"math/big"
 	"net"
 	"net/url"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,6 +34,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/hook"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
 
@@ -94,7 +98,8 @@ type HealthChecks struct {
 	// ReadyPath is the readiness path (default "/ready").
 	ReadyPath string
 	// AllowRemote permits a non-loopback BindAddress.
-	AllowRemote bool // AllowedHosts are Host values accepted besides the bound address: "name" (any port) or "name:port";
+	AllowRemote bool
+	// AllowedHosts are Host values accepted besides the bound address: "name" (any port) or "name:port";
 	// ["*"] turns the Host check off. Requests from web pages are refused regardless.
 	AllowedHosts []string
 }
@@ -112,7 +117,8 @@ type Prometheus struct {
 	// Port is the port to listen on; the attribute is required (0 picks a free port).
 	Port int
 	// AllowRemote permits a non-loopback Host.
-	AllowRemote bool // AllowedHosts are Host values accepted besides the bound address: "name" (any port) or "name:port";
+	AllowRemote bool
+	// AllowedHosts are Host values accepted besides the bound address: "name" (any port) or "name:port";
 	// ["*"] turns the Host check off. Requests from web pages are refused regardless.
 	AllowedHosts []string
 }
@@ -175,6 +181,18 @@ type CredentialsFile struct {
 	Path string
 	// ProfileName is the INI section to own (default: the profile's Name).
 	ProfileName string
+	// Owner is the user (name or numeric id, not looked up here) who owns the file and the directories
+	// created for it, and who is trusted as the owner of the directories on the path; "" when unset.
+	Owner string
+	// Group is the group (name or numeric id) of the file and created directories, trusted as the group
+	// of group-writable ones; "" when unset.
+	Group string
+	// Mode is the file's mode: 0600 (default), 0640 or 0660.
+	Mode fs.FileMode
+	// FollowSymlinks resolves symbolic links in Path instead of refusing them.
+	FollowSymlinks bool
+	// AllowSharedDirectory accepts directories on the path that other users can write.
+	AllowSharedDirectory bool
 }
 
 // IMDS is a profile's imds block.
@@ -184,7 +202,8 @@ type IMDS struct {
 	// BindPort is the port to listen on (default 9911; 0 picks a free one).
 	BindPort int
 	// AllowRemote permits a non-loopback BindAddress.
-	AllowRemote bool // AllowedHosts are Host values accepted besides the bound address: "name" (any port) or "name:port";
+	AllowRemote bool
+	// AllowedHosts are Host values accepted besides the bound address: "name" (any port) or "name:port";
 	// ["*"] turns the Host check off. Requests from web pages are refused regardless.
 	AllowedHosts []string
 }
@@ -200,9 +219,21 @@ type ContainerEndpoint struct {
 	// AuthTokenFile is the absolute path of the file holding the token clients must send.
 	AuthTokenFile string
 	// AllowRemote permits a non-loopback BindAddress.
-	AllowRemote bool // AllowedHosts are Host values accepted besides the bound address: "name" (any port) or "name:port";
+	AllowRemote bool
+	// AllowedHosts are Host values accepted besides the bound address: "name" (any port) or "name:port";
 	// ["*"] turns the Host check off. Requests from web pages are refused regardless.
 	AllowedHosts []string
+	// AuthTokenOwner is the user (name or numeric id) who owns a created token file and its directories,
+	// trusted as the owner of existing ones; "" when unset.
+	AuthTokenOwner string
+	// AuthTokenGroup is the group (name or numeric id) of a created token file; "" when unset.
+	AuthTokenGroup string
+	// AuthTokenMode is the mode of a created token file: 0600 (default), 0640 or 0660.
+	AuthTokenMode fs.FileMode
+	// FollowSymlinks resolves symbolic links in AuthTokenFile instead of refusing them.
+	FollowSymlinks bool
+	// AllowSharedDirectory accepts directories on AuthTokenFile's path that other users can write.
+	AllowSharedDirectory bool
 }
 
 // OnRefresh is a profile's on_refresh block.
@@ -345,7 +376,10 @@ var (
 		Attributes: []hcl.AttributeSchema{{Name: "rotation_spread"}, {Name: "jitter_fraction"}},
 	}
 	credentialsFileSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "path"}, {Name: "profile_name"}},
+		Attributes: []hcl.AttributeSchema{
+			{Name: "path"}, {Name: "profile_name"},
+			{Name: "owner"}, {Name: "group"}, {Name: "mode"}, {Name: "follow_symlinks"}, {Name: "allow_shared_directory"},
+		},
 	}
 	imdsSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{{Name: "bind_address"}, {Name: "bind_port"}, {Name: "allow_remote"}, {Name: "allowed_hosts"}},
@@ -353,6 +387,9 @@ var (
 	containerSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "bind_address"}, {Name: "bind_port"}, {Name: "path"}, {Name: "auth_token_file"}, {Name: "allow_remote"}, {Name: "allowed_hosts"},
+			// The token file's ownership and path rules (internal/safefs).
+			{Name: "auth_token_owner"}, {Name: "auth_token_group"}, {Name: "auth_token_mode"},
+			{Name: "follow_symlinks"}, {Name: "allow_shared_directory"},
 		},
 	}
 	onRefreshSchema = &hcl.BodySchema{
@@ -636,6 +673,54 @@ func (s *scope) absPath(name string, dst *string) (*hcl.Attribute, bool) {
 	return a, true
 }
 
+// fileRules decodes the ownership and path settings of a file the bridge writes (internal/safefs's
+// rules): owner and group (names or numeric ids: their form only; they are looked up when the sink is
+// built, since a config is often checked on another machine), mode, follow_symlinks and
+// allow_shared_directory.
+func (s *scope) fileRules(ownerName, groupName, modeName string, owner, group *string, mode *fs.FileMode, follow, shared *bool) {
+	s.ownerID(ownerName, owner, "user")
+	s.ownerID(groupName, group, "group")
+	var text string
+	if a, ok := s.str(modeName, &text); ok {
+		if m, err := safefs.ParseMode(text); err != nil {
+			s.errAt(a, "%s %v", s.name(modeName), err)
+		} else {
+			*mode = m
+		}
+	}
+	s.boolean("follow_symlinks", follow)
+	s.boolean("allow_shared_directory", shared)
+}
+
+// ownerID decodes a user or group: a name, or a numeric id as a string or a whole number.
+func (s *scope) ownerID(name string, dst *string, kind string) {
+	v, a := s.value(name)
+	if a == nil {
+		return
+	}
+	var text string
+	switch v.Type() {
+	case cty.String:
+		text = v.AsString()
+	case cty.Number:
+		bf := v.AsBigFloat()
+		if bf.IsInf() || !bf.IsInt() || bf.Sign() < 0 || bf.Cmp(big.NewFloat(1<<32-2)) > 0 {
+			s.errAt(a, "%s %s is not a %s id (0 to 4294967294)", s.name(name), s.d.written(a.Expr), kind)
+			return
+		}
+		n, _ := bf.Uint64()
+		text = strconv.FormatUint(n, 10)
+	default:
+		s.errAt(a, "%s must be a %s name or numeric id, not a %s", s.name(name), kind, typeName(v))
+		return
+	}
+	if err := safefs.ValidateName(text); err != nil {
+		s.errAt(a, "%s %q %v", s.name(name), text, err)
+		return
+	}
+	*dst = text
+}
+
 // oneOf decodes a case-insensitive enumeration into dst (lower case).
 func (s *scope) oneOf(name string, dst *string, allowed []string) {
 	var text string
@@ -901,6 +986,9 @@ func (d *decoder) profile(b *hcl.Block, name string) Profile {
 		cs.listener("bind_address", "bind_port", &c.BindAddress, &c.BindPort, &c.AllowRemote, &c.AllowedHosts)
 		cs.urlPath("path", &c.Path)
 		cs.absPath("auth_token_file", &c.AuthTokenFile)
+		c.AuthTokenMode = safefs.DefaultMode
+		cs.fileRules("auth_token_owner", "auth_token_group", "auth_token_mode",
+			&c.AuthTokenOwner, &c.AuthTokenGroup, &c.AuthTokenMode, &c.FollowSymlinks, &c.AllowSharedDirectory)
 		p.ContainerEndpoint = c
 	}
 	if ob := s.single("on_refresh"); ob != nil {
@@ -1010,8 +1098,9 @@ func unwrapURLError(err error) error {
 
 func (d *decoder) credentialsFile(b *hcl.Block, prefix, profile string) *CredentialsFile {
 	s := d.content(b.Body, credentialsFileSchema, prefix, "credentials_file.", b.DefRange)
-	c := &CredentialsFile{ProfileName: profile}
+	c := &CredentialsFile{ProfileName: profile, Mode: safefs.DefaultMode}
 	pathAttr, pathOK := s.absPath("path", &c.Path)
+	s.fileRules("owner", "group", "mode", &c.Owner, &c.Group, &c.Mode, &c.FollowSymlinks, &c.AllowSharedDirectory)
 	sectionOK := true
 	if a, ok := s.str("profile_name", &c.ProfileName); ok {
 		if c.ProfileName == "" || strings.ContainsAny(c.ProfileName, "[]\r\n") || strings.TrimSpace(c.ProfileName) != c.ProfileName {

@@ -146,10 +146,10 @@ func TestFullConfig(t *testing.T) {
 		Endpoint:         "http://127.0.0.1:8443",
 		InsecureEndpoint: true,
 		Refresh:          Refresh{RotationSpread: 0, JitterFraction: 0.25},
-		CredentialsFile:  &CredentialsFile{Path: "/home/web/.aws/credentials", ProfileName: "default"},
+		CredentialsFile:  &CredentialsFile{Path: "/home/web/.aws/credentials", ProfileName: "default", Mode: 0o600},
 		IMDS:             &IMDS{BindAddress: "0.0.0.0", BindPort: 19911, AllowRemote: true},
 		ContainerEndpoint: &ContainerEndpoint{
-			BindAddress: "::1", BindPort: 19912, Path: "/creds", AuthTokenFile: "/run/bridge/web.token",
+			BindAddress: "::1", BindPort: 19912, Path: "/creds", AuthTokenFile: "/run/bridge/web.token", AuthTokenMode: 0o600,
 		},
 		OnRefresh: &OnRefresh{Command: []string{"/usr/local/bin/reload", "--web"}, Timeout: 5 * time.Second},
 		Signal:    &Signal{PIDFile: "/run/web.pid", Signal: syscall.SIGUSR1},
@@ -168,10 +168,10 @@ func TestFullConfig(t *testing.T) {
 		Region:          "us-east-1",
 		SessionDuration: time.Hour,
 		Refresh:         Refresh{RotationSpread: 28 * time.Minute, JitterFraction: 0.1},
-		CredentialsFile: &CredentialsFile{Path: "/home/web/.aws/credentials", ProfileName: "reports"},
+		CredentialsFile: &CredentialsFile{Path: "/home/web/.aws/credentials", ProfileName: "reports", Mode: 0o600},
 		IMDS:            &IMDS{BindAddress: "127.0.0.1", BindPort: 9911},
 		ContainerEndpoint: &ContainerEndpoint{
-			BindAddress: "127.0.0.1", BindPort: 9912, Path: "/v1/credentials", AuthTokenFile: "/run/bridge/reports.token",
+			BindAddress: "127.0.0.1", BindPort: 9912, Path: "/v1/credentials", AuthTokenFile: "/run/bridge/reports.token", AuthTokenMode: 0o600,
 		},
 		OnRefresh: &OnRefresh{Command: []string{"/bin/true"}, Timeout: 30 * time.Second},
 		Signal:    &Signal{PIDFile: "/run/reports.pid", Signal: syscall.SIGHUP},
@@ -368,6 +368,77 @@ func TestErrors(t *testing.T) {
 				if !strings.HasPrefix(line, "test.hcl:") {
 					t.Errorf("error line without a position: %q", line)
 				}
+			}
+		})
+	}
+}
+
+// The ownership and path rules of the files the bridge writes: names and ids are checked for form only
+// (they are looked up when the daemon starts, on the machine that runs it).
+func TestFileOwnershipSettings(t *testing.T) {
+	c := mustParse(t, prof("app", `  credentials_file {
+    path                   = "/home/app/.aws/credentials"
+    owner                  = "app"
+    group                  = "1000"
+    mode                   = "0640"
+    follow_symlinks        = true
+    allow_shared_directory = true
+  }
+  container_endpoint {
+    auth_token_file        = "/aws/token"
+    auth_token_owner       = 65534
+    auth_token_group       = "nogroup"
+    auth_token_mode        = "660"
+    follow_symlinks        = false
+    allow_shared_directory = true
+  }`))
+	p := c.Profiles[0]
+	wantFile := CredentialsFile{
+		Path: "/home/app/.aws/credentials", ProfileName: "app", Owner: "app", Group: "1000", Mode: 0o640,
+		FollowSymlinks: true, AllowSharedDirectory: true,
+	}
+	if *p.CredentialsFile != wantFile {
+		t.Errorf("credentials_file:\n got %+v\nwant %+v", *p.CredentialsFile, wantFile)
+	}
+	wantEndpoint := ContainerEndpoint{
+		BindAddress: "127.0.0.1", BindPort: 9912, Path: "/v1/credentials", AuthTokenFile: "/aws/token",
+		AuthTokenOwner: "65534", AuthTokenGroup: "nogroup", AuthTokenMode: 0o660, AllowSharedDirectory: true,
+	}
+	if !reflect.DeepEqual(*p.ContainerEndpoint, wantEndpoint) {
+		t.Errorf("container_endpoint:\n got %+v\nwant %+v", *p.ContainerEndpoint, wantEndpoint)
+	}
+}
+
+func TestFileOwnershipErrors(t *testing.T) {
+	cf := func(line string) string {
+		return prof("app", "  credentials_file {\n    path = \"/c\"\n    "+line+"\n  }")
+	}
+	ce := func(line string) string {
+		return prof("app", "  container_endpoint {\n    auth_token_file = \"/t\"\n    "+line+"\n  }")
+	}
+	cases := []struct{ name, src, want string }{
+		{"mode with execute bits", cf(`mode = "0700"`), `test.hcl:8:12: profile "app": credentials_file.mode "0700": must be 0600, 0640 or 0660: a file holding a secret has no execute bits and no permission for others`},
+		{"mode readable by others", cf(`mode = "0644"`), `test.hcl:8:12: profile "app": credentials_file.mode "0644": must be 0600, 0640 or 0660`},
+		{"mode not octal", cf(`mode = "rw-------"`), `test.hcl:8:12: profile "app": credentials_file.mode "rw-------" is not an octal file mode such as "0600"`},
+		{"mode as a number", cf(`mode = 600`), `test.hcl:8:12: profile "app": credentials_file.mode must be a string, not a number`},
+		{"owner not a name", cf(`owner = "a b"`), `test.hcl:8:13: profile "app": credentials_file.owner "a b" is not a user or group name or a numeric id`},
+		{"owner id out of range", cf(`owner = "4294967295"`), `test.hcl:8:13: profile "app": credentials_file.owner "4294967295" is out of range for an id (0 to 4294967294)`},
+		{"owner negative number", cf(`owner = -1`), `test.hcl:8:13: profile "app": credentials_file.owner -1 is not a user id (0 to 4294967294)`},
+		{"owner a bool", cf(`owner = true`), `test.hcl:8:13: profile "app": credentials_file.owner must be a user name or numeric id, not a bool`},
+		{"group empty", cf(`group = ""`), `test.hcl:8:13: profile "app": credentials_file.group "" is not a user or group name or a numeric id`},
+		{"follow_symlinks not bool", cf(`follow_symlinks = "yes"`), `test.hcl:8:23: profile "app": credentials_file.follow_symlinks must be true or false, not a string`},
+		{"allow_shared_directory not bool", cf(`allow_shared_directory = 1`), `test.hcl:8:30: profile "app": credentials_file.allow_shared_directory must be true or false, not a number`},
+		{"unknown key", cf(`owner_id = 1`), `test.hcl:8:5: Unsupported argument; An argument named "owner_id"`},
+		{"token mode", ce(`auth_token_mode = "0666"`), `test.hcl:8:23: profile "app": container_endpoint.auth_token_mode "0666": must be 0600, 0640 or 0660`},
+		{"token owner", ce(`auth_token_owner = "-x"`), `test.hcl:8:24: profile "app": container_endpoint.auth_token_owner "-x" is not a user or group name or a numeric id`},
+		{"token group", ce(`auth_token_group = 1.5`), `test.hcl:8:24: profile "app": container_endpoint.auth_token_group 1.5 is not a group id (0 to 4294967294)`},
+		{"token follow_symlinks", ce(`follow_symlinks = "no"`), `test.hcl:8:23: profile "app": container_endpoint.follow_symlinks must be true or false, not a string`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.src), "test.hcl")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error\n%v\ndoes not contain\n%s\nsource:\n%s", err, tc.want, tc.src)
 			}
 		})
 	}

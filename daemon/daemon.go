@@ -283,7 +283,12 @@ func (d *Daemon) sinks(pc config.Profile, log hclog.Logger) ([]bridge.Sink, []fu
 	var sinks []bridge.Sink
 	var closers []func()
 	if f := pc.CredentialsFile; f != nil {
-		s, err := credfile.New(credfile.Options{Path: f.Path, Profile: f.ProfileName, Logger: log.Named("credentials_file")})
+		owner, group, err := fileOwner("credentials_file.owner", f.Owner, "credentials_file.group", f.Group)
+		if err != nil {
+			return nil, closers, err
+		}
+		s, err := credfile.New(credfile.Options{Path: f.Path, Profile: f.ProfileName, Logger: log.Named("credentials_file"),
+			Owner: owner, Group: group, Mode: f.Mode, FollowSymlinks: f.FollowSymlinks, AllowSharedDirectory: f.AllowSharedDirectory})
 		if err != nil {
 			return nil, closers, err
 		}
@@ -305,10 +310,17 @@ func (d *Daemon) sinks(pc config.Profile, log hclog.Logger) ([]bridge.Sink, []fu
 		sinks = append(sinks, s)
 	}
 	if c := pc.ContainerEndpoint; c != nil {
+		owner, group, err := fileOwner("container_endpoint.auth_token_owner", c.AuthTokenOwner, "container_endpoint.auth_token_group", c.AuthTokenGroup)
+		if err != nil {
+			return nil, closers, err
+		}
 		s, err := endpoint.NewContainer(endpoint.ContainerOptions{
 			Addr: hostPort(c.BindAddress, c.BindPort), Path: c.Path, AuthTokenFile: c.AuthTokenFile,
 			AllowRemote: c.AllowRemote, AllowedHosts: c.AllowedHosts, Logger: log.Named("container_endpoint"), Clock: d.opts.Clock.Now,
 			OnRequest: d.tel.endpointObserver("container", pc.Name),
+
+			TokenOwner: owner, TokenGroup: group, TokenMode: c.AuthTokenMode,
+			FollowSymlinks: c.FollowSymlinks, AllowSharedDirectory: c.AllowSharedDirectory,
 		})
 		if err != nil {
 			return nil, closers, err

@@ -16,35 +16,48 @@
 //
 // # Atomicity
 //
-// Each update writes the whole new file to a temporary file in the same directory, fsyncs it, renames it
-// over the target and fsyncs the directory (github.com/google/renameio/v2). A reader, or a crash at any
-// moment, sees either the old file or the new one, never a mix or a truncated file; a failed write (disk
-// full, permissions) leaves the old file untouched and returns an error naming the path, and the
-// refresher retries. Temporary files left behind by a writer that was killed are removed by the next
-// update.
+// Each update writes the whole new file to a temporary file in the same directory (".<name><digits>"),
+// fsyncs it, renames it over the target and fsyncs the directory. A reader, or a crash at any moment, sees
+// either the old file or the new one, never a mix or a truncated file; a failed write (disk full,
+// permissions) leaves the old file untouched and returns an error naming the path, and the refresher
+// retries. Temporary files left behind by a writer that was killed are removed by the next update.
 //
-// The file is always written with mode 0600, even when it replaced a file with wider permissions: it
-// holds a secret from then on (the tightening is logged). Its owner and group are kept when the previous
-// file had different ones (a bridge running as root writing a user's file); if that is not permitted the
-// update fails rather than leave the user unable to read their own file. A missing parent directory is
-// created with mode 0700. When Path is a symbolic link, the file it points to (following every link in
-// the chain) is updated and the link is kept; temporary and lock files go beside that target.
+// # Symbolic links and ownership
+//
+// The bridge may run as root and write into a directory another user owns, so the file is reached the
+// way internal/safefs does it: the directory is walked from "/" without following symbolic links, and the
+// file, its lock and its temporary file are opened, created and renamed relative to the directory's
+// descriptor. A symbolic link anywhere on the path — the file, "<name>.lock", a directory — is refused
+// with an error naming it, unless Options.FollowSymlinks: then the path is resolved first (every link in
+// the chain, a dangling last one included) and the file, lock and temporary files live beside the target.
+// Every directory on the path, the file and the lock must be owned by root, the bridge's user or
+// Options.Owner, and must not be writable by other users or an untrusted group (a root-owned sticky
+// directory such as /tmp is accepted as a parent; Options.AllowSharedDirectory accepts shared directories,
+// never shared files). A file that is not a regular file, or has more than one hard link, is refused.
+//
+// The file is always written with Options.Mode (default 0600), even when it replaced a file with wider
+// permissions: it holds a secret from then on (the tightening is logged). With Options.Owner and
+// Options.Group set, the file always ends up owned by them; otherwise an existing file's owner and group
+// are kept (a bridge running as root writing a user's file), and a new file belongs to the bridge. Owner,
+// group and mode are set on the temporary file before the rename, so no reader ever sees the secret with
+// a wrong owner or mode. Missing directories are created with mode 0700 (0750 when Mode lets the group
+// read), owned by Options.Owner and Options.Group when set.
 //
 // # Locking
 //
-// The read-modify-write runs under an exclusive advisory lock (flock(2), github.com/gofrs/flock), so two
-// bridges — or two profiles of one bridge — writing different sections of one file never lose each
-// other's update. The lock is taken on a separate file, "<target>.lock", not on the credentials file
-// itself: the rename replaces the credentials file's inode, so a lock held on the old inode would not
-// exclude a writer that opened the new one. The lock file is created once and left in place (removing it
-// would let two writers lock two different inodes). Waiting for the lock honors the context and gives up
-// after Options.LockTimeout.
+// The read-modify-write runs under an exclusive advisory lock (flock(2)), so two bridges — or two profiles
+// of one bridge — writing different sections of one file never lose each other's update. The lock is
+// taken on a separate file, "<target>.lock", not on the credentials file itself: the rename replaces the
+// credentials file's inode, so a lock held on the old inode would not exclude a writer that opened the
+// new one. The lock file is opened without following a symbolic link, created exclusively (with the
+// file's owner, group and mode) when missing, and left in place (removing it would let two writers lock
+// two different inodes). Waiting for the lock honors the context and gives up after Options.LockTimeout.
 //
 // Tools that do not take the lock — aws configure among them — are not excluded by it. The sink re-reads
 // the file right before each write, so their edits are lost only if one lands in the few milliseconds
 // between that read and the rename; the rename itself never exposes a partial file to them.
 //
-// The package needs a Unix-like system (renameio's atomic replace is not available on Windows).
+// The package needs a Unix-like system.
 package credfile
 
 import (
@@ -53,24 +66,19 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
-	"syscall"
 	"time"
 
-	"github.com/gofrs/flock"
-	"github.com/google/renameio/v2"
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
 )
 
 // DefaultLockTimeout is how long an update waits for the advisory lock when Options.LockTimeout is zero.
 const DefaultLockTimeout = 10 * time.Second
-
-// fileMode is the credentials file's mode, whatever the umask or the previous file's mode.
-const fileMode fs.FileMode = 0o600
 
 // ErrLockTimeout is wrapped by the error an update returns when it could not take the advisory lock within
 // Options.LockTimeout.
@@ -86,6 +94,19 @@ type Options struct {
 	Logger hclog.Logger
 	// LockTimeout bounds the wait for the advisory lock; default DefaultLockTimeout.
 	LockTimeout time.Duration
+	// Owner, when set, owns the file, its lock and the directories the sink creates, and is trusted as
+	// the owner of the directories on the path. Giving files to another user needs root.
+	Owner safefs.ID
+	// Group, when set, is the group of the file, its lock and created directories, and is trusted as the
+	// group of group-writable directories.
+	Group safefs.ID
+	// Mode is the file's mode: 0600 (the default when zero), 0640 or 0660.
+	Mode fs.FileMode
+	// FollowSymlinks resolves symbolic links in Path instead of refusing them.
+	FollowSymlinks bool
+	// AllowSharedDirectory accepts directories on the path that other users can write (a Kubernetes
+	// emptyDir): only when every user who can write there is trusted.
+	AllowSharedDirectory bool
 }
 
 // Sink writes one profile of a credentials file. It is safe for concurrent use, also with other Sinks
@@ -94,6 +115,7 @@ type Sink struct {
 	path, profile string
 	log           hclog.Logger
 	lockTimeout   time.Duration
+	rules         safefs.Rules
 }
 
 // New returns a Sink for opts. It checks the options only; the file is first touched by Put or Clear.
@@ -107,7 +129,14 @@ func New(opts Options) (*Sink, error) {
 	if opts.LockTimeout < 0 {
 		return nil, fmt.Errorf("credfile: negative lock timeout %s", opts.LockTimeout)
 	}
-	s := &Sink{path: filepath.Clean(opts.Path), profile: opts.Profile, log: opts.Logger, lockTimeout: opts.LockTimeout}
+	rules := safefs.Rules{
+		Owner: opts.Owner, Group: opts.Group, Mode: opts.Mode,
+		FollowSymlinks: opts.FollowSymlinks, AllowSharedDirectory: opts.AllowSharedDirectory,
+	}
+	if err := rules.Check(); err != nil {
+		return nil, fmt.Errorf("credfile: %s: %w", opts.Path, err)
+	}
+	s := &Sink{path: filepath.Clean(opts.Path), profile: opts.Profile, log: opts.Logger, lockTimeout: opts.LockTimeout, rules: rules}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
 	}
@@ -144,26 +173,39 @@ func (s *Sink) Clear(ctx context.Context) error {
 }
 
 // update runs edit on the file's contents (nil when it does not exist) under the lock and atomically
-// replaces the file with the result. It returns the path it wrote (Path with symbolic links resolved).
+// replaces the file with the result. It returns the path it wrote (Path with symbolic links resolved
+// when FollowSymlinks is set).
 func (s *Sink) update(ctx context.Context, edit func([]byte) ([]byte, error)) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("credfile: %s: %w", s.path, err)
 	}
-	target, err := resolve(s.path)
+	target := s.path
+	if s.rules.FollowSymlinks {
+		var err error
+		if target, err = safefs.Resolve(s.path); err != nil {
+			return "", fmt.Errorf("credfile: %w", err)
+		}
+	}
+	dir, base := filepath.Split(target)
+	d, err := safefs.OpenDir(dir, s.rules, true)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("credfile: %w", err)
 	}
-	dir := filepath.Dir(target)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("credfile: creating directory for %s: %w", target, err)
+	defer d.Close()
+	target = d.Join(base)
+	// A file the rules refuse is reported before the lock file is created beside it.
+	if f, _, err := d.OpenFile(base); err == nil {
+		_ = f.Close()
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("credfile: %w", err)
 	}
-	unlock, err := s.lock(ctx, target+".lock")
+	unlock, err := s.lock(ctx, d, base+".lock")
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
 
-	old, info, err := readFile(target)
+	old, info, err := readFile(d, base)
 	if err != nil {
 		return "", err
 	}
@@ -175,69 +217,78 @@ func (s *Sink) update(ctx context.Context, edit func([]byte) ([]byte, error)) (s
 	if err != nil {
 		return "", err
 	}
-	s.removeStaleTemps(dir, filepath.Base(target))
+	for _, p := range d.RemoveTemps(base) {
+		s.log.Debug("removed a temporary file left by an interrupted write", "path", p)
+	}
 	if info == nil && len(data) == 0 {
 		return target, nil // Clear on a missing file
 	}
-	if info != nil && info.Mode().Perm() == fileMode && string(data) == string(old) {
+	if info != nil && s.settled(info) && string(data) == string(old) {
 		return target, nil // nothing to change
 	}
-	if err := s.write(target, data, info); err != nil {
-		return "", err
+	if err := d.WriteFile(base, data, info); err != nil {
+		return "", fmt.Errorf("credfile: writing %s: %w", target, err)
+	}
+	if mode := s.rules.FileMode(); info != nil && info.Mode&^mode != 0 {
+		s.log.Warn(fmt.Sprintf("credentials file had wider permissions; now %04o", uint32(mode)), "path", target, "previous_mode", info.Mode.String())
 	}
 	return target, nil
 }
 
-// resolve follows path while it is a symbolic link (a dangling one included) and returns the final name.
-func resolve(path string) (string, error) {
-	p := path
-	for range 64 {
-		fi, err := os.Lstat(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return p, nil
-		}
-		if err != nil {
-			return "", fmt.Errorf("credfile: %w", err)
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			return p, nil
-		}
-		link, err := os.Readlink(p)
-		if err != nil {
-			return "", fmt.Errorf("credfile: %w", err)
-		}
-		if !filepath.IsAbs(link) {
-			link = filepath.Join(filepath.Dir(p), link)
-		}
-		p = filepath.Clean(link)
-	}
-	return "", fmt.Errorf("credfile: %s: too many levels of symbolic links", path)
+// settled reports whether an existing file already has the mode, owner and group a write would give it.
+func (s *Sink) settled(info *safefs.FileInfo) bool {
+	return info.Mode == s.rules.FileMode() &&
+		(!s.rules.Owner.IsSet() || int(info.UID) == s.rules.Owner.Int()) &&
+		(!s.rules.Group.IsSet() || int(info.GID) == s.rules.Group.Int())
 }
 
-// lock takes the exclusive advisory lock on lockPath, waiting at most the lock timeout.
-func (s *Sink) lock(ctx context.Context, lockPath string) (func(), error) {
-	lctx, cancel := context.WithTimeoutCause(ctx, s.lockTimeout, ErrLockTimeout)
-	defer cancel()
-	fl := flock.New(lockPath, flock.SetPermissions(fileMode))
-	ok, err := fl.TryLockContext(lctx, 20*time.Millisecond)
-	if ok {
-		return func() { _ = fl.Unlock() }, nil
+// lockPoll is how often a busy lock is tried again.
+const lockPoll = 20 * time.Millisecond
+
+// lock takes the exclusive advisory lock on the lock file name in d, waiting at most the lock timeout.
+func (s *Sink) lock(ctx context.Context, d *safefs.Dir, name string) (func(), error) {
+	lockPath := d.Join(name)
+	f, err := d.OpenOrCreate(name)
+	if errors.Is(err, safefs.ErrRefused) {
+		return nil, fmt.Errorf("credfile: %w", err)
 	}
-	_ = fl.Close()
-	switch {
-	case ctx.Err() != nil:
-		return nil, fmt.Errorf("credfile: waiting for lock %s: %w", lockPath, ctx.Err())
-	case errors.Is(context.Cause(lctx), ErrLockTimeout):
-		return nil, fmt.Errorf("%w %s after %s (another writer holds it)", ErrLockTimeout, lockPath, s.lockTimeout)
-	case err != nil:
+	if err != nil {
 		return nil, fmt.Errorf("credfile: locking %s: %w", lockPath, err)
 	}
-	return nil, fmt.Errorf("credfile: could not lock %s", lockPath)
+	lctx, cancel := context.WithTimeoutCause(ctx, s.lockTimeout, ErrLockTimeout)
+	defer cancel()
+	var tick *time.Ticker
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() {
+				_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+				_ = f.Close()
+			}, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			_ = f.Close()
+			return nil, fmt.Errorf("credfile: locking %s: %w", lockPath, err)
+		}
+		if tick == nil {
+			tick = time.NewTicker(lockPoll)
+			defer tick.Stop()
+		}
+		select {
+		case <-lctx.Done():
+			_ = f.Close()
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("credfile: waiting for lock %s: %w", lockPath, ctx.Err())
+			}
+			return nil, fmt.Errorf("%w %s after %s (another writer holds it)", ErrLockTimeout, lockPath, s.lockTimeout)
+		case <-tick.C:
+		}
+	}
 }
 
-// readFile returns the contents and file info of path, or nil, nil when it does not exist.
-func readFile(path string) ([]byte, fs.FileInfo, error) {
-	f, err := os.Open(path)
+// readFile returns the contents and file info of name in d, or nil, nil when it does not exist.
+func readFile(d *safefs.Dir, name string) ([]byte, *safefs.FileInfo, error) {
+	f, info, err := d.OpenFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
 	}
@@ -245,13 +296,6 @@ func readFile(path string) ([]byte, fs.FileInfo, error) {
 		return nil, nil, fmt.Errorf("credfile: %w", err)
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, nil, fmt.Errorf("credfile: %w", err)
-	}
-	if !info.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("credfile: %s is not a regular file (%s)", path, info.Mode().Type())
-	}
 	data, err := io.ReadAll(f)
 	if err != nil {
 		return nil, nil, fmt.Errorf("credfile: %w", err)
@@ -259,75 +303,5 @@ func readFile(path string) ([]byte, fs.FileInfo, error) {
 	return data, info, nil
 }
 
-// write atomically replaces path with data, mode 0600, keeping prev's owner when there was a file.
-func (s *Sink) write(path string, data []byte, prev fs.FileInfo) error {
-	dir := filepath.Dir(path)
-	pf, err := renameio.NewPendingFile(path, renameio.WithTempDir(dir), renameio.WithStaticPermissions(fileMode))
-	if err != nil {
-		return fmt.Errorf("credfile: writing %s: %w", path, err)
-	}
-	defer func() { _ = pf.Cleanup() }()
-	if err := keepOwner(pf.File, prev); err != nil {
-		return fmt.Errorf("credfile: writing %s: keeping the owner of the previous file: %w", path, err)
-	}
-	if _, err := pf.Write(data); err != nil {
-		return fmt.Errorf("credfile: writing %s: %w", path, err)
-	}
-	if err := pf.CloseAtomicallyReplace(); err != nil {
-		return fmt.Errorf("credfile: writing %s: %w", path, err)
-	}
-	if prev != nil && prev.Mode().Perm() != fileMode {
-		s.log.Warn("credentials file had wider permissions; now 0600", "path", path, "previous_mode", prev.Mode().Perm().String())
-	}
-	// Make the rename itself durable. Some file systems cannot sync a directory; the data is in place.
-	if d, err := os.Open(dir); err == nil {
-		if err := d.Sync(); err != nil {
-			s.log.Debug("syncing directory failed", "dir", dir, "error", err)
-		}
-		_ = d.Close()
-	}
-	return nil
-}
-
-// keepOwner gives f the owner and group of prev when they differ.
-func keepOwner(f *os.File, prev fs.FileInfo) error {
-	if prev == nil {
-		return nil
-	}
-	want, ok := prev.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
-	}
-	info, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	have, ok := info.Sys().(*syscall.Stat_t)
-	if !ok || (have.Uid == want.Uid && have.Gid == want.Gid) {
-		return nil
-	}
-	return f.Chown(int(want.Uid), int(want.Gid))
-}
-
-// tempName matches the names renameio gives temporary files for base: "." + base + a decimal number.
-func tempName(base string) *regexp.Regexp {
-	return regexp.MustCompile(`^\.` + regexp.QuoteMeta(base) + `[0-9]+$`)
-}
-
-// removeStaleTemps deletes temporary files a killed writer left in dir. It runs under the lock, and
-// writers create temporary files only under the lock, so none of them is in use.
-func (s *Sink) removeStaleTemps(dir, base string) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	re := tempName(base)
-	for _, e := range entries {
-		if e.Type().IsRegular() && re.MatchString(e.Name()) {
-			p := filepath.Join(dir, e.Name())
-			if err := os.Remove(p); err == nil {
-				s.log.Debug("removed a temporary file left by an interrupted write", "path", p)
-			}
-		}
-	}
-}
+// tempName matches the names of the temporary files written for base: "." + base + a decimal number.
+func tempName(base string) *regexp.Regexp { return safefs.TempName(base) }

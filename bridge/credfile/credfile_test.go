@@ -20,6 +20,8 @@ import (
 	"gopkg.in/ini.v1"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
 )
 
 // testCreds are distinct, recognizable credentials number i of profile; the secret and token contain
@@ -216,7 +218,17 @@ func TestPutTightensWiderPermissionsTo0600(t *testing.T) {
 	}
 }
 
-func TestPutWritesTheTargetOfASymlink(t *testing.T) {
+// followSink is a sink with follow_symlinks = true.
+func followSink(t *testing.T, path, profile string) *Sink {
+	t.Helper()
+	s, err := New(Options{Path: path, Profile: profile, FollowSymlinks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestPutWritesTheTargetOfASymlinkWithFollowSymlinks(t *testing.T) {
 	root := t.TempDir()
 	realDir, linkDir := filepath.Join(root, "real"), filepath.Join(root, "links")
 	for _, d := range []string{realDir, linkDir} {
@@ -235,7 +247,10 @@ func TestPutWritesTheTargetOfASymlink(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := testCreds("app", 3)
-	mustPut(t, newSink(t, link, "app", nil), c)
+	if err := newSink(t, link, "app", nil).Put(context.Background(), c); !errors.Is(err, safefs.ErrRefused) {
+		t.Fatalf("Put through a symlink without follow_symlinks = %v, want a refusal", err)
+	}
+	mustPut(t, followSink(t, link, "app"), c)
 
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
 		t.Fatalf("the link was replaced: %v %v", fi, err)
@@ -255,7 +270,7 @@ func TestPutWritesTheTargetOfASymlink(t *testing.T) {
 	if err := os.Symlink("../real/new-credentials", dangling); err != nil {
 		t.Fatal(err)
 	}
-	mustPut(t, newSink(t, dangling, "app", nil), c)
+	mustPut(t, followSink(t, dangling, "app"), c)
 	if got := sectionKeys(t, filepath.Join(realDir, "new-credentials"), "app"); !equalMaps(got, fileKeys(c)) {
 		t.Errorf("dangling link target holds %v", got)
 	}
@@ -409,7 +424,7 @@ func TestPutFailsWhenTheParentIsAFile(t *testing.T) {
 	if !errors.Is(err, syscall.ENOTDIR) {
 		t.Fatalf("Put = %v, want ENOTDIR", err)
 	}
-	if want := "credfile: lstat " + path + ": not a directory"; err.Error() != want {
+	if want := "credfile: open " + parent + ": not a directory"; err.Error() != want {
 		t.Errorf("Put error = %q, want %q", err, want)
 	}
 	assertNoSecret(t, err.Error(), c)
@@ -452,16 +467,19 @@ func TestPutFailsInAReadOnlyDirectoryAndRecovers(t *testing.T) {
 	}
 }
 
+// A file owned by the configured owner keeps its owner and, with no group configured, its group.
 func TestPutKeepsTheOwnerOfTheFile(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("only root can give a file to another user")
-	}
+	safefstest.NeedRoot(t, "chowns files to another user")
 	path := filepath.Join(t.TempDir(), "credentials")
 	writeFile(t, path, "[default]\nk = v\n", 0o600)
 	if err := os.Chown(path, 1234, 5678); err != nil {
 		t.Fatal(err)
 	}
-	mustPut(t, newSink(t, path, "app", nil), testCreds("app", 1))
+	s, err := New(Options{Path: path, Profile: "app", Owner: safefs.NewID(1234)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, testCreds("app", 1))
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)

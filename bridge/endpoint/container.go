@@ -1,19 +1,17 @@
 package endpoint
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
 )
 
 // DefaultContainerPath is the container credentials path used when ContainerOptions.Path is empty.
@@ -26,10 +24,28 @@ type ContainerOptions struct {
 	// Path is the URL path credentials are served on; default DefaultContainerPath. Must start with "/".
 	Path string
 	// AuthTokenFile holds the token clients must send in the Authorization header (the file
-	// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE points at). Required. If it does not exist, it is created
-	// with a random token, mode 0600 (its directory, if missing, mode 0700). It is read once, by
-	// NewContainer: changing it later requires a new server.
+	// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE points at). Required. It is opened without following symbolic
+	// links and must be owned by root, the bridge's user or TokenOwner and not be writable by other users
+	// or an untrusted group (internal/safefs's rules, also for its directories). If it does not exist, it
+	// is created atomically with a random token, TokenOwner, TokenGroup and TokenMode (its directories, if
+	// missing, mode 0700 or 0750). The endpoint looks at the file again at most once a second when
+	// requests come in and re-reads it when it changed, so the token can be rotated without a restart; a
+	// deleted file is created afresh; while the file is unusable (refused, empty) every request fails with
+	// HTTP 500 naming the problem.
 	AuthTokenFile string
+	// TokenOwner, when set, owns a created token file and its directories, and is trusted as the owner
+	// of an existing one. Giving files to another user needs root.
+	TokenOwner safefs.ID
+	// TokenGroup, when set, is the group of a created token file and its directories, and is trusted as
+	// the group of group-writable ones.
+	TokenGroup safefs.ID
+	// TokenMode is the mode of a created token file: 0600 (the default when zero), 0640 or 0660.
+	TokenMode fs.FileMode
+	// FollowSymlinks resolves symbolic links in AuthTokenFile instead of refusing them.
+	FollowSymlinks bool
+	// AllowSharedDirectory accepts directories on AuthTokenFile's path that other users can write (a
+	// Kubernetes emptyDir): only when every user who can write there is trusted.
+	AllowSharedDirectory bool
 	// AllowRemote must be set to bind a non-loopback address.
 	AllowRemote bool
 	// Logger receives one Debug line per request and warnings; default: a null logger.
@@ -56,89 +72,36 @@ func NewContainer(o ContainerOptions) (*Server, error) {
 	if o.AuthTokenFile == "" {
 		return nil, fmt.Errorf("%s: auth_token_file is required", nameContainer)
 	}
+	if !filepath.IsAbs(o.AuthTokenFile) {
+		return nil, fmt.Errorf("%s: auth_token_file %q is not an absolute path", nameContainer, o.AuthTokenFile)
+	}
+	rules := safefs.Rules{
+		Owner: o.TokenOwner, Group: o.TokenGroup, Mode: o.TokenMode,
+		FollowSymlinks: o.FollowSymlinks, AllowSharedDirectory: o.AllowSharedDirectory,
+	}
+	if err := rules.Check(); err != nil {
+		return nil, fmt.Errorf("%s: auth token file %s: %w", nameContainer, o.AuthTokenFile, err)
+	}
 	s, err := newServer(nameContainer, o.Addr, o.AllowRemote, o.AllowedHosts, o.Logger, o.Clock, o.OnRequest)
 	if err != nil {
 		return nil, err
 	}
-	token, err := loadOrCreateToken(o.AuthTokenFile, s.log)
+	tokens, err := newTokenFile(filepath.Clean(o.AuthTokenFile), rules, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", nameContainer, err)
 	}
 	s.path, s.tokenFile = o.Path, o.AuthTokenFile
-	s.inner = s.wrap(&containerHandler{s: s, token: []byte(token)})
+	s.inner = s.wrap(&containerHandler{s: s, tokens: tokens})
 	return s, nil
 }
 
 // TokenFile is the authorization token file of a container endpoint ("" for IMDS).
 func (s *Server) TokenFile() string { return s.tokenFile }
 
-// loadOrCreateToken reads the token in path, or creates path with a fresh random token.
-func loadOrCreateToken(path string, log hclog.Logger) (string, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return createToken(path, log)
-	}
-	if err != nil {
-		return "", fmt.Errorf("read auth token file: %w", err)
-	}
-	return checkToken(path, b, log)
-}
-
-func checkToken(path string, b []byte, log hclog.Logger) (string, error) {
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("auth token file %s is empty", path)
-	}
-	if strings.ContainsAny(tok, "\r\n") {
-		return "", fmt.Errorf("auth token file %s must hold a single line", path)
-	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		log.Warn("auth token file is readable by other users", "path", path, "mode", fi.Mode().Perm().String())
-	}
-	return tok, nil
-}
-
-// createToken writes a random token (32 bytes, hex) to a new file at path, mode 0600.
-func createToken(path string, log hclog.Logger) (string, error) {
-	dir := filepath.Dir(path)
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return "", fmt.Errorf("create auth token directory: %w", err)
-		}
-	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return "", fmt.Errorf("generate auth token: %w", err)
-	}
-	tok := hex.EncodeToString(raw)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) { // created concurrently: use it
-		b, rerr := os.ReadFile(path)
-		if rerr != nil {
-			return "", fmt.Errorf("read auth token file: %w", rerr)
-		}
-		return checkToken(path, b, log)
-	}
-	if err != nil {
-		return "", fmt.Errorf("create auth token file: %w", err)
-	}
-	if _, err := f.WriteString(tok); err != nil {
-		f.Close()
-		os.Remove(path)
-		return "", fmt.Errorf("write auth token file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(path)
-		return "", fmt.Errorf("write auth token file: %w", err)
-	}
-	log.Info("created container endpoint auth token file", "path", path)
-	return tok, nil
-}
-
 // containerHandler serves the container credentials document.
 type containerHandler struct {
-	s     *Server
-	token []byte
+	s      *Server
+	tokens *tokenFile
 }
 
 // containerCredentials is the container credentials document.
@@ -159,8 +122,16 @@ func (h *containerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, "GET")
 		return
 	}
+	token, err := h.tokens.current()
+	if err != nil { // fail closed: no token that can be trusted, no credentials
+		writeJSON(w, http.StatusInternalServerError, errorDoc{
+			Code:    "AuthTokenUnavailable",
+			Message: "the endpoint's authorization token file cannot be used: " + err.Error(),
+		})
+		return
+	}
 	got := r.Header.Get("Authorization")
-	if got == "" || subtle.ConstantTimeCompare([]byte(got), h.token) != 1 {
+	if got == "" || subtle.ConstantTimeCompare([]byte(got), token) != 1 {
 		writeJSON(w, http.StatusUnauthorized, errorDoc{
 			Code:    "Unauthorized",
 			Message: "missing or wrong authorization token",

@@ -4,15 +4,22 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
+
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/logtest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
 )
 
 // startContainer starts a container endpoint with a fresh token file and returns it with its token.
@@ -264,4 +271,264 @@ func TestContainerWithAWSSDK(t *testing.T) {
 	}
 	s.Close()
 	assertNoSecrets(t, "log", logs.String(), tok)
+}
+
+// The token file's adversarial suite (issue 14, part 3). Tests named TestSecurity… are counted by CI.
+
+const nobody = safefstest.Nobody
+
+// tokenRefused asserts that NewContainer refuses the token file with an error containing want.
+func tokenRefused(t *testing.T, o ContainerOptions, want string) {
+	t.Helper()
+	o.Addr = "127.0.0.1:0"
+	_, err := NewContainer(o)
+	if !errors.Is(err, safefs.ErrRefused) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("NewContainer = %v, want a refusal containing %q", err, want)
+	}
+}
+
+// The owner of the token's directory plants token -> a file elsewhere, or a path that does not exist:
+// the bridge (root) must neither read the target as its token nor create it.
+func TestSecurityTokenSymlinkPlantedIsRefused(t *testing.T) {
+	safefstest.NeedRoot(t, "chowns files to another user")
+	root := t.TempDir()
+	dir, outside := filepath.Join(root, "nobody"), filepath.Join(root, "outside")
+	for _, d := range []string{dir, outside} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	safefstest.Give(t, dir, nobody, nobody)
+	existing, missing := filepath.Join(outside, "known"), filepath.Join(outside, "created")
+	if err := os.WriteFile(existing, []byte("known-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "token")
+	for _, target := range []string{existing, missing} {
+		_ = os.Remove(path)
+		safefstest.Symlink(t, target, path, nobody, nobody)
+		tokenRefused(t, ContainerOptions{AuthTokenFile: path, TokenOwner: safefs.NewID(nobody)},
+			path+" is a symbolic link; refusing to follow it (set follow_symlinks = true if the link is intended)")
+		if b, _ := os.ReadFile(existing); string(b) != "known-token" {
+			t.Errorf("the link's target changed to %q", b)
+		}
+		if _, err := os.Lstat(missing); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the link's missing target was created: %v", err)
+		}
+	}
+	// With follow_symlinks, an intended link is read.
+	if _, err := NewContainer(ContainerOptions{Addr: "127.0.0.1:0", AuthTokenFile: path, TokenOwner: safefs.NewID(nobody), FollowSymlinks: true}); err != nil {
+		t.Fatalf("with follow_symlinks: %v", err)
+	}
+}
+
+func TestSecurityTokenFileOfAnotherUserIsRefused(t *testing.T) {
+	safefstest.NeedRoot(t, "chowns files to another user")
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte("theirs"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	safefstest.Give(t, path, nobody, nobody)
+	tokenRefused(t, ContainerOptions{AuthTokenFile: path}, path+" is owned by uid 65534; refusing to use it")
+	if b, _ := os.ReadFile(path); string(b) != "theirs" {
+		t.Errorf("token file changed to %q", b)
+	}
+	// The configured owner is trusted.
+	if _, err := NewContainer(ContainerOptions{Addr: "127.0.0.1:0", AuthTokenFile: path, TokenOwner: safefs.NewID(nobody)}); err != nil {
+		t.Errorf("owned by the configured owner: %v", err)
+	}
+}
+
+func TestSecurityTokenFileWritableByOthersIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte("tok"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	tokenRefused(t, ContainerOptions{AuthTokenFile: path}, path+" is writable by other users (mode -rw-rw-rw-)")
+}
+
+func TestSecurityTokenFileGroupWritableByAForeignGroupIsRefused(t *testing.T) {
+	safefstest.NeedRoot(t, "gives a file to another group")
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte("tok"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	safefstest.Give(t, path, 0, nobody)
+	tokenRefused(t, ContainerOptions{AuthTokenFile: path}, path+" is writable by its group (gid 65534, mode -rw-rw----)")
+	if _, err := NewContainer(ContainerOptions{Addr: "127.0.0.1:0", AuthTokenFile: path, TokenGroup: safefs.NewID(nobody)}); err != nil {
+		t.Errorf("group-writable by the configured group: %v", err)
+	}
+}
+
+func TestSecurityTokenFileSharedDirectoryNeedsAllowSharedDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "token")
+	tokenRefused(t, ContainerOptions{AuthTokenFile: path}, dir+" is writable by other users")
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("token created in the refused directory: %v", err)
+	}
+	if _, err := NewContainer(ContainerOptions{Addr: "127.0.0.1:0", AuthTokenFile: path, AllowSharedDirectory: true}); err != nil {
+		t.Errorf("with allow_shared_directory: %v", err)
+	}
+}
+
+// A token file created for a configured owner belongs to them with the configured mode, and that user
+// can read it (as the workload does through AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE).
+func TestSecurityTokenFileCreatedForTheConfiguredOwner(t *testing.T) {
+	safefstest.NeedRoot(t, "chowns files to another user")
+	root := t.TempDir()
+	safefstest.Traversable(t, root)
+	path := filepath.Join(root, "run", "token")
+	if _, err := NewContainer(ContainerOptions{Addr: "127.0.0.1:0", AuthTokenFile: path,
+		TokenOwner: safefs.NewID(nobody), TokenGroup: safefs.NewID(nobody), TokenMode: 0o640}); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]fs.FileMode{filepath.Dir(path): 0o750, path: 0o640} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != nobody || st.Gid != nobody || fi.Mode().Perm() != want {
+			t.Errorf("%s is %d:%d %v, want nobody %v", p, st.Uid, st.Gid, fi.Mode().Perm(), want)
+		}
+	}
+	cat := exec.Command("cat", path)
+	cat.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	out, err := cat.CombinedOutput()
+	if err != nil {
+		t.Fatalf("nobody cannot read the token: %v: %s", err, out)
+	}
+	if raw, err := hex.DecodeString(string(out)); err != nil || len(raw) != 32 {
+		t.Errorf("nobody read %d bytes that are not a 32-byte hex token", len(out))
+	}
+}
+
+// eventually retries check for up to 3 s (the endpoint looks at its token file at most once a second).
+func eventually(t *testing.T, what string, check func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for !check() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 3s: %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// writeAtomically replaces path with data the way an operator's rotation script should: temp + rename.
+func writeAtomically(t *testing.T, path, data string) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The operator rotates the token without a restart; a deleted token file is created afresh; a token file
+// replaced by a symbolic link makes the endpoint fail closed, logging the cause once.
+func TestSecurityTokenFileRotation(t *testing.T) {
+	clock := newClock()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "token")
+	s, tokA, logs := startContainer(t, clock, ContainerOptions{AuthTokenFile: path})
+	if err := s.Put(context.Background(), testCreds(clock.Now())); err != nil {
+		t.Fatal(err)
+	}
+	status := func(tok string) int {
+		return do(t, http.MethodGet, s.URL(), map[string]string{"Authorization": tok}).status
+	}
+	if got := status(tokA); got != http.StatusOK {
+		t.Fatalf("token A: %d", got)
+	}
+
+	// Rotation: B works within a second or two, A no longer does.
+	const tokB = "rotated-token-B"
+	writeAtomically(t, path, tokB+"\n")
+	eventually(t, "the rotated token is accepted", func() bool { return status(tokB) == http.StatusOK })
+	if got := status(tokA); got != http.StatusUnauthorized {
+		t.Errorf("old token after rotation: %d, want 401", got)
+	}
+	// Rewritten in place (same inode): also noticed.
+	const tokB2 = "rotated-token-B2"
+	if err := os.WriteFile(path, []byte(tokB2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the token rewritten in place is accepted", func() bool { return status(tokB2) == http.StatusOK })
+
+	// Deleted: a new token is created and served.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	var tokC string
+	eventually(t, "a new token file is created", func() bool {
+		status("any")
+		b, err := os.ReadFile(path)
+		tokC = string(b)
+		return err == nil && tokC != ""
+	})
+	if raw, err := hex.DecodeString(tokC); err != nil || len(raw) != 32 {
+		t.Errorf("the recreated token is not 32 hex-encoded bytes")
+	}
+	if got := status(tokC); got != http.StatusOK {
+		t.Errorf("recreated token: %d", got)
+	}
+	if got := status(tokB2); got != http.StatusUnauthorized {
+		t.Errorf("deleted token: %d, want 401", got)
+	}
+
+	// Replaced by a symbolic link (to a file holding a token the attacker knows): fail closed.
+	known := filepath.Join(dir, "known")
+	if err := os.WriteFile(known, []byte("known"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(known, path); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the endpoint fails closed", func() bool { return status(tokC) == http.StatusInternalServerError })
+	for _, tok := range []string{"known", tokC, ""} {
+		r := do(t, http.MethodGet, s.URL(), map[string]string{"Authorization": tok})
+		if r.status != http.StatusInternalServerError {
+			t.Errorf("token %q while the file is a link: %d, want 500", tok, r.status)
+			continue
+		}
+		if e := decodeError(t, r.body); e.Code != "AuthTokenUnavailable" || !strings.Contains(e.Message, path+" is a symbolic link") {
+			t.Errorf("error document %+v does not name the problem", e)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond) // another look at the file: same cause, not logged again
+	status(tokC)
+	if n := strings.Count(logs.String(), "[ERROR] auth token file cannot be used"); n != 1 {
+		t.Errorf("the cause was logged %d times, want once:\n%s", n, logs.String())
+	}
+
+	// Fixed: served again, and the recovery is logged.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	const tokD = "repaired-token-D"
+	writeAtomically(t, path, tokD)
+	eventually(t, "served again once fixed", func() bool { return status(tokD) == http.StatusOK })
+	if !strings.Contains(logs.String(), "auth token file is usable again") {
+		t.Errorf("recovery not logged:\n%s", logs.String())
+	}
+	s.Close()
+	assertNoSecrets(t, "log", logs.String(), tokA, tokB, tokB2, tokC, tokD)
 }

@@ -1,0 +1,309 @@
+// Package safefs opens and creates the files a possibly privileged process writes for others — the
+// credentials file, its lock, the container endpoint's token — without following a symbolic link it did
+// not create and without handing a file to the wrong user.
+//
+// # The walk
+//
+// OpenDir walks a directory path from "/" one component at a time with openat(2) and
+// O_NOFOLLOW|O_DIRECTORY, relative to the directory opened before, and checks each directory it opened
+// with fstat(2) on that descriptor. Everything after that (reading, creating, renaming, locking) is
+// relative to the final directory's descriptor, so an attacker who swaps a component for a symbolic link
+// after the check gains nothing: the walk never looks a name up twice.
+//
+// # The rules
+//
+// For every component that exists already (each directory on the path, the file, its lock):
+//
+//   - It is not a symbolic link (ErrRefused naming the component), unless Rules.FollowSymlinks: then the
+//     path is resolved first (Resolve) and the rules apply to the resolved path.
+//   - Its owner is root, the process's effective user or Rules.Owner.
+//   - It is not writable by others, and not writable by its group unless that group is root's, the
+//     process's effective group or Rules.Group. A root-owned directory with the sticky bit (like /tmp) is
+//     exempt (the exemption is for that directory, not for what is in it), and
+//     Rules.AllowSharedDirectory exempts every directory (a Kubernetes emptyDir is root-owned and 0777).
+//   - A file is a regular file with a single hard link (another name could be someone else's file).
+//
+// What is created gets Rules.Owner and Rules.Group (when set) and Rules.Mode (default 0600); a directory
+// gets 0700, or 0750 when the mode lets the group read. Ownership and mode are set with fchown(2) and
+// fchmod(2) on the new descriptor before the name is visible (files are written to a temporary name and
+// renamed), so that no reader ever sees a wrong owner or mode.
+//
+// The package needs a Unix-like system; the descriptor-relative calls come from golang.org/x/sys/unix.
+package safefs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// DefaultMode is the mode of files created when Rules.Mode is zero.
+const DefaultMode fs.FileMode = 0o600
+
+// AllowedModes are the file modes a configuration may ask for: the owner reads and writes, the group may
+// read or read and write, others get nothing and nobody executes.
+var AllowedModes = []fs.FileMode{0o600, 0o640, 0o660}
+
+// ErrRefused is wrapped by every error about a path the rules refuse: a symbolic link, an untrusted owner,
+// a directory or file others can write, a file that is not a regular file.
+var ErrRefused = errors.New("safefs: refused")
+
+// refusedError is a refusal; its text names the path and the reason.
+type refusedError struct{ msg string }
+
+func (e *refusedError) Error() string        { return e.msg }
+func (e *refusedError) Is(target error) bool { return target == ErrRefused }
+
+func refused(format string, args ...any) error {
+	return &refusedError{msg: fmt.Sprintf(format, args...)}
+}
+
+// ID is a user or group id given to the files a process creates. The zero value means "not configured".
+type ID struct {
+	n   uint32
+	set bool
+}
+
+// NewID returns the configured id n.
+func NewID(n uint32) ID { return ID{n: n, set: true} }
+
+// IsSet reports whether the id is configured.
+func (i ID) IsSet() bool { return i.set }
+
+// Int is the id as the chown(2) family takes it: -1 when not configured.
+func (i ID) Int() int {
+	if !i.set {
+		return -1
+	}
+	return int(i.n)
+}
+
+// String is the decimal id, or "unset".
+func (i ID) String() string {
+	if !i.set {
+		return "unset"
+	}
+	return strconv.FormatUint(uint64(i.n), 10)
+}
+
+// Rules are what a caller trusts and what it gives to the files and directories it creates.
+type Rules struct {
+	// Owner is trusted as the owner of existing components and owns what is created; unset: new files and
+	// directories belong to the process's user, an existing file's owner is kept.
+	Owner ID
+	// Group is trusted as the group of group-writable components and is the group of what is created;
+	// unset: the system's default group, an existing file's group is kept.
+	Group ID
+	// Mode is the permission of files created or replaced (one of AllowedModes); zero means DefaultMode.
+	Mode fs.FileMode
+	// FollowSymlinks resolves symbolic links in the path before the walk instead of refusing them.
+	FollowSymlinks bool
+	// AllowSharedDirectory accepts directories others (or an untrusted group) can write, for a directory
+	// whose every writer is trusted (a Kubernetes emptyDir). Symbolic links and owners are still checked,
+	// and files others can write are still refused.
+	AllowSharedDirectory bool
+}
+
+// mode is r.Mode with its default.
+func (r Rules) mode() fs.FileMode {
+	if r.Mode == 0 {
+		return DefaultMode
+	}
+	return r.Mode
+}
+
+// DirMode is the mode of directories created under r: 0700, or 0750 when the file mode lets the group
+// read.
+func (r Rules) DirMode() fs.FileMode {
+	if r.mode()&0o040 != 0 {
+		return 0o750
+	}
+	return 0o700
+}
+
+// FileMode is the mode of files created or replaced under r: Mode, or DefaultMode.
+func (r Rules) FileMode() fs.FileMode { return r.mode() }
+
+// Check reports whether the process can give files to the rules' owner and group: only root can give a
+// file to another user (or to a group it is not a member of), and it is better to say so at start than at
+// the first write.
+func (r Rules) Check() error {
+	groups, _ := os.Getgroups()
+	return r.check(os.Geteuid(), os.Getegid(), groups)
+}
+
+// check is Check for a process with effective ids euid and egid and supplementary groups.
+func (r Rules) check(euid, egid int, groups []int) error {
+	if r.Mode != 0 {
+		if err := ValidateMode(r.Mode); err != nil {
+			return fmt.Errorf("mode %04o %w", uint32(r.Mode), err)
+		}
+	}
+	if euid == 0 {
+		return nil
+	}
+	if r.Owner.IsSet() && r.Owner.Int() != euid {
+		return fmt.Errorf("owner uid %s is not the bridge's user (uid %d): the bridge must run as root to give files to another user",
+			r.Owner, euid)
+	}
+	if r.Group.IsSet() && r.Group.Int() != egid && !slices.Contains(groups, r.Group.Int()) {
+		return fmt.Errorf("group gid %s is not one of the bridge's groups (gid %d): the bridge must run as root to give files to another group",
+			r.Group, egid)
+	}
+	return nil
+}
+
+// ParseMode parses an octal mode such as "0600" or "640" and checks it with ValidateMode.
+func ParseMode(s string) (fs.FileMode, error) {
+	t := strings.TrimPrefix(strings.TrimPrefix(s, "0o"), "0")
+	n, err := strconv.ParseUint(t, 8, 32)
+	if err != nil || t == "" || len(s) > 5 {
+		return 0, fmt.Errorf("%q is not an octal file mode such as \"0600\"", s)
+	}
+	m := fs.FileMode(n)
+	if err := ValidateMode(m); err != nil {
+		return 0, fmt.Errorf("%q: %w", s, err)
+	}
+	return m, nil
+}
+
+// ValidateMode reports whether m is one of AllowedModes.
+func ValidateMode(m fs.FileMode) error {
+	for _, a := range AllowedModes {
+		if m == a {
+			return nil
+		}
+	}
+	return errors.New("must be 0600, 0640 or 0660: a file holding a secret has no execute bits and no permission for others")
+}
+
+// nameRE is the form of a user or group name (POSIX portable names, as useradd accepts them).
+var nameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$`)
+
+// ValidateName reports whether s has the form of a user or group name or a numeric id (0 to 4294967294).
+// It does not look the name up.
+func ValidateName(s string) error {
+	if isNumeric(s) {
+		if _, err := parseID(s); err != nil {
+			return err
+		}
+		return nil
+	}
+	if !nameRE.MatchString(s) {
+		return errors.New("is not a user or group name or a numeric id")
+	}
+	return nil
+}
+
+func isNumeric(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseID parses a numeric id; 4294967295 is (uid_t)-1, "no change", and not an id.
+func parseID(s string) (ID, error) {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || n == 1<<32-1 {
+		return ID{}, errors.New("is out of range for an id (0 to 4294967294)")
+	}
+	return NewID(uint32(n)), nil
+}
+
+// LookupOwner resolves a user name or numeric id (which need not exist in the user database: containers
+// often run with ids that do not). "" is an unset ID.
+func LookupOwner(name string) (ID, error) {
+	if name == "" {
+		return ID{}, nil
+	}
+	if isNumeric(name) {
+		return parseID(name)
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		var unknown user.UnknownUserError
+		if errors.As(err, &unknown) {
+			return ID{}, errors.New("no such user")
+		}
+		return ID{}, err
+	}
+	return parseID(u.Uid)
+}
+
+// LookupGroup resolves a group name or numeric id, like LookupOwner.
+func LookupGroup(name string) (ID, error) {
+	if name == "" {
+		return ID{}, nil
+	}
+	if isNumeric(name) {
+		return parseID(name)
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		var unknown user.UnknownGroupError
+		if errors.As(err, &unknown) {
+			return ID{}, errors.New("no such group")
+		}
+		return ID{}, err
+	}
+	return parseID(g.Gid)
+}
+
+// Resolve returns path with every symbolic link in it resolved, a dangling last link included: the
+// name a file would be created under. Components that do not exist are kept as they are.
+func Resolve(path string) (string, error) {
+	if !filepath.IsAbs(path) {
+		return "", fmt.Errorf("%q is not an absolute path", path)
+	}
+	resolved := "/"
+	rest := strings.Split(filepath.Clean(path), "/")
+	links := 0
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			resolved = filepath.Dir(resolved)
+			continue
+		}
+		next := filepath.Join(resolved, c)
+		fi, err := os.Lstat(next)
+		if errors.Is(err, fs.ErrNotExist) {
+			return filepath.Join(append([]string{next}, rest...)...), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			resolved = next
+			continue
+		}
+		if links++; links > 40 {
+			return "", fmt.Errorf("%s: too many levels of symbolic links", path)
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return "", err
+		}
+		if filepath.IsAbs(target) {
+			resolved = "/"
+		}
+		rest = append(strings.Split(target, "/"), rest...)
+	}
+	return resolved, nil
+}

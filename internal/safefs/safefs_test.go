@@ -1,0 +1,207 @@
+package safefs
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
+)
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func TestParseMode(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want fs.FileMode
+		err  string
+	}{
+		{"0600", 0o600, ""},
+		{"600", 0o600, ""},
+		{"0640", 0o640, ""},
+		{"0660", 0o660, ""},
+		{"0o640", 0o640, ""},
+		{"0644", 0, `"0644": must be 0600, 0640 or 0660: a file holding a secret has no execute bits and no permission for others`},
+		{"0700", 0, `"0700": must be 0600, 0640 or 0660`},
+		{"4600", 0, `"4600": must be`},
+		{"0400", 0, `"0400": must be`},
+		{"0689", 0, `"0689" is not an octal file mode such as "0600"`},
+		{"", 0, `"" is not an octal file mode`},
+		{"00000000600", 0, `is not an octal file mode`},
+	} {
+		got, err := ParseMode(c.in)
+		if got != c.want || !strings.Contains(errText(err), c.err) || (c.err == "") != (err == nil) {
+			t.Errorf("ParseMode(%q) = %v, %v; want %v, %q", c.in, got, err, c.want, c.err)
+		}
+	}
+}
+
+func TestValidateName(t *testing.T) {
+	for _, ok := range []string{"app", "www-data", "_svc", "user.name", "machine$", "0", "65534", "4294967294"} {
+		if err := ValidateName(ok); err != nil {
+			t.Errorf("ValidateName(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "a b", "-x", "a/b", "4294967295", "99999999999", "é", strings.Repeat("a", 40)} {
+		if err := ValidateName(bad); err == nil {
+			t.Errorf("ValidateName(%q) accepted", bad)
+		}
+	}
+}
+
+func TestRulesCheck(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		r          Rules
+		euid, egid int
+		groups     []int
+		err        string
+	}{
+		{"root gives to anyone", Rules{Owner: NewID(1000), Group: NewID(1000)}, 0, 0, nil, ""},
+		{"own uid", Rules{Owner: NewID(1000)}, 1000, 1000, nil, ""},
+		{"supplementary group", Rules{Group: NewID(27)}, 1000, 1000, []int{27}, ""},
+		{"another user", Rules{Owner: NewID(1001)}, 1000, 1000, nil, "owner uid 1001 is not the bridge's user (uid 1000): the bridge must run as root to give files to another user"},
+		{"another group", Rules{Group: NewID(5)}, 1000, 1000, []int{27}, "group gid 5 is not one of the bridge's groups (gid 1000): the bridge must run as root to give files to another group"},
+		{"bad mode", Rules{Mode: 0o644}, 0, 0, nil, "mode 0644 must be 0600, 0640 or 0660: a file holding a secret has no execute bits and no permission for others"},
+	} {
+		if got := errText(c.r.check(c.euid, c.egid, c.groups)); got != c.err {
+			t.Errorf("%s: %q, want %q", c.name, got, c.err)
+		}
+	}
+}
+
+func TestResolve(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "real", "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{
+		"dirlink":       "real",
+		"real/sub/up":   "../..",
+		"abs":           filepath.Join(root, "real", "sub"),
+		"dangling":      "real/new-file",
+		"loop":          "loop",
+		"real/sub/file": "../../real/target",
+	} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for in, want := range map[string]string{
+		"dirlink/sub/credentials":    "real/sub/credentials",
+		"dirlink/sub/up/dirlink/sub": "real/sub",
+		"abs/x":                      "real/sub/x",
+		"dangling":                   "real/new-file",
+		"missing/../dirlink/x":       "real/x",
+		"dirlink/sub/file":           "real/target",
+	} {
+		got, err := Resolve(filepath.Join(root, in))
+		if err != nil || got != filepath.Join(root, want) {
+			t.Errorf("Resolve(%s) = %q, %v; want %s", in, got, err, filepath.Join(root, want))
+		}
+	}
+	if _, err := Resolve(filepath.Join(root, "loop")); err == nil || !strings.Contains(err.Error(), "too many levels of symbolic links") {
+		t.Errorf("Resolve of a loop: %v", err)
+	}
+}
+
+// The temporary file already has the final owner, group and mode before it is renamed into place: no
+// reader ever sees the secret with another owner or mode.
+func TestSecurityTempFileHasOwnerAndModeBeforeRename(t *testing.T) {
+	safefstest.NeedRoot(t, "chowns files to another user")
+	root := t.TempDir()
+	r := Rules{Owner: NewID(safefstest.Nobody), Group: NewID(safefstest.Nobody), Mode: 0o640}
+	d, err := OpenDir(filepath.Join(root, "a", "b"), r, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var seen []string
+	beforeRename = func(tmp *os.File) {
+		fi, err := tmp.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != safefstest.Nobody || st.Gid != safefstest.Nobody || fi.Mode().Perm() != 0o640 {
+			t.Errorf("temporary file %s is %d:%d %v before the rename", tmp.Name(), st.Uid, st.Gid, fi.Mode().Perm())
+		}
+		if base := filepath.Base(tmp.Name()); !TempName("credentials").MatchString(base) && !TempName("token").MatchString(base) {
+			t.Errorf("temporary file name %s", tmp.Name())
+		}
+		seen = append(seen, tmp.Name())
+	}
+	t.Cleanup(func() { beforeRename = nil })
+	if err := d.WriteFile("credentials", []byte("secret"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CreateFile("token", []byte("tok")); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 2 {
+		t.Errorf("hook saw %d temporary files, want 2", len(seen))
+	}
+	if err := d.CreateFile("token", []byte("other")); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("CreateFile over an existing file = %v, want ErrExist", err)
+	}
+	for _, p := range []string{filepath.Join(root, "a"), filepath.Join(root, "a", "b")} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != safefstest.Nobody || st.Gid != safefstest.Nobody || fi.Mode().Perm() != 0o750 {
+			t.Errorf("created directory %s is %d:%d %v, want nobody 0750", p, st.Uid, st.Gid, fi.Mode().Perm())
+		}
+	}
+	entries, _ := os.ReadDir(d.Path())
+	if len(entries) != 2 {
+		t.Errorf("directory holds %v, want the two files only", entries)
+	}
+}
+
+// A component swapped for a symbolic link after Resolve (or without FollowSymlinks) is never followed.
+func TestSecurityOpenDirNeverFollowsALink(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "real"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenDir(filepath.Join(root, "link", "x"), Rules{}, true)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), filepath.Join(root, "link")+" is a symbolic link") {
+		t.Fatalf("OpenDir through a link = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "real", "x")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("created through the link: %v", err)
+	}
+	d, err := OpenDir(filepath.Join(root, "link", "x"), Rules{FollowSymlinks: true}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.Path() != filepath.Join(root, "real", "x") {
+		t.Errorf("Path = %s", d.Path())
+	}
+	// A file that is a link, a FIFO (must not block) or a directory is refused.
+	if err := os.Symlink("/etc/passwd", filepath.Join(d.Path(), "f")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(d.Path(), "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"f": "is a symbolic link", "fifo": "is not a regular file (p---------)", ".": `"." is not a file name`} {
+		if _, _, err := d.OpenFile(name); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("OpenFile(%s) = %v, want %q", name, err, want)
+		}
+	}
+}
