@@ -10,18 +10,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
 )
 
 // nobody is the unprivileged user the root-only tests act as (Debian's nobody).
-const nobody = 65534
-
-// needRoot skips a test that must create files or processes owned by another user.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates files and processes owned by another user (uid 65534)")
-	}
-}
+const nobody = safefstest.Nobody
 
 // sleeper starts `sleep 30` (as uid when cred is set) and returns it with a channel that reports
 // whether it was still alive (not signalled) when the test ends its checks.
@@ -131,7 +125,7 @@ func TestSecurityPIDFileRefused(t *testing.T) {
 // refused (a workload that could make a root pid file point elsewhere still cannot reach other users'
 // processes), while a pid file and process of the same owner are signalled.
 func TestSecurityPIDFileOtherUsersProcess(t *testing.T) {
-	needRoot(t)
+	safefstest.NeedRoot(t, "creates a process owned by another user (uid 65534)")
 	dir := t.TempDir()
 	victim, alive := sleeper(t, &syscall.Credential{Uid: nobody, Gid: nobody})
 	path := writePIDFile(t, dir, "app.pid", victim.Process.Pid, 0o644, 0, 0)
