@@ -9,6 +9,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"math/big"
@@ -828,7 +829,10 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 
 	if a, ok := root.str("agent_address", &cfg.AgentAddress); ok && cfg.AgentAddress != "" {
 		if _, err := svid.ResolveAddress(cfg.AgentAddress); err != nil {
-			root.errAt(a, "agent_address: %v", err)
+			if inner := errors.Unwrap(err); inner != nil {
+				err = inner
+			}
+			root.errAt(a, "agent_address %q: %v", cfg.AgentAddress, err)
 		}
 	}
 	root.oneOf("log_level", &cfg.LogLevel, logLevels)

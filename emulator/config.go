@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -143,12 +144,24 @@ func parseConfig(src []byte, filename string, readFiles bool) (*Config, error) {
 	return &c, nil
 }
 
+// diagError formats HCL diagnostics as the bridge's config errors are: one "file:line:col: message" line
+// per error.
 func diagError(d hcl.Diagnostics) error {
 	var lines []string
-	for _, e := range d.Errs() {
-		lines = append(lines, e.Error())
+	for _, e := range d {
+		if e.Severity != hcl.DiagError {
+			continue
+		}
+		msg := e.Summary
+		if e.Detail != "" {
+			msg += "; " + e.Detail
+		}
+		if e.Subject != nil {
+			msg = fmt.Sprintf("%s:%d:%d: %s", e.Subject.Filename, e.Subject.Start.Line, e.Subject.Start.Column, msg)
+		}
+		lines = append(lines, msg)
 	}
-	return fmt.Errorf("emulator config: %s", strings.Join(lines, "; "))
+	return errors.New(strings.Join(lines, "\n"))
 }
 
 // load validates c and, with readFiles, reads the files it names (relative to dir).

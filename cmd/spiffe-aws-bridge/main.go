@@ -5,7 +5,9 @@
 //	spiffe-aws-bridge credential-process …      one-shot, for credential_process in ~/.aws/config
 //	spiffe-aws-bridge credentials …             drop-in for spiffe-aws-assume-role (JWT-SVID → STS)
 //	spiffe-aws-bridge check …                   why doesn't this work?
-//	spiffe-aws-bridge version
+//	spiffe-aws-bridge version                   (or --version)
+//
+// Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.
 //
 // The credential-process command is also built alone, as the lean spiffe-aws-credential-process, for
 // AWS SDKs that start it on every credential refresh.
@@ -47,10 +49,10 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		newRunCommand(stderr),
 		newDevCommand(stdout, stderr),
-		newVersionCommand(stdout),
 	)
 	for _, c := range extraCommands(stdout, stderr) {
 		root.AddCommand(c)
 	}
+	cli.AddVersion(root, "spiffe-aws-bridge")
 	return root
 }

@@ -15,15 +15,10 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 
-	"github.com/spf13/cobra"
-
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/buildinfo"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/credproc"
 )
@@ -33,7 +28,7 @@ const name = "spiffe-aws-credential-process"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	root := credproc.NewCommand(name, name, os.Stdout, os.Stderr)
-	addVersionFlag(root)
+	cli.AddVersion(root, name)
 	root.SetIn(os.Stdin)
 	root.SetOut(os.Stdout)
 	root.SetErr(os.Stderr)
@@ -49,18 +44,4 @@ func args(a []string) []string {
 		return a[1:]
 	}
 	return a
-}
-
-// addVersionFlag adds --version, which prints the version and commit this binary was built from. It
-// is done by hand: setting cobra's Command.Version makes the binary 2.5 MB larger.
-func addVersionFlag(root *cobra.Command) {
-	version := root.Flags().Bool("version", false, "print the version and commit this binary was built from")
-	run := root.RunE
-	root.RunE = func(cmd *cobra.Command, a []string) error {
-		if *version {
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "%s %s (commit %s, %s)\n", name, buildinfo.Version(), buildinfo.Commit(), runtime.Version())
-			return err
-		}
-		return run(cmd, a)
-	}
 }

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/keyfile"
@@ -87,7 +89,56 @@ func (o *Options) Run(ctx context.Context, flags *pflag.FlagSet) error {
 	if err := o.applyConfig(flags); err != nil {
 		return &cli.ExitError{Code: 2, Err: err}
 	}
+	if err := o.validate(); err != nil {
+		return err
+	}
 	return o.Output.Print(ctx, o.CreateSession)
+}
+
+// Session durations Roles Anywhere accepts, in seconds.
+const (
+	minDurationSeconds = 900
+	maxDurationSeconds = 43200
+)
+
+// validate checks every flag value before anything is fetched, naming the flag as the user wrote it;
+// its errors are usage errors (exit status 2). All missing required flags are listed at once.
+func (o *Options) validate() error {
+	if err := cli.MissingFlags([]string{"trust-anchor-arn", "profile-arn", "role-arn"},
+		[]string{o.trustAnchorARN, o.profileARN, o.roleARN}); err != nil {
+		return err
+	}
+	if _, err := awsarn.CheckSession(o.trustAnchorARN, o.profileARN, o.roleARN, o.region); err != nil {
+		var ae *awsarn.Error
+		if errors.As(err, &ae) {
+			return cli.Usagef("--%s %q: %s", strings.ReplaceAll(strings.TrimSuffix(ae.Field, "_arn"), "_", "-")+arnSuffix(ae.Field), ae.Value, ae.Reason)
+		}
+		return cli.Usage(err)
+	}
+	if o.durationSeconds < minDurationSeconds || o.durationSeconds > maxDurationSeconds {
+		return cli.Usagef("--session-duration %d is out of range: give seconds from %d (15 minutes) to %d (12 hours), e.g. 3600",
+			o.durationSeconds, minDurationSeconds, maxDurationSeconds)
+	}
+	if (o.certificate == "") != (o.privateKey == "") {
+		return cli.Usagef("--certificate and --private-key go together: give both, or neither to use the Workload API's X.509-SVID")
+	}
+	if o.certificate == "" && o.spiffeID != "" && o.hint != "" {
+		return cli.Usagef("--spiffe-id and --hint are exclusive: select the SVID by one of them")
+	}
+	if o.endpoint != "" {
+		if u, err := url.Parse(o.endpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return cli.Usagef("--endpoint %q is not an http(s) URL, e.g. https://rolesanywhere.us-east-1.amazonaws.com", o.endpoint)
+		}
+	}
+	return nil
+}
+
+// arnSuffix restores the "-arn" of an ARN field's flag name.
+func arnSuffix(field string) string {
+	if strings.HasSuffix(field, "_arn") {
+		return "-arn"
+	}
+	return ""
 }
 
 // applyConfig fills o from a daemon config's profile; flags given explicitly win.
@@ -141,10 +192,9 @@ func (o *Options) applyConfig(flags *pflag.FlagSet) error {
 
 // CreateSession runs one CreateSession with the identity from files or from the Workload API.
 func (o *Options) CreateSession(ctx context.Context, log hclog.Logger) (creds.Credentials, error) {
-	for _, req := range []struct{ flag, v string }{{"--trust-anchor-arn", o.trustAnchorARN}, {"--profile-arn", o.profileARN}, {"--role-arn", o.roleARN}} {
-		if req.v == "" {
-			return creds.Credentials{}, &cli.ExitError{Code: 2, Err: fmt.Errorf("%s is required", req.flag)}
-		}
+	if err := cli.MissingFlags([]string{"trust-anchor-arn", "profile-arn", "role-arn"},
+		[]string{o.trustAnchorARN, o.profileARN, o.roleARN}); err != nil {
+		return creds.Credentials{}, err
 	}
 	id, source, err := o.identity(ctx)
 	if err != nil {
@@ -172,18 +222,21 @@ func (o *Options) identity(ctx context.Context) (signer.Identity, string, error)
 			return signer.Identity{}, "", &cli.ExitError{Code: 2, Err: errors.New("--certificate and --private-key go together")}
 		}
 		id, err := keyfile.Load(o.certificate, o.privateKey, o.intermediates)
-		return id, "files", err
+		if err != nil {
+			return id, "", cli.Usagef("--certificate %s / --private-key %s: %w", o.certificate, o.privateKey, err)
+		}
+		return id, "files", nil
 	}
 	if o.spiffeID != "" && o.hint != "" {
 		return signer.Identity{}, "", &cli.ExitError{Code: 2, Err: errors.New("--spiffe-id and --hint are exclusive: select the SVID by one of them")}
 	}
-	addr, err := svid.ResolveAddress(o.workloadSocket)
+	addr, err := svid.Locate(o.workloadSocket, "--workload-socket")
 	if err != nil {
-		return signer.Identity{}, "", err
+		return signer.Identity{}, "", cli.Usage(err)
 	}
-	s, err := svid.FetchX509(ctx, addr, svid.Selector{ID: o.spiffeID, Hint: o.hint})
+	s, err := svid.FetchX509(ctx, addr.Addr, svid.Selector{ID: o.spiffeID, Hint: o.hint})
 	if err != nil {
-		return signer.Identity{}, "", fmt.Errorf("Workload API %s: %w", addr, err)
+		return signer.Identity{}, "", svid.Diagnose(addr, err)
 	}
 	return signer.Identity{Leaf: s.Leaf(), Intermediates: s.Intermediates(), Key: s.PrivateKey}, "workload API " + s.ID.String(), nil
 }
