@@ -1129,6 +1129,12 @@ func (d *decoder) crossChecks() {
 					f.owner, f.path, f.section, g.owner)
 				break
 			}
+			if f.section == g.section && sameFile(f.path, g.path) {
+				d.errorf(f.rng, "profile %q: credentials_file %s is the same file as %s (through a symbolic or hard link), "+
+					"whose section [%s] profile %q already writes: give one of them another profile_name or file",
+					f.owner, f.path, g.path, f.section, g.owner)
+				break
+			}
 		}
 	}
 	// health_checks and telemetry are decoded before the profiles: report a clash where it happens later
