@@ -27,8 +27,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/keyfile"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
