@@ -11,6 +11,8 @@
 // /_emulator/clock?now=, GET /_emulator/stats.
 package main
 
+//go:generate go test -run TestCLIReferenceIsCurrent -update-cli-docs .
+
 import (
 	"context"
 	"fmt"

@@ -13,6 +13,8 @@
 // AWS SDKs that start it on every credential refresh.
 package main
 
+//go:generate go test -run TestCLIReferenceIsCurrent -update-cli-docs .
+
 import (
 	"context"
 	"io"
@@ -45,6 +47,14 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "spiffe-aws-bridge",
 		Short: "AWS credentials for SPIFFE workloads through IAM Roles Anywhere, key never on disk",
+		Long: `spiffe-aws-bridge follows the SPIFFE Workload API's X.509-SVID rotations, signs an IAM Roles Anywhere
+CreateSession with each (the key stays in memory) and hands the temporary AWS credentials to workloads:
+credentials files, credential_process, local IMDSv2 and container-credentials endpoints, hooks.
+
+Start with "spiffe-aws-bridge dev" (everything local, no SPIRE, no AWS account); run the daemon with
+"spiffe-aws-bridge run --config FILE". Shell completion: "spiffe-aws-bridge completion bash|zsh|fish|powershell".
+
+Exit status, for every command: 0 success, 1 runtime failure, 2 usage or configuration error.`,
 	}
 	root.AddCommand(
 		newRunCommand(stderr),

@@ -11,13 +11,20 @@
 // only the program name replaced.
 //
 // It must stay lean: a test fails when it starts to depend on the daemon's packages.
+//
+// Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.
 package main
+
+//go:generate go test -run TestCLIReferenceIsCurrent -update-cli-docs .
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/spf13/cobra"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/credproc"
@@ -27,14 +34,20 @@ const name = "spiffe-aws-credential-process"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	root := credproc.NewCommand(name, name, os.Stdout, os.Stderr)
-	cli.AddVersion(root, name)
+	root := newRoot(os.Stdout, os.Stderr)
 	root.SetIn(os.Stdin)
 	root.SetOut(os.Stdout)
 	root.SetErr(os.Stderr)
 	code := cli.Execute(ctx, root, args(os.Args[1:]))
 	stop()
 	os.Exit(code)
+}
+
+// newRoot is the binary's command: credential-process under the binary's name, with --version and version.
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := credproc.NewCommand(name, name, stdout, stderr)
+	cli.AddVersion(root, name)
+	return root
 }
 
 // args drops aws_signing_helper's subcommand name, so that

@@ -63,6 +63,7 @@ var requiredFlags = regexp.MustCompile(`^required flag\(s\) (.*) not set$`)
 // text; a command-line error is followed by where to find the usage. Every binary ends in it, so that
 // they fail alike.
 func Execute(ctx context.Context, root *cobra.Command, args []string) int {
+	Prepare(root)
 	root.SetArgs(args)
 	root.SilenceUsage, root.SilenceErrors = true, true
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &ExitError{Code: ExitUsage, Err: err} })
@@ -89,6 +90,25 @@ func Execute(ctx context.Context, root *cobra.Command, args []string) int {
 		}
 	}
 	return ee.Code
+}
+
+// Prepare completes root's tree as it runs, so that the generated reference (internal/clidocs) matches
+// it: the help and completion commands are added, and a command that only groups others ("completion")
+// refuses an argument that names none of them (cobra would print its help and exit 0).
+func Prepare(root *cobra.Command) {
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c != root && !c.Runnable() && c.HasSubCommands() {
+			c.Args = cobra.NoArgs
+			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
 }
 
 // isCommandLineError reports whether err is about the command line itself (not a config file).

@@ -329,7 +329,10 @@ without --certificate/--private-key the X.509-SVID comes from the SPIFFE Workloa
 written to disk.
 
   [profile app]
-  credential_process = ` + invocation + ` --trust-anchor-arn TA --profile-arn P --role-arn R`,
+  credential_process = ` + invocation + ` --trust-anchor-arn TA --profile-arn P --role-arn R
+
+Only the JSON goes to stdout; errors go to stderr. Exit status: 0 success, 1 runtime failure (the
+Workload API or AWS said no), 2 usage or configuration error (a flag, its value, or --config).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.Run(cmd.Context(), cmd.Flags())
