@@ -53,6 +53,8 @@ type Options struct {
 	withProxy, noVerifySSL                                bool
 
 	configPath, profile string
+	// socketFrom says where workloadSocket came from when not from its flag (the config's key).
+	socketFrom string
 	// Output is where the logs go and whether they include debug lines.
 	Output Output
 }
@@ -173,6 +175,9 @@ func (o *Options) applyConfig(flags *pflag.FlagSet) error {
 		}
 	}
 	set("workload-socket", &o.workloadSocket, cfg.AgentAddress)
+	if !flags.Changed("workload-socket") && cfg.AgentAddress != "" {
+		o.socketFrom = "the agent_address key of " + o.configPath
+	}
 	set("spiffe-id", &o.spiffeID, p.SpiffeID)
 	set("hint", &o.hint, p.Hint)
 	set("trust-anchor-arn", &o.trustAnchorARN, p.TrustAnchorARN)
@@ -230,7 +235,11 @@ func (o *Options) identity(ctx context.Context) (signer.Identity, string, error)
 	if o.spiffeID != "" && o.hint != "" {
 		return signer.Identity{}, "", &cli.ExitError{Code: 2, Err: errors.New("--spiffe-id and --hint are exclusive: select the SVID by one of them")}
 	}
-	addr, err := svid.Locate(o.workloadSocket, "--workload-socket")
+	from := o.socketFrom
+	if from == "" {
+		from = "--workload-socket"
+	}
+	addr, err := svid.Locate(o.workloadSocket, from)
 	if err != nil {
 		return signer.Identity{}, "", cli.Usage(err)
 	}
