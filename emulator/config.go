@@ -204,7 +204,7 @@ func (c *Config) load(dir string, readFiles bool) error {
 			}
 			b, err := os.ReadFile(p)
 			if err != nil {
-				return fmt.Errorf("trust_anchor %q: %w", ta.ARN, err)
+				return fmt.Errorf("trust_anchor %q: ca_bundle_file: %w (write the trust anchor's CA bundle there, e.g. spire-server bundle show -format pem > %s)", ta.ARN, err, ta.CABundleFile)
 			}
 			ta.CABundlePEM = string(b)
 		}
@@ -254,7 +254,7 @@ func (c *Config) load(dir string, readFiles bool) error {
 			}
 			raw, err := os.ReadFile(p)
 			if err != nil {
-				return fmt.Errorf("jwt_bundle: %w", err)
+				return fmt.Errorf("jwt_bundle: jwks_file: %w (write the JWKS of SPIRE's OIDC discovery provider there, e.g. curl https://OIDC-HOST/keys > %s, or drop the jwt_bundle block when no role has web_identity)", err, b.JWKSFile)
 			}
 			b.JWKS = string(raw)
 		}
