@@ -180,6 +180,7 @@ Use the credentials from another terminal:
   # the aws CLI or any AWS SDK, through the container endpoint (re-read on expiry)
   export AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:%[9]d/v1/credentials
   export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=%[11]s
+  export AWS_CONTAINER_AUTHORIZATION_TOKEN="$(cat %[11]s)"   # for clients without _FILE support (aws CLI 2.9)
   export AWS_REGION=%[10]s AWS_DEFAULT_REGION=%[10]s
   aws sts get-caller-identity --endpoint-url %[5]s
 

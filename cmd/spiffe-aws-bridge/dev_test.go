@@ -76,21 +76,24 @@ func TestDevModeWorksEndToEnd(t *testing.T) {
 	first := current()
 	eventually(t, "a refresh after a rotation", func() bool { return current() != "" && current() != first })
 
-	// 1. The aws CLI, with the commands exactly as the banner prints them (file and container endpoint).
-	if _, err := exec.LookPath("aws"); err == nil {
-		blocks := bannerCommands(text)
-		if len(blocks) != 2 {
-			t.Fatalf("want 2 aws CLI command blocks in the banner, found %d:\n%s", len(blocks), text)
-		}
+	// 1. The aws CLI, with the commands exactly as the banner prints them (file and container endpoint),
+	// with every aws CLI installed: the one on PATH (here v1 from pyenv) and Debian's v2.9 in /usr/bin.
+	clis := awsCLIs()
+	if len(clis) == 0 {
+		t.Log("the aws CLI is not installed; checked the SDK only")
+	}
+	blocks := bannerCommands(text)
+	if len(blocks) != 2 {
+		t.Fatalf("want 2 aws CLI command blocks in the banner, found %d:\n%s", len(blocks), text)
+	}
+	for _, aws := range clis {
 		for _, block := range blocks {
-			out, err := runAsAUserWould(t, block)
+			out, err := runAsAUserWould(t, filepath.Dir(aws), block)
 			var id struct{ Arn string }
 			if err != nil || json.Unmarshal(out, &id) != nil || !strings.HasPrefix(id.Arn, "arn:aws:sts::123456789012:assumed-role/dev-workload/") {
-				t.Fatalf("the banner's commands failed: %v\n%s\n%s", err, block, out)
+				t.Fatalf("the banner's commands failed with %s: %v\n%s\n%s", aws, err, block, out)
 			}
 		}
-	} else {
-		t.Log("the aws CLI is not installed; checked the SDK only")
 	}
 
 	// 2. An SDK through the container endpoint.
@@ -129,6 +132,18 @@ func TestDevModeWorksEndToEnd(t *testing.T) {
 	}
 }
 
+// awsCLIs are the aws CLIs installed: the one on PATH and /usr/bin/aws (Debian's) when it is another.
+func awsCLIs() []string {
+	var out []string
+	if p, err := exec.LookPath("aws"); err == nil {
+		out = append(out, p)
+	}
+	if _, err := os.Stat("/usr/bin/aws"); err == nil && (len(out) == 0 || out[0] != "/usr/bin/aws") {
+		out = append(out, "/usr/bin/aws")
+	}
+	return out
+}
+
 // bannerCommands returns the command blocks of dev's banner: each "# the aws CLI …" comment and the
 // indented lines after it, up to a blank line.
 func bannerCommands(banner string) []string {
@@ -152,15 +167,15 @@ func bannerCommands(banner string) []string {
 // runAsAUserWould runs a shell snippet with bash in a clean environment: no AWS_* variables and an
 // empty home, so that only what the snippet sets is used (aws CLI v1 needs a region from
 // AWS_DEFAULT_REGION or --region; v2 also reads AWS_REGION).
-func runAsAUserWould(t *testing.T, snippet string) ([]byte, error) {
+func runAsAUserWould(t *testing.T, awsDir, snippet string) ([]byte, error) {
 	t.Helper()
 	c := exec.Command("bash", "-euc", snippet)
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "HOME=") {
+		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "PATH=") {
 			c.Env = append(c.Env, kv)
 		}
 	}
-	c.Env = append(c.Env, "HOME="+t.TempDir())
+	c.Env = append(c.Env, "HOME="+t.TempDir(), "PATH="+awsDir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	var stderr strings.Builder
 	c.Stderr = &stderr
 	out, err := c.Output()
