@@ -122,3 +122,7 @@ func ResolveAddress(configured string) (string, error) {
 	}
 	return a.Addr, nil
 }
+
+// Pick returns the SVID s selects among offered, or a *NotFoundError listing what was offered. Sources
+// other than the Workload API (the Delegated Identity API) select with it too.
+func (s Selector) Pick(offered []*SVID) (*SVID, error) { return s.pick(offered) }
