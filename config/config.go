@@ -37,6 +37,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/delegated"
 )
 
 // Defaults and limits of the configuration, as documented in the README.
@@ -84,8 +85,17 @@ type Config struct {
 	HealthChecks *HealthChecks
 	// Telemetry configures metrics; nil when the block is absent.
 	Telemetry *Telemetry
+	// DelegatedIdentity is the delegated_identity block (node mode); nil when absent.
+	DelegatedIdentity *DelegatedIdentity
 	// Profiles are the profile blocks in file order; there is at least one.
 	Profiles []Profile
+}
+
+// DelegatedIdentity is the delegated_identity block: where the SPIRE agent's admin API serves the
+// Delegated Identity API, from which profiles with workload_selectors get other workloads' SVIDs.
+type DelegatedIdentity struct {
+	// AdminAddress is the agent's admin socket, unix:///path (the agent's admin_socket_path).
+	AdminAddress string
 }
 
 // HealthChecks is the health_checks block, with SPIRE's names and defaults.
@@ -133,6 +143,11 @@ type Profile struct {
 	SpiffeID string
 	// Hint selects the X.509-SVID with this hint; exclusive with SpiffeID.
 	Hint string
+	// WorkloadSelectors, when set, make this a node-mode profile: its SVIDs are another workload's,
+	// those the SPIRE agent's Delegated Identity API issues for these selectors ("type:value", e.g.
+	// "unix:uid:1001"), instead of the bridge's own from the Workload API. SpiffeID and Hint choose among
+	// that workload's SVIDs.
+	WorkloadSelectors []string
 	// TrustAnchorARN is the Roles Anywhere trust anchor.
 	TrustAnchorARN string
 	// ProfileARN is the Roles Anywhere profile (same partition, account and region as the trust anchor).
@@ -163,6 +178,9 @@ type Profile struct {
 	Signal *Signal
 }
 
+// Delegated reports whether the profile serves another workload's identity (node mode).
+func (p Profile) Delegated() bool { return len(p.WorkloadSelectors) > 0 }
+
 // Equal reports whether p and o are the same configuration in every field.
 func (p Profile) Equal(o Profile) bool { return reflect.DeepEqual(p, o) }
 
@@ -174,6 +192,11 @@ type Refresh struct {
 	// JitterFraction is the fraction of the session before the deadline from which timer refreshes are
 	// drawn (default 0.1; 0 < x ≤ 0.5).
 	JitterFraction float64
+	// TimerOnly is on_rotation = false: refresh only on the session's own schedule, with whichever SVID
+	// is current then, instead of also when a new SVID arrives (the default, on_rotation = true). One
+	// call per session instead of one per rotation, for fleets too large for the account's quota
+	// (docs/fleet-simulation.md).
+	TimerOnly bool
 }
 
 // CredentialsFile is a profile's credentials_file block.
@@ -345,6 +368,7 @@ var (
 	rootSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{{Name: "agent_address"}, {Name: "log_level"}, {Name: "log_format"}},
 		Blocks: []hcl.BlockHeaderSchema{
+			{Type: "delegated_identity"},
 			{Type: "health_checks"},
 			{Type: "telemetry"},
 			{Type: "profile", LabelNames: []string{"name"}},
@@ -363,7 +387,7 @@ var (
 	}
 	profileSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
-			{Name: "spiffe_id"}, {Name: "hint"},
+			{Name: "spiffe_id"}, {Name: "hint"}, {Name: "workload_selectors"},
 			{Name: "trust_anchor_arn"}, {Name: "profile_arn"}, {Name: "role_arn"}, {Name: "region"},
 			{Name: "session_duration"}, {Name: "role_session_name"},
 			{Name: "endpoint"}, {Name: "insecure_endpoint"},
@@ -374,7 +398,7 @@ var (
 		},
 	}
 	refreshSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "rotation_spread"}, {Name: "jitter_fraction"}},
+		Attributes: []hcl.AttributeSchema{{Name: "rotation_spread"}, {Name: "jitter_fraction"}, {Name: "on_rotation"}},
 	}
 	credentialsFileSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
@@ -396,6 +420,9 @@ var (
 	onRefreshSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{{Name: "command"}, {Name: "timeout"}},
 	}
+	delegatedSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "admin_address"}},
+	}
 	signalSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{{Name: "pid_file"}, {Name: "signal"}},
 	}
@@ -408,12 +435,17 @@ type decoder struct {
 	diags    hcl.Diagnostics
 	files    []fileUse
 	binds    []bindUse
+	// delegated is the delegated_identity block, decoded before the profiles.
+	delegated *DelegatedIdentity
 }
 
 // fileUse is a credentials file section some profile writes.
 type fileUse struct {
 	path, section, owner string
-	rng                  hcl.Range
+	// user is the file's configured owner of a node-mode profile ("" otherwise): one file may not hold
+	// two workloads' credentials.
+	user string
+	rng  hcl.Range
 }
 
 // bindUse is an address some server listens on.
@@ -838,6 +870,22 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 	root.oneOf("log_level", &cfg.LogLevel, logLevels)
 	root.oneOf("log_format", &cfg.LogFormat, logFormats)
 
+	if b := root.single("delegated_identity"); b != nil {
+		ds := d.content(b.Body, delegatedSchema, "", "delegated_identity.", b.DefRange)
+		di := &DelegatedIdentity{}
+		if !ds.present("admin_address") {
+			ds.d.errorf(b.DefRange, "delegated_identity.admin_address is required: the SPIRE agent's admin_socket_path, e.g. \"unix:///run/spire/admin/admin.sock\"")
+		} else if a, ok := ds.str("admin_address", &di.AdminAddress); ok {
+			if strings.HasPrefix(di.AdminAddress, "/") {
+				di.AdminAddress = "unix://" + di.AdminAddress
+			}
+			if err := delegated.CheckAddress(di.AdminAddress); err != nil {
+				ds.errAt(a, "delegated_identity.admin_address %q: %v", di.AdminAddress, err)
+			}
+		}
+		cfg.DelegatedIdentity = di
+		d.delegated = di
+	}
 	if b := root.single("health_checks"); b != nil {
 		cfg.HealthChecks = d.healthChecks(b)
 	}
@@ -951,6 +999,8 @@ func (d *decoder) profile(b *hcl.Block, name string) Profile {
 		s.errAt(s.attrs["hint"], "spiffe_id and hint are exclusive; set only one")
 	}
 
+	selAttr := d.workloadSelectors(s, &p)
+
 	// The session's ARNs and region.
 	d.session(s, &p)
 	s.duration("session_duration", &p.SessionDuration, MinSessionDuration, MaxSessionDuration, "15m–12h")
@@ -966,6 +1016,9 @@ func (d *decoder) profile(b *hcl.Block, name string) Profile {
 	if rb := s.single("refresh"); rb != nil {
 		rs := d.content(rb.Body, refreshSchema, prefix, "refresh.", rb.DefRange)
 		rs.duration("rotation_spread", &p.Refresh.RotationSpread, 0, MaxRotationSpread, "0s–12h")
+		onRotation := true
+		rs.boolean("on_rotation", &onRotation)
+		p.Refresh.TimerOnly = !onRotation
 		var jf float64
 		if a, ok := rs.float("jitter_fraction", &jf); ok {
 			if jf <= 0 || jf > MaxJitterFraction {
@@ -1022,7 +1075,106 @@ func (d *decoder) profile(b *hcl.Block, name string) Profile {
 		}
 		p.Signal = sg
 	}
+	if p.Delegated() {
+		d.workloadDelivery(s, b, selAttr, &p)
+	}
 	return p
+}
+
+// workloadSelectors decodes workload_selectors: a non-empty list of SPIRE selectors, each "type:value",
+// reported at the element that is wrong; it needs the delegated_identity block.
+func (d *decoder) workloadSelectors(s *scope, p *Profile) *hcl.Attribute {
+	var sels []string
+	a, ok := s.strList("workload_selectors", `["unix:uid:1001"]`, &sels)
+	if !ok {
+		return a
+	}
+	if len(sels) == 0 {
+		s.errAt(a, `workload_selectors must name at least one selector, e.g. ["unix:uid:1001"]; remove it to use the bridge's own identity`)
+		return a
+	}
+	var elems []hclsyntax.Expression
+	if t, isTuple := a.Expr.(*hclsyntax.TupleConsExpr); isTuple && len(t.Exprs) == len(sels) {
+		elems = t.Exprs
+	}
+	good := true
+	for i, sel := range sels {
+		if _, _, err := delegated.ParseSelector(sel); err != nil {
+			rng := a.Expr.Range()
+			if elems != nil {
+				rng = elems[i].Range()
+			}
+			d.errorf(rng, "%sworkload_selectors[%d]: %v", s.prefix, i, err)
+			good = false
+		}
+	}
+	if d.delegated == nil {
+		s.errAt(a, `workload_selectors needs the SPIRE agent's admin API: add a top-level delegated_identity { admin_address = "unix:///run/spire/admin/admin.sock" } block (the agent's admin_socket_path)`)
+	}
+	if good {
+		p.WorkloadSelectors = sels
+	}
+	return a
+}
+
+// selectorUser is the workload's user named by a unix:uid:N or unix:user:NAME selector; "" when there is
+// none, or when two selectors name different users.
+func selectorUser(sels []string) string {
+	user := ""
+	for _, sel := range sels {
+		v, ok := strings.CutPrefix(sel, "unix:uid:")
+		if !ok {
+			v, ok = strings.CutPrefix(sel, "unix:user:")
+		}
+		if !ok || safefs.ValidateName(v) != nil {
+			continue
+		}
+		if user != "" && user != v {
+			return ""
+		}
+		user = v
+	}
+	return user
+}
+
+// workloadDelivery applies node mode's delivery rule: a delegated profile's credentials reach its
+// workload's user only. Files default to that user when a unix:uid or unix:user selector names it, and
+// need an explicit owner otherwise; imds, which any local user can query, is refused.
+func (d *decoder) workloadDelivery(s *scope, b *hcl.Block, selAttr *hcl.Attribute, p *Profile) {
+	user := selectorUser(p.WorkloadSelectors)
+	selRng := b.DefRange
+	if selAttr != nil {
+		selRng = selAttr.Expr.Range()
+	}
+	if p.IMDS != nil {
+		rng := b.DefRange
+		for _, ib := range s.blocks {
+			if ib.Type == "imds" {
+				rng = ib.DefRange
+				break
+			}
+		}
+		d.errorf(rng, "%simds cannot serve a profile with workload_selectors: any local user can query an IMDS endpoint, so another workload could take these credentials; use container_endpoint (its auth token file is owned by the workload's user) or credentials_file", s.prefix)
+	}
+	if f := p.CredentialsFile; f != nil {
+		if f.Owner == "" {
+			if user == "" {
+				d.errorf(selRng, "%scredentials_file.owner is required with these workload_selectors: the file must belong to the workload's user, and no unix:uid:N or unix:user:NAME selector names it", s.prefix)
+			}
+			f.Owner = user
+		}
+		for i := range d.files {
+			if d.files[i].owner == p.Name {
+				d.files[i].user = f.Owner
+			}
+		}
+	}
+	if c := p.ContainerEndpoint; c != nil && c.AuthTokenOwner == "" {
+		if user == "" {
+			d.errorf(selRng, "%scontainer_endpoint.auth_token_owner is required with these workload_selectors: the token file must belong to the workload's user, and no unix:uid:N or unix:user:NAME selector names it", s.prefix)
+		}
+		c.AuthTokenOwner = user
+	}
 }
 
 // session checks the three ARNs and the region, filling p.Region with the trust anchor's.
@@ -1124,6 +1276,11 @@ func (d *decoder) credentialsFile(b *hcl.Block, prefix, profile string) *Credent
 func (d *decoder) crossChecks() {
 	for i, f := range d.files {
 		for _, g := range d.files[:i] {
+			if (f.user != "" || g.user != "") && f.user != g.user && (f.path == g.path || sameFile(f.path, g.path)) {
+				d.errorf(f.rng, "profile %q: credentials_file %s is also written by profile %q for another user (%q, not %q): one file would hold two workloads' credentials; give each workload its own file",
+					f.owner, f.path, g.owner, g.user, f.user)
+				break
+			}
 			if f.path == g.path && f.section == g.section {
 				d.errorf(f.rng, "profile %q: credentials_file %s section [%s] is already written by profile %q",
 					f.owner, f.path, f.section, g.owner)
