@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/delegated"
 )
 
 // Options are the daemon's injectable dependencies; all are optional.
@@ -52,18 +54,28 @@ type Daemon struct {
 	mu        sync.Mutex
 	cfg       *config.Config
 	source    *svid.Source
+	delegated *delegated.Source // node mode: the agent's Delegated Identity API; nil until a profile needs it
 	profiles  map[string]*profile
 	startErrs map[string]error // profiles of cfg that could not start after a reload, and why
+	// pendingAdmin is the admin address of the config being applied (d.cfg is set after apply).
+	pendingAdmin string
 }
 
 // profile is one running refresher with its sinks and servers.
 type profile struct {
 	cfg       config.Profile
 	refresher *bridge.Refresher
-	sub       *svid.Subscription
+	sub       subscription
 	closers   []func()
 	cancel    context.CancelFunc
 	done      chan struct{}
+}
+
+// subscription is a profile's SVID feed: svid.Subscription (the bridge's own identity) or
+// delegated.Subscription (node mode). Both deliver nil when the identity is withdrawn.
+type subscription interface {
+	C() <-chan *svid.SVID
+	Close()
 }
 
 // New starts the Workload API source and every profile of cfg. It fails, starting nothing, when a sink
@@ -118,7 +130,16 @@ func (d *Daemon) States() []bridge.ProfileState {
 	}
 	for _, pc := range d.cfg.Profiles {
 		if p, ok := d.profiles[pc.Name]; ok {
-			out = append(out, p.refresher.State())
+			st := p.refresher.State()
+			if ds, ok := p.sub.(*delegated.Subscription); ok {
+				st.WorkloadSelectors = pc.WorkloadSelectors
+				ss := ds.State()
+				st.DelegatedIdentity = string(ss.Status)
+				if ss.Err != nil {
+					st.DelegatedIdentityError = ss.Err.Error()
+				}
+			}
+			out = append(out, st)
 		} else if err := d.startErrs[pc.Name]; err != nil {
 			// Configured but not running: reported, and never ready.
 			out = append(out, bridge.ProfileState{Profile: pc.Name, RoleARN: pc.RoleARN,
@@ -143,6 +164,9 @@ func (d *Daemon) Reload(ctx context.Context, cfg *config.Config) error {
 	if old.AgentAddress != cfg.AgentAddress {
 		return errors.New("daemon: agent_address changed; restart the bridge to connect to a new Workload API")
 	}
+	if adminAddress(old) != adminAddress(cfg) && adminAddress(old) != "" {
+		return errors.New("daemon: delegated_identity.admin_address changed; restart the bridge to connect to a new SPIRE agent admin API")
+	}
 	if !equalTelemetry(old, cfg) {
 		d.log.Warn("health_checks and telemetry changes take effect on restart; keeping the current servers")
 	}
@@ -157,6 +181,7 @@ func (d *Daemon) Reload(ctx context.Context, cfg *config.Config) error {
 func (d *Daemon) apply(ctx context.Context, cfg *config.Config, old *config.Config) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.pendingAdmin = adminAddress(cfg)
 	want := map[string]config.Profile{}
 	for _, p := range cfg.Profiles {
 		want[p.Name] = p
@@ -203,8 +228,17 @@ type carry struct {
 	issued time.Time
 }
 
+func adminAddress(cfg *config.Config) string {
+	if cfg.DelegatedIdentity == nil {
+		return ""
+	}
+	return cfg.DelegatedIdentity.AdminAddress
+}
+
+// sameSession reports whether a and b ask for the same session for the same workload: credentials carry
+// over a reload only then (never from one workload's selectors to another's).
 func sameSession(a, b config.Profile) bool {
-	return a.SpiffeID == b.SpiffeID && a.Hint == b.Hint && a.TrustAnchorARN == b.TrustAnchorARN &&
+	return slices.Equal(a.WorkloadSelectors, b.WorkloadSelectors) && a.SpiffeID == b.SpiffeID && a.Hint == b.Hint && a.TrustAnchorARN == b.TrustAnchorARN &&
 		a.ProfileARN == b.ProfileARN && a.RoleARN == b.RoleARN && a.Region == b.Region &&
 		a.SessionDuration == b.SessionDuration && a.RoleSessionName == b.RoleSessionName &&
 		a.Endpoint == b.Endpoint && a.InsecureEndpoint == b.InsecureEndpoint
@@ -219,7 +253,13 @@ func (d *Daemon) start(ctx context.Context, pc config.Profile, carried carry) (*
 		}
 		return nil, err
 	}
-	sub := d.source.Subscribe(svid.Selector{ID: pc.SpiffeID, Hint: pc.Hint})
+	sub, err := d.subscribe(pc)
+	if err != nil {
+		for _, c := range closers {
+			c()
+		}
+		return nil, err
+	}
 	var observer bridge.Observer = d.tel
 	if d.opts.Observer != nil {
 		observer = multiObserver{d.tel, d.opts.Observer}
@@ -259,8 +299,31 @@ func (d *Daemon) start(ctx context.Context, pc config.Profile, carried carry) (*
 		defer close(p.done)
 		_ = r.Run(rctx)
 	}()
-	log.Info("profile started", "selector", svid.Selector{ID: pc.SpiffeID, Hint: pc.Hint}.String(), "role", pc.RoleARN, "sinks", SinkSummary(pc))
+	args := []any{"selector", svid.Selector{ID: pc.SpiffeID, Hint: pc.Hint}.String(), "role", pc.RoleARN, "sinks", SinkSummary(pc)}
+	if pc.Delegated() {
+		args = append(args, "workload_selectors", pc.WorkloadSelectors)
+	}
+	log.Info("profile started", args...)
 	return p, nil
+}
+
+// subscribe follows the profile's SVID: from the Delegated Identity API by its workload selectors (node
+// mode), else from the bridge's own Workload API identity. Called with d.mu held.
+func (d *Daemon) subscribe(pc config.Profile) (subscription, error) {
+	sel := svid.Selector{ID: pc.SpiffeID, Hint: pc.Hint}
+	if !pc.Delegated() {
+		return d.source.Subscribe(sel), nil
+	}
+	if d.delegated == nil {
+		addr := d.pendingAdmin
+		src, err := delegated.New(delegated.Options{Address: addr, Logger: d.log.Named("delegated_identity")})
+		if err != nil {
+			return nil, err
+		}
+		d.delegated = src
+		d.log.Info("node mode: following the SPIRE agent's Delegated Identity API", "address", addr)
+	}
+	return d.delegated.Subscribe(pc.WorkloadSelectors, sel)
 }
 
 // policy is the profile's refresh timing: its refresh block, then any override from Options.
@@ -275,6 +338,7 @@ func (d *Daemon) policy(pc config.Profile) schedule.Policy {
 	if p.JitterFraction == 0 {
 		p.JitterFraction = pc.Refresh.JitterFraction
 	}
+	p.TimerOnly = p.TimerOnly || pc.Refresh.TimerOnly
 	return p
 }
 
@@ -371,6 +435,9 @@ func (d *Daemon) Close() {
 	}
 	if d.source != nil {
 		d.source.Close()
+	}
+	if d.delegated != nil {
+		d.delegated.Close()
 	}
 }
 

@@ -60,6 +60,14 @@ type ProfileStatus struct {
 	Refreshes int `json:"refreshes"`
 	// FailingSinks names the sinks whose last write failed.
 	FailingSinks []string `json:"failing_sinks,omitempty"`
+	// WorkloadSelectors are a node-mode profile's workload selectors (absent for the bridge's own
+	// identity).
+	WorkloadSelectors []string `json:"workload_selectors,omitempty"`
+	// DelegatedIdentity is a node-mode profile's Delegated Identity API stream status: "connecting",
+	// "connected", "no_matching_entry", "denied" or "error".
+	DelegatedIdentity string `json:"delegated_identity,omitempty"`
+	// DelegatedIdentityError says why the stream gives the profile no SVID, with the fix.
+	DelegatedIdentityError string `json:"delegated_identity_error,omitempty"`
 }
 
 // Options configures a Server.

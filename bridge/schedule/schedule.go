@@ -37,6 +37,13 @@ type Policy struct {
 	// ConfigRetryBase and ConfigRetryMax bound the slower backoff after AccessDenied, Validation and
 	// NotFound errors, which need an operator rather than a retry. Defaults 30s and 10m.
 	ConfigRetryBase, ConfigRetryMax time.Duration
+	// TimerOnly (config: refresh { on_rotation = false }) ignores new SVIDs while the credentials are
+	// good: refresh only on the session's own schedule, signing with whichever SVID is current then. One
+	// CreateSession per session instead of one per SVID rotation, which is what lets 200,000 profiles
+	// share one account's quota (docs/fleet-simulation.md). The cost: a session minted just before an
+	// identity is revoked lives on at AWS until it expires. A new SVID still triggers a refresh when
+	// there are no credentials, or while backing off after a failure.
+	TimerOnly bool
 }
 
 // WithDefaults returns p with every zero field set to its default and out-of-range values clamped.
@@ -149,6 +156,9 @@ func (s *Schedule) SVIDRotated(now time.Time) time.Time {
 	if s.failures > 0 && !s.next.IsZero() {
 		// Already backing off; a new SVID may be what fixes it, so try now.
 		s.next = now
+		return s.next
+	}
+	if s.p.TimerOnly && !s.next.IsZero() {
 		return s.next
 	}
 	at := now.Add(time.Duration(s.rand() * float64(max(0, s.p.RotationSpread))))

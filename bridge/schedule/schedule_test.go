@@ -146,3 +146,35 @@ func TestPolicyDefaults(t *testing.T) {
 		t.Fatalf("jitter fraction 3 clamped to %v, want 0.5", got)
 	}
 }
+
+// on_rotation = false: a new SVID does not move the refresh while the credentials are good; it still
+// refreshes at once without credentials, past the deadline, or while backing off.
+func TestTimerOnlyIgnoresRotationWhileCredentialsAreGood(t *testing.T) {
+	s := New(Policy{TimerOnly: true, RotationSpread: -1}, fixed(0.5))
+	if got := s.SVIDRotated(t0); !got.Equal(t0) {
+		t.Fatalf("first SVID without credentials: refresh at %v, want now", got)
+	}
+	timer := s.Succeeded(t0, t0, t0.Add(12*time.Hour))
+	for _, at := range []time.Duration{30 * time.Minute, 2 * time.Hour, 7 * time.Hour} {
+		if got := s.SVIDRotated(t0.Add(at)); !got.Equal(timer) {
+			t.Fatalf("rotation at +%v moved the refresh to %v, want the timer's %v", at, got, timer)
+		}
+	}
+	// The same rotation with the default policy (spread off) refreshes at once.
+	d := New(Policy{RotationSpread: -1}, fixed(0.5))
+	d.Succeeded(t0, t0, t0.Add(12*time.Hour))
+	if got := d.SVIDRotated(t0.Add(30 * time.Minute)); !got.Equal(t0.Add(30 * time.Minute)) {
+		t.Fatalf("default policy: rotation refresh at %v", got)
+	}
+	// Past the deadline a rotation refreshes at once.
+	if got := s.SVIDRotated(s.Deadline().Add(time.Second)); !got.Equal(s.Deadline().Add(time.Second)) {
+		t.Fatalf("past the deadline: %v", got)
+	}
+	// Backing off: a new SVID may fix it; try now.
+	b := New(Policy{TimerOnly: true}, fixed(0.5))
+	b.Succeeded(t0, t0, t0.Add(12*time.Hour))
+	b.Failed(t0.Add(time.Hour), Configuration)
+	if got := b.SVIDRotated(t0.Add(time.Hour + time.Second)); !got.Equal(t0.Add(time.Hour + time.Second)) {
+		t.Fatalf("backing off: %v", got)
+	}
+}
