@@ -22,6 +22,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/credproc"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/delegated"
 )
 
 func newCheckCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -133,9 +134,53 @@ func runChecks(ctx context.Context, out io.Writer, addr svid.Address, cfg *confi
 		return failures
 	}
 	for _, p := range cfg.Profiles {
+		if p.Delegated() {
+			failures += checkDelegatedProfile(ctx, out, cfg.DelegatedIdentity.AdminAddress, p, svids, now)
+			continue
+		}
 		failures += checkProfile(ctx, out, p, svids)
 	}
 	return failures
+}
+
+// checkDelegatedProfile asks the agent's Delegated Identity API for the workload's SVIDs by the
+// profile's selectors (naming plainly a missing admin socket, a bridge not in authorized_delegates, or
+// selectors that match no entry, with the agent configuration to add), then checks the selected SVID and
+// tries one CreateSession with it.
+func checkDelegatedProfile(ctx context.Context, out io.Writer, adminAddr string, p config.Profile, own []rawSVID, now time.Time) int {
+	fmt.Fprintf(out, "\nProfile %q (node mode: workload_selectors %s via the Delegated Identity API at %s)\n", p.Name, strings.Join(p.WorkloadSelectors, ", "), adminAddr)
+	got, err := delegated.Probe(ctx, adminAddr, p.WorkloadSelectors)
+	if err != nil {
+		fmt.Fprintf(out, "  FAIL %s\n", strings.ReplaceAll(err.Error(), "\n", "\n       "))
+		return 1
+	}
+	ids := make([]string, len(got))
+	for i, v := range got {
+		ids[i] = v.ID.String()
+	}
+	fmt.Fprintf(out, "  ok   the agent issues this workload %d X.509-SVID(s): %s\n", len(got), strings.Join(ids, ", "))
+	var bundle []*x509.Certificate
+	if len(own) > 0 {
+		bundle = own[0].bundle // the trust domain's bundle, from the bridge's own Workload API answer
+	}
+	raw := make([]rawSVID, len(got))
+	for i, v := range got {
+		raw[i] = rawSVID{id: v.ID.String(), hint: v.Hint, certs: v.Certificates, key: v.PrivateKey, bundle: bundle}
+	}
+	sel := svid.Selector{ID: p.SpiffeID, Hint: p.Hint}
+	chosen, err := sel.Pick(got)
+	if err != nil {
+		fmt.Fprintf(out, "  FAIL %v: fix spiffe_id/hint\n", err)
+		return 1
+	}
+	failures := 0
+	for i := range raw {
+		if raw[i].id == chosen.ID.String() && raw[i].hint == chosen.Hint {
+			failures += reportSVID(out, i, raw[i], p.TrustAnchorARN, now)
+			return failures + checkProfile(ctx, out, p, raw[i:i+1])
+		}
+	}
+	return 1
 }
 
 // trustAnchorFor is the trust anchor ARN of the first profile of cfg that selects s, "" without one.

@@ -278,3 +278,59 @@ func TestSecurityNodeModeDeletedEntryStopsThatWorkloadOnly(t *testing.T) {
 		t.Fatalf("reports after re-adding: %+v", p)
 	}
 }
+
+// TestNodeModeRefusalsNameTheAgentConfigToAdd: the three ways node mode fails at the agent — no admin
+// socket, the bridge not in authorized_delegates, selectors that match no entry — are each named plainly
+// by `check --config` (exit 1) and in `run`'s log, with the agent configuration lines to add.
+func TestNodeModeRefusalsNameTheAgentConfigToAdd(t *testing.T) {
+	w := newWorld(t)
+	bridgeID := spiffeid.RequireFromString("spiffe://example.org/spiffe-aws-bridge")
+	entry := svidtest.WorkloadEntry{ID: spiffeid.RequireFromString("spiffe://example.org/ns/prod/billing"), Selectors: []string{"unix:uid:1001"}}
+	notDelegate := svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{CA: w.agent.CA(), Entries: []svidtest.WorkloadEntry{entry},
+		Callers: map[uint32]spiffeid.ID{uint32(os.Getuid()): bridgeID}, AuthorizedDelegates: []spiffeid.ID{}})
+	good := svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{CA: w.agent.CA(), Entries: []svidtest.WorkloadEntry{entry},
+		Callers: map[uint32]spiffeid.ID{uint32(os.Getuid()): bridgeID}, AuthorizedDelegates: []spiffeid.ID{bridgeID}})
+	for _, tc := range []struct {
+		name, admin, selector string
+		want                  []string
+	}{
+		{"no admin socket", "unix://" + filepath.Join(w.dir, "no-admin.sock"), "unix:uid:1001",
+			[]string{"no SPIRE agent admin API (Delegated Identity API) at unix://" + filepath.Join(w.dir, "no-admin.sock"), "admin_socket_path = ", "authorized_delegates = ["}},
+		{"bridge not an authorized delegate", notDelegate.Addr(), "unix:uid:1001",
+			[]string{"does not authorise this bridge as a delegate (PermissionDenied: caller not configured as an authorized delegate)", "authorized_delegates = ["}},
+		{"selectors match no entry", good.Addr(), "unix:uid:4242",
+			[]string{`no SPIRE registration entry matches workload_selectors ["unix:uid:4242"]`, "spire-server entry create", "-selector unix:uid:4242"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := w.write(t, strings.ReplaceAll(tc.name, " ", "-")+".hcl", []byte(fmt.Sprintf("agent_address = %q\ndelegated_identity {\n  admin_address = %q\n}\n", w.agent.Addr(), tc.admin)+
+				w.profileBlock("billing", e2eRole, fmt.Sprintf("  workload_selectors = [%q]\n  credentials_file {\n    path  = %q\n    owner = %d\n  }\n", tc.selector, filepath.Join(w.dir, tc.name, "credentials"), os.Getuid()))))
+			r := runBin(t, nil, "check", "--config", cfg)
+			if r.code != 1 {
+				t.Errorf("check exit %d, want 1", r.code)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(r.stdout, want) {
+					t.Errorf("check output lacks %q:\n%s", want, r.stdout)
+				}
+			}
+			d := startDaemon(t, cfg)
+			eventually(t, "run's log names the problem and the fix", func() bool {
+				logs := d.Logs()
+				for _, want := range tc.want {
+					if !strings.Contains(logs, want) {
+						return false
+					}
+				}
+				return true
+			})
+		})
+	}
+	// And the good case passes check, with a CreateSession signed by the workload's SVID.
+	cfg := w.write(t, "good.hcl", []byte(fmt.Sprintf("agent_address = %q\ndelegated_identity {\n  admin_address = %q\n}\n", w.agent.Addr(), good.Addr())+
+		w.profileBlock("billing", e2eRole, fmt.Sprintf("  workload_selectors = [\"unix:uid:1001\"]\n  credentials_file {\n    path  = %q\n    owner = %d\n  }\n", filepath.Join(w.dir, "good", "credentials"), os.Getuid()))))
+	r := runBin(t, nil, "check", "--config", cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, "the agent issues this workload 1 X.509-SVID(s): spiffe://example.org/ns/prod/billing") ||
+		!strings.Contains(r.stdout, "CreateSession succeeded") {
+		t.Errorf("check of a good node-mode config: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
