@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
@@ -38,7 +39,11 @@ type devOptions struct {
 	duration    time.Duration
 	session     time.Duration
 	logLevel    string
+	node        bool
 }
+
+// devWorkloads are the services dev --node serves through the fake Delegated Identity API.
+var devWorkloads = []string{"billing", "reports"}
 
 func newDevCommand(stdout, stderr io.Writer) *cobra.Command {
 	var o devOptions
@@ -74,6 +79,7 @@ its files (credentials, configs, the fake agent's trust bundle) are kept.`,
 	f.DurationVar(&o.duration, "duration", 0, "stop after this long (default: run until interrupted)")
 	f.DurationVar(&o.session, "session-duration", time.Hour, "AWS session duration (15m to 12h)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	f.BoolVar(&o.node, "node", false, "also show node mode: a fake SPIRE agent admin API (Delegated Identity API) serving two more workloads, each with its own SVID, credentials file and container endpoint")
 	return cmd
 }
 
@@ -154,6 +160,16 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	tokenPath := filepath.Join(dir, "container-token")
 	bridgeConfig := filepath.Join(dir, "bridge.hcl")
 	src := devBridgeConfig(agent.Addr(), emu.URL, o.session, credsPath, port, tokenPath, o.logLevel)
+	nodeBanner := ""
+	if o.node {
+		extra, banner, stop, err := startDevNode(dir, agent.CA(), emu.URL, o, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		src += extra
+		nodeBanner = banner
+	}
 	if err := os.WriteFile(bridgeConfig, []byte(src), 0o644); err != nil {
 		return err
 	}
@@ -184,9 +200,9 @@ Use the credentials from another terminal:
   export AWS_REGION=%[10]s AWS_DEFAULT_REGION=%[10]s
   aws sts get-caller-identity --endpoint-url %[5]s
 
-Stop with Ctrl-C.%[12]s
+%[13]sStop with Ctrl-C.%[12]s
 
-`, dir, agent.Addr(), o.rotateEvery, devSpiffeID, emu.URL, bridgeConfig, credsPath, devProfile, port, devRegion, tokenPath, keptNote(o.dir))
+`, dir, agent.Addr(), o.rotateEvery, devSpiffeID, emu.URL, bridgeConfig, credsPath, devProfile, port, devRegion, tokenPath, keptNote(o.dir), nodeBanner)
 
 	return runDaemon(ctx, bridgeConfig, cfg, log, daemon.Options{Logger: log})
 }
@@ -259,4 +275,84 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startDevNode starts the fake SPIRE agent admin API for dev --node: two workloads told apart by their
+// selectors (dev:service:billing, dev:service:reports; on a real host these would be unix:uid:N of each
+// service's user), each rotated every --rotate-every. It returns the bridge config to append (the
+// delegated_identity block and one profile per workload, its files owned by the current user, who plays
+// every workload here), the banner's lines and a stop function.
+func startDevNode(dir string, ca *svidtest.CA, endpoint string, o devOptions, log hclog.Logger) (string, string, func(), error) {
+	var entries []svidtest.WorkloadEntry
+	for _, w := range devWorkloads {
+		entries = append(entries, svidtest.WorkloadEntry{ID: spiffeid.RequireFromString("spiffe://example.org/dev/" + w), Selectors: []string{"dev:service:" + w}})
+	}
+	admin, err := svidtest.StartDelegated(svidtest.DelegatedOptions{
+		SocketPath: filepath.Join(dir, "admin.sock"), CA: ca, Entries: entries, Logger: log.Named("fake-spire-admin-api"),
+	})
+	if err != nil {
+		return "", "", nil, fmt.Errorf("dev: starting the fake Delegated Identity API: %w", err)
+	}
+	stopRotate := make(chan struct{})
+	rotated := make(chan struct{})
+	go func() {
+		defer close(rotated)
+		t := time.NewTicker(o.rotateEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopRotate:
+				return
+			case <-t.C:
+				if err := admin.Rotate(); err != nil {
+					log.Error("fake admin API: rotation failed", "error", err)
+				}
+			}
+		}
+	}()
+	stop := func() {
+		close(stopRotate)
+		<-rotated
+		admin.Close()
+	}
+	var cfg, banner strings.Builder
+	fmt.Fprintf(&cfg, "\n# Node mode: other workloads' identities from the SPIRE agent's Delegated Identity API.\ndelegated_identity {\n  admin_address = %q\n}\n", admin.Addr())
+	fmt.Fprintf(&banner, "Node mode (--node): the fake SPIRE agent admin API %s authorises this process as %s\n(as authorized_delegates would) and serves two more workloads by their selectors:\n\n", admin.Addr(), admin.DelegateID())
+	for _, w := range devWorkloads {
+		port, err := freePort()
+		if err != nil {
+			stop()
+			return "", "", nil, err
+		}
+		creds := filepath.Join(dir, w, "credentials")
+		token := filepath.Join(dir, w, "container-token")
+		fmt.Fprintf(&cfg, `
+profile %q {
+  workload_selectors = [%q]
+  trust_anchor_arn   = %q
+  profile_arn        = %q
+  role_arn           = %q
+  session_duration   = %q
+  endpoint           = %q
+  insecure_endpoint  = true
+  refresh {
+    rotation_spread = "0s"
+  }
+  # On a real host each workload's files belong to its own user (the default with a unix:uid selector).
+  credentials_file {
+    path  = %q
+    owner = %d
+  }
+  container_endpoint {
+    bind_port        = %d
+    auth_token_file  = %q
+    auth_token_owner = %d
+  }
+}
+`, w, "dev:service:"+w, devTrustAnchor, devProfileARN, devRoleARN, o.session.String(), endpoint, creds, os.Getuid(), port, token, os.Getuid())
+		fmt.Fprintf(&banner, "  %-8s spiffe://example.org/dev/%s  selector dev:service:%s\n           AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=%s aws sts get-caller-identity --region %s --endpoint-url %s\n           container endpoint http://127.0.0.1:%d/v1/credentials (token %s)\n",
+			w, w, w, creds, w, devRegion, endpoint, port, token)
+	}
+	banner.WriteString("\n")
+	return cfg.String(), banner.String(), stop, nil
 }

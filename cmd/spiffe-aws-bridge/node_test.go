@@ -334,3 +334,25 @@ func TestNodeModeRefusalsNameTheAgentConfigToAdd(t *testing.T) {
 		t.Errorf("check of a good node-mode config: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestDevNodeShowsNodeModeWithoutSPIRE: dev --node serves two more workloads through the fake Delegated
+// Identity API, each refreshed with its own SVID into its own file, rotations followed.
+func TestDevNodeShowsNodeModeWithoutSPIRE(t *testing.T) {
+	dir := t.TempDir()
+	r := runBin(t, nil, "dev", "--node", "--dir", dir, "--duration", "4s", "--rotate-every", "1s")
+	if r.code != 0 {
+		t.Fatalf("dev --node: exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "Node mode (--node)") || !strings.Contains(r.stdout, "selector dev:service:billing") {
+		t.Errorf("banner lacks node mode:\n%s", r.stdout)
+	}
+	for _, w := range devWorkloads {
+		if k := profileKeys(filepath.Join(dir, w, "credentials"), w); k["aws_access_key_id"] == "" {
+			t.Errorf("%s: no credentials in its file", w)
+		}
+		// At least two refreshes: the first SVID and a rotation.
+		if n := strings.Count(r.stderr, "refreshed credentials: profile="+w+" spiffe_id=spiffe://example.org/dev/"+w); n < 2 {
+			t.Errorf("%s refreshed %d times with its own SVID, want at least 2 (rotations followed)", w, n)
+		}
+	}
+}
