@@ -77,6 +77,12 @@ type Options struct {
 	Seed uint64
 	// ColdStart boots every bridge at t=0 instead of spreading boots over the first SVID half-life.
 	ColdStart bool
+	// BootWindow spreads the boots over [0, BootWindow) instead of the first SVID half-life (a staged
+	// roll-out of a fleet too large to get its first sessions within a half-life); zero: SVIDTTL/2.
+	BootWindow time.Duration
+	// StopAtFirstViolation ends the run at the first violation (a capacity search needs only to know
+	// whether there is one, and an overloaded fleet is the slowest to simulate).
+	StopAtFirstViolation bool
 }
 
 // DefaultOptions is the scenario with the project's default policy: 10,000 bridges sharing one
@@ -118,6 +124,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("fleet: QuotaPerSecond must be positive and finite, got %v", o.QuotaPerSecond)
 	case o.Burst < 1:
 		return fmt.Errorf("fleet: Burst must be at least 1, got %d", o.Burst)
+	case o.BootWindow < 0 || o.BootWindow >= o.Duration:
+		return fmt.Errorf("fleet: BootWindow must be in [0, Duration), got %v", o.BootWindow)
 	case o.LatencyMin < 0 || o.LatencyMax < o.LatencyMin:
 		return fmt.Errorf("fleet: latency range [%v, %v] must satisfy 0 <= LatencyMin <= LatencyMax", o.LatencyMin, o.LatencyMax)
 	}
@@ -277,7 +285,11 @@ func Simulate(o Options) Result {
 		b.armed, b.restart = -1, -1
 		if !o.ColdStart {
 			// Assumption: agents boot at uniformly random moments within the first SVID half-life.
-			b.boot = time.Duration(s.rng.Float64() * float64(half))
+			window := half
+			if o.BootWindow > 0 {
+				window = o.BootWindow
+			}
+			b.boot = time.Duration(s.rng.Float64() * float64(window))
 		}
 		if restarts {
 			// Assumption: after a server restart each agent gets its new SVID within RestartWindow.
@@ -290,7 +302,7 @@ func Simulate(o Options) Result {
 
 	for len(s.q) > 0 {
 		e := heap.Pop(&s.q).(event)
-		if e.at >= o.Duration {
+		if e.at >= o.Duration || (o.StopAtFirstViolation && s.res.Violations > 0) {
 			break
 		}
 		s.now = e.at

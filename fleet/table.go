@@ -16,6 +16,9 @@ func (r Result) Table() string {
 	o := r.Options
 	p := o.Policy.WithDefaults()
 	boot := fmt.Sprintf("boots spread over the first %v", o.SVIDTTL/2)
+	if o.BootWindow > 0 {
+		boot = fmt.Sprintf("boots spread over the first %v (staged roll-out)", o.BootWindow)
+	}
 	if o.ColdStart {
 		boot = "cold start (every bridge boots at t=0)"
 	}

@@ -41,6 +41,7 @@ func pass(v bool) *bool { return &v }
 func main() {
 	quick := flag.Bool("quick", false, "fewer iterations and a shorter idle window (CI)")
 	only := flag.String("only", "", "run only the measurements whose name contains this")
+	withFleet := flag.Bool("fleet", false, "also run the node-mode fleet capacity search and the 200,000-profile simulation (minutes)")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "sab-bench")
 	if err != nil {
@@ -57,6 +58,12 @@ func main() {
 		{"credential-process", b.credentialProcess},
 		{"daemon", b.daemon},
 		{"endpoints", b.endpoints},
+	}
+	if *withFleet {
+		steps = append(steps, struct {
+			name string
+			fn   func() error
+		}{"fleet", b.fleetCapacity})
 	}
 	for _, s := range steps {
 		if *only != "" && !strings.Contains(s.name, *only) {
