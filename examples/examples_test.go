@@ -859,6 +859,112 @@ func TestSystemdExample(t *testing.T) {
 	}
 }
 
+// ---- Node mode ------------------------------------------------------------------------------------
+
+// TestNodeExample: the node-mode example is consistent end to end — the bridge config parses, every
+// profile is delegated by a uid selector that entries.sh registers, files land under the unit's writable
+// path owned by that uid, the admin socket the bridge dials is the agent's admin_socket_path (not in
+// socket_path's directory), and the agent authorises exactly the SPIFFE ID entries.sh gives the uid the
+// unit runs as.
+func TestNodeExample(t *testing.T) {
+	cfg, err := config.Parse([]byte(readFile(t, "node/bridge.hcl")), "node/bridge.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := spireFile(t, "node/agent.conf")
+	adminPath := spireSetting(t, agent, "agent", "admin_socket_path")
+	socketPath := spireSetting(t, agent, "agent", "socket_path")
+	if adminPath == "" || path.Dir(adminPath) == path.Dir(socketPath) {
+		t.Errorf("agent.conf: admin_socket_path %q must be set, outside socket_path's directory %q", adminPath, path.Dir(socketPath))
+	}
+	if cfg.DelegatedIdentity == nil || cfg.DelegatedIdentity.AdminAddress != "unix://"+adminPath {
+		t.Errorf("bridge.hcl: delegated_identity %+v, want admin_address unix://%s", cfg.DelegatedIdentity, adminPath)
+	}
+	if cfg.AgentAddress != "unix://"+socketPath {
+		t.Errorf("bridge.hcl: agent_address %q, want unix://%s", cfg.AgentAddress, socketPath)
+	}
+	delegates := spireList(t, agent, "agent", "authorized_delegates")
+
+	// entries.sh: -spiffeID X -selector S per line.
+	entries := map[string]string{} // selector -> SPIFFE ID
+	re := regexp.MustCompile(`entry create .*-spiffeID (\S+) -selector (\S+)`)
+	for _, m := range re.FindAllStringSubmatch(readFile(t, "node/entries.sh"), -1) {
+		entries[m[2]] = m[1]
+	}
+	unit := unitSettings(readFile(t, "node/spiffe-aws-bridge.service"))["Service"]
+	uid := "0"
+	if u := unit["User"]; len(u) > 0 && u[0] != "root" {
+		t.Fatalf("the unit runs as %q: the bridge must be root to give each service its files", u)
+	}
+	bridgeID := entries["unix:uid:"+uid]
+	if bridgeID == "" || !slices.Equal(delegates, []string{bridgeID}) {
+		t.Errorf("authorized_delegates %q, want exactly the bridge's entry %q (unix:uid:%s)", delegates, bridgeID, uid)
+	}
+	for _, c := range []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER"} {
+		if !strings.Contains(strings.Join(unit["CapabilityBoundingSet"], " "), c) {
+			t.Errorf("unit lacks %s in CapabilityBoundingSet", c)
+		}
+	}
+	writable := "/run/" + strings.Join(unit["RuntimeDirectory"], "")
+	seen := map[string]bool{}
+	for _, p := range cfg.Profiles {
+		if !p.Delegated() || len(p.WorkloadSelectors) != 1 {
+			t.Errorf("profile %s: selectors %q, want one unix:uid selector", p.Name, p.WorkloadSelectors)
+			continue
+		}
+		sel := p.WorkloadSelectors[0]
+		id := entries[sel]
+		if id == "" {
+			t.Errorf("profile %s: no entry in entries.sh for %s", p.Name, sel)
+		}
+		if p.SpiffeID != "" && p.SpiffeID != id {
+			t.Errorf("profile %s: spiffe_id %s, but the entry for %s is %s", p.Name, p.SpiffeID, sel, id)
+		}
+		if seen[sel] {
+			t.Errorf("profile %s: selector %s used twice", p.Name, sel)
+		}
+		seen[sel] = true
+		uid := strings.TrimPrefix(sel, "unix:uid:")
+		if f := p.CredentialsFile; f != nil && (f.Owner != uid || !strings.HasPrefix(f.Path, writable+"/"+p.Name+"/")) {
+			t.Errorf("profile %s: credentials file %s owner %q, want owner %s under %s/%s/", p.Name, f.Path, f.Owner, uid, writable, p.Name)
+		}
+		if c := p.ContainerEndpoint; c != nil && (c.AuthTokenOwner != uid || !strings.HasPrefix(c.AuthTokenFile, writable+"/"+p.Name+"/")) {
+			t.Errorf("profile %s: token %s owner %q, want owner %s under %s/%s/", p.Name, c.AuthTokenFile, c.AuthTokenOwner, uid, writable, p.Name)
+		}
+		if p.IMDS != nil {
+			t.Errorf("profile %s: imds in node mode", p.Name)
+		}
+	}
+	if len(cfg.Profiles) < 2 {
+		t.Error("the node example should serve several services")
+	}
+}
+
+// spireList reads a list of strings setting of a block of a SPIRE HCL file.
+func spireList(t *testing.T, body *hclsyntax.Body, typ, name string) []string {
+	t.Helper()
+	for _, b := range body.Blocks {
+		if b.Type != typ {
+			continue
+		}
+		a, ok := b.Body.Attributes[name]
+		if !ok {
+			break
+		}
+		v, diags := a.Expr.Value(nil)
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		var out []string
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			out = append(out, e.AsString())
+		}
+		return out
+	}
+	return nil
+}
+
 // ---- Kubernetes -----------------------------------------------------------------------------------
 
 // yamlBlockScalar returns the block scalar (`key: |`) value of key from a YAML document, dedented.
@@ -1006,6 +1112,7 @@ func TestExampleREADMEsShowTheirFiles(t *testing.T) {
 		{"spire/README.md", "spire/bridge/bridge.hcl"},
 		{"systemd/README.md", "systemd/bridge.hcl"},
 		{"kubernetes/README.md", "kubernetes/configmap.yaml"},
+		{"node/README.md", "node/bridge.hcl"},
 	} {
 		snippets := readmeSnippets(t, c.readme, "hcl")
 		if len(snippets) == 0 {
