@@ -56,7 +56,10 @@ type CapacityResult struct {
 	Runs int
 }
 
-// Capacity searches the largest fleet that np keeps at zero violations in scenario o (o.Bridges and the
+// Capacity searches the largest fleet that np keeps at zero violations under the quota in scenario o —
+// zero lapses, and no more calls (throttled ones included) than the quota allows over the run: a policy
+// that keeps its own workloads supplied by hammering the account's quota with 429s leaves nothing for
+// anyone else on the account —  (o.Bridges and the
 // policy fields are replaced; boots are staged as StagedRollout(…, 0.8) does): from lo it doubles the
 // fleet until one fails or hi passes, then bisects to within resolution bridges. Failing runs stop at
 // their first violation.
@@ -67,10 +70,11 @@ func Capacity(o Options, np NamedPolicy, lo, hi, resolution int) CapacityResult 
 		x := o
 		x.Bridges = n
 		x.StopAtFirstViolation = true
+		x.MaxCalls = int(x.QuotaPerSecond * x.Duration.Seconds())
 		x = StagedRollout(x, 0.8)
 		r := Simulate(x)
 		res.Runs++
-		return r, r.Violations == 0 && r.Expiries == 0
+		return r, r.Violations == 0 && r.Expiries == 0 && r.Calls <= x.MaxCalls
 	}
 	for n := lo; ; n = min(2*n, hi) {
 		r, ok := run(n)
@@ -104,7 +108,7 @@ func CapacityTable(o Options, results []CapacityResult) string {
 	fmt.Fprintf(&sb, "capacity: %v simulated, quota %g calls/s (burst %d), SVID TTL %v, SPIRE server restart at %v, staged roll-out at 80%% of the quota\n",
 		o.Duration, o.QuotaPerSecond, o.Burst, o.SVIDTTL, o.RestartAt)
 	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "policy\tlargest fleet at 0 lapses\tfirst failing\tmean calls/s\tthrottled %\tmin remaining\tfirst credentials within\t")
+	fmt.Fprintln(w, "policy\tlargest fleet (0 lapses, calls ≤ quota)\tfirst failing\tmean calls/s\tthrottled %\tmin remaining\tfirst credentials within\t")
 	for _, c := range results {
 		failed := "-"
 		if c.Failed > 0 {

@@ -83,6 +83,9 @@ type Options struct {
 	// StopAtFirstViolation ends the run at the first violation (a capacity search needs only to know
 	// whether there is one, and an overloaded fleet is the slowest to simulate).
 	StopAtFirstViolation bool
+	// MaxCalls, when positive, ends the run once more calls than this were sent (a capacity search's
+	// other failure: a policy whose calls, throttled or not, exceed the quota over the run).
+	MaxCalls int
 }
 
 // DefaultOptions is the scenario with the project's default policy: 10,000 bridges sharing one
@@ -302,7 +305,7 @@ func Simulate(o Options) Result {
 
 	for len(s.q) > 0 {
 		e := heap.Pop(&s.q).(event)
-		if e.at >= o.Duration || (o.StopAtFirstViolation && s.res.Violations > 0) {
+		if e.at >= o.Duration || (o.StopAtFirstViolation && s.res.Violations > 0) || (o.MaxCalls > 0 && s.res.Calls > o.MaxCalls) {
 			break
 		}
 		s.now = e.at

@@ -3,6 +3,7 @@
 //
 //	go run ./cmd/bench            # full run (1000 rotations, 60 s idle window), about 2 minutes
 //	go run ./cmd/bench -quick     # CI: fewer iterations, same measurements
+//	go run ./cmd/bench -fleet -only fleet  # node-mode fleet capacity and the 200,000-profile day (minutes)
 //
 // Run it from the repository root: it builds the release binaries with scripts/build.sh and times
 // spiffe-aws-credential-process (beside spiffe-aws-bridge credential-process) and the daemon as real
@@ -58,6 +59,7 @@ func main() {
 		{"credential-process", b.credentialProcess},
 		{"daemon", b.daemon},
 		{"endpoints", b.endpoints},
+		{"node", b.node},
 	}
 	if *withFleet {
 		steps = append(steps, struct {

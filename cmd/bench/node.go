@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
+)
+
+// node: one `spiffe-aws-bridge run` in node mode serving many workloads (1,000; 100 with -quick), each a
+// profile with its own selector on svidtest's fake Delegated Identity API and its own credentials file,
+// against the emulator with its quota off. Measured: resident memory once every profile holds
+// credentials, CPU while idle, and a mass rotation (every workload's SVID re-issued at once, as after a
+// SPIRE CA rotation) with spread 0: every file rewritten, and the time from the rotation to each file's
+// rename.
+func (b *bench) node() error {
+	n, idle := 1000, 60*time.Second
+	if b.quick {
+		n, idle = 100, 10*time.Second
+	}
+	bin, err := b.buildBinary()
+	if err != nil {
+		return err
+	}
+	w, err := newWorld(b.dir)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	entries := make([]svidtest.WorkloadEntry, n)
+	for i := range entries {
+		entries[i] = svidtest.WorkloadEntry{
+			ID:        spiffeid.RequireFromString(fmt.Sprintf("spiffe://example.org/ns/prod/w%d", i)),
+			Selectors: []string{fmt.Sprintf("bench:workload:%d", i)},
+		}
+	}
+	admin, err := svidtest.StartDelegated(svidtest.DelegatedOptions{CA: w.agent.CA(), Entries: entries})
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "agent_address = %q\nlog_level = \"warn\"\ndelegated_identity {\n  admin_address = %q\n}\n", w.agent.Addr(), admin.Addr())
+	files := make([]string, n)
+	for i := range files {
+		files[i] = filepath.Join(b.dir, "node", fmt.Sprintf("w%d", i), "credentials")
+		// Every workload is played by the bench's own user, so that it runs unprivileged; on a host each
+		// file would belong to its workload's uid.
+		fmt.Fprintf(&cfg, `
+profile "w%d" {
+  workload_selectors = ["bench:workload:%d"]
+  trust_anchor_arn   = %q
+  profile_arn        = %q
+  role_arn           = %q
+  endpoint           = %q
+  insecure_endpoint  = true
+  refresh {
+    rotation_spread = "0s"
+  }
+  credentials_file {
+    path  = %q
+    owner = %d
+  }
+}
+`, i, i, trustAnchor, profileARN, roleARN, w.emu.URL, files[i], os.Getuid())
+	}
+	cfgPath := filepath.Join(b.dir, "node.hcl")
+	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "run", "--config", cfgPath)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+
+	start := time.Now()
+	inodes := make([]uint64, n)
+	if err := waitAll(files, inodes, 120*time.Second, nil); err != nil {
+		return fmt.Errorf("first credentials: %w", err)
+	}
+	first := time.Since(start)
+	b.add(fmt.Sprintf("node mode, %d delegated profiles: start to every file written", n), first.Round(time.Millisecond).String(), "(reported)", nil)
+
+	time.Sleep(2 * time.Second) // settle
+	cpu0, err := cpuTime(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	time.Sleep(idle)
+	cpu1, _ := cpuTime(cmd.Process.Pid)
+	rss, err := procStatusKB(cmd.Process.Pid, "VmRSS")
+	if err != nil {
+		return err
+	}
+	b.add(fmt.Sprintf("node mode, %d delegated profiles: resident memory", n), fmt.Sprintf("%.1f MB", float64(rss)/1024), "≤ 64 MB", pass(rss <= 64*1024))
+	used := cpu1 - cpu0
+	b.add(fmt.Sprintf("node mode, %d delegated profiles: CPU while idle for %s", n, idle), fmt.Sprintf("%.2f s", used.Seconds()),
+		"≈ 0 (≤ 0.05 s)", pass(used <= 50*time.Millisecond))
+
+	// The mass rotation: every workload's SVID re-issued at once; each file must be replaced.
+	lat := make([]time.Duration, n)
+	t0 := time.Now()
+	if err := admin.Rotate(); err != nil {
+		return err
+	}
+	if err := waitAll(files, inodes, 120*time.Second, func(i int) { lat[i] = time.Since(t0) }); err != nil {
+		return fmt.Errorf("mass rotation: %w", err)
+	}
+	p50, p99, worst := percentile(lat, 0.5), percentile(lat, 0.99), percentile(lat, 1)
+	b.add(fmt.Sprintf("node mode, mass rotation of %d: files rewritten", n), fmt.Sprintf("%d of %d", n, n), "all", pass(true))
+	b.add(fmt.Sprintf("node mode, mass rotation of %d: rotation → file renamed, p50", n), ms(p50), "(reported)", nil)
+	b.add(fmt.Sprintf("node mode, mass rotation of %d: rotation → file renamed, p99 (max %s)", n, ms(worst)), ms(p99), "≤ 1 s", pass(p99 <= time.Second))
+	return nil
+}
+
+// waitAll waits until every file holds credentials in a new inode (the bridge renames a new file into
+// place), calling done(i) as file i is replaced; inodes holds the last inode seen and is updated.
+func waitAll(files []string, inodes []uint64, timeout time.Duration, done func(int)) error {
+	pending := make(map[int]bool, len(files))
+	for i := range files {
+		pending[i] = true
+	}
+	deadline := time.Now().Add(timeout)
+	for len(pending) > 0 {
+		for i := range pending {
+			var st syscall.Stat_t
+			if err := syscall.Stat(files[i], &st); err != nil || st.Ino == inodes[i] {
+				continue
+			}
+			data, err := os.ReadFile(files[i])
+			if err != nil || !strings.Contains(string(data), "aws_session_token") {
+				continue
+			}
+			inodes[i] = st.Ino
+			delete(pending, i)
+			if done != nil {
+				done(i)
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d files not written within %s", len(pending), len(files), timeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return nil
+}
