@@ -46,6 +46,10 @@ type ProfileStatus struct {
 	Expiration time.Time `json:"expiration,omitzero"`
 	// SVIDExpiry is when the current X.509-SVID expires.
 	SVIDExpiry time.Time `json:"svid_expiry,omitzero"`
+	// Identity is empty while the profile has a usable X.509-SVID, else why it has none: "no_identity"
+	// (the Workload API no longer issues it: registration entry deleted, PermissionDenied) or
+	// "svid_expired" (past NotAfter). Such a profile calls no CreateSession and is not ready.
+	Identity string `json:"identity,omitempty"`
 	// NextRefresh is when the next refresh is scheduled.
 	NextRefresh time.Time `json:"next_refresh,omitzero"`
 	// LastErrorAt is when the last refresh failed.
@@ -238,6 +242,13 @@ func (s *Server) profileReport(p ProfileStatus, now time.Time) ProfileReport {
 		p.FailingSinks = append([]string(nil), p.FailingSinks...)
 	}
 	pr := ProfileReport{ProfileStatus: p}
+	if p.Expiration.After(now) {
+		pr.Remaining = p.Expiration.Sub(now).Truncate(time.Second).String()
+	}
+	if p.Identity != "" {
+		pr.Reason = fmt.Sprintf("%s: no new AWS sessions for %s (%s)", p.Identity, p.SpiffeID, p.LastError)
+		return pr
+	}
 	if p.Expiration.IsZero() {
 		pr.Reason = "no credentials yet"
 		return pr
