@@ -81,6 +81,8 @@ type Options struct {
 	// example ("connected", "") or ("error", "connection refused"). It is informational and does not
 	// affect readiness. May be nil.
 	WorkloadAPI func() (status, reason string)
+	// Reload returns the outcome of the last config reload; nil means reloads are not reported.
+	Reload func() ReloadReport
 	// MinRemaining is the credential lifetime each profile needs left to be ready (default
 	// DefaultMinRemaining).
 	MinRemaining time.Duration
@@ -104,6 +106,18 @@ type WorkloadAPIReport struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// ReloadReport is the outcome of the last config reload. A failed reload changes nothing that runs,
+// so it does not make the bridge unready: it is reported for operators (and in metrics) until a reload
+// succeeds.
+type ReloadReport struct {
+	// Status is "ok" (no reload yet, or the last one applied) or "failed".
+	Status string `json:"status"`
+	// Error says why the last reload was refused: the file:line and what failed.
+	Error string `json:"error,omitempty"`
+	// At is when the last reload was asked for.
+	At time.Time `json:"at,omitzero"`
+}
+
 // Report is what the live and ready handlers serve.
 type Report struct {
 	// Ready is true when every profile is ready (or there are none).
@@ -112,6 +126,8 @@ type Report struct {
 	Live bool `json:"live"`
 	// WorkloadAPI is the Workload API connection's state.
 	WorkloadAPI WorkloadAPIReport `json:"workload_api"`
+	// ConfigReload is the outcome of the last config reload (absent when not reported).
+	ConfigReload *ReloadReport `json:"config_reload,omitempty"`
 	// Profiles holds each profile's state and readiness, in the order Options.Profiles returned them.
 	Profiles []ProfileReport `json:"profiles"`
 }
@@ -135,6 +151,7 @@ type Server struct {
 	readyPath    string
 	profiles     func() []ProfileStatus
 	workloadAPI  func() (string, string)
+	reload       func() ReloadReport
 	minRemaining time.Duration
 	clock        func() time.Time
 	log          hclog.Logger
@@ -154,6 +171,7 @@ func New(o Options) (*Server, error) {
 		readyPath:    o.ReadyPath,
 		profiles:     o.Profiles,
 		workloadAPI:  o.WorkloadAPI,
+		reload:       o.Reload,
 		minRemaining: o.MinRemaining,
 		clock:        o.Clock,
 		log:          o.Logger,
@@ -213,6 +231,10 @@ func (s *Server) Report() Report {
 	r := Report{Ready: true, Live: true, WorkloadAPI: WorkloadAPIReport{Status: "unknown"}, Profiles: []ProfileReport{}}
 	if s.workloadAPI != nil {
 		r.WorkloadAPI.Status, r.WorkloadAPI.Reason = s.workloadAPI()
+	}
+	if s.reload != nil {
+		rr := s.reload()
+		r.ConfigReload = &rr
 	}
 	if s.profiles == nil {
 		return r

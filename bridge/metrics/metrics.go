@@ -63,6 +63,8 @@ type Options struct {
 	// WorkloadAPI returns the Workload API connection's state: "connected", "connecting",
 	// "no_identity" or "error". It is called at scrape time. Nil omits the Workload API gauges.
 	WorkloadAPI func() string
+	// Reload reports whether the last config reload was applied (true before any); nil: not exported.
+	Reload func() bool
 	// MinRemaining is the credential lifetime a profile needs left for profile_ready to be 1
 	// (default DefaultMinRemaining).
 	MinRemaining time.Duration
@@ -150,6 +152,12 @@ func New(o Options) *Metrics {
 		ConstLabels: prometheus.Labels{"version": version},
 	})
 	buildInfo.Set(1)
+	if o.Reload != nil {
+		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: ns, Name: "config_last_reload_successful",
+			Help: "1 if the last config reload was applied (or none was asked for), 0 if it was refused: every profile then runs its previous config.",
+		}, func() float64 { return boolValue(o.Reload()) }))
+	}
 
 	m.registry.MustRegister(
 		m.refreshes, m.refreshErrors, m.throttles, m.sessionDuration, m.sinkWrites, m.endpointRequests,
