@@ -60,8 +60,9 @@ const (
 )
 
 // DefaultMaxWait bounds every wait of the refresher: timers run on the monotonic clock, which stands still
-// during suspend and ignores steps of the wall clock, so no wait may trust one for longer (design.md §6).
-const DefaultMaxWait = 30 * time.Second
+// during suspend and ignores steps of the wall clock, so no wait may trust one for long (design.md §6:
+// ~30 s). 25 s leaves room for the refresh itself within 30 s of a jump.
+const DefaultMaxWait = 25 * time.Second
 
 // RefresherOptions configures a Refresher.
 type RefresherOptions struct {

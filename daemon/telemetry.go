@@ -41,6 +41,7 @@ func startTelemetry(cfg *config.Config, d *Daemon, log hclog.Logger) (*telemetry
 			Profiles:    profiles,
 			WorkloadAPI: func() string { s, _ := workloadAPI(); return s },
 			Reload:      func() bool { return d.ReloadStatus().Err == "" },
+			Clock:       d.opts.Clock.Now,
 		})
 		srv, err := metrics.NewServer(t.metrics, metrics.ServerOptions{
 			Addr: hostPort(p.Host, p.Port), AllowRemote: p.AllowRemote, AllowedHosts: p.AllowedHosts, Logger: log.Named("metrics"),
@@ -63,6 +64,7 @@ func startTelemetry(cfg *config.Config, d *Daemon, log hclog.Logger) (*telemetry
 			WorkloadAPI:  workloadAPI,
 			Reload:       reload,
 			Logger:       log.Named("health"),
+			Clock:        d.opts.Clock.Now,
 			AllowRemote:  h.AllowRemote,
 			AllowedHosts: h.AllowedHosts,
 		})
