@@ -398,7 +398,7 @@ func (d *Daemon) sinks(ctx context.Context, p *profile, log hclog.Logger, carrie
 			return nil, err
 		}
 		if err := start(s, hostPort(m.BindAddress, m.BindPort), m.BindPort); err != nil {
-			return nil, fmt.Errorf("imds: %w", err)
+			return nil, err // names the server: "imds: listen on …"
 		}
 		log.Info("IMDSv2 endpoint listening", "address", s.Addr())
 		sinks = append(sinks, s)
@@ -420,7 +420,7 @@ func (d *Daemon) sinks(ctx context.Context, p *profile, log hclog.Logger, carrie
 			return nil, err
 		}
 		if err := start(s, hostPort(c.BindAddress, c.BindPort), c.BindPort); err != nil {
-			return nil, fmt.Errorf("container_endpoint: %w", err)
+			return nil, err // names the server
 		}
 		log.Info("container credentials endpoint listening", "url", s.URL())
 		sinks = append(sinks, s)
