@@ -510,3 +510,27 @@ func TestClockJumpWithdrawsExpiredCredentialsAndRefreshesWithin30s(t *testing.T)
 	}
 	t.Logf("withdrawn and refreshed %s after the jump", time.Since(jumped).Round(time.Millisecond))
 }
+
+// A configuration problem is logged at ERROR once per distinct cause: the same AWS answer with a new
+// request id on every call is the same cause. A TLS failure is one too, retried slowly.
+func TestConfigurationProblemsLoggedOncePerCauseAndRetriedSlowly(t *testing.T) {
+	denied := func(id string) error {
+		return &signer.APIError{StatusCode: 403, Type: "AccessDeniedException", Message: "Unable to assume role", RequestID: id}
+	}
+	h := newHarness(t, denied("req-1"), denied("req-2"), denied("req-3"))
+	h.rotate()
+	h.expectCall()
+	s := h.waitState("one failure", func(s ProfileState) bool { return s.ConsecutiveFailures == 1 })
+	// rand 0.5 × 30s: the slow configuration backoff, not the 2s transient one.
+	if got := s.NextRefresh.Sub(start); got != 15*time.Second || s.LastErrorType != "AccessDeniedException" {
+		t.Fatalf("after a 403: retry in %v (want 15s), type %q", got, s.LastErrorType)
+	}
+	for i := 2; i <= 3; i++ {
+		h.advanceTo(s.NextRefresh)
+		h.expectCall()
+		s = h.waitState("another failure", func(s ProfileState) bool { return s.ConsecutiveFailures == i })
+	}
+	if n := strings.Count(h.logs.String(), "[ERROR] refresher: refresh failed"); n != 1 {
+		t.Fatalf("the same 403 (three request ids) logged %d times at ERROR, want once:\n%s", n, h.logs.String())
+	}
+}

@@ -172,6 +172,23 @@ type Profile struct {
 	Signal *Signal
 }
 
+// Equal reports whether c and o configure the same thing: every field equal, positions (Profile.Pos)
+// aside.
+func (c *Config) Equal(o *Config) bool {
+	if c == nil || o == nil {
+		return c == o
+	}
+	strip := func(cfg *Config) Config {
+		out := *cfg
+		out.Profiles = append([]Profile(nil), cfg.Profiles...)
+		for i := range out.Profiles {
+			out.Profiles[i].Pos = ""
+		}
+		return out
+	}
+	return reflect.DeepEqual(strip(c), strip(o))
+}
+
 // Equal reports whether p and o are the same configuration in every field but Pos.
 func (p Profile) Equal(o Profile) bool {
 	p.Pos, o.Pos = "", ""

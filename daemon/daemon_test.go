@@ -201,13 +201,19 @@ func TestSecurityDeletedEntryStopsMintingAtOnce(t *testing.T) {
 	d, logs := w.start(t, fake, fake.Now,
 		w.profile("keep", fmt.Sprintf("  credentials_file {\n    path = %q\n  }", keepPath))+
 			w.profile("withdraw", fmt.Sprintf("  on_identity_loss = \"withdraw\"\n  credentials_file {\n    path = %q\n  }", withdrawPath)))
-	within(t, 10*time.Second, "both profiles ready", func() bool { c, _ := ready(t, d); return c == 200 })
+	within(t, 10*time.Second, "both profiles ready, their files written", func() bool {
+		c, _ := ready(t, d)
+		return c == 200 && fileKey(keepPath, "keep") != "" && fileKey(withdrawPath, "withdraw") != ""
+	})
 
 	// Control: with the identity present, the refresh deadline (40 minutes into a 1h session) mints.
 	n := creates(w)
+	keepBefore, withdrawBefore := fileKey(keepPath, "keep"), fileKey(withdrawPath, "withdraw")
 	fake.Advance(41 * time.Minute)
 	within(t, 10*time.Second, "the timer refreshes", func() bool { return creates(w) == n+2 })
-	within(t, 5*time.Second, "both files rewritten", func() bool { c, _ := ready(t, d); return c == 200 })
+	within(t, 5*time.Second, "both files rewritten", func() bool {
+		return fileKey(keepPath, "keep") != keepBefore && fileKey(withdrawPath, "withdraw") != withdrawBefore
+	})
 	keepKey := fileKey(keepPath, "keep")
 
 	if ok, err := w.agent.DeleteEntry(appID); !ok || err != nil {
@@ -266,7 +272,7 @@ func TestClockJumpWithdrawsExpiredCredentialsAndRefreshesWithin30s(t *testing.T)
 	w := newWorld(t, clk.Now)
 	credsPath := filepath.Join(w.dir, "credentials")
 	d, _ := w.start(t, clk, clk.Now, w.profile("app", fmt.Sprintf("  credentials_file {\n    path = %q\n  }", credsPath)))
-	within(t, 10*time.Second, "ready", func() bool { c, _ := ready(t, d); return c == 200 })
+	within(t, 10*time.Second, "ready, the file written", func() bool { c, _ := ready(t, d); return c == 200 && fileKey(credsPath, "app") != "" })
 	before := fileKey(credsPath, "app")
 	n := creates(w)
 
