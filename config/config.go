@@ -31,11 +31,11 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/hook"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/ininame"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/signame"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
 
@@ -1045,7 +1045,7 @@ func (d *decoder) profile(b *hcl.Block, name string) Profile {
 		ss.absPath("pid_file", &sg.PIDFile)
 		var name string
 		if a, ok := ss.str("signal", &name); ok {
-			if sig, err := hook.ParseSignal(name); err != nil {
+			if sig, err := signame.Parse(name); err != nil {
 				ss.errAt(a, "signal.signal: %v", err)
 			} else {
 				sg.Signal = sig
