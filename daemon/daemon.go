@@ -367,7 +367,7 @@ func (d *Daemon) sinks(ctx context.Context, p *profile, log hclog.Logger, carrie
 			}
 		}
 		if err := s.StartOn(ln); err != nil {
-			return err
+			return fmt.Errorf("%s: %w", s.Name(), err) // netutil leaves the prefix to the caller
 		}
 		p.closers = append(p.closers, func() { s.Close() })
 		if port != 0 {
