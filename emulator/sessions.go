@@ -572,7 +572,13 @@ type jsonCredentials struct {
 
 func (e *Emulator) issue(req *sessionRequest, now time.Time) createSessionResponse {
 	roleName := path.Base(req.role.ARN)
-	s := e.newSession(roleName, req.sessionName, now.Add(time.Duration(req.duration)*time.Second))
+	life := time.Duration(req.duration) * time.Second
+	e.mu.Lock()
+	if e.lifetime > 0 {
+		life = e.lifetime
+	}
+	e.mu.Unlock()
+	s := e.newSession(roleName, req.sessionName, now.Add(life))
 	e.log.Info("CreateSession: issued", "access_key_id", s.id, "role", req.role.ARN, "session", req.sessionName,
 		"subject", req.leaf.URIs, "serial", req.leaf.SerialNumber.String(), "expires", s.expires.UTC().Format(time.RFC3339))
 	return createSessionResponse{

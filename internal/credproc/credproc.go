@@ -31,7 +31,6 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/keyfile"
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
@@ -214,7 +213,7 @@ func (o *Options) CreateSession(ctx context.Context, log hclog.Logger) (creds.Cr
 		RoleARN:         o.roleARN,
 		Region:          o.region,
 		Endpoint:        o.endpoint,
-		AllowHTTP:       o.insecureEndpoint || isLoopbackURL(o.endpoint),
+		AllowHTTP:       o.insecureEndpoint, // plain http to loopback needs no flag (netutil.PlainHTTPAllowed)
 		DurationSeconds: o.durationSeconds,
 		RoleSessionName: o.roleSessionName,
 	})
@@ -258,12 +257,6 @@ func (o *Options) httpClient() *http.Client {
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true} //nolint:gosec // explicit user request
 	}
 	return c
-}
-
-// isLoopbackURL reports whether u is an http URL to a loopback host (the local emulator).
-func isLoopbackURL(u string) bool {
-	p, err := url.Parse(u)
-	return u != "" && err == nil && p.Scheme == "http" && netutil.IsLoopbackHost(p.Hostname())
 }
 
 // Output is where a one-shot writes: the credential_process JSON, and only that, on Stdout; logs on
