@@ -255,7 +255,7 @@ func (r *Refresher) onSVID(ctx context.Context, s *svid.SVID) {
 	if s == nil {
 		if r.svid != nil {
 			r.loseIdentity(ctx, now, errtype.NoIdentity, r.svid.ID.String(),
-				"the Workload API no longer issues this identity (registration entry deleted, or PermissionDenied: no identity issued)")
+				"the SPIRE agent no longer issues this identity (registration entry deleted — for a node-mode profile, no entry matches its workload_selectors — or PermissionDenied)")
 		}
 		return
 	}

@@ -86,7 +86,12 @@ func startNodeDaemon(t *testing.T) *nodeWorld {
 	fmt.Fprintf(&cfg, "delegated_identity {\n  admin_address = %q\n}\n", n.admin.Addr())
 	fmt.Fprintf(&cfg, "health_checks {\n  bind_address = \"127.0.0.1\"\n  bind_port = %d\n}\n", n.healthPort)
 	for _, w := range n.workloads {
+		loss := "keep_until_expiry"
+		if w.name == "audit" {
+			loss = "withdraw"
+		}
 		cfg.WriteString(n.profileBlock(w.name, e2eRole, fmt.Sprintf(`  workload_selectors = [%q]
+  on_identity_loss   = %q
   refresh {
     rotation_spread = "0s"
   }
@@ -97,7 +102,7 @@ func startNodeDaemon(t *testing.T) *nodeWorld {
     bind_port       = %d
     auth_token_file = %q
   }
-`, w.selectors[0], w.creds, w.port, w.token)))
+`, w.selectors[0], loss, w.creds, w.port, w.token)))
 	}
 	cfg.WriteString(n.profileBlock("own", e2eRole, fmt.Sprintf(`  spiffe_id = %q
   credentials_file {
@@ -253,6 +258,11 @@ func TestSecurityNodeModeDeletedEntryStopsThatWorkloadOnly(t *testing.T) {
 		p := n.report(t)["reports"]
 		return p.DelegatedIdentity == "no_matching_entry" && strings.Contains(p.DelegatedIdentityError, "-selector unix:uid:1002")
 	})
+	eventually(t, "reports' identity lost, the others untouched", func() bool {
+		r := n.report(t)
+		return r["reports"].Identity == "no_identity" && !r["reports"].Ready && r["billing"].Ready && r["audit"].Ready &&
+			r["billing"].Identity == "" && r["audit"].Identity == ""
+	})
 	reportsRefreshes := n.report(t)["reports"].Refreshes
 	stale := n.sessionOf(t, reports)
 	// A mass rotation: the other workloads refresh, reports does not.
@@ -274,8 +284,18 @@ func TestSecurityNodeModeDeletedEntryStopsThatWorkloadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "reports refreshed after its entry was re-added", func() bool { return n.sessionOf(t, reports) == n.serialOf(reports) })
-	if p := n.report(t)["reports"]; p.DelegatedIdentity != "connected" || !p.Ready {
+	if p := n.report(t)["reports"]; p.DelegatedIdentity != "connected" || !p.Ready || p.Identity != "" {
 		t.Fatalf("reports after re-adding: %+v", p)
+	}
+
+	// on_identity_loss = "withdraw" (audit's): deleting its entry clears its file at once; reports kept
+	// its credentials until expiry (keep_until_expiry), and billing is untouched.
+	if !n.admin.DeleteEntry(audit.id) {
+		t.Fatal("no audit entry")
+	}
+	eventually(t, "audit's credentials withdrawn", func() bool { return profileKeys(audit.creds, audit.name)["aws_access_key_id"] == "" })
+	if profileKeys(billing.creds, billing.name)["aws_access_key_id"] == "" {
+		t.Fatal("billing's credentials went with audit's identity")
 	}
 }
 
