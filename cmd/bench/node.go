@@ -50,9 +50,18 @@ func (b *bench) node() error {
 
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "agent_address = %q\nlog_level = \"warn\"\ndelegated_identity {\n  admin_address = %q\n}\n", w.agent.Addr(), admin.Addr())
+	// The files go where examples/node puts them: tmpfs (/run there, /dev/shm here when it exists). On a
+	// disk every write's two fsyncs queue behind the journal, and a mass rotation measures the disk.
+	filesDir, where := b.dir, "files on "+b.dir
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "sab-node"); err == nil {
+			defer os.RemoveAll(d)
+			filesDir, where = d, "files on tmpfs"
+		}
+	}
 	files := make([]string, n)
 	for i := range files {
-		files[i] = filepath.Join(b.dir, "node", fmt.Sprintf("w%d", i), "credentials")
+		files[i] = filepath.Join(filesDir, fmt.Sprintf("w%d", i), "credentials")
 		// Every workload is played by the bench's own user, so that it runs unprivileged; on a host each
 		// file would belong to its workload's uid.
 		fmt.Fprintf(&cfg, `
@@ -122,7 +131,7 @@ profile "w%d" {
 	p50, p99, worst := percentile(lat, 0.5), percentile(lat, 0.99), percentile(lat, 1)
 	b.add(fmt.Sprintf("node mode, mass rotation of %d: files rewritten", n), fmt.Sprintf("%d of %d", n, n), "all", pass(true))
 	b.add(fmt.Sprintf("node mode, mass rotation of %d: rotation → file renamed, p50", n), ms(p50), "(reported)", nil)
-	b.add(fmt.Sprintf("node mode, mass rotation of %d: rotation → file renamed, p99 (max %s)", n, ms(worst)), ms(p99), "≤ 1 s", pass(p99 <= time.Second))
+	b.add(fmt.Sprintf("node mode, mass rotation of %d: rotation → file renamed, p99 (max %s; %s)", n, ms(worst), where), ms(p99), "≤ 1 s", pass(p99 <= time.Second))
 	return nil
 }
 
