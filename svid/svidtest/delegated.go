@@ -225,6 +225,7 @@ func (s *DelegatedServer) RotateEntry(id spiffeid.ID) error {
 			if err != nil {
 				return err
 			}
+			s.svids = slices.Clone(s.svids) // streams read the old slice without the lock
 			s.svids[i] = sv[0]
 			s.notifyLocked()
 			return nil
@@ -401,14 +402,14 @@ func (s *DelegatedServer) SubscribeToX509SVIDs(req *delegatedv1.SubscribeToX509S
 	var last string
 	for {
 		s.mu.Lock()
+		entries, all, changed := s.entries, s.svids, s.changed // replaced on change, never modified
+		s.mu.Unlock()
 		var svids []*x509svid.SVID
-		for i, e := range s.entries {
+		for i, e := range entries {
 			if matches(e.Selectors, want) {
-				svids = append(svids, s.svids[i])
+				svids = append(svids, all[i])
 			}
 		}
-		changed := s.changed
-		s.mu.Unlock()
 		if len(svids) > 0 {
 			if err := s.authorize(ctx); err != nil {
 				return err
