@@ -115,7 +115,7 @@ func CapacityTable(o Options, results []CapacityResult) string {
 			failed = fmt.Sprint(c.Failed)
 		}
 		fmt.Fprintf(w, "%s\t%d\t%s\t%.2f\t%.2f\t%v\t%v\t\n", c.Policy.Name, c.Bridges, failed, c.Best.MeanCallsPerSecond,
-			c.Best.ThrottledPercent(), c.Best.MinRemaining.Round(time.Second), c.Best.MaxFirstCredentials.Round(time.Minute))
+			c.Best.ThrottledPercent(), c.Best.MinRemaining.Round(time.Second), c.Best.MaxFirstCredentials.Round(time.Second))
 	}
 	w.Flush()
 	return sb.String()

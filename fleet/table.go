@@ -63,6 +63,9 @@ func policyString(p schedule.Policy) string {
 	if p.RotationSpread < 0 {
 		spread = "none"
 	}
+	if p.TimerOnly {
+		spread = "n/a (on_rotation = false)"
+	}
 	return fmt.Sprintf("refresh fraction %.3g, min remaining %v, jitter fraction %g, rotation spread %s, retry %v–%v",
 		p.RefreshFraction, p.MinRemaining, p.JitterFraction, spread, p.RetryBase, p.RetryMax)
 }
