@@ -134,8 +134,7 @@ func New(opts Options) *Client {
 }
 
 // DefaultHTTPClient is the HTTP client a Client uses unless given one: TLS 1.2 or later, proxies from the
-// environment when useProxy, 10 s to connect and to handshake, 30 s for the response headers, 60 s overall,
-// at most 64 connections per host.
+// environment when useProxy, 10 s to connect and to handshake, 30 s for the response headers, 60 s overall.
 func DefaultHTTPClient(useProxy bool) *http.Client {
 	t := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -144,11 +143,7 @@ func DefaultHTTPClient(useProxy bool) *http.Client {
 		ResponseHeaderTimeout: 30 * time.Second,
 		IdleConnTimeout:       90 * time.Second,
 		MaxIdleConns:          10,
-		// A node-mode bridge's mass rotation asks for up to a session per workload at once: over HTTP/2
-		// (AWS) they share a connection; over HTTP/1 (the emulator, a proxy) at most this many open, the
-		// rest queue, instead of a connection, two goroutines and their buffers each.
-		MaxConnsPerHost:   64,
-		ForceAttemptHTTP2: true,
+		ForceAttemptHTTP2:     true,
 	}
 	if useProxy {
 		t.Proxy = http.ProxyFromEnvironment
