@@ -34,7 +34,10 @@ type Attempt struct {
 	// ErrorType is the AWS error type (e.g. "ThrottlingException"), "network", "no_identity" or
 	// "invalid_input" on failure; empty on success.
 	ErrorType string
-	Latency   time.Duration
+	// Hop is the role of the step that failed: the Roles Anywhere role for CreateSession, an
+	// assume_role hop's role for a role-chaining failure; empty on success.
+	Hop     string
+	Latency time.Duration
 }
 
 // Observer receives refresh events; package metrics implements it. Methods must not block.
@@ -51,8 +54,10 @@ type RefresherOptions struct {
 	Session signer.CreateSessionInput
 	// SVIDs delivers the profile's selected SVID: the current one first, then each rotation.
 	SVIDs <-chan *svid.SVID
-	// Client calls CreateSession.
+	// Client calls CreateSession (and, for a profile with assume_role hops, the chain after it).
 	Client SessionCreator
+	// AssumeRoleARNs are the role-chaining hops Client runs after CreateSession, for the state.
+	AssumeRoleARNs []string
 	// Sinks receive every fresh credential set.
 	Sinks []Sink
 	// Policy is the refresh timing; zero fields take their defaults.
@@ -86,6 +91,7 @@ type Refresher struct {
 	sinkRetry    time.Time
 	sinkFailures int
 	lastLogged   string // last configuration error message logged, to log each distinct one once
+	failHop      string // the role of the step that failed, for the next fail call
 }
 
 // NewRefresher validates opts and returns a Refresher ready to Run.
@@ -117,7 +123,7 @@ func NewRefresher(opts RefresherOptions) (*Refresher, error) {
 		log:          opts.Logger.Named("refresher").With("profile", opts.Profile),
 		pendingSinks: map[int]bool{},
 	}
-	r.state = ProfileState{Profile: opts.Profile, RoleARN: opts.Session.RoleARN}
+	r.state = ProfileState{Profile: opts.Profile, RoleARN: opts.Session.RoleARN, AssumeRoleARNs: opts.AssumeRoleARNs}
 	return r, nil
 }
 
@@ -262,6 +268,7 @@ func (r *Refresher) refresh(ctx context.Context) {
 			return // shutting down
 		}
 		kind, typ := classify(err)
+		r.failHop = hopOf(err, in.RoleARN)
 		r.fail(now, kind, typ, err, latency)
 		return
 	}
@@ -330,8 +337,11 @@ func (r *Refresher) retrySinks(ctx context.Context) {
 
 func (r *Refresher) fail(now time.Time, kind schedule.FailureKind, typ string, err error, latency time.Duration) {
 	next := r.sched.Failed(now, kind)
-	r.observe(Attempt{Profile: r.o.Profile, Result: "failure", ErrorType: typ, Latency: latency})
+	hop := r.failHop
+	r.failHop = ""
+	r.observe(Attempt{Profile: r.o.Profile, Result: "failure", ErrorType: typ, Hop: hop, Latency: latency})
 	r.mu.Lock()
+	r.state.LastErrorHop = hop
 	r.state.LastErrorType = typ
 	r.state.LastError = err.Error()
 	r.state.LastErrorAt = now
@@ -341,6 +351,9 @@ func (r *Refresher) fail(now time.Time, kind schedule.FailureKind, typ string, e
 	have := !r.current.IsZero()
 	r.mu.Unlock()
 	args := []any{"error_type", typ, "error", err.Error(), "attempt", r.sched.Failures()}
+	if hop != "" {
+		args = append(args, "hop", hop)
+	}
 	if !next.IsZero() {
 		args = append(args, "retry_in", next.Sub(now).Round(time.Millisecond).String())
 	}
@@ -367,8 +380,34 @@ func (r *Refresher) observe(a Attempt) {
 	}
 }
 
-// classify maps a CreateSession error to a backoff kind and a metrics/error type label.
+// HopFailure is implemented by the errors of a role-chaining hop (chain.HopError): the failing hop's
+// role, the STS error code and whether a retry may help.
+type HopFailure interface {
+	error
+	HopRole() string
+	Code() string
+	Retryable() bool
+}
+
+// hopOf is the role of the step that failed: a chained hop's, else the Roles Anywhere role.
+func hopOf(err error, rolesAnywhereRole string) string {
+	var hf HopFailure
+	if errors.As(err, &hf) {
+		return hf.HopRole()
+	}
+	return rolesAnywhereRole
+}
+
+// classify maps a CreateSession (or role-chaining) error to a backoff kind and a metrics/error type
+// label.
 func classify(err error) (schedule.FailureKind, string) {
+	var hf HopFailure
+	if errors.As(err, &hf) {
+		if hf.Retryable() {
+			return schedule.Transient, hf.Code()
+		}
+		return schedule.Configuration, hf.Code()
+	}
 	var api *signer.APIError
 	if errors.As(err, &api) {
 		typ := api.Type

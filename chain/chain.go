@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 )
@@ -125,6 +126,9 @@ func (e *HopError) Error() string {
 
 // Unwrap returns the STS error.
 func (e *HopError) Unwrap() error { return e.Err }
+
+// HopRole is the role the failing hop assumes (bridge.HopFailure).
+func (e *HopError) HopRole() string { return e.RoleARN }
 
 // Code is the STS error code, "network" for a transport failure, or "invalid_input".
 func (e *HopError) Code() string {
@@ -341,4 +345,15 @@ func (c *Creator) CreateSession(ctx context.Context, in signer.CreateSessionInpu
 		id = in.Identity.Leaf.URIs[0].String()
 	}
 	return c.Chain.Assume(ctx, first, id)
+}
+
+// FromConfig converts a profile's assume_role blocks into hops.
+func FromConfig(blocks []config.AssumeRole) []Hop {
+	var out []Hop
+	for _, a := range blocks {
+		out = append(out, Hop{RoleARN: a.RoleARN, ExternalID: a.ExternalID, RoleSessionName: a.RoleSessionName,
+			Duration: a.Duration, SessionTags: a.SessionTags, TransitiveTagKeys: a.TransitiveTagKeys, Policy: a.Policy,
+			PolicyARNs: a.PolicyARNs, SPIFFEIDTag: a.SPIFFEIDTag, STSRegion: a.STSRegion, STSEndpoint: a.STSEndpoint})
+	}
+	return out
 }

@@ -54,7 +54,7 @@ type world struct {
 }
 
 func (w *world) Write(p []byte) (int, error) { w.mu.Lock(); defer w.mu.Unlock(); return w.log.Write(p) }
-func (w *world) logs() string               { w.mu.Lock(); defer w.mu.Unlock(); return w.log.String() }
+func (w *world) logs() string                { w.mu.Lock(); defer w.mu.Unlock(); return w.log.String() }
 
 // newWorld is three accounts: A holds the trust anchor and the Roles Anywhere role; B's role trusts
 // A's role with an external id; C's role trusts B's role.

@@ -20,6 +20,8 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/endpoint"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/hook"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/schedule"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/chain"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/chain/sdksts"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
@@ -40,6 +42,9 @@ type Options struct {
 	Policy schedule.Policy
 	// Observer receives refresh events in addition to the metrics server (tests).
 	Observer bridge.Observer
+	// STS makes the assume_role hops of profiles that have them; default aws-sdk-go-v2's STS client
+	// (chain/sdksts) with Signer.HTTPClient.
+	STS chain.STS
 }
 
 // Daemon runs the profiles of one config.
@@ -82,6 +87,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 		// One call per attempt: every retry goes through the refresher's backoff, which spreads a
 		// throttled fleet (docs/fleet-simulation.md models exactly this).
 		opts.Signer.Retry.MaxAttempts = 1
+	}
+	if opts.STS == nil {
+		opts.STS = &sdksts.Client{HTTPClient: opts.Signer.HTTPClient}
 	}
 	d := &Daemon{
 		opts:     opts,
@@ -236,15 +244,16 @@ func (d *Daemon) start(ctx context.Context, pc config.Profile, carried carry) (*
 			DurationSeconds: int(pc.SessionDuration / time.Second),
 			RoleSessionName: pc.RoleSessionName,
 		},
-		SVIDs:         sub.C(),
-		Client:        d.client,
-		Sinks:         sinks,
-		Policy:        d.policy(pc),
-		Initial:       carried.c,
-		InitialIssued: carried.issued,
-		Clock:         d.opts.Clock,
-		Logger:        d.log,
-		Observer:      observer,
+		SVIDs:          sub.C(),
+		Client:         d.creator(pc),
+		AssumeRoleARNs: assumeRoleARNs(pc),
+		Sinks:          sinks,
+		Policy:         d.policy(pc),
+		Initial:        carried.c,
+		InitialIssued:  carried.issued,
+		Clock:          d.opts.Clock,
+		Logger:         d.log,
+		Observer:       observer,
 	})
 	if err != nil {
 		sub.Close()
@@ -375,3 +384,21 @@ func (d *Daemon) Close() {
 }
 
 func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
+
+// creator is the profile's session creator: CreateSession, then its assume_role hops when it has any.
+func (d *Daemon) creator(pc config.Profile) bridge.SessionCreator {
+	if len(pc.AssumeRole) == 0 {
+		return d.client
+	}
+	return &chain.Creator{RolesAnywhere: d.client, Chain: &chain.Chain{
+		Hops: chain.FromConfig(pc.AssumeRole), STS: d.opts.STS, Region: pc.Region, AllowHTTP: pc.InsecureEndpoint,
+	}}
+}
+
+func assumeRoleARNs(pc config.Profile) []string {
+	var out []string
+	for _, a := range pc.AssumeRole {
+		out = append(out, a.RoleARN)
+	}
+	return out
+}

@@ -190,25 +190,28 @@ func (e *Emulator) assumeRole(w http.ResponseWriter, caller *session, form url.V
 	deny := func(reason string) {
 		fail(403, "AccessDenied", reason, fmt.Sprintf("User: %s is not authorized to perform: sts:AssumeRole on resource: %s", caller.assumedRoleARN, roleARN))
 	}
-	role := e.role(roleARN)
+	var trust *STSTrust
+	e.mu.Lock()
+	if role := e.role(roleARN); role != nil && role.STSTrust != nil {
+		t := *role.STSTrust
+		trust = &t
+	}
+	e.mu.Unlock()
 	switch {
-	case role == nil:
-		deny("the role does not exist")
+	case trust == nil:
+		deny("the role does not exist or its trust policy has no sts_trust statement")
 		return
-	case role.STSTrust == nil:
-		deny("the role's trust policy has no sts_trust statement")
-		return
-	case !principalAllowed(role.STSTrust, caller.roleARN):
+	case !principalAllowed(trust, caller.roleARN):
 		deny(fmt.Sprintf("the trust policy does not name the caller's role %s as a principal", caller.roleARN))
 		return
-	case role.STSTrust.ExternalID != "" && form.Get("ExternalId") != role.STSTrust.ExternalID:
+	case trust.ExternalID != "" && form.Get("ExternalId") != trust.ExternalID:
 		deny("the sts:ExternalId condition does not match")
 		return
-	case (len(reqTags) > 0 || len(callerTags) > 0) && !role.STSTrust.TagSession:
+	case (len(reqTags) > 0 || len(callerTags) > 0) && !trust.TagSession:
 		fail(403, "AccessDenied", "sts:TagSession not granted",
 			fmt.Sprintf("User: %s is not authorized to perform: sts:TagSession on resource: %s", caller.assumedRoleARN, roleARN))
 		return
-	case (callerSource != "" || form.Get("SourceIdentity") != "") && !role.STSTrust.SetSourceIdentity:
+	case (callerSource != "" || form.Get("SourceIdentity") != "") && !trust.SetSourceIdentity:
 		fail(403, "AccessDenied", "sts:SetSourceIdentity not granted",
 			fmt.Sprintf("User: %s is not authorized to perform: sts:SetSourceIdentity on resource: %s", caller.assumedRoleARN, roleARN))
 		return
@@ -257,6 +260,23 @@ func (e *Emulator) assumeRole(w http.ResponseWriter, caller *session, form url.V
 		PackedPolicySize: min(100, 5*len(s.tags)+len(form.Get("Policy"))/40+3*len(policyARNs)),
 		SourceIdentity:   source,
 	}, Meta: responseMetadata{requestID()}})
+}
+
+// SetSTSTrust replaces the sts_trust of role roleARN (nil removes it), as an IAM administrator editing
+// the trust policy would; it reports whether the role exists.
+func (e *Emulator) SetSTSTrust(roleARN string, t *STSTrust) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.role(roleARN)
+	if r == nil {
+		return false
+	}
+	if t != nil {
+		c := *t
+		t = &c
+	}
+	r.STSTrust = t
+	return true
 }
 
 // SessionView is one issued session as GET /_emulator/sessions shows it: no secret, no token.

@@ -70,6 +70,9 @@ type Attempt struct {
 	Result string
 	// ErrorType classifies a failure, e.g. "ThrottlingException" or "network"; ignored on success.
 	ErrorType string
+	// Hop is the role of the step that failed (the Roles Anywhere role, or an assume_role hop's role);
+	// ignored on success.
+	Hop string
 	// Latency is how long the attempt took; zero or negative records no latency.
 	Latency time.Duration
 }
@@ -116,8 +119,8 @@ func New(o Options) *Metrics {
 		}, []string{"profile", "result"}),
 		refreshErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "refresh_errors_total",
-			Help: "Failed credential refresh attempts, by profile and error type.",
-		}, []string{"profile", "error_type"}),
+			Help: "Failed credential refresh attempts, by profile, error type and hop (the role of the failing step: Roles Anywhere's or an assume_role hop's).",
+		}, []string{"profile", "error_type", "hop"}),
 		throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "throttles_total",
 			Help: "Refresh attempts rejected with ThrottlingException, by profile.",
@@ -169,7 +172,7 @@ func (m *Metrics) ObserveAttempt(a Attempt) {
 		if errType == "" {
 			errType = "unknown"
 		}
-		m.refreshErrors.WithLabelValues(a.Profile, errType).Inc()
+		m.refreshErrors.WithLabelValues(a.Profile, errType, a.Hop).Inc()
 		if errType == ThrottlingErrorType {
 			m.throttles.WithLabelValues(a.Profile).Inc()
 		}
