@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -185,11 +186,11 @@ profile "app" {
 	}
 
 	for _, tc := range []struct {
-		name  string
+		name   string
 		break_ func()
-		fix   func()
-		role  string
-		code  string
+		fix    func()
+		role   string
+		code   string
 	}{
 		{"wrong external id", func() {
 			w.emu.SetSTSTrust(chainRoleB, &emulator.STSTrust{Principals: []string{e2eRole}, ExternalID: "tenant-8", TagSession: true, SetSourceIdentity: true})
@@ -270,5 +271,91 @@ func TestOneShotsChainIntoAccountC(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// printedTrustPolicies reads, from check's output, the trust policy printed for each hop's role.
+func printedTrustPolicies(t *testing.T, out string) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		l = strings.TrimSpace(l)
+		role, ok := strings.CutPrefix(l, "Trust policy ")
+		if !ok {
+			continue
+		}
+		role, _, _ = strings.Cut(role, " ")
+		var doc []string
+		for _, m := range lines[i+1:] {
+			if strings.HasPrefix(strings.TrimSpace(m), "Permission policy") {
+				break
+			}
+			doc = append(doc, m)
+		}
+		got[role] = strings.Join(doc, "\n")
+	}
+	return got
+}
+
+// trustFromPolicy is what an IAM administrator would configure from a printed trust policy, as the
+// emulator models it.
+func trustFromPolicy(t *testing.T, doc string) *emulator.STSTrust {
+	t.Helper()
+	var p struct {
+		Statement []struct {
+			Principal struct{ AWS string }
+			Action    []string
+			Condition struct {
+				StringEquals map[string]string
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(doc), &p); err != nil || len(p.Statement) != 1 {
+		t.Fatalf("printed trust policy does not parse: %v\n%s", err, doc)
+	}
+	s := p.Statement[0]
+	tr := &emulator.STSTrust{Principals: []string{s.Principal.AWS}, ExternalID: s.Condition.StringEquals["sts:ExternalId"]}
+	for _, a := range s.Action {
+		tr.TagSession = tr.TagSession || a == "sts:TagSession"
+		tr.SetSourceIdentity = tr.SetSourceIdentity || a == "sts:SetSourceIdentity"
+	}
+	if !slices.Contains(s.Action, "sts:AssumeRole") {
+		t.Fatalf("printed trust policy lacks sts:AssumeRole: %s", doc)
+	}
+	return tr
+}
+
+
+// TestCheckWalksEveryHopAndPrintsTheTrustPolicyEachRoleNeeds: with account C's role trusting nobody,
+// check fails at hop 2 naming AccessDenied; the trust policies it prints, applied to both roles as an
+// administrator would, make the whole chain pass.
+func TestCheckWalksEveryHopAndPrintsTheTrustPolicyEachRoleNeeds(t *testing.T) {
+	w := chainWorld(t)
+	w.emu.SetSTSTrust(chainRoleC, nil)
+	cfg := w.oneShotConfig(t, "check-chain.hcl", w.profileBlock("app", e2eRole, `  spiffe_id = "`+e2eSpiffeID+`"
+`+chainHops(w, chainExternal, "")))
+	r := runBin(t, nil, "check", "--config", cfg)
+	if r.code == 0 || !strings.Contains(r.stdout, "FAIL hop 2 ("+chainRoleC+"): AccessDenied") || !strings.Contains(r.stdout, "ok   hop 1 succeeded") {
+		t.Fatalf("exit %d; want hop 1 ok and hop 2 refused with AccessDenied:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	policies := printedTrustPolicies(t, r.stdout)
+	if len(policies) != 2 {
+		t.Fatalf("check printed %d trust policies, want one per hop:\n%s", len(policies), r.stdout)
+	}
+	b, c := trustFromPolicy(t, policies[chainRoleB]), trustFromPolicy(t, policies[chainRoleC])
+	if b.ExternalID != chainExternal || b.Principals[0] != e2eRole || c.Principals[0] != chainRoleB || !c.TagSession {
+		t.Fatalf("printed policies: B %+v, C %+v", b, c)
+	}
+	w.emu.SetSTSTrust(chainRoleB, b)
+	w.emu.SetSTSTrust(chainRoleC, c)
+	if r := runBin(t, nil, "check", "--config", cfg); r.code != 0 || !strings.Contains(r.stdout, "ok   hop 2 succeeded: arn:aws:sts::"+chainAccountC) {
+		t.Fatalf("with the printed trust policies the chain still fails (exit %d):\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Without sts:TagSession (which the SPIFFE ID tag needs) STS refuses, and check says why.
+	c.TagSession = false
+	w.emu.SetSTSTrust(chainRoleC, c)
+	if r := runBin(t, nil, "check", "--config", cfg); r.code == 0 || !strings.Contains(r.stdout, "must allow sts:TagSession") {
+		t.Fatalf("a trust policy without sts:TagSession: exit %d\n%s", r.code, r.stdout)
 	}
 }
