@@ -326,7 +326,6 @@ func trustFromPolicy(t *testing.T, doc string) *emulator.STSTrust {
 	return tr
 }
 
-
 // TestCheckWalksEveryHopAndPrintsTheTrustPolicyEachRoleNeeds: with account C's role trusting nobody,
 // check fails at hop 2 naming AccessDenied; the trust policies it prints, applied to both roles as an
 // administrator would, make the whole chain pass.

@@ -27,6 +27,12 @@ const (
 	devRoleARN     = "arn:aws:iam::123456789012:role/dev-workload"
 	devSpiffeID    = "spiffe://example.org/dev/workload"
 	devProfile     = "dev"
+
+	// dev --chain: a workload account B whose role trusts account A's dev role (role chaining).
+	devAccountB     = "210987654321"
+	devRoleB        = "arn:aws:iam::210987654321:role/dev-workload-b"
+	devExternalID   = "dev-external-id"
+	devChainProfile = "dev-cross-account"
 )
 
 type devOptions struct {
@@ -35,6 +41,7 @@ type devOptions struct {
 	duration    time.Duration
 	session     time.Duration
 	logLevel    string
+	chain       bool
 }
 
 func newDevCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -66,6 +73,7 @@ It prints ready-to-paste commands that use the credentials with the aws CLI or a
 	f.DurationVar(&o.duration, "duration", 0, "stop after this long (default: run until interrupted)")
 	f.DurationVar(&o.session, "session-duration", time.Hour, "AWS session duration (15m to 12h)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	f.BoolVar(&o.chain, "chain", false, "add a second profile, "+devChainProfile+", that chains from the Roles Anywhere role into a role of a second account ("+devAccountB+") with STS AssumeRole")
 	return cmd
 }
 
@@ -126,6 +134,9 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	tokenPath := filepath.Join(dir, "container-token")
 	bridgeConfig := filepath.Join(dir, "bridge.hcl")
 	src := devBridgeConfig(agent.Addr(), emu.URL, o.session, credsPath, port, tokenPath, o.logLevel)
+	if o.chain {
+		src += devChainProfileConfig(emu.URL, credsPath)
+	}
 	if err := os.WriteFile(bridgeConfig, []byte(src), 0o644); err != nil {
 		return err
 	}
@@ -155,9 +166,9 @@ Use the credentials from another terminal:
   export AWS_ENDPOINT_URL_STS=%[5]s AWS_REGION=%[10]s
   aws sts get-caller-identity
 
-Stop with Ctrl-C.
+%[12]sStop with Ctrl-C.
 
-`, dir, agent.Addr(), o.rotateEvery, devSpiffeID, emu.URL, bridgeConfig, credsPath, devProfile, port, devRegion, tokenPath)
+`, dir, agent.Addr(), o.rotateEvery, devSpiffeID, emu.URL, bridgeConfig, credsPath, devProfile, port, devRegion, tokenPath, devChainBanner(o.chain, credsPath, emu.URL))
 
 	return runDaemon(ctx, bridgeConfig, cfg, log, daemon.Options{Logger: log})
 }
@@ -181,7 +192,59 @@ role %q {
     values = ["spiffe://example.org/dev/*"]
   }
 }
-`, devAccount, devTrustAnchor, caPath, devProfileARN, devRoleARN, devRoleARN)
+
+# Account %s's workload role: trusts account %s's dev role (dev --chain).
+role %q {
+  sts_trust {
+    principals          = [%q]
+    external_id         = %q
+    tag_session         = true
+    set_source_identity = true
+  }
+}
+`, devAccount, devTrustAnchor, caPath, devProfileARN, devRoleARN, devRoleARN, devAccountB, devAccount, devRoleB, devRoleARN, devExternalID)
+}
+
+// devChainProfileConfig is dev --chain's second profile: account A's Roles Anywhere session, then STS
+// AssumeRole into account B's role, written to its own section of the credentials file.
+func devChainProfileConfig(endpoint, credsPath string) string {
+	return fmt.Sprintf(`
+profile %q {
+  spiffe_id         = %q
+  trust_anchor_arn  = %q
+  profile_arn       = %q
+  role_arn          = %q
+  endpoint          = %q
+  insecure_endpoint = true
+
+  refresh {
+    rotation_spread = "0s"
+  }
+
+  # Role chaining: from account %s's role into account %s's (the emulator's STS stands in for
+  # https://sts.%s.amazonaws.com).
+  assume_role {
+    role_arn     = %q
+    external_id  = %q
+    sts_endpoint = %q
+  }
+
+  credentials_file {
+    path = %q
+  }
+}
+`, devChainProfile, devSpiffeID, devTrustAnchor, devProfileARN, devRoleARN, endpoint, devAccount, devAccountB, devRegion, devRoleB, devExternalID, endpoint, credsPath)
+}
+
+func devChainBanner(on bool, credsPath, endpoint string) string {
+	if !on {
+		return ""
+	}
+	return fmt.Sprintf(`  # role chaining (--chain): account %s's role, reached from account %s's Roles Anywhere session
+  AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=%s aws sts get-caller-identity --region %s --endpoint-url %s
+  curl -s %s/_emulator/sessions   # the session's spiffe-id tag and source identity
+
+`, devAccountB, devAccount, credsPath, devChainProfile, devRegion, endpoint, endpoint)
 }
 
 func devBridgeConfig(agentAddr, endpoint string, session time.Duration, credsPath string, port int, tokenPath, level string) string {
