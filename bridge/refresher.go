@@ -34,8 +34,9 @@ type Attempt struct {
 	// ErrorType is the AWS error type (e.g. "ThrottlingException"), "network", "no_identity" or
 	// "invalid_input" on failure; empty on success.
 	ErrorType string
-	// Hop is the role of the step that failed: the Roles Anywhere role for CreateSession, an
-	// assume_role hop's role for a role-chaining failure; empty on success.
+	// Hop names the step that failed, for the metrics' hop label: "rolesanywhere" for CreateSession,
+	// "assume_role[i]" for the profile's i-th assume_role hop (0-based, as in the config); empty on
+	// success. (The hop's role ARN goes to logs and /ready, never to a metric label.)
 	Hop     string
 	Latency time.Duration
 }
@@ -92,6 +93,7 @@ type Refresher struct {
 	sinkFailures int
 	lastLogged   string // last configuration error message logged, to log each distinct one once
 	failHop      string // the role of the step that failed, for the next fail call
+	failHopLabel string // and its metrics label
 }
 
 // NewRefresher validates opts and returns a Refresher ready to Run.
@@ -268,7 +270,7 @@ func (r *Refresher) refresh(ctx context.Context) {
 			return // shutting down
 		}
 		kind, typ := classify(err)
-		r.failHop = hopOf(err, in.RoleARN)
+		r.failHop, r.failHopLabel = hopOf(err, in.RoleARN)
 		r.fail(now, kind, typ, err, latency)
 		return
 	}
@@ -337,9 +339,9 @@ func (r *Refresher) retrySinks(ctx context.Context) {
 
 func (r *Refresher) fail(now time.Time, kind schedule.FailureKind, typ string, err error, latency time.Duration) {
 	next := r.sched.Failed(now, kind)
-	hop := r.failHop
-	r.failHop = ""
-	r.observe(Attempt{Profile: r.o.Profile, Result: "failure", ErrorType: typ, Hop: hop, Latency: latency})
+	hop, label := r.failHop, r.failHopLabel
+	r.failHop, r.failHopLabel = "", ""
+	r.observe(Attempt{Profile: r.o.Profile, Result: "failure", ErrorType: typ, Hop: label, Latency: latency})
 	r.mu.Lock()
 	r.state.LastErrorHop = hop
 	r.state.LastErrorType = typ
@@ -385,17 +387,20 @@ func (r *Refresher) observe(a Attempt) {
 type HopFailure interface {
 	error
 	HopRole() string
+	// HopIndex is the hop's 0-based position among the profile's assume_role blocks.
+	HopIndex() int
 	Code() string
 	Retryable() bool
 }
 
-// hopOf is the role of the step that failed: a chained hop's, else the Roles Anywhere role.
-func hopOf(err error, rolesAnywhereRole string) string {
+// hopOf is the role of the step that failed (a chained hop's, else the Roles Anywhere role) and its
+// metrics label.
+func hopOf(err error, rolesAnywhereRole string) (role, label string) {
 	var hf HopFailure
 	if errors.As(err, &hf) {
-		return hf.HopRole()
+		return hf.HopRole(), fmt.Sprintf("assume_role[%d]", hf.HopIndex())
 	}
-	return rolesAnywhereRole
+	return rolesAnywhereRole, "rolesanywhere"
 }
 
 // classify maps a CreateSession (or role-chaining) error to a backoff kind and a metrics/error type

@@ -130,6 +130,9 @@ func (e *HopError) Unwrap() error { return e.Err }
 // HopRole is the role the failing hop assumes (bridge.HopFailure).
 func (e *HopError) HopRole() string { return e.RoleARN }
 
+// HopIndex is the hop's 0-based position in the chain (bridge.HopFailure).
+func (e *HopError) HopIndex() int { return e.Hop - 1 }
+
 // Code is the STS error code, "network" for a transport failure, or "invalid_input".
 func (e *HopError) Code() string {
 	var api *APIError

@@ -70,8 +70,8 @@ type Attempt struct {
 	Result string
 	// ErrorType classifies a failure, e.g. "ThrottlingException" or "network"; ignored on success.
 	ErrorType string
-	// Hop is the role of the step that failed (the Roles Anywhere role, or an assume_role hop's role);
-	// ignored on success.
+	// Hop names the step that failed: "rolesanywhere" or "assume_role[i]" (never an ARN); ignored on
+	// success.
 	Hop string
 	// Latency is how long the attempt took; zero or negative records no latency.
 	Latency time.Duration
@@ -119,7 +119,7 @@ func New(o Options) *Metrics {
 		}, []string{"profile", "result"}),
 		refreshErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "refresh_errors_total",
-			Help: "Failed credential refresh attempts, by profile, error type and hop (the role of the failing step: Roles Anywhere's or an assume_role hop's).",
+			Help: "Failed credential refresh attempts, by profile, error type and hop (rolesanywhere, or assume_role[i] for the profile's i-th role-chaining hop).",
 		}, []string{"profile", "error_type", "hop"}),
 		throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "throttles_total",

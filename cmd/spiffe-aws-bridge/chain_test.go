@@ -190,18 +190,19 @@ profile "app" {
 		break_ func()
 		fix    func()
 		role   string
+		label  string
 		code   string
 	}{
 		{"wrong external id", func() {
 			w.emu.SetSTSTrust(chainRoleB, &emulator.STSTrust{Principals: []string{e2eRole}, ExternalID: "tenant-8", TagSession: true, SetSourceIdentity: true})
 		}, func() {
 			w.emu.SetSTSTrust(chainRoleB, &emulator.STSTrust{Principals: []string{e2eRole}, ExternalID: chainExternal, TagSession: true, SetSourceIdentity: true})
-		}, chainRoleB, "AccessDenied"},
+		}, chainRoleB, "assume_role[0]", "AccessDenied"},
 		{"target role does not trust the previous hop", func() {
 			w.emu.SetSTSTrust(chainRoleC, &emulator.STSTrust{Principals: []string{"arn:aws:iam::222222222222:role/someone-else"}, TagSession: true, SetSourceIdentity: true})
 		}, func() {
 			w.emu.SetSTSTrust(chainRoleC, &emulator.STSTrust{Principals: []string{chainRoleB}, TagSession: true, SetSourceIdentity: true})
-		}, chainRoleC, "AccessDenied"},
+		}, chainRoleC, "assume_role[1]", "AccessDenied"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.break_()
@@ -217,7 +218,7 @@ profile "app" {
 				t.Fatalf("/ready = %d while the previous credentials are fresh", code)
 			}
 			eventually(t, "the hop label in the metrics", func() bool {
-				return strings.Contains(httpBody(t, metricsURL), fmt.Sprintf(`error_type=%q,hop=%q`, tc.code, tc.role))
+				return strings.Contains(httpBody(t, metricsURL), fmt.Sprintf(`error_type=%q,hop=%q`, tc.code, tc.label))
 			})
 			logs := d.Logs()
 			if !strings.Contains(logs, "hop="+tc.role) || !strings.Contains(logs, "trust policy of "+tc.role) {
