@@ -281,9 +281,29 @@ func (r *Refresher) refresh(ctx context.Context) {
 	r.observe(Attempt{Profile: r.o.Profile, Result: "success", Latency: latency})
 	r.lastLogged = ""
 	r.install(ctx, c, now, now)
-	r.log.Info("refreshed credentials", "spiffe_id", r.svid.ID.String(), "role", in.RoleARN,
+	delivered, failed := r.sinkResult()
+	args := []any{"spiffe_id", r.svid.ID.String(), "role", in.RoleARN,
 		"access_key_id", c.AccessKeyID, "expiration", c.Expiration.UTC().Format(time.RFC3339),
-		"next_refresh", r.sched.Next().UTC().Format(time.RFC3339))
+		"next_refresh", r.sched.Next().UTC().Format(time.RFC3339), "delivered_to", delivered}
+	if len(failed) > 0 {
+		// Never an INFO line that reads as "delivered" after a sink failed.
+		r.log.Warn("refreshed credentials, but not every sink has them; retrying those", append(args, "failed_sinks", failed)...)
+		return
+	}
+	r.log.Info("refreshed credentials", args...)
+}
+
+// sinkResult names the sinks that hold the current credentials and those still pending (failed).
+func (r *Refresher) sinkResult() (delivered, failed []string) {
+	delivered, failed = []string{}, []string{}
+	for i, s := range r.o.Sinks {
+		if r.pendingSinks[i] {
+			failed = append(failed, s.Name())
+		} else {
+			delivered = append(delivered, s.Name())
+		}
+	}
+	return delivered, failed
 }
 
 // install makes c current, schedules the next refresh and delivers c to every sink.

@@ -354,3 +354,37 @@ func TestCarriedOverCredentialsAreServedWithoutACall(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 }
+
+// TestFailingSinkIsNeverReportedAsDelivered: after a sink fails, the refresh is not logged at INFO as if
+// the credentials were delivered; the WARN line names the sinks that got them and those that did not.
+func TestFailingSinkIsNeverReportedAsDelivered(t *testing.T) {
+	h := newHarness(t)
+	h.sink.setFail(errors.New("disk full"))
+	h.rotate()
+	h.expectCall()
+	h.waitState("failing sink reported", func(s ProfileState) bool { return len(s.FailingSinks) == 1 })
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(h.logs.String(), "refreshed credentials") && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	logs := h.logs.String()
+	name := h.sink.Name()
+	if strings.Contains(logs, "[INFO]  refresher: refreshed credentials") ||
+		!strings.Contains(logs, "[WARN]  refresher: refreshed credentials, but not every sink has them; retrying those") ||
+		!strings.Contains(logs, "failed_sinks=[\""+name+"\"]") || !strings.Contains(logs, "delivered_to=[]") {
+		t.Fatalf("logs:\n%s", logs)
+	}
+}
+
+func TestDeliveredSinksAreNamed(t *testing.T) {
+	h := newHarness(t)
+	h.rotate()
+	h.expectPut()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(h.logs.String(), "refreshed credentials") && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if logs := h.logs.String(); !strings.Contains(logs, "[INFO]  refresher: refreshed credentials") || !strings.Contains(logs, "delivered_to=[\""+h.sink.Name()+"\"]") {
+		t.Fatalf("logs:\n%s", logs)
+	}
+}

@@ -10,6 +10,7 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"math/big"
@@ -868,7 +869,10 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 
 	if a, ok := root.str("agent_address", &cfg.AgentAddress); ok && cfg.AgentAddress != "" {
 		if _, err := svid.ResolveAddress(cfg.AgentAddress); err != nil {
-			root.errAt(a, "agent_address: %v", err)
+			if inner := errors.Unwrap(err); inner != nil {
+				err = inner
+			}
+			root.errAt(a, "agent_address %q: %v", cfg.AgentAddress, err)
 		}
 	}
 	root.oneOf("log_level", &cfg.LogLevel, logLevels)
@@ -1269,6 +1273,12 @@ func (d *decoder) crossChecks() {
 			if f.path == g.path && f.section == g.section {
 				d.errorf(f.rng, "profile %q: credentials_file %s section [%s] is already written by profile %q",
 					f.owner, f.path, f.section, g.owner)
+				break
+			}
+			if f.section == g.section && sameFile(f.path, g.path) {
+				d.errorf(f.rng, "profile %q: credentials_file %s is the same file as %s (through a symbolic or hard link), "+
+					"whose section [%s] profile %q already writes: give one of them another profile_name or file",
+					f.owner, f.path, g.path, f.section, g.owner)
 				break
 			}
 		}

@@ -268,7 +268,7 @@ func (d *Daemon) start(ctx context.Context, pc config.Profile, carried carry) (*
 		defer close(p.done)
 		_ = r.Run(rctx)
 	}()
-	log.Info("profile started", "selector", svid.Selector{ID: pc.SpiffeID, Hint: pc.Hint}.String(), "role", pc.RoleARN, "sinks", len(sinks))
+	log.Info("profile started", "selector", svid.Selector{ID: pc.SpiffeID, Hint: pc.Hint}.String(), "role", pc.RoleARN, "sinks", SinkSummary(pc))
 	return p, nil
 }
 

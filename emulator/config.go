@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -178,12 +179,24 @@ func parseConfig(src []byte, filename string, readFiles bool) (*Config, error) {
 	return &c, nil
 }
 
+// diagError formats HCL diagnostics as the bridge's config errors are: one "file:line:col: message" line
+// per error.
 func diagError(d hcl.Diagnostics) error {
 	var lines []string
-	for _, e := range d.Errs() {
-		lines = append(lines, e.Error())
+	for _, e := range d {
+		if e.Severity != hcl.DiagError {
+			continue
+		}
+		msg := e.Summary
+		if e.Detail != "" {
+			msg += "; " + e.Detail
+		}
+		if e.Subject != nil {
+			msg = fmt.Sprintf("%s:%d:%d: %s", e.Subject.Filename, e.Subject.Start.Line, e.Subject.Start.Column, msg)
+		}
+		lines = append(lines, msg)
 	}
-	return fmt.Errorf("emulator config: %s", strings.Join(lines, "; "))
+	return errors.New(strings.Join(lines, "\n"))
 }
 
 // load validates c and, with readFiles, reads the files it names (relative to dir).
@@ -226,7 +239,7 @@ func (c *Config) load(dir string, readFiles bool) error {
 			}
 			b, err := os.ReadFile(p)
 			if err != nil {
-				return fmt.Errorf("trust_anchor %q: %w", ta.ARN, err)
+				return fmt.Errorf("trust_anchor %q: ca_bundle_file: %w (write the trust anchor's CA bundle there, e.g. spire-server bundle show -format pem > %s)", ta.ARN, err, ta.CABundleFile)
 			}
 			ta.CABundlePEM = string(b)
 		}
@@ -286,7 +299,7 @@ func (c *Config) load(dir string, readFiles bool) error {
 			}
 			raw, err := os.ReadFile(p)
 			if err != nil {
-				return fmt.Errorf("jwt_bundle: %w", err)
+				return fmt.Errorf("jwt_bundle: jwks_file: %w (write the JWKS of SPIRE's OIDC discovery provider there, e.g. curl https://OIDC-HOST/keys > %s, or drop the jwt_bundle block when no role has web_identity)", err, b.JWKSFile)
 			}
 			b.JWKS = string(raw)
 		}

@@ -485,17 +485,17 @@ func TestConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct{ src, want string }{
 		{`account_id = "12"`, `account_id "12" is not 12 digits`},
-		{`account_id = "123456789012"` + "\nbogus = 1", `x.hcl:2,1-6: Unsupported argument`},
+		{`account_id = "123456789012"` + "\nbogus = 1", `x.hcl:2:1: Unsupported argument`},
 		{`account_id = "123456789012"` + "\n" + `trust_anchor "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/x" {` + "\nca_bundle_file = \"ca.pem\"\n}", `is not a UUID`},
 		{`account_id = "123456789012"` + "\n" + `trust_anchor "` + trustAnchor + `" {` + "\nca_bundle_file = \"missing.pem\"\n}", `missing.pem`},
 		{`account_id = "123456789012"` + "\n" + `profile "` + profile + `" {` + "\nrole_arns = [\"arn:aws:iam::123456789012:user/x\"]\n}", `is not a role`},
 		{`account_id = "123456789012"` + "\n" + `profile "` + profile + `" {` + "\nrole_arns = []\nduration_seconds = 100\n}", `duration_seconds 100 is outside 900..43200`},
-		{`account_id = "123456789012"` + "\n" + `profile "` + profile + `" {` + "\nrole_arns = \"arn:aws:iam::123456789012:role/x\"\n}", `x.hcl:3,13-47: Invalid value for role_arns; list of string required, but have string`},
-		{`account_id = "123456789012"` + "\n" + `profile "` + profile + `" {` + "\n}", `x.hcl:2,`},
+		{`account_id = "123456789012"` + "\n" + `profile "` + profile + `" {` + "\nrole_arns = \"arn:aws:iam::123456789012:role/x\"\n}", `x.hcl:3:13: Invalid value for role_arns; list of string required, but have string`},
+		{`account_id = "123456789012"` + "\n" + `profile "` + profile + `" {` + "\n}", `x.hcl:2:101: Missing required argument`},
 		{`account_id = "123456789012"` + "\n" + `profile "` + profile + `" {` + "\n}", `Missing required argument`},
-		{`account_id = "123456789012"` + "\njwt_bundle {\njwks = \"{}\"\n}\njwt_bundle {\n}", `x.hcl:5,1-11: Duplicate jwt_bundle block`},
-		{`account_id = "123456789012"` + "\nrole \"arn:aws:iam::123456789012:role/a\" {\n  nope {}\n}", `x.hcl:3,3-7: Unsupported block type`},
-		{`quota_per_second = "fast"` + "\naccount_id = \"123456789012\"", `x.hcl:1,20-26: Invalid value for quota_per_second`},
+		{`account_id = "123456789012"` + "\njwt_bundle {\njwks = \"{}\"\n}\njwt_bundle {\n}", `x.hcl:5:1: Duplicate jwt_bundle block`},
+		{`account_id = "123456789012"` + "\nrole \"arn:aws:iam::123456789012:role/a\" {\n  nope {}\n}", `x.hcl:3:3: Unsupported block type`},
+		{`quota_per_second = "fast"` + "\naccount_id = \"123456789012\"", `x.hcl:1:20: Invalid value for quota_per_second`},
 	} {
 		_, err := emulator.ParseConfig([]byte(tc.src), filepath.Join(dir, "x.hcl"))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -266,7 +266,7 @@ func (s *Source) watchError(err error) {
 	s.mu.Unlock()
 	if changed {
 		s.log.Warn("Workload API unavailable; keeping the last SVIDs and reconnecting",
-			"address", s.addr, "state", st.String(), "error", err, "kept_svids", kept)
+			"address", s.addr, "state", st.String(), "error", err, "hint", Hint(s.addr, err), "kept_svids", kept)
 	}
 }
 

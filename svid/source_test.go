@@ -255,7 +255,7 @@ func TestResolveAddress(t *testing.T) {
 		{"/run/spire/sockets/agent.sock", "", "unix:///run/spire/sockets/agent.sock", ""},
 		{"tcp://127.0.0.1:8081", "", "tcp://127.0.0.1:8081", ""},
 		{"http://x", "", "", `invalid Workload API address "http://x" (from configuration)`},
-		{"", "tcp://localhost:1", "", `(from SPIFFE_ENDPOINT_SOCKET)`},
+		{"", "tcp://localhost:1", "", `(from $SPIFFE_ENDPOINT_SOCKET)`},
 	} {
 		t.Setenv(svid.EnvEndpointSocket, tc.env)
 		got, err := svid.ResolveAddress(tc.configured)

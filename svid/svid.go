@@ -11,7 +11,6 @@ import (
 	"crypto"
 	"crypto/x509"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -114,18 +113,12 @@ func (e *NotFoundError) Error() string {
 // $SPIFFE_ENDPOINT_SOCKET, else DefaultAddress. A bare absolute path is taken as a unix socket. The
 // result is validated as go-spiffe accepts it (unix:///path or tcp://ip:port).
 func ResolveAddress(configured string) (string, error) {
-	addr, from := configured, "configuration"
-	if addr == "" {
-		addr, from = os.Getenv(EnvEndpointSocket), EnvEndpointSocket
+	a, err := Locate(configured, "configuration")
+	if err != nil {
+		return "", err
 	}
-	if addr == "" {
-		return DefaultAddress, nil
+	if err := workloadapi.ValidateAddress(a.Addr); err != nil {
+		return "", fmt.Errorf("invalid Workload API address %q (from %s): %w; want unix:///path/to/socket or tcp://IP:port", a.Addr, a.From, err)
 	}
-	if strings.HasPrefix(addr, "/") {
-		addr = "unix://" + addr
-	}
-	if err := workloadapi.ValidateAddress(addr); err != nil {
-		return "", fmt.Errorf("invalid Workload API address %q (from %s): %w; want unix:///path/to/socket or tcp://IP:port", addr, from, err)
-	}
-	return addr, nil
+	return a.Addr, nil
 }

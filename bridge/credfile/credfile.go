@@ -296,11 +296,36 @@ func readFile(d *safefs.Dir, name string) ([]byte, *safefs.FileInfo, error) {
 		return nil, nil, fmt.Errorf("credfile: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(f)
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("credfile: %w", err)
 	}
+	if len(data) > MaxFileSize {
+		size := int64(len(data))
+		if st, err := f.Stat(); err == nil {
+			size = st.Size()
+		}
+		return nil, nil, &TooLargeError{Path: d.Join(name), Size: size}
+	}
 	return data, info, nil
+}
+
+// MaxFileSize is the largest credentials file the sink reads and rewrites: 1 MiB, thousands of profiles.
+// A larger file is not a credentials file (or something keeps appending to it); rewriting it on every
+// refresh would cost seconds and memory in proportion.
+const MaxFileSize = 1 << 20
+
+// TooLargeError is a credentials file over MaxFileSize; the sink refuses to touch it.
+type TooLargeError struct {
+	// Path is the file; Size its size in bytes.
+	Path string
+	Size int64
+}
+
+// Error implements error.
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("credfile: %s is %d bytes, more than the %d (1 MiB) a credentials file may hold: "+
+		"is it the right file? Move it away or point credentials_file.path at another file", e.Path, e.Size, MaxFileSize)
 }
 
 // tempName matches the names of the temporary files written for base: "." + base + a decimal number.

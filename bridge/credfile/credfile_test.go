@@ -586,3 +586,29 @@ func TestSinksOfOneProcessDoNotLoseEachOthersUpdates(t *testing.T) {
 		t.Errorf("the pre-existing profile was changed")
 	}
 }
+
+// TestPutRefusesAFileOverOneMiB: a credentials file over MaxFileSize is not read, rewritten or grown; the
+// error names the path and the size. A file of exactly the limit is still written.
+func TestPutRefusesAFileOverOneMiB(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "credentials")
+	big := "# " + strings.Repeat("x", MaxFileSize) + "\n"
+	writeFile(t, path, big, 0o600)
+	err := newSink(t, path, "app", nil).Put(context.Background(), testCreds("app", 1))
+	var tl *TooLargeError
+	want := fmt.Sprintf("credfile: %s is %d bytes, more than the 1048576 (1 MiB) a credentials file may hold", path, len(big))
+	if !errors.As(err, &tl) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "point credentials_file.path at another file") {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+	if readString(t, path) != big {
+		t.Fatal("the refused file was changed")
+	}
+
+	// At the limit: written.
+	atLimit := "# " + strings.Repeat("x", MaxFileSize-3) + "\n"
+	writeFile(t, path, atLimit, 0o600)
+	mustPut(t, newSink(t, path, "app", nil), testCreds("app", 1))
+	if got := readString(t, path); !strings.HasPrefix(got, atLimit) || !strings.Contains(got, "[app]") {
+		t.Fatal("a file of exactly 1 MiB was not updated")
+	}
+}

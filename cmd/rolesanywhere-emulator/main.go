@@ -11,11 +11,16 @@
 // /_emulator/clock?now=, GET /_emulator/stats.
 package main
 
+//go:generate go test -run TestCLIReferenceIsCurrent -update-cli-docs .
+
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,15 +28,23 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/buildinfo"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 )
 
+const name = "rolesanywhere-emulator"
+
+// logLevels are the values --log-level accepts.
+var logLevels = []string{"trace", "debug", "info", "warn", "error"}
+
 func main() {
-	if err := newCommand().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "rolesanywhere-emulator:", err)
-		os.Exit(2)
-	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	root := newCommand()
+	root.SetOut(os.Stdout)
+	root.SetErr(os.Stderr)
+	code := cli.Execute(ctx, root, os.Args[1:])
+	stop()
+	os.Exit(code)
 }
 
 func newCommand() *cobra.Command {
@@ -43,34 +56,50 @@ func newCommand() *cobra.Command {
 		latency                                     time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:           "rolesanywhere-emulator --config FILE",
-		Short:         "A local IAM Roles Anywhere + STS that verifies signatures as AWS does",
-		Version:       buildinfo.Version(),
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Args:          cobra.NoArgs,
+		Use:   "rolesanywhere-emulator --config FILE",
+		Short: "A local IAM Roles Anywhere + STS that verifies signatures as AWS does",
+		Long: `A local IAM Roles Anywhere (CreateSession) and STS (GetCallerIdentity, AssumeRoleWithWebIdentity)
+that verify requests as AWS does and issue credentials that work against its own STS: for demos, CI and
+your own tests. It prints its URL on stdout when it is ready.
+
+Exit status: 0 after SIGTERM or SIGINT, 1 on a runtime failure, 2 on a usage or configuration error.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if configPath == "" {
-				return fmt.Errorf("--config is required")
+				return cli.Usagef("missing required flag(s): --config (the emulator's HCL configuration)")
+			}
+			if !slices.Contains(logLevels, logLevel) {
+				return cli.Usagef("--log-level %q is not a log level: use one of %s", logLevel, strings.Join(logLevels, ", "))
+			}
+			if _, err := netutil.CheckBind(listen, allowRemote); err != nil {
+				if _, _, splitErr := net.SplitHostPort(listen); splitErr != nil {
+					return cli.Usagef("--listen %q: want host:port, e.g. 127.0.0.1:8443: %w", listen, splitErr)
+				}
+				return cli.Usagef("--listen %q is not a loopback address: add --allow-remote to listen on it", listen)
 			}
 			if err := netutil.ValidateAllowedHosts(allowedHosts); err != nil {
-				return fmt.Errorf("--allowed-hosts: %w", err)
+				return cli.Usagef("--allowed-hosts: %w", err)
+			}
+			if failStatus < 400 || failStatus > 599 {
+				return cli.Usagef("--fail-status %d is not an HTTP error status: use 400 to 599", failStatus)
+			}
+			if failNext < 0 || latency < 0 {
+				return cli.Usagef("--fail-next and --latency must not be negative")
 			}
 			cfg, err := emulator.LoadConfig(configPath)
 			if err != nil {
-				return err
+				return cli.Usage(err)
 			}
 			log := hclog.New(&hclog.LoggerOptions{Name: "emulator", Level: hclog.LevelFromString(logLevel), Output: os.Stderr})
 			opts := emulator.Options{Config: cfg, Addr: listen, AllowRemote: allowRemote, AllowedHosts: allowedHosts, Logger: log}
 			if now != "" {
 				t, err := time.Parse(time.RFC3339, now)
 				if err != nil {
-					return fmt.Errorf("--now %q: want an RFC 3339 time: %w", now, err)
+					return cli.Usagef("--now %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z: %w", now, err)
 				}
 				opts.Clock = func() time.Time { return t }
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			ctx := cmd.Context()
 			srv, err := emulator.NewServer(opts)
 			if err != nil {
 				return err
@@ -97,5 +126,6 @@ func newCommand() *cobra.Command {
 	f.StringVar(&failType, "fail-type", "InternalServerException", "x-amzn-ErrorType of injected faults")
 	f.DurationVar(&latency, "latency", 0, "latency added to every answer")
 	f.StringVar(&now, "now", "", "freeze the emulator's clock at this RFC 3339 time (replaying recorded requests)")
+	cli.AddVersion(cmd, name)
 	return cmd
 }

@@ -77,7 +77,7 @@ func TestBadConfigExits2(t *testing.T) {
 	_ = os.WriteFile(cfg, []byte("account_id = \"123456789012\"\nnope = 1\n"), 0o600)
 	out, err := exec.Command(bin, "--config", cfg).CombinedOutput()
 	ee, ok := err.(*exec.ExitError)
-	if !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "bad.hcl:2,1-5: Unsupported argument") {
+	if !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "bad.hcl:2:1: Unsupported argument") {
 		t.Fatalf("err %v, output %s", err, out)
 	}
 }

@@ -45,17 +45,22 @@ Exits 0 only when every check passes.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), credproc.Timeout)
 			defer cancel()
 			var cfg *config.Config
+			from := "--workload-socket"
 			if configPath != "" {
 				c, err := config.Load(configPath)
 				if err != nil {
 					return &cli.ExitError{Code: 2, Err: err}
 				}
 				cfg = c
-				if socket == "" {
-					socket = c.AgentAddress
+				if socket == "" && c.AgentAddress != "" {
+					socket, from = c.AgentAddress, "the agent_address key of "+configPath
 				}
 			}
-			failures := runChecks(ctx, stdout, socket, cfg, time.Now())
+			addr, err := svid.Locate(socket, from)
+			if err != nil {
+				return cli.Usage(err)
+			}
+			failures := runChecks(ctx, stdout, addr, cfg, time.Now())
 			if failures > 0 {
 				return &cli.ExitError{Code: 1, Err: fmt.Errorf("check: %d problem(s) found", failures)}
 			}
@@ -117,22 +122,17 @@ func fetchRawSVIDs(ctx context.Context, addr string) ([]rawSVID, error) {
 }
 
 // runChecks prints the report and returns the number of problems found.
-func runChecks(ctx context.Context, out io.Writer, socket string, cfg *config.Config, now time.Time) int {
+func runChecks(ctx context.Context, out io.Writer, addr svid.Address, cfg *config.Config, now time.Time) int {
 	failures := 0
-	addr, err := svid.ResolveAddress(socket)
-	if err != nil {
-		fmt.Fprintf(out, "Workload API: %v\n", err)
-		return 1
-	}
 	fmt.Fprintf(out, "Workload API %s\n", addr)
-	svids, err := fetchRawSVIDs(ctx, addr)
+	svids, err := fetchRawSVIDs(ctx, addr.Addr)
 	if err != nil {
-		fmt.Fprintf(out, "  FAIL cannot fetch X.509-SVIDs: %v\n", err)
+		fmt.Fprintf(out, "  FAIL cannot fetch X.509-SVIDs: %v\n", svid.Diagnose(addr, err))
 		return 1
 	}
 	fmt.Fprintf(out, "  ok   connected; %d X.509-SVID(s) offered\n", len(svids))
 	for i, s := range svids {
-		failures += reportSVID(out, i, s, now)
+		failures += reportSVID(out, i, s, trustAnchorFor(cfg, s), now)
 	}
 	if cfg == nil {
 		return failures
@@ -143,7 +143,20 @@ func runChecks(ctx context.Context, out io.Writer, socket string, cfg *config.Co
 	return failures
 }
 
-func reportSVID(out io.Writer, i int, s rawSVID, now time.Time) int {
+// trustAnchorFor is the trust anchor ARN of the first profile of cfg that selects s, "" without one.
+func trustAnchorFor(cfg *config.Config, s rawSVID) string {
+	if cfg == nil {
+		return ""
+	}
+	for _, p := range cfg.Profiles {
+		if (p.SpiffeID == "" || s.id == p.SpiffeID) && (p.Hint == "" || s.hint == p.Hint) {
+			return p.TrustAnchorARN
+		}
+	}
+	return ""
+}
+
+func reportSVID(out io.Writer, i int, s rawSVID, trustAnchorARN string, now time.Time) int {
 	leaf := s.certs[0]
 	alg, algErr := signer.Algorithm(leaf.PublicKey)
 	if algErr != nil {
@@ -170,7 +183,7 @@ func reportSVID(out io.Writer, i int, s rawSVID, now time.Time) int {
 		fmt.Fprintf(out, "    %-18s %s\n", t.Key, t.Value)
 	}
 	fmt.Fprintln(out, "  A minimal trust policy for a role that admits it:")
-	for _, line := range strings.Split(certcheck.TrustPolicy("", s.id), "\n") {
+	for _, line := range strings.Split(certcheck.TrustPolicy(trustAnchorARN, s.id), "\n") {
 		fmt.Fprintln(out, "    "+line)
 	}
 	return len(problems)

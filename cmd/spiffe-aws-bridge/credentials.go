@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/credproc"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
@@ -65,28 +66,38 @@ accepted and ignored.
 	return cmd
 }
 
-// assume fetches the JWT-SVID and calls STS.
-func (o *jwtOptions) assume(ctx context.Context, log hclog.Logger) (creds.Credentials, error) {
-	if o.audience == "" {
-		return creds.Credentials{}, &cli.ExitError{Code: 2, Err: errors.New("--audience is required")}
+// validate checks every flag before anything is fetched: its errors are usage errors (exit status 2),
+// with every missing required flag listed at once.
+func (o *jwtOptions) validate() (time.Duration, svid.Address, error) {
+	if err := cli.MissingFlags([]string{"audience", "role-arn"}, []string{o.audience, o.roleARN}); err != nil {
+		return 0, svid.Address{}, err
 	}
-	if o.roleARN == "" {
-		return creds.Credentials{}, &cli.ExitError{Code: 2, Err: errors.New("--role-arn is required")}
+	if _, err := awsarn.Role("--role-arn", o.roleARN); err != nil {
+		return 0, svid.Address{}, cli.Usage(err)
 	}
 	d, err := parseISODuration(o.duration)
 	if err != nil {
-		return creds.Credentials{}, &cli.ExitError{Code: 2, Err: fmt.Errorf("--session-duration: %w", err)}
+		return 0, svid.Address{}, cli.Usagef("--session-duration: %w", err)
 	}
 	if d < 15*time.Minute || d > 12*time.Hour {
-		return creds.Credentials{}, &cli.ExitError{Code: 2, Err: fmt.Errorf("--session-duration %s is outside PT15M..PT12H", o.duration)}
+		return 0, svid.Address{}, cli.Usagef("--session-duration %s is out of range: give PT15M to PT12H, e.g. PT1H", o.duration)
 	}
-	addr, err := svid.ResolveAddress(o.workloadSocket)
+	addr, err := svid.Locate(o.workloadSocket, "--workload-socket")
+	if err != nil {
+		return 0, svid.Address{}, cli.Usage(err)
+	}
+	return d, addr, nil
+}
+
+// assume fetches the JWT-SVID and calls STS.
+func (o *jwtOptions) assume(ctx context.Context, log hclog.Logger) (creds.Credentials, error) {
+	d, addr, err := o.validate()
 	if err != nil {
 		return creds.Credentials{}, err
 	}
-	token, id, err := svid.FetchJWT(ctx, addr, o.audience, o.spiffeID)
+	token, id, err := svid.FetchJWT(ctx, addr.Addr, o.audience, o.spiffeID)
 	if err != nil {
-		return creds.Credentials{}, fmt.Errorf("Workload API %s: fetching a JWT-SVID for audience %q: %w", addr, o.audience, err)
+		return creds.Credentials{}, fmt.Errorf("fetching a JWT-SVID for audience %q: %w", o.audience, svid.Diagnose(addr, err))
 	}
 	name := o.sessionName
 	if name == "" {

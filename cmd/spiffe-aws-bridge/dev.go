@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +17,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/daemon"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
 )
 
@@ -55,9 +58,14 @@ func newDevCommand(stdout, stderr io.Writer) *cobra.Command {
   - a local Roles Anywhere + STS emulator that trusts that CA and verifies every signature as AWS does;
   - the bridge daemon, keeping a credentials file and a container endpoint fresh.
 
-It prints ready-to-paste commands that use the credentials with the aws CLI or any AWS SDK.`,
+It prints ready-to-paste commands that use the credentials with the aws CLI (v1 or v2) or any AWS SDK.
+Without --dir it works in a new temporary directory and removes it on exit; with --dir the directory and
+its files (credentials, configs, the fake agent's trust bundle) are kept.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.validate(); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			if o.duration > 0 {
 				var cancel context.CancelFunc
@@ -68,8 +76,8 @@ It prints ready-to-paste commands that use the credentials with the aws CLI or a
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.dir, "dir", "", "directory for the socket, config and credentials file (default: a new temporary directory)")
-	f.DurationVar(&o.rotateEvery, "rotate-every", 30*time.Second, "how often the fake SPIRE agent rotates the X.509-SVID")
+	f.StringVar(&o.dir, "dir", "", "directory for the socket, configs and credentials file, kept on exit (default: a new temporary directory, removed on exit)")
+	f.DurationVar(&o.rotateEvery, "rotate-every", 30*time.Second, "how often the fake SPIRE agent rotates the X.509-SVID (at least 1s)")
 	f.DurationVar(&o.duration, "duration", 0, "stop after this long (default: run until interrupted)")
 	f.DurationVar(&o.session, "session-duration", time.Hour, "AWS session duration (15m to 12h)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
@@ -77,14 +85,34 @@ It prints ready-to-paste commands that use the credentials with the aws CLI or a
 	return cmd
 }
 
+// validate checks every flag before anything starts, naming the flag and the accepted range.
+func (o devOptions) validate() error {
+	switch {
+	case o.rotateEvery < time.Second:
+		return cli.Usagef("--rotate-every %s is too short: give at least 1s, e.g. 30s", o.rotateEvery)
+	case o.duration < 0:
+		return cli.Usagef("--duration %s is negative: give how long to run, e.g. 2m (0 runs until interrupted)", o.duration)
+	case o.session < config.MinSessionDuration || o.session > config.MaxSessionDuration:
+		return cli.Usagef("--session-duration %s is out of range: give %s to %s, e.g. 1h", o.session, config.MinSessionDuration, config.MaxSessionDuration)
+	case !slices.Contains(devLogLevels, o.logLevel):
+		return cli.Usagef("--log-level %q is not a log level: use one of %s", o.logLevel, strings.Join(devLogLevels, ", "))
+	}
+	return nil
+}
+
+// devLogLevels are the levels --log-level accepts, the config's log_level values.
+var devLogLevels = []string{"trace", "debug", "info", "warn", "error"}
+
 func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	dir := o.dir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "spiffe-aws-bridge-dev-")
 		if err != nil {
-			return err
+			return fmt.Errorf("dev: creating a temporary directory: %w", err)
 		}
 		dir = d
+		// Deferred first, so it runs last: after the agent, emulator and bridge have stopped.
+		defer os.RemoveAll(d)
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("dev: --dir: %w", err)
 	}
@@ -160,17 +188,27 @@ Use the credentials from another terminal:
   # the aws CLI, through the credentials file
   AWS_SHARED_CREDENTIALS_FILE=%[7]s AWS_PROFILE=%[8]s aws sts get-caller-identity --region %[10]s --endpoint-url %[5]s
 
-  # any AWS SDK, through the container endpoint (re-read on expiry)
+  # the aws CLI or any AWS SDK, through the container endpoint (re-read on expiry)
   export AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:%[9]d/v1/credentials
   export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=%[11]s
-  export AWS_ENDPOINT_URL_STS=%[5]s AWS_REGION=%[10]s
-  aws sts get-caller-identity
+  export AWS_CONTAINER_AUTHORIZATION_TOKEN="$(cat %[11]s)"   # for clients without _FILE support (aws CLI 2.9)
+  export AWS_REGION=%[10]s AWS_DEFAULT_REGION=%[10]s
+  aws sts get-caller-identity --endpoint-url %[5]s
 
-%[12]sStop with Ctrl-C.
+%[13]sStop with Ctrl-C.%[12]s
 
-`, dir, agent.Addr(), o.rotateEvery, devSpiffeID, emu.URL, bridgeConfig, credsPath, devProfile, port, devRegion, tokenPath, devChainBanner(o.chain, credsPath, emu.URL))
+`, dir, agent.Addr(), o.rotateEvery, devSpiffeID, emu.URL, bridgeConfig, credsPath, devProfile, port, devRegion, tokenPath, keptNote(o.dir),
+		devChainBanner(o.chain, credsPath, emu.URL))
 
 	return runDaemon(ctx, bridgeConfig, cfg, log, daemon.Options{Logger: log})
+}
+
+// keptNote says what becomes of the directory on exit.
+func keptNote(dirFlag string) string {
+	if dirFlag == "" {
+		return " The directory is removed on exit (keep it with --dir)."
+	}
+	return " The directory is kept on exit."
 }
 
 func devEmulatorConfig(caPath string) string {

@@ -77,17 +77,24 @@ func TestDevModeWorksEndToEnd(t *testing.T) {
 	first := current()
 	eventually(t, "a refresh after a rotation", func() bool { return current() != "" && current() != first })
 
-	// 1. The aws CLI, exactly as the banner says.
-	if aws, err := exec.LookPath("aws"); err == nil {
-		c := exec.Command(aws, "sts", "get-caller-identity", "--region", "us-east-1", "--endpoint-url", endpoint[1], "--output", "json")
-		c.Env = append(os.Environ(), "AWS_SHARED_CREDENTIALS_FILE="+credsPath, "AWS_PROFILE=dev", "AWS_CONFIG_FILE="+filepath.Join(dir, "none"))
-		out, err := c.CombinedOutput()
-		var id struct{ Arn string }
-		if err != nil || json.Unmarshal(out, &id) != nil || !strings.HasPrefix(id.Arn, "arn:aws:sts::123456789012:assumed-role/dev-workload/") {
-			t.Fatalf("aws sts get-caller-identity: %v\n%s", err, out)
-		}
-	} else {
+	// 1. The aws CLI, with the commands exactly as the banner prints them (file and container endpoint),
+	// with every aws CLI installed: the one on PATH (here v1 from pyenv) and Debian's v2.9 in /usr/bin.
+	clis := awsCLIs()
+	if len(clis) == 0 {
 		t.Log("the aws CLI is not installed; checked the SDK only")
+	}
+	blocks := bannerCommands(text)
+	if len(blocks) != 2 {
+		t.Fatalf("want 2 aws CLI command blocks in the banner, found %d:\n%s", len(blocks), text)
+	}
+	for _, aws := range clis {
+		for _, block := range blocks {
+			out, err := runAsAUserWould(t, filepath.Dir(aws), block)
+			var id struct{ Arn string }
+			if err != nil || json.Unmarshal(out, &id) != nil || !strings.HasPrefix(id.Arn, "arn:aws:sts::123456789012:assumed-role/dev-workload/") {
+				t.Fatalf("the banner's commands failed with %s: %v\n%s\n%s", aws, err, block, out)
+			}
+		}
 	}
 
 	// 2. An SDK through the container endpoint.
@@ -169,5 +176,82 @@ func TestDevChainReachesTheSecondAccount(t *testing.T) {
 	key := profileKeys(line[1], "dev-cross-account")["aws_access_key_id"]
 	if err := json.Unmarshal([]byte(httpBody(t, line[3]+"/_emulator/sessions?access_key_id="+key)), &views); err != nil || len(views) != 1 || views[0].Tags["spiffe-id"] != devSpiffeID {
 		t.Fatalf("the cross-account session: %v %+v", err, views)
+	}
+}
+
+// awsCLIs are the aws CLIs installed: the one on PATH and /usr/bin/aws (Debian's) when it is another.
+func awsCLIs() []string {
+	var out []string
+	if p, err := exec.LookPath("aws"); err == nil {
+		out = append(out, p)
+	}
+	if _, err := os.Stat("/usr/bin/aws"); err == nil && (len(out) == 0 || out[0] != "/usr/bin/aws") {
+		out = append(out, "/usr/bin/aws")
+	}
+	return out
+}
+
+// bannerCommands returns the command blocks of dev's banner: each "# the aws CLI …" comment and the
+// indented lines after it, up to a blank line.
+func bannerCommands(banner string) []string {
+	var blocks []string
+	var cur []string
+	in := false
+	for _, line := range strings.Split(banner, "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(trimmed, "# the aws CLI"):
+			in, cur = true, nil
+		case in && trimmed == "":
+			blocks, in = append(blocks, strings.Join(cur, "\n")), false
+		case in:
+			cur = append(cur, trimmed)
+		}
+	}
+	return blocks
+}
+
+// runAsAUserWould runs a shell snippet with bash in a clean environment: no AWS_* variables and an
+// empty home, so that only what the snippet sets is used (aws CLI v1 needs a region from
+// AWS_DEFAULT_REGION or --region; v2 also reads AWS_REGION).
+func runAsAUserWould(t *testing.T, awsDir, snippet string) ([]byte, error) {
+	t.Helper()
+	c := exec.Command("bash", "-euc", snippet)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "PATH=") {
+			c.Env = append(c.Env, kv)
+		}
+	}
+	c.Env = append(c.Env, "HOME="+t.TempDir(), "PATH="+awsDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		return append(out, stderr.String()...), err
+	}
+	return out, nil
+}
+
+// TestDevRemovesItsTemporaryDirectoryAndKeepsDir: without --dir, dev works in a new temporary directory
+// and removes it on exit; with --dir, the directory and its files stay.
+func TestDevRemovesItsTemporaryDirectoryAndKeepsDir(t *testing.T) {
+	r := runBin(t, nil, "dev", "--duration", "3s")
+	m := regexp.MustCompile(`(?m)^  directory\s+(\S+)$`).FindStringSubmatch(r.stdout)
+	if r.code != 0 || m == nil || !strings.Contains(r.stdout, "The directory is removed on exit (keep it with --dir).") {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(m[1]); !os.IsNotExist(err) {
+		t.Fatalf("dev left its temporary directory %s behind (%v)", m[1], err)
+	}
+
+	dir := filepath.Join(t.TempDir(), "kept")
+	r = runBin(t, nil, "dev", "--duration", "3s", "--dir", dir)
+	if r.code != 0 || !strings.Contains(r.stdout, "The directory is kept on exit.") {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, f := range []string{"bridge.hcl", "emulator.hcl", "trust-bundle.pem"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("--dir: %s was not kept: %v", f, err)
+		}
 	}
 }

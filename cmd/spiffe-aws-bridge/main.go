@@ -5,11 +5,15 @@
 //	spiffe-aws-bridge credential-process …      one-shot, for credential_process in ~/.aws/config
 //	spiffe-aws-bridge credentials …             drop-in for spiffe-aws-assume-role (JWT-SVID → STS)
 //	spiffe-aws-bridge check …                   why doesn't this work?
-//	spiffe-aws-bridge version
+//	spiffe-aws-bridge version                   (or --version)
+//
+// Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.
 //
 // The credential-process command is also built alone, as the lean spiffe-aws-credential-process, for
 // AWS SDKs that start it on every credential refresh.
 package main
+
+//go:generate go test -run TestCLIReferenceIsCurrent -update-cli-docs .
 
 import (
 	"context"
@@ -43,14 +47,22 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "spiffe-aws-bridge",
 		Short: "AWS credentials for SPIFFE workloads through IAM Roles Anywhere, key never on disk",
+		Long: `spiffe-aws-bridge follows the SPIFFE Workload API's X.509-SVID rotations, signs an IAM Roles Anywhere
+CreateSession with each (the key stays in memory) and hands the temporary AWS credentials to workloads:
+credentials files, credential_process, local IMDSv2 and container-credentials endpoints, hooks.
+
+Start with "spiffe-aws-bridge dev" (everything local, no SPIRE, no AWS account); run the daemon with
+"spiffe-aws-bridge run --config FILE". Shell completion: "spiffe-aws-bridge completion bash|zsh|fish|powershell".
+
+Exit status, for every command: 0 success, 1 runtime failure, 2 usage or configuration error.`,
 	}
 	root.AddCommand(
 		newRunCommand(stderr),
 		newDevCommand(stdout, stderr),
-		newVersionCommand(stdout),
 	)
 	for _, c := range extraCommands(stdout, stderr) {
 		root.AddCommand(c)
 	}
+	cli.AddVersion(root, "spiffe-aws-bridge")
 	return root
 }

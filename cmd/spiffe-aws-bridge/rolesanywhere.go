@@ -26,7 +26,10 @@ ISO 8601 (PT1H). Without --certificate/--private-key the X.509-SVID comes from t
 			ignored.warn(stderr)
 			d, err := parseISODuration(duration)
 			if err != nil {
-				return &cli.ExitError{Code: 2, Err: fmt.Errorf("--session-duration: %w", err)}
+				return cli.Usagef("--session-duration: %w", err)
+			}
+			if d < 15*time.Minute || d > 12*time.Hour {
+				return cli.Usagef("--session-duration %s is out of range: give PT15M to PT12H, e.g. PT1H", duration)
 			}
 			o.SetDurationSeconds(int(d / time.Second))
 			return o.Run(cmd.Context(), cmd.Flags())

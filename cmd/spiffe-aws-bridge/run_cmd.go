@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
@@ -15,6 +17,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/daemon"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/buildinfo"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
 
 func newRunCommand(stderr io.Writer) *cobra.Command {
@@ -27,7 +30,10 @@ temporary AWS credentials fresh for every profile of the config, in credentials 
 endpoints.
 
 Signals: SIGTERM and SIGINT stop it cleanly; SIGHUP reloads the config (profiles whose config did not
-change keep running; a bad config is reported and the running one is kept).`,
+change keep running; a bad config is reported and the running one is kept).
+
+Exit status: 0 after SIGTERM or SIGINT, 1 on a runtime failure, 2 on a usage or configuration error
+(systemd: RestartPreventExitStatus=2).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(configPath)
@@ -35,22 +41,60 @@ change keep running; a bad config is reported and the running one is kept).`,
 				return &cli.ExitError{Code: 2, Err: err}
 			}
 			log := daemon.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-			return runDaemon(cmd.Context(), configPath, cfg, log, daemon.Options{Logger: log})
+			return fatal(log, runDaemon(cmd.Context(), configPath, cfg, log, daemon.Options{Logger: log}))
 		},
 	}
-	cmd.Flags().StringVarP(&configPath, "config", "c", "", "path to the HCL config file (required)")
+	cmd.Flags().StringVarP(&configPath, "config", "c", "", "path to the HCL config file (required), e.g. /etc/spiffe-aws-bridge/bridge.hcl")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
 
+// fatal logs a fatal error through the daemon's logger, so that it comes in the configured format (one
+// JSON object with log_format = "json"), and marks it reported so that it is not printed again. The exit
+// status is kept: 2 for errors in the config, whichever layer finds them, 1 for the rest.
+func fatal(log hclog.Logger, err error) error {
+	if err == nil {
+		return nil
+	}
+	code := cli.ExitFailure
+	var ee *cli.ExitError
+	var ce *daemon.ConfigError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.Code
+	case errors.As(err, &ce):
+		code = cli.ExitUsage
+	}
+	log.Error("fatal: stopping", "error", err.Error())
+	return &cli.ExitError{Code: code, Err: err, Reported: true}
+}
+
 // runDaemon runs the daemon until ctx ends, reloading configPath on SIGHUP.
 func runDaemon(ctx context.Context, configPath string, cfg *config.Config, log hclog.InterceptLogger, opts daemon.Options) error {
-	log.Info("starting", "version", buildinfo.Version(), "config", configPath, "profiles", len(cfg.Profiles))
+	addr, err := svid.Locate(cfg.AgentAddress, "the agent_address key")
+	if err != nil {
+		return cli.Usage(err)
+	}
+	log.Info("starting", "version", buildinfo.Version(), "config", configPath, "profiles", len(cfg.Profiles),
+		"workload_api", addr.Addr, "workload_api_from", addr.From)
 	d, err := daemon.New(ctx, cfg, opts)
 	if err != nil {
 		return fmt.Errorf("starting: %w", err)
 	}
 	defer d.Close()
+	defer func() {
+		// One line per profile on the way out: what it did while the bridge ran.
+		for _, st := range d.States() {
+			args := []any{"profile", st.Profile, "refreshes", st.Refreshes, "consecutive_failures", st.ConsecutiveFailures}
+			if !st.Expiration.IsZero() {
+				args = append(args, "credentials_expire", st.Expiration.UTC().Format(time.RFC3339))
+			}
+			if st.LastErrorType != "" {
+				args = append(args, "last_error_type", st.LastErrorType)
+			}
+			log.Info("profile stopped", args...)
+		}
+	}()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -11,19 +11,21 @@
 // only the program name replaced.
 //
 // It must stay lean: a test fails when it starts to depend on the daemon's packages.
+//
+// Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.
 package main
+
+//go:generate go test -run TestCLIReferenceIsCurrent -update-cli-docs .
 
 import (
 	"context"
-	"fmt"
+	"io"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/buildinfo"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/credproc"
 )
@@ -32,14 +34,20 @@ const name = "spiffe-aws-credential-process"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	root := credproc.NewCommand(name, name, os.Stdout, os.Stderr)
-	addVersionFlag(root)
+	root := newRoot(os.Stdout, os.Stderr)
 	root.SetIn(os.Stdin)
 	root.SetOut(os.Stdout)
 	root.SetErr(os.Stderr)
 	code := cli.Execute(ctx, root, args(os.Args[1:]))
 	stop()
 	os.Exit(code)
+}
+
+// newRoot is the binary's command: credential-process under the binary's name, with --version and version.
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := credproc.NewCommand(name, name, stdout, stderr)
+	cli.AddVersion(root, name)
+	return root
 }
 
 // args drops aws_signing_helper's subcommand name, so that
@@ -49,18 +57,4 @@ func args(a []string) []string {
 		return a[1:]
 	}
 	return a
-}
-
-// addVersionFlag adds --version, which prints the version and commit this binary was built from. It
-// is done by hand: setting cobra's Command.Version makes the binary 2.5 MB larger.
-func addVersionFlag(root *cobra.Command) {
-	version := root.Flags().Bool("version", false, "print the version and commit this binary was built from")
-	run := root.RunE
-	root.RunE = func(cmd *cobra.Command, a []string) error {
-		if *version {
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "%s %s (commit %s, %s)\n", name, buildinfo.Version(), buildinfo.Commit(), runtime.Version())
-			return err
-		}
-		return run(cmd, a)
-	}
 }

@@ -147,8 +147,14 @@ func TrustPolicy(trustAnchorARN, spiffeID string) string {
 			},
 		}},
 	}
-	b, _ := json.MarshalIndent(policy, "", "  ")
-	return string(b)
+	// Not json.MarshalIndent: it writes <region> as \u003cregion\u003e, which the reader would have to
+	// decode before pasting the policy.
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(policy)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // Explain turns a CreateSession error type into advice in plain words.

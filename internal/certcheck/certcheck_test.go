@@ -149,3 +149,12 @@ func TestTrustPolicyAdmitsTheSPIFFEIDThroughTheTrustAnchor(t *testing.T) {
 		t.Errorf("policy %+v", p)
 	}
 }
+
+// TestTrustPolicyIsPasteable: the placeholders and ARNs are printed as written, not as \u003c escapes.
+func TestTrustPolicyIsPasteable(t *testing.T) {
+	got := certcheck.TrustPolicy("", "spiffe://example.org/a&b")
+	if strings.Contains(got, `\u00`) || !strings.Contains(got, `"arn:aws:rolesanywhere:<region>:<account>:trust-anchor/<id>"`) ||
+		!strings.Contains(got, `"spiffe://example.org/a&b"`) || strings.HasSuffix(got, "\n") {
+		t.Fatalf("policy:\n%s", got)
+	}
+}

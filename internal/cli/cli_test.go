@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -42,14 +43,22 @@ func TestExecuteReportsFlagErrorsAsUsageErrors(t *testing.T) {
 		args   []string
 		stderr string
 	}{
-		{[]string{"--nope"}, "prog: unknown flag: --nope\n"},
-		{[]string{"sub", "--n", "x"}, `prog: invalid argument "x" for "--n" flag: strconv.ParseInt: parsing "x": invalid syntax` + "\n"},
+		{[]string{"--nope"}, "prog: unknown flag: --nope\nRun 'prog --help' for usage.\n"},
+		{[]string{"sub", "--n", "x"}, `prog: invalid argument "x" for "--n" flag: strconv.ParseInt: parsing "x": invalid syntax` + "\nRun 'prog sub --help' for usage.\n"},
+		{[]string{"sub", "extra"}, "prog: unknown command \"extra\" for \"prog sub\"\nRun 'prog sub --help' for usage.\n"},
+		{[]string{"req"}, "prog: missing required flag(s): --a, --b\nRun 'prog req --help' for usage.\n"},
 	} {
 		var stdout, stderr bytes.Buffer
 		root := &cobra.Command{Use: "prog", RunE: func(*cobra.Command, []string) error { return nil }}
 		sub := &cobra.Command{Use: "sub", RunE: func(*cobra.Command, []string) error { return nil }}
 		sub.Flags().Int("n", 0, "")
-		root.AddCommand(sub)
+		req := &cobra.Command{Use: "req", RunE: func(*cobra.Command, []string) error { return nil }}
+		req.Flags().String("a", "", "")
+		req.Flags().String("b", "", "")
+		_ = req.MarkFlagRequired("a")
+		_ = req.MarkFlagRequired("b")
+		sub.Args = cobra.NoArgs
+		root.AddCommand(sub, req)
 		root.SetOut(&stdout)
 		root.SetErr(&stderr)
 		if code := Execute(context.Background(), root, tc.args); code != 2 {
@@ -58,5 +67,42 @@ func TestExecuteReportsFlagErrorsAsUsageErrors(t *testing.T) {
 		if stderr.String() != tc.stderr || stdout.Len() != 0 {
 			t.Errorf("%q: stderr %q (want %q), stdout %q", tc.args, stderr.String(), tc.stderr, stdout.String())
 		}
+	}
+}
+
+func TestExecuteReportedErrorIsNotPrintedAgain(t *testing.T) {
+	var stderr bytes.Buffer
+	root := &cobra.Command{Use: "prog", RunE: func(*cobra.Command, []string) error {
+		return &ExitError{Code: 1, Err: errors.New("logged already"), Reported: true}
+	}}
+	root.SetErr(&stderr)
+	if code := Execute(context.Background(), root, nil); code != 1 || stderr.Len() != 0 {
+		t.Fatalf("code %d, stderr %q: want 1 and nothing printed", code, stderr.String())
+	}
+}
+
+func TestVersionFlagAndCommandPrintOneFormat(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		var stdout bytes.Buffer
+		root := &cobra.Command{Use: "prog", RunE: func(*cobra.Command, []string) error { return errors.New("ran") }}
+		AddVersion(root, "prog")
+		root.SetOut(&stdout)
+		if code := Execute(context.Background(), root, args); code != 0 {
+			t.Fatalf("%q: exit %d", args, code)
+		}
+		if got, want := stdout.String(), VersionString("prog")+"\n"; got != want || !strings.Contains(got, "(commit ") || !strings.Contains(got, ", built with go") {
+			t.Errorf("%q printed %q, want %q", args, got, want)
+		}
+	}
+}
+
+func TestMissingFlagsListsAllAtOnce(t *testing.T) {
+	err := MissingFlags([]string{"a", "b", "c"}, []string{"", "x", ""})
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Code != 2 || err.Error() != "missing required flag(s): --a, --c" {
+		t.Fatalf("got %v", err)
+	}
+	if MissingFlags([]string{"a"}, []string{"x"}) != nil {
+		t.Fatal("nothing missing must be nil")
 	}
 }

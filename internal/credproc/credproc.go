@@ -29,6 +29,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/chain"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/keyfile"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
@@ -53,6 +54,8 @@ type Options struct {
 	withProxy, noVerifySSL                                bool
 
 	configPath, profile string
+	// socketFrom says where workloadSocket came from when not from its flag (the config's key).
+	socketFrom string
 
 	// Role chaining after the Roles Anywhere session (package chain).
 	assumeRoleARNs, externalIDs, assumeRoleSessionNames, assumeRoleDurations []string
@@ -102,7 +105,56 @@ func (o *Options) Run(ctx context.Context, flags *pflag.FlagSet) error {
 	if err := o.applyConfig(flags); err != nil {
 		return &cli.ExitError{Code: 2, Err: err}
 	}
+	if err := o.validate(); err != nil {
+		return err
+	}
 	return o.Output.Print(ctx, o.CreateSession)
+}
+
+// Session durations Roles Anywhere accepts, in seconds.
+const (
+	minDurationSeconds = 900
+	maxDurationSeconds = 43200
+)
+
+// validate checks every flag value before anything is fetched, naming the flag as the user wrote it;
+// its errors are usage errors (exit status 2). All missing required flags are listed at once.
+func (o *Options) validate() error {
+	if err := cli.MissingFlags([]string{"trust-anchor-arn", "profile-arn", "role-arn"},
+		[]string{o.trustAnchorARN, o.profileARN, o.roleARN}); err != nil {
+		return err
+	}
+	if _, err := awsarn.CheckSession(o.trustAnchorARN, o.profileARN, o.roleARN, o.region); err != nil {
+		var ae *awsarn.Error
+		if errors.As(err, &ae) {
+			return cli.Usagef("--%s %q: %s", strings.ReplaceAll(strings.TrimSuffix(ae.Field, "_arn"), "_", "-")+arnSuffix(ae.Field), ae.Value, ae.Reason)
+		}
+		return cli.Usage(err)
+	}
+	if o.durationSeconds < minDurationSeconds || o.durationSeconds > maxDurationSeconds {
+		return cli.Usagef("--session-duration %d is out of range: give seconds from %d (15 minutes) to %d (12 hours), e.g. 3600",
+			o.durationSeconds, minDurationSeconds, maxDurationSeconds)
+	}
+	if (o.certificate == "") != (o.privateKey == "") {
+		return cli.Usagef("--certificate and --private-key go together: give both, or neither to use the Workload API's X.509-SVID")
+	}
+	if o.certificate == "" && o.spiffeID != "" && o.hint != "" {
+		return cli.Usagef("--spiffe-id and --hint are exclusive: select the SVID by one of them")
+	}
+	if o.endpoint != "" {
+		if u, err := url.Parse(o.endpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return cli.Usagef("--endpoint %q is not an http(s) URL, e.g. https://rolesanywhere.us-east-1.amazonaws.com", o.endpoint)
+		}
+	}
+	return nil
+}
+
+// arnSuffix restores the "-arn" of an ARN field's flag name.
+func arnSuffix(field string) string {
+	if strings.HasSuffix(field, "_arn") {
+		return "-arn"
+	}
+	return ""
 }
 
 // applyConfig fills o from a daemon config's profile; flags given explicitly win.
@@ -137,6 +189,9 @@ func (o *Options) applyConfig(flags *pflag.FlagSet) error {
 		}
 	}
 	set("workload-socket", &o.workloadSocket, cfg.AgentAddress)
+	if !flags.Changed("workload-socket") && cfg.AgentAddress != "" {
+		o.socketFrom = "the agent_address key of " + o.configPath
+	}
 	set("spiffe-id", &o.spiffeID, p.SpiffeID)
 	set("hint", &o.hint, p.Hint)
 	set("trust-anchor-arn", &o.trustAnchorARN, p.TrustAnchorARN)
@@ -208,10 +263,9 @@ func (o *Options) chainHops() ([]chain.Hop, error) {
 
 // CreateSession runs one CreateSession with the identity from files or from the Workload API.
 func (o *Options) CreateSession(ctx context.Context, log hclog.Logger) (creds.Credentials, error) {
-	for _, req := range []struct{ flag, v string }{{"--trust-anchor-arn", o.trustAnchorARN}, {"--profile-arn", o.profileARN}, {"--role-arn", o.roleARN}} {
-		if req.v == "" {
-			return creds.Credentials{}, &cli.ExitError{Code: 2, Err: fmt.Errorf("%s is required", req.flag)}
-		}
+	if err := cli.MissingFlags([]string{"trust-anchor-arn", "profile-arn", "role-arn"},
+		[]string{o.trustAnchorARN, o.profileARN, o.roleARN}); err != nil {
+		return creds.Credentials{}, err
 	}
 	id, source, err := o.identity(ctx)
 	if err != nil {
@@ -257,18 +311,25 @@ func (o *Options) identity(ctx context.Context) (signer.Identity, string, error)
 			return signer.Identity{}, "", &cli.ExitError{Code: 2, Err: errors.New("--certificate and --private-key go together")}
 		}
 		id, err := keyfile.Load(o.certificate, o.privateKey, o.intermediates)
-		return id, "files", err
+		if err != nil {
+			return id, "", cli.Usagef("--certificate %s / --private-key %s: %w", o.certificate, o.privateKey, err)
+		}
+		return id, "files", nil
 	}
 	if o.spiffeID != "" && o.hint != "" {
 		return signer.Identity{}, "", &cli.ExitError{Code: 2, Err: errors.New("--spiffe-id and --hint are exclusive: select the SVID by one of them")}
 	}
-	addr, err := svid.ResolveAddress(o.workloadSocket)
-	if err != nil {
-		return signer.Identity{}, "", err
+	from := o.socketFrom
+	if from == "" {
+		from = "--workload-socket"
 	}
-	s, err := svid.FetchX509(ctx, addr, svid.Selector{ID: o.spiffeID, Hint: o.hint})
+	addr, err := svid.Locate(o.workloadSocket, from)
 	if err != nil {
-		return signer.Identity{}, "", fmt.Errorf("Workload API %s: %w", addr, err)
+		return signer.Identity{}, "", cli.Usage(err)
+	}
+	s, err := svid.FetchX509(ctx, addr.Addr, svid.Selector{ID: o.spiffeID, Hint: o.hint})
+	if err != nil {
+		return signer.Identity{}, "", svid.Diagnose(addr, err)
 	}
 	return signer.Identity{Leaf: s.Leaf(), Intermediates: s.Intermediates(), Key: s.PrivateKey}, "workload API " + s.ID.String(), nil
 }
@@ -361,7 +422,10 @@ without --certificate/--private-key the X.509-SVID comes from the SPIFFE Workloa
 written to disk.
 
   [profile app]
-  credential_process = ` + invocation + ` --trust-anchor-arn TA --profile-arn P --role-arn R`,
+  credential_process = ` + invocation + ` --trust-anchor-arn TA --profile-arn P --role-arn R
+
+Only the JSON goes to stdout; errors go to stderr. Exit status: 0 success, 1 runtime failure (the
+Workload API or AWS said no), 2 usage or configuration error (a flag, its value, or --config).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.Run(cmd.Context(), cmd.Flags())

@@ -90,7 +90,7 @@ func readKey(path string) (crypto.Signer, error) {
 			return nil, fmt.Errorf("keyfile: %s holds no PEM private key (RSA PRIVATE KEY, EC PRIVATE KEY or PRIVATE KEY)", path)
 		}
 		if x509.IsEncryptedPEMBlock(block) { //nolint:staticcheck // only to give a clear error
-			return nil, fmt.Errorf("keyfile: %s: encrypted private keys are not supported", path)
+			return nil, encryptedKeyError(path)
 		}
 		var key any
 		switch block.Type {
@@ -101,7 +101,7 @@ func readKey(path string) (crypto.Signer, error) {
 		case "PRIVATE KEY":
 			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
 		case "ENCRYPTED PRIVATE KEY":
-			return nil, fmt.Errorf("keyfile: %s: encrypted private keys are not supported", path)
+			return nil, encryptedKeyError(path)
 		case "EC PARAMETERS":
 			continue // openssl ecparam -genkey writes these before the key
 		default:
@@ -123,4 +123,12 @@ func readKey(path string) (crypto.Signer, error) {
 		}
 		return s, nil
 	}
+}
+
+// encryptedKeyError says that the key at path is encrypted and how to write a decrypted copy: the key
+// signs unattended, so there is nobody to type a passphrase.
+func encryptedKeyError(path string) error {
+	return fmt.Errorf("keyfile: %s is an encrypted private key, which cannot be used unattended; write a decrypted copy "+
+		"readable only by this user (openssl pkey -in %s -out key-plain.pem; chmod 600 key-plain.pem) and pass that, "+
+		"or better, drop --certificate/--private-key and sign with the Workload API's X.509-SVID", path, path)
 }

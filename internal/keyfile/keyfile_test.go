@@ -108,7 +108,10 @@ func TestLoadErrorsNameTheFileAndProblem(t *testing.T) {
 		{"key in cert file", goodKey, goodKey, `keyfile: ` + goodKey + `: PEM block 1 is "EC PRIVATE KEY", want CERTIFICATE`},
 		{"garbage cert", write(t, dir, "g.pem", &pem.Block{Type: "CERTIFICATE", Bytes: []byte("x")}), goodKey, "keyfile: " + filepath.Join(dir, "g.pem") + ": certificate 1:"},
 		{"no key", good, good, "keyfile: " + good + `: PEM block "CERTIFICATE" is not a private key`},
-		{"encrypted", good, write(t, dir, "enc.key", &pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte("x")}), "encrypted private keys are not supported"},
+		{"encrypted key says how to decrypt it", good, write(t, dir, "enc.key", &pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte("x")}),
+			filepath.Join(dir, "enc.key") + " is an encrypted private key, which cannot be used unattended; write a decrypted copy readable only by this user (openssl pkey -in " + filepath.Join(dir, "enc.key") + " -out key-plain.pem"},
+		{"legacy encrypted key says how to decrypt it", good, write(t, dir, "enc1.key", &pem.Block{Type: "EC PRIVATE KEY", Headers: map[string]string{"Proc-Type": "4,ENCRYPTED", "DEK-Info": "AES-128-CBC,00112233445566778899AABBCCDDEEFF"}, Bytes: []byte("x")}),
+			"openssl pkey -in " + filepath.Join(dir, "enc1.key") + " -out key-plain.pem"},
 		{"ed25519", good, write(t, dir, "ed.key", &pem.Block{Type: "PRIVATE KEY", Bytes: edDER}), "unsupported private key Ed25519"},
 		{"wrong key", good, write(t, dir, "o.key", &pem.Block{Type: "EC PRIVATE KEY", Bytes: other}), "the private key does not belong to the certificate (serial 7"},
 	}

@@ -93,7 +93,7 @@ func TestServerLifecycle(t *testing.T) {
 		t.Fatalf("second Start: %v", err)
 	}
 	busy := newServer("busy", s.Addr())
-	if err := busy.Start(); err == nil || !strings.Contains(err.Error(), "busy: listen on "+s.Addr()) {
+	if err := busy.Start(); err == nil || !strings.Contains(err.Error(), "listen on "+s.Addr()) {
 		t.Fatalf("Start on a used port: %v", err)
 	}
 	if err := s.Close(); err != nil {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -137,7 +139,8 @@ func (s *Server) Start() error {
 	}
 	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
-		return fmt.Errorf("%s: listen on %s: %w", s.name, s.addr, err)
+		// Not prefixed with s.name: callers prefix the setting the address came from ("imds: …").
+		return fmt.Errorf("listen on %s: %w%s", s.addr, err, listenHint(s.addr, err))
 	}
 	b, err := parseBind(ln.Addr().String())
 	if err != nil {
@@ -183,4 +186,18 @@ func (s *Server) Close() error {
 	err := Close(s.srv)
 	<-done
 	return err
+}
+
+// listenHint explains a listen failure a user can fix: a port below 1024 without the privilege to bind
+// it (health_checks' default port is 80), or a port already in use.
+func listenHint(addr string, err error) string {
+	_, port, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(port)
+	switch {
+	case errors.Is(err, syscall.EACCES) && n > 0 && n < 1024:
+		return fmt.Sprintf(" (ports below 1024 need root or CAP_NET_BIND_SERVICE: configure a port above 1023, e.g. bind_port = 8080, instead of %d)", n)
+	case errors.Is(err, syscall.EADDRINUSE):
+		return " (another process listens there: stop it or configure another port)"
+	}
+	return ""
 }

@@ -1,0 +1,156 @@
+package main
+
+// The CLI contract of the three binaries (issue 18): exit 0 on success, 1 on a runtime failure, 2 on a
+// usage or configuration error whichever layer finds it, with the flag or key named as the user wrote it
+// and what to do next; --version and version on each, in one format.
+
+import (
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
+)
+
+// emuPath is rolesanywhere-emulator, built by TestMain beside the other two.
+func emuPath() string { return filepath.Join(filepath.Dir(binPath), "rolesanywhere-emulator") }
+
+// TestExitCodeContract runs every binary and subcommand with each kind of usage and configuration error
+// and checks exit status 2 and a message that names the flag or key (and, where there is one, the fix).
+func TestExitCodeContract(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	profile := func(name, extra string) string {
+		return fmt.Sprintf("profile %q {\n  trust_anchor_arn = %q\n  profile_arn = %q\n  role_arn = %q\n%s}\n", name, e2eTrustAnchor, e2eProfile, e2eRole, extra)
+	}
+	twoSlashes := write("two-slashes.hcl", `agent_address = "unix://tmp/agent.sock"`+"\n"+profile("app", ""))
+	tcpName := write("tcp-name.hcl", `agent_address = "tcp://agent:8081"`+"\n"+profile("app", ""))
+	badKey := write("bad-key.hcl", profile("app", "  bogus = 1\n"))
+	if err := os.Mkdir(filepath.Join(dir, "real"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "real"), filepath.Join(dir, "alias")); err != nil {
+		t.Fatal(err)
+	}
+	sameFile := write("same-file.hcl",
+		profile("a", fmt.Sprintf("  credentials_file {\n    path = %q\n    profile_name = \"x\"\n  }\n", filepath.Join(dir, "real", "credentials")))+
+			profile("b", fmt.Sprintf("  credentials_file {\n    path = %q\n    profile_name = \"x\"\n  }\n", filepath.Join(dir, "alias", "credentials"))))
+	noUser := write("no-user.hcl", fmt.Sprintf("agent_address = %q\n", "unix://"+filepath.Join(dir, "agent.sock"))+
+		profile("app", fmt.Sprintf("  credentials_file {\n    path = %q\n    owner = \"no-such-user-here\"\n  }\n", filepath.Join(dir, "creds"))))
+	emuBad := write("emulator-bad.hcl", "account_id = \"123456789012\"\nnope = 1\n")
+	emuGood := write("emulator.hcl", `account_id = "123456789012"`)
+	ca, err := svidtest.NewCA(svidtest.CAOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.MintX509SVID(spiffeid.RequireFromString(e2eSpiffeID), svidtest.MintOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := write("cert.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Certificates[0].Raw})))
+	encKey := write("enc.pem", string(pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte("x")})))
+	arns := []string{"--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile, "--role-arn", e2eRole}
+	with := func(a []string, more ...string) []string { return append(append([]string{}, a...), more...) }
+
+	bridge, lean, emu := binPath, leanPath, emuPath()
+	for _, tc := range []struct {
+		name string
+		argv []string
+		env  []string
+		want []string // substrings of stderr; the first names the flag or key
+	}{
+		// spiffe-aws-bridge
+		{"unknown command", []string{bridge, "bogus"}, nil, []string{`unknown command "bogus" for "spiffe-aws-bridge"`, "Run 'spiffe-aws-bridge --help' for usage."}},
+		{"unknown flag", []string{bridge, "run", "--nope"}, nil, []string{"unknown flag: --nope", "Run 'spiffe-aws-bridge run --help' for usage."}},
+		{"run without --config", []string{bridge, "run"}, nil, []string{"missing required flag(s): --config", "Run 'spiffe-aws-bridge run --help'"}},
+		{"run with an argument", []string{bridge, "run", "--config", badKey, "extra"}, nil, []string{`unknown command "extra" for "spiffe-aws-bridge run"`}},
+		{"run with a missing config file", []string{bridge, "run", "--config", filepath.Join(dir, "none.hcl")}, nil, []string{"reading config file " + filepath.Join(dir, "none.hcl")}},
+		{"run with an unknown key", []string{bridge, "run", "--config", badKey}, nil, []string{badKey + ":5:3: Unsupported argument"}},
+		{"agent_address with two slashes", []string{bridge, "run", "--config", twoSlashes}, nil, []string{`agent_address "unix://tmp/agent.sock"`, `use "unix:///tmp/agent.sock"`}},
+		{"agent_address with a host name", []string{bridge, "run", "--config", tcpName}, nil, []string{`agent_address "tcp://agent:8081"`, `host "agent" is not an IP address`}},
+		{"same credentials file through a symlink", []string{bridge, "run", "--config", sameFile}, nil, []string{`credentials_file ` + filepath.Join(dir, "alias", "credentials") + ` is the same file as ` + filepath.Join(dir, "real", "credentials")}},
+		{"owner that is no user, found at start", []string{bridge, "run", "--config", noUser}, nil, []string{`credentials_file.owner \"no-such-user-here\": no such user (name an existing user or a numeric id)`}},
+		{"dev --rotate-every 0s", []string{bridge, "dev", "--rotate-every", "0s"}, nil, []string{"--rotate-every 0s is too short: give at least 1s"}},
+		{"dev --rotate-every -5s", []string{bridge, "dev", "--rotate-every", "-5s"}, nil, []string{"--rotate-every -5s is too short"}},
+		{"dev --session-duration 5m", []string{bridge, "dev", "--session-duration", "5m"}, nil, []string{"--session-duration 5m0s is out of range: give 15m0s to 12h0m0s"}},
+		{"dev --log-level loud", []string{bridge, "dev", "--log-level", "loud"}, nil, []string{`--log-level "loud" is not a log level: use one of trace, debug, info, warn, error`}},
+		{"dev --duration -1s", []string{bridge, "dev", "--duration", "-1s"}, nil, []string{"--duration -1s is negative"}},
+		{"credential-process without flags", []string{bridge, "credential-process"}, nil, []string{"missing required flag(s): --trust-anchor-arn, --profile-arn, --role-arn"}},
+		{"credential-process --session-duration 300", with([]string{bridge, "credential-process"}, with(arns, "--session-duration", "300")...), nil, []string{"--session-duration 300 is out of range: give seconds from 900 (15 minutes) to 43200 (12 hours)"}},
+		{"credential-process --role-arn garbage", []string{bridge, "credential-process", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile, "--role-arn", "garbage"}, nil, []string{`--role-arn "garbage": is not an ARN`}},
+		{"credential-process --workload-socket with two slashes", with([]string{bridge, "credential-process"}, with(arns, "--workload-socket", "unix://tmp/agent.sock")...), nil, []string{`(from --workload-socket)`, `use "unix:///tmp/agent.sock"`}},
+		{"credential-process bad $SPIFFE_ENDPOINT_SOCKET", with([]string{bridge, "credential-process"}, arns...), []string{"SPIFFE_ENDPOINT_SOCKET=unix://tmp/agent.sock"}, []string{`(from $SPIFFE_ENDPOINT_SOCKET)`, `use "unix:///tmp/agent.sock"`}},
+		{"credential-process encrypted key", with([]string{bridge, "credential-process"}, with(arns, "--certificate", cert, "--private-key", encKey)...), nil, []string{"--private-key " + encKey, "openssl pkey -in " + encKey + " -out key-plain.pem"}},
+		{"credential-process --config with an error", []string{bridge, "credential-process", "--config", twoSlashes, "--profile", "app"}, nil, []string{`agent_address "unix://tmp/agent.sock"`}},
+		{"credentials without flags", []string{bridge, "credentials"}, nil, []string{"missing required flag(s): --audience, --role-arn"}},
+		{"credentials --session-duration PT1M", []string{bridge, "credentials", "--audience", "a", "--role-arn", e2eRole, "--session-duration", "PT1M"}, nil, []string{"--session-duration PT1M is out of range: give PT15M to PT12H"}},
+		{"credentials --role-arn garbage", []string{bridge, "credentials", "--audience", "a", "--role-arn", "garbage"}, nil, []string{`--role-arn "garbage": is not an ARN`}},
+		{"rolesanywhere without flags", []string{bridge, "rolesanywhere"}, nil, []string{"missing required flag(s): --trust-anchor-arn, --profile-arn, --role-arn"}},
+		{"rolesanywhere --session-duration PT5M", with([]string{bridge, "rolesanywhere"}, with(arns, "--session-duration", "PT5M")...), nil, []string{"--session-duration PT5M is out of range: give PT15M to PT12H"}},
+		{"check with a bad config", []string{bridge, "check", "--config", twoSlashes}, nil, []string{`agent_address "unix://tmp/agent.sock"`}},
+		{"check --workload-socket with two slashes", []string{bridge, "check", "--workload-socket", "unix://tmp/agent.sock"}, nil, []string{`(from --workload-socket)`, `use "unix:///tmp/agent.sock"`}},
+		{"version with an argument", []string{bridge, "version", "extra"}, nil, []string{`unknown command "extra" for "spiffe-aws-bridge version"`}},
+		{"completion for an unknown shell", []string{bridge, "completion", "tcsh"}, nil, []string{`unknown command "tcsh" for "spiffe-aws-bridge completion"`}},
+		// spiffe-aws-credential-process
+		{"lean without flags", []string{lean}, nil, []string{"spiffe-aws-credential-process: missing required flag(s): --trust-anchor-arn, --profile-arn, --role-arn"}},
+		{"lean unknown command", []string{lean, "bogus"}, nil, []string{`unknown command "bogus" for "spiffe-aws-credential-process"`}},
+		{"lean --session-duration 300", with([]string{lean}, with(arns, "--session-duration", "300")...), nil, []string{"--session-duration 300 is out of range"}},
+		{"lean --role-arn garbage", []string{lean, "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile, "--role-arn", "garbage"}, nil, []string{`--role-arn "garbage": is not an ARN`}},
+		{"lean unknown flag", []string{lean, "--nope"}, nil, []string{"unknown flag: --nope", "Run 'spiffe-aws-credential-process --help' for usage."}},
+		// rolesanywhere-emulator
+		{"emulator without --config", []string{emu}, nil, []string{"rolesanywhere-emulator: missing required flag(s): --config"}},
+		{"emulator --log-level loud", []string{emu, "--config", emuGood, "--log-level", "loud"}, nil, []string{`--log-level "loud" is not a log level`}},
+		{"emulator non-loopback --listen", []string{emu, "--config", emuGood, "--listen", "0.0.0.0:0"}, nil, []string{`--listen "0.0.0.0:0" is not a loopback address: add --allow-remote`}},
+		{"emulator bad config", []string{emu, "--config", emuBad}, nil, []string{emuBad + ":2:1: Unsupported argument"}},
+		{"emulator missing config file", []string{emu, "--config", filepath.Join(dir, "none.hcl")}, nil, []string{filepath.Join(dir, "none.hcl")}},
+		{"emulator unknown command", []string{emu, "bogus"}, nil, []string{`unknown command "bogus" for "rolesanywhere-emulator"`}},
+		{"emulator --fail-status 200", []string{emu, "--config", emuGood, "--fail-status", "200"}, nil, []string{"--fail-status 200 is not an HTTP error status"}},
+		{"emulator --now garbage", []string{emu, "--config", emuGood, "--now", "garbage"}, nil, []string{`--now "garbage": want an RFC 3339 time`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runArgv(t, tc.env, tc.argv...)
+			if r.code != 2 {
+				t.Errorf("exit %d, want 2\nstderr: %s", r.code, r.stderr)
+			}
+			prefix := filepath.Base(tc.argv[0]) + ": "
+			if !strings.HasPrefix(r.stderr, prefix) && !strings.Contains(r.stderr, "[ERROR] "+prefix+"fatal: stopping") {
+				t.Errorf("stderr does not start with %q: %s", prefix, r.stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+				}
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout %q on an error", r.stdout)
+			}
+		})
+	}
+}
+
+// TestVersionOnEveryBinary: --version and version print NAME VERSION (commit C, built with GO) on all
+// three binaries.
+func TestVersionOnEveryBinary(t *testing.T) {
+	for _, bin := range []string{binPath, leanPath, emuPath()} {
+		name := filepath.Base(bin)
+		re := regexp.MustCompile(`^` + regexp.QuoteMeta(name+" "+e2eVersion) + ` \(commit \S+, built with go\S+\)\n$`)
+		for _, arg := range []string{"--version", "version"} {
+			r := runArgv(t, nil, bin, arg)
+			if r.code != 0 || !re.MatchString(r.stdout) || r.stderr != "" {
+				t.Errorf("%s %s: exit %d, stdout %q, stderr %q", name, arg, r.code, r.stdout, r.stderr)
+			}
+		}
+	}
+}
