@@ -263,20 +263,23 @@ func (e *Emulator) assumeRole(w http.ResponseWriter, caller *session, form url.V
 }
 
 // SetSTSTrust replaces the sts_trust of role roleARN (nil removes it), as an IAM administrator editing
-// the trust policy would; it reports whether the role exists.
+// the trust policy would, creating the role (in the ARN's account) when it does not exist. It reports
+// whether the role existed.
 func (e *Emulator) SetSTSTrust(roleARN string, t *STSTrust) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r := e.role(roleARN)
+	existed := r != nil
 	if r == nil {
-		return false
+		r = &Role{ARN: roleARN}
+		e.cfg.Roles = append(e.cfg.Roles, r)
 	}
 	if t != nil {
 		c := *t
 		t = &c
 	}
 	r.STSTrust = t
-	return true
+	return existed
 }
 
 // SessionView is one issued session as GET /_emulator/sessions shows it: no secret, no token.

@@ -271,7 +271,7 @@ func (e *Emulator) verify(r *http.Request, now time.Time) (*sessionRequest, *api
 	if !contains(prof.RoleARNs, roleARN) {
 		return nil, denied("role %s is not one of profile %s's roles", roleARN, profARN)
 	}
-	role := e.role(roleARN)
+	role := e.lookupRole(roleARN)
 	if role == nil {
 		return nil, denied("role %s does not exist or does not trust rolesanywhere.amazonaws.com", roleARN)
 	}
@@ -518,6 +518,14 @@ func (e *Emulator) profile(arn string) *Profile {
 	return nil
 }
 
+// lookupRole is role under the lock (SetSTSTrust may add roles while requests are served).
+func (e *Emulator) lookupRole(arn string) *Role {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.role(arn)
+}
+
+// role finds a role by ARN; the caller holds e.mu.
 func (e *Emulator) role(arn string) *Role {
 	for _, r := range e.cfg.Roles {
 		if r.ARN == arn {

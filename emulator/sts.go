@@ -301,7 +301,7 @@ func (e *Emulator) assumeRoleWithWebIdentity(w http.ResponseWriter, form url.Val
 		fail(400, "InvalidIdentityToken", "the web identity token is not valid now: "+err.Error())
 		return
 	}
-	role := e.role(roleARN)
+	role := e.lookupRole(roleARN)
 	if role == nil || role.WebIdentity == nil {
 		fail(403, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity: role "+roleARN+" does not trust web identities")
 		return
