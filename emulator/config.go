@@ -207,6 +207,11 @@ func (c *Config) load(dir string, readFiles bool) error {
 	if c.QuotaPerSecond == 0 {
 		c.QuotaPerSecond = 10
 	}
+	for _, r := range c.STSRegions {
+		if !awsarn.ValidRegion(r) {
+			return fmt.Errorf("sts_regions: %q is not a valid AWS region", r)
+		}
+	}
 	seen := map[string]bool{}
 	dup := func(kind, arn string) error {
 		if seen[arn] {

@@ -238,3 +238,17 @@ func TestSecurityLeafWithoutDigitalSignatureRefused(t *testing.T) {
 		})
 	}
 }
+
+func TestSTSRegionsConfig(t *testing.T) {
+	src := fmt.Sprintf("account_id = %q\nsts_regions = [\"eu-central-1\"]\n", account)
+	cfg, err := emulator.ParseConfig([]byte(src), "r.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.STSRegions) != 1 || cfg.STSRegions[0] != "eu-central-1" {
+		t.Fatalf("sts_regions = %q", cfg.STSRegions)
+	}
+	if _, err := emulator.ParseConfig([]byte(fmt.Sprintf("account_id = %q\nsts_regions = [\"moon\"]\n", account)), "r.hcl"); err == nil || !strings.Contains(err.Error(), `sts_regions: "moon"`) {
+		t.Fatalf("a bad region: %v", err)
+	}
+}

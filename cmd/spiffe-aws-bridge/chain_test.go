@@ -358,4 +358,11 @@ func TestCheckWalksEveryHopAndPrintsTheTrustPolicyEachRoleNeeds(t *testing.T) {
 	if r := runBin(t, nil, "check", "--config", cfg); r.code == 0 || !strings.Contains(r.stdout, "must allow sts:TagSession") {
 		t.Fatalf("a trust policy without sts:TagSession: exit %d\n%s", r.code, r.stdout)
 	}
+	// When hop 1 fails, hop 2's trust policy is still printed, and hop 2 is not tried.
+	w.emu.SetSTSTrust(chainRoleB, nil)
+	r = runBin(t, nil, "check", "--config", cfg)
+	if r.code == 0 || !strings.Contains(r.stdout, "FAIL hop 1 ("+chainRoleB+"): AccessDenied") || !strings.Contains(r.stdout, "skip hop 2") ||
+		len(printedTrustPolicies(t, r.stdout)) != 2 {
+		t.Fatalf("hop 1 refused: exit %d\n%s", r.code, r.stdout)
+	}
 }

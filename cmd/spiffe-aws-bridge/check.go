@@ -236,10 +236,11 @@ func checkProfile(ctx context.Context, out io.Writer, p config.Profile, svids []
 
 // checkHops walks the profile's assume_role hops with aws-sdk-go-v2's STS client, printing for each the
 // trust policy its role needs and the permission the previous role needs, and the explained AWS error
-// of the first hop that fails.
+// of the first hop that fails (the hops after it are printed, not tried).
 func checkHops(ctx context.Context, out io.Writer, p config.Profile, spiffeID string, start creds.Credentials) int {
 	hops := chain.FromConfig(p.AssumeRole)
 	caller, cur := p.RoleARN, start
+	failed := 0
 	for i, h := range hops {
 		tagged := i > 0 && chain.Transitive(hops, i-1)
 		fmt.Fprintf(out, "\n  Hop %d: sts:AssumeRole into %s (account %s) as %s\n", i+1, h.RoleARN, chain.AccountOf(h.RoleARN), caller)
@@ -251,24 +252,28 @@ func checkHops(ctx context.Context, out io.Writer, p config.Profile, spiffeID st
 		for _, line := range strings.Split(chain.CallerPolicy(h, tagged), "\n") {
 			fmt.Fprintln(out, "      "+line)
 		}
+		caller = h.RoleARN
+		if failed > 0 {
+			fmt.Fprintf(out, "  skip hop %d: not tried (an earlier hop failed)\n", i+1)
+			continue
+		}
 		one := &chain.Chain{Hops: []chain.Hop{h}, STS: &sdksts.Client{MaxAttempts: 2}, Region: stsRegionOf(p, hops, i), AllowHTTP: p.InsecureEndpoint}
 		next, err := one.Assume(ctx, cur, spiffeID)
 		if err != nil {
-			var he *chain.HopError
+			failed++
 			var api *chain.APIError
-			if errors.As(err, &he) && errors.As(err, &api) {
-				he.Hop = i + 1
+			if errors.As(err, &api) {
 				fmt.Fprintf(out, "  FAIL hop %d (%s): %s (HTTP %d): %s\n       %s\n", i+1, h.RoleARN, api.Code, api.StatusCode, api.Message,
 					chain.Explain(api.Code, api.Message, cur.AssumedRoleARN, h.RoleARN))
 			} else {
 				fmt.Fprintf(out, "  FAIL hop %d (%s): %v\n", i+1, h.RoleARN, err)
 			}
-			return 1
+			continue
 		}
 		fmt.Fprintf(out, "  ok   hop %d succeeded: %s until %s\n", i+1, next.AssumedRoleARN, next.Expiration.UTC().Format(time.RFC3339))
-		caller, cur = h.RoleARN, next
+		cur = next
 	}
-	return 0
+	return failed
 }
 
 // stsRegionOf is the STS region hop i starts from: the last sts_region set before it, else the
