@@ -262,10 +262,14 @@ func TestRegionalSTSByDefault(t *testing.T) {
 	}
 }
 
-type recorder struct{ calls []string }
+type recorder struct {
+	calls []string
+	ins   []chain.Input
+}
 
 func (r *recorder) AssumeRole(_ context.Context, in chain.Input) (creds.Credentials, error) {
 	r.calls = append(r.calls, in.Endpoint+" "+in.Region)
+	r.ins = append(r.ins, in)
 	return creds.Credentials{AccessKeyID: "ASIAX", SecretAccessKey: "s", SessionToken: "t", Expiration: time.Now().Add(time.Hour)}, nil
 }
 
@@ -334,5 +338,28 @@ func TestSessionsViewHidesSecrets(t *testing.T) {
 	}
 	if strings.Contains(raw.String(), start.SecretAccessKey) || strings.Contains(raw.String(), start.SessionToken) {
 		t.Fatal("the sessions view shows a secret")
+	}
+}
+
+// TestSPIFFEIDTagKeyIsConfigurableAndCanBeOff: the SPIFFE ID goes in the tag named by SPIFFEIDTag, before
+// the hop's own tags; an empty key sends no such tag; the session name defaults to the derived one.
+func TestSPIFFEIDTagKeyIsConfigurableAndCanBeOff(t *testing.T) {
+	rec := &recorder{}
+	ch := &chain.Chain{STS: rec, Region: "eu-west-1", Hops: []chain.Hop{
+		{RoleARN: roleB, SPIFFEIDTag: chain.DefaultSPIFFEIDTag},
+		{RoleARN: roleC, SPIFFEIDTag: "workload", SessionTags: map[string]string{"b": "2", "a": "1"}, RoleSessionName: "fixed"},
+		{RoleARN: roleC},
+	}}
+	if _, err := ch.Assume(context.Background(), creds.Credentials{}, appID.String()); err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(rec.ins[0].Tags, rec.ins[1].Tags, rec.ins[2].Tags)
+	want := fmt.Sprint([]chain.Tag{{Key: "spiffe-id", Value: appID.String()}},
+		[]chain.Tag{{Key: "workload", Value: appID.String()}, {Key: "a", Value: "1"}, {Key: "b", Value: "2"}}, []chain.Tag(nil))
+	if got != want {
+		t.Fatalf("tags %s, want %s", got, want)
+	}
+	if rec.ins[0].RoleSessionName != "spiffe.example.org.ns.prod.sa.web" || rec.ins[1].RoleSessionName != "fixed" || rec.ins[0].DurationSeconds != 3600 {
+		t.Fatalf("session names %q %q, duration %d", rec.ins[0].RoleSessionName, rec.ins[1].RoleSessionName, rec.ins[0].DurationSeconds)
 	}
 }
