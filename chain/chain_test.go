@@ -363,3 +363,35 @@ func TestSPIFFEIDTagKeyIsConfigurableAndCanBeOff(t *testing.T) {
 		t.Fatalf("session names %q %q, duration %d", rec.ins[0].RoleSessionName, rec.ins[1].RoleSessionName, rec.ins[0].DurationSeconds)
 	}
 }
+
+type fakeRA struct{ c creds.Credentials }
+
+func (f fakeRA) CreateSession(context.Context, signer.CreateSessionInput) (creds.Credentials, error) {
+	return f.c, nil
+}
+
+type expiring struct{ exp time.Time }
+
+func (e expiring) AssumeRole(_ context.Context, in chain.Input) (creds.Credentials, error) {
+	return creds.Credentials{AccessKeyID: "ASIA" + in.RoleSessionName, SecretAccessKey: "s", SessionToken: "t", Expiration: e.exp, AssumedRoleARN: in.RoleARN}, nil
+}
+
+// TestCreatorHandsOnTheLastHopsCredentials: the refresher (and so the sinks and the schedule) sees the
+// last hop's credentials and expiry, not the Roles Anywhere session's; without hops, the session itself.
+func TestCreatorHandsOnTheLastHopsCredentials(t *testing.T) {
+	ra := creds.Credentials{AccessKeyID: "ASIARA", SecretAccessKey: "s", SessionToken: "t", Expiration: time.Now().Add(12 * time.Hour)}
+	hopExp := time.Now().Add(45 * time.Minute).Truncate(time.Second)
+	c := &chain.Creator{RolesAnywhere: fakeRA{ra}, Chain: &chain.Chain{STS: expiring{hopExp}, Region: "eu-west-1",
+		Hops: []chain.Hop{{RoleARN: roleB}, {RoleARN: roleC}}}}
+	got, err := c.CreateSession(context.Background(), signer.CreateSessionInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.AssumedRoleARN != roleC || !got.Expiration.Equal(hopExp) {
+		t.Fatalf("got %s until %s, want %s until %s", got.AssumedRoleARN, got.Expiration, roleC, hopExp)
+	}
+	c.Chain.Hops = nil
+	if got, _ := c.CreateSession(context.Background(), signer.CreateSessionInput{}); got.AccessKeyID != "ASIARA" {
+		t.Fatalf("without hops: %s", got.AccessKeyID)
+	}
+}
