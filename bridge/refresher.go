@@ -285,6 +285,10 @@ func (r *Refresher) refresh(ctx context.Context) {
 	args := []any{"spiffe_id", r.svid.ID.String(), "role", in.RoleARN,
 		"access_key_id", c.AccessKeyID, "expiration", c.Expiration.UTC().Format(time.RFC3339),
 		"next_refresh", r.sched.Next().UTC().Format(time.RFC3339), "delivered_to", delivered}
+	if len(r.o.AssumeRoleARNs) > 0 {
+		// Role chaining: the credentials are the last hop's.
+		args = append(args, "assume_role", r.o.AssumeRoleARNs, "assumed_role", c.AssumedRoleARN)
+	}
 	if len(failed) > 0 {
 		// Never an INFO line that reads as "delivered" after a sink failed.
 		r.log.Warn("refreshed credentials, but not every sink has them; retrying those", append(args, "failed_sinks", failed)...)
