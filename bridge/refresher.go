@@ -17,6 +17,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/schedule"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/errtype"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
@@ -31,8 +32,9 @@ type Attempt struct {
 	Profile string
 	// Result is "success" or "failure".
 	Result string
-	// ErrorType is the AWS error type (e.g. "ThrottlingException"), "network", "no_identity" or
-	// "invalid_input" on failure; empty on success.
+	// ErrorType is one of the fixed set of package errtype on failure: an AWS error type (e.g.
+	// "ThrottlingException"), "network", "tls", "dns", "no_identity", "svid_expired" or "other"; empty
+	// on success.
 	ErrorType string
 	// Hop names the step that failed, for the metrics' hop label: "rolesanywhere" for CreateSession,
 	// "assume_role[i]" for the profile's i-th assume_role hop (0-based, as in the config); empty on
@@ -46,6 +48,25 @@ type Observer interface {
 	ObserveAttempt(Attempt)
 	ObserveSink(profile, sink string, err error)
 }
+
+// IdentityLossPolicy is what a profile does with the credentials it already delivered when its identity
+// is lost (the Workload API no longer issues its SVID, or the SVID is past NotAfter). Either way it stops
+// calling CreateSession at once.
+type IdentityLossPolicy string
+
+// Identity loss policies.
+const (
+	// KeepUntilExpiry leaves valid credentials in the sinks until they expire, then withdraws them (the
+	// default: a workload keeps working through a brief SPIRE outage or re-registration).
+	KeepUntilExpiry IdentityLossPolicy = "keep_until_expiry"
+	// Withdraw clears the credentials from every sink at once.
+	Withdraw IdentityLossPolicy = "withdraw"
+)
+
+// DefaultMaxWait bounds every wait of the refresher: timers run on the monotonic clock, which stands still
+// during suspend and ignores steps of the wall clock, so no wait may trust one for long (design.md §6:
+// ~30 s). 25 s leaves room for the refresh itself within 30 s of a jump.
+const DefaultMaxWait = 25 * time.Second
 
 // RefresherOptions configures a Refresher.
 type RefresherOptions struct {
@@ -68,6 +89,12 @@ type RefresherOptions struct {
 	Initial creds.Credentials
 	// InitialIssued is when Initial was issued (for its lifetime); defaults to now.
 	InitialIssued time.Time
+	// OnIdentityLoss is what happens to delivered credentials when the identity is lost; default
+	// KeepUntilExpiry.
+	OnIdentityLoss IdentityLossPolicy
+	// MaxWait bounds every wait: the refresher re-reads the wall clock at least this often, so deadlines
+	// hold across suspend and clock steps; default (and maximum) DefaultMaxWait.
+	MaxWait time.Duration
 
 	Clock    clock.Clock    // default: the wall clock
 	Rand     func() float64 // default: math/rand/v2
@@ -87,7 +114,8 @@ type Refresher struct {
 	current creds.Credentials
 	issued  time.Time
 
-	svid         *svid.SVID
+	svid         *svid.SVID   // nil: none, or lost (never signed with)
+	lostID       string       // the SPIFFE ID of the identity lost, while it is
 	pendingSinks map[int]bool // sinks whose last Put failed, by index
 	sinkRetry    time.Time
 	sinkFailures int
@@ -119,6 +147,16 @@ func NewRefresher(opts RefresherOptions) (*Refresher, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Minute
 	}
+	switch opts.OnIdentityLoss {
+	case "":
+		opts.OnIdentityLoss = KeepUntilExpiry
+	case KeepUntilExpiry, Withdraw:
+	default:
+		return nil, fmt.Errorf("bridge: profile %q: on_identity_loss %q is neither %q nor %q", opts.Profile, opts.OnIdentityLoss, KeepUntilExpiry, Withdraw)
+	}
+	if opts.MaxWait <= 0 || opts.MaxWait > DefaultMaxWait {
+		opts.MaxWait = DefaultMaxWait
+	}
 	r := &Refresher{
 		o:            opts,
 		sched:        schedule.New(opts.Policy, opts.Rand),
@@ -147,6 +185,11 @@ func (r *Refresher) Credentials() (c creds.Credentials, issued time.Time, ok boo
 }
 
 // Run refreshes until ctx ends. It returns nil on cancellation; it never gives up on errors.
+//
+// Deadlines are wall-clock instants, but timers run on the monotonic clock, which stands still while the
+// machine is suspended and ignores steps of the wall clock: so no wait lasts longer than MaxWait, and on
+// every wake-up the refresher compares the wall clock with its deadlines. After a jump or a resume,
+// expired credentials are withdrawn and a due refresh starts within MaxWait.
 func (r *Refresher) Run(ctx context.Context) error {
 	now := r.o.Clock.Now()
 	if r.o.Initial.ValidAt(now) {
@@ -159,31 +202,37 @@ func (r *Refresher) Run(ctx context.Context) error {
 	}
 	svids := r.o.SVIDs
 	for {
-		wake := r.nextWake()
-		var timerC <-chan time.Time
-		var timer clock.Timer
-		if !wake.IsZero() {
-			timer = r.o.Clock.NewTimer(wake.Sub(r.o.Clock.Now()))
-			timerC = timer.C()
+		armed := r.o.Clock.Now()
+		wait := r.o.MaxWait
+		if wake := r.nextWake(); !wake.IsZero() {
+			wait = min(wait, wake.Sub(armed))
 		}
+		timer := r.o.Clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			if timer != nil {
-				timer.Stop()
-			}
+			timer.Stop()
 			return nil
 		case s, ok := <-svids:
-			if timer != nil {
-				timer.Stop()
-			}
+			timer.Stop()
 			if !ok {
 				svids = nil
 				continue
 			}
-			r.onSVID(s)
-		case <-timerC:
+			r.onSVID(ctx, s)
+		case <-timer.C():
+			r.checkJump(armed, wait)
 		}
 		r.tick(ctx)
+	}
+}
+
+// checkJump logs when the wall clock moved by more than a few seconds more (or less) than the timer
+// armed at armed for wait: a step of the clock, or a suspend. tick then acts on the new time at once.
+func (r *Refresher) checkJump(armed time.Time, wait time.Duration) {
+	moved := r.o.Clock.Now().Round(0).Sub(armed.Round(0)) // wall-clock readings, not monotonic
+	if jump := moved - max(wait, 0); jump > 5*time.Second || jump < -5*time.Second {
+		r.log.Info("wall clock moved; re-checking credentials and refresh deadlines against it",
+			"timer", wait.Round(time.Millisecond).String(), "wall_clock_moved", moved.Round(time.Second).String())
 	}
 }
 
@@ -202,32 +251,93 @@ func (r *Refresher) nextWake() time.Time {
 	if len(r.pendingSinks) > 0 {
 		earliest(r.sinkRetry)
 	}
+	if r.svid != nil {
+		earliest(r.svid.ExpiresAt()) // past NotAfter the identity is gone
+	}
 	return wake
 }
 
-func (r *Refresher) onSVID(s *svid.SVID) {
+// onSVID takes a new SVID from the Workload API, or nil when the API withdrew the identity.
+func (r *Refresher) onSVID(ctx context.Context, s *svid.SVID) {
+	now := r.o.Clock.Now()
 	if s == nil {
+		if r.svid != nil {
+			r.loseIdentity(ctx, now, errtype.NoIdentity, r.svid.ID.String(),
+				"the Workload API no longer issues this identity (registration entry deleted, or PermissionDenied: no identity issued)")
+		}
 		return
 	}
-	now := r.o.Clock.Now()
-	r.svid = s
+	if !now.Before(s.ExpiresAt()) {
+		r.svid = nil
+		r.loseIdentity(ctx, now, errtype.SVIDExpired, s.ID.String(),
+			fmt.Sprintf("the Workload API delivered an X.509-SVID that expired at %s", s.ExpiresAt().UTC().Format(time.RFC3339)))
+		return
+	}
+	lost := r.lostID != ""
+	r.svid, r.lostID = s, ""
 	r.mu.Lock()
 	r.state.SpiffeID = s.ID.String()
 	r.state.SVIDExpiry = s.ExpiresAt()
+	r.state.Identity = ""
 	r.mu.Unlock()
 	next := r.sched.SVIDRotated(now)
+	if lost {
+		r.log.Info("identity issued again; refreshing", "spiffe_id", s.ID.String(), "refresh_at", next.UTC().Format(time.RFC3339))
+	}
 	r.log.Debug("new SVID", "spiffe_id", s.ID.String(), "serial", s.Leaf().SerialNumber.Text(16),
 		"svid_expiry", s.ExpiresAt().UTC().Format(time.RFC3339), "refresh_at", next.UTC().Format(time.RFC3339))
+}
+
+// loseIdentity stops minting for the profile at once: the SVID for id is gone (kind errtype.NoIdentity)
+// or past NotAfter (errtype.SVIDExpired). It is logged at ERROR once, naming the SPIFFE ID; delivered
+// credentials are withdrawn now or at their expiry, per OnIdentityLoss. A new SVID recovers the profile.
+func (r *Refresher) loseIdentity(ctx context.Context, now time.Time, kind, id, why string) {
+	r.svid = nil
+	first := r.lostID == ""
+	r.lostID = id
+	r.sched.Failed(now, schedule.NoIdentity) // no timer: the next SVID triggers the refresh
+	r.mu.Lock()
+	if kind != r.state.Identity {
+		first = true
+	}
+	r.state.Identity = kind
+	r.state.LastErrorType = kind
+	r.state.LastError = why
+	r.state.LastErrorAt = now
+	r.state.NextRefresh = time.Time{}
+	r.state.ConsecutiveFailures = r.sched.Failures()
+	have := r.current.ValidAt(now)
+	remaining := r.current.Expiration.Sub(now)
+	r.mu.Unlock()
+	if !first {
+		return
+	}
+	args := []any{"spiffe_id", id, "error_type", kind, "reason", why, "on_identity_loss", string(r.o.OnIdentityLoss)}
+	switch {
+	case have && r.o.OnIdentityLoss == Withdraw:
+		args = append(args, "credentials", "withdrawn now")
+	case have:
+		args = append(args, "credentials", "kept until they expire", "current_credentials_remaining", remaining.Round(time.Second).String())
+	}
+	r.log.Error("identity lost: no new AWS sessions for it until the Workload API issues it again", args...)
+	if have && r.o.OnIdentityLoss == Withdraw {
+		r.withdraw(ctx)
+	}
 }
 
 // tick does whatever is due at the current time: withdraw expired credentials, refresh, retry sinks.
 func (r *Refresher) tick(ctx context.Context) {
 	now := r.o.Clock.Now()
+	if r.svid != nil && !now.Before(r.svid.ExpiresAt()) {
+		r.loseIdentity(ctx, now, errtype.SVIDExpired, r.svid.ID.String(),
+			fmt.Sprintf("the X.509-SVID expired at %s and the Workload API has not delivered a new one", r.svid.ExpiresAt().UTC().Format(time.RFC3339)))
+	}
 	r.mu.Lock()
 	expired := !r.current.IsZero() && !now.Before(r.current.Expiration)
 	r.mu.Unlock()
 	if expired {
-		r.expire(ctx)
+		r.log.Error("credentials expired without a replacement; withdrawing them from every sink")
+		r.withdraw(ctx)
 	}
 	if next := r.sched.Next(); !next.IsZero() && !now.Before(next) {
 		r.refresh(ctx)
@@ -237,8 +347,8 @@ func (r *Refresher) tick(ctx context.Context) {
 	}
 }
 
-func (r *Refresher) expire(ctx context.Context) {
-	r.log.Error("credentials expired without a replacement; withdrawing them from every sink")
+// withdraw clears the credentials from the refresher and every sink.
+func (r *Refresher) withdraw(ctx context.Context) {
 	r.sched.Expired()
 	r.mu.Lock()
 	r.current = creds.Credentials{}
@@ -255,7 +365,16 @@ func (r *Refresher) expire(ctx context.Context) {
 func (r *Refresher) refresh(ctx context.Context) {
 	start := r.o.Clock.Now()
 	if r.svid == nil {
-		r.fail(start, schedule.NoIdentity, "no_identity", errors.New("no X.509-SVID received yet for this profile"), 0)
+		if r.lostID != "" {
+			return // identity lost: already reported; the next SVID triggers the refresh
+		}
+		r.fail(start, schedule.NoIdentity, errtype.NoIdentity, errors.New("no X.509-SVID received yet for this profile"), 0)
+		return
+	}
+	if !start.Before(r.svid.ExpiresAt()) {
+		// Never sign with an SVID past NotAfter: it is no longer an identity.
+		r.loseIdentity(ctx, start, errtype.SVIDExpired, r.svid.ID.String(),
+			fmt.Sprintf("the X.509-SVID expired at %s", r.svid.ExpiresAt().UTC().Format(time.RFC3339)))
 		return
 	}
 	in := r.o.Session
@@ -275,7 +394,7 @@ func (r *Refresher) refresh(ctx context.Context) {
 		return
 	}
 	if !c.ValidAt(now) {
-		r.fail(now, schedule.Transient, "invalid_response", fmt.Errorf("CreateSession returned credentials that are not valid now (%s)", c.Redacted()), latency)
+		r.fail(now, schedule.Transient, errtype.Other, fmt.Errorf("CreateSession returned credentials that are not valid now (%s)", c.Redacted()), latency)
 		return
 	}
 	r.observe(Attempt{Profile: r.o.Profile, Result: "success", Latency: latency})
@@ -388,10 +507,14 @@ func (r *Refresher) fail(now time.Time, kind schedule.FailureKind, typ string, e
 	}
 	switch kind {
 	case schedule.Configuration, schedule.NoIdentity:
-		// An operator has to act: say it once per distinct message, not on every slow retry.
-		if msg := typ + err.Error(); msg != r.lastLogged {
+		// An operator has to act: say it once per distinct cause, not on every slow retry.
+		if msg := typ + "\x00" + cause(err); msg != r.lastLogged {
 			r.lastLogged = msg
-			r.log.Error("refresh failed; fix the configuration or trust policy, retrying slowly", args...)
+			what := "refresh failed; an operator must fix the configuration, trust policy or endpoint; retrying slowly"
+			if kind == schedule.NoIdentity {
+				what = "refresh failed; waiting for the Workload API to issue the profile's X.509-SVID"
+			}
+			r.log.Error(what, args...)
 		} else {
 			r.log.Debug("refresh failed again", args...)
 		}
@@ -407,14 +530,18 @@ func (r *Refresher) observe(a Attempt) {
 }
 
 // HopFailure is implemented by the errors of a role-chaining hop (chain.HopError): the failing hop's
-// role, the STS error code and whether a retry may help.
+// role and position, its error-type label (package errtype), whether a retry may help, and a stable
+// description for logging a repeated failure once.
 type HopFailure interface {
 	error
 	HopRole() string
 	// HopIndex is the hop's 0-based position among the profile's assume_role blocks.
 	HopIndex() int
+	// Code is the error-type label, one of package errtype's.
 	Code() string
 	Retryable() bool
+	// Cause describes the failure without what changes on every call (the request id).
+	Cause() string
 }
 
 // hopOf is the role of the step that failed (a chained hop's, else the Roles Anywhere role) and its
@@ -427,8 +554,9 @@ func hopOf(err error, rolesAnywhereRole string) (role, label string) {
 	return rolesAnywhereRole, "rolesanywhere"
 }
 
-// classify maps a CreateSession (or role-chaining) error to a backoff kind and a metrics/error type
-// label.
+// classify maps a CreateSession (or role-chaining) error to a backoff kind and an error-type label
+// (signer.Classify, or the hop's own classification): permanent failures (400/403, TLS verification,
+// unknown host, refused input) retry slowly, transient ones (429, 5xx, timeouts, resets) quickly.
 func classify(err error) (schedule.FailureKind, string) {
 	var hf HopFailure
 	if errors.As(err, &hf) {
@@ -437,19 +565,23 @@ func classify(err error) (schedule.FailureKind, string) {
 		}
 		return schedule.Configuration, hf.Code()
 	}
+	class, label := signer.Classify(err)
+	if class == signer.Permanent {
+		return schedule.Configuration, label
+	}
+	return schedule.Transient, label
+}
+
+// cause is what identifies a failure's cause for logging it once: an API error without its request id
+// (which differs on every call), else the message.
+func cause(err error) string {
+	var hf HopFailure
+	if errors.As(err, &hf) {
+		return hf.Cause()
+	}
 	var api *signer.APIError
 	if errors.As(err, &api) {
-		typ := api.Type
-		if typ == "" {
-			typ = fmt.Sprintf("HTTP%d", api.StatusCode)
-		}
-		if api.Retryable() {
-			return schedule.Transient, typ
-		}
-		return schedule.Configuration, typ
+		return fmt.Sprintf("%s %d %s", api.Type, api.StatusCode, api.Message)
 	}
-	if signer.Retryable(err) || errors.Is(err, context.DeadlineExceeded) {
-		return schedule.Transient, "network"
-	}
-	return schedule.Configuration, "invalid_input"
+	return err.Error()
 }

@@ -104,6 +104,12 @@ type harness struct {
 
 func newHarness(t *testing.T, results ...error) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil, results...)
+}
+
+// newHarnessWith is newHarness with options changed by opt before the refresher is built.
+func newHarnessWith(t *testing.T, opt func(*RefresherOptions), results ...error) *harness {
+	t.Helper()
 	ca, err := svidtest.NewCA(svidtest.CAOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +117,7 @@ func newHarness(t *testing.T, results ...error) *harness {
 	h := &harness{t: t, clk: clock.NewFake(start), sink: newRecordingSink(), svids: make(chan *svid.SVID, 1),
 		ca: ca, logs: &logtest.Buffer{}, done: make(chan struct{})}
 	h.api = &scripted{clk: h.clk, results: results, calls: make(chan signer.CreateSessionInput, 16)}
-	h.r, err = NewRefresher(RefresherOptions{
+	o := RefresherOptions{
 		Profile: "app",
 		Session: signer.CreateSessionInput{RoleARN: "arn:aws:iam::123456789012:role/app"},
 		SVIDs:   h.svids,
@@ -121,7 +127,11 @@ func newHarness(t *testing.T, results ...error) *harness {
 		Clock:   h.clk,
 		Rand:    func() float64 { return 0.5 },
 		Logger:  hclog.New(&hclog.LoggerOptions{Output: h.logs, Level: hclog.Trace}),
-	})
+	}
+	if opt != nil {
+		opt(&o)
+	}
+	h.r, err = NewRefresher(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,9 +148,11 @@ func newHarness(t *testing.T, results ...error) *harness {
 	return h
 }
 
-func (h *harness) rotate() {
+func (h *harness) rotate() { h.t.Helper(); h.rotateWith(svidtest.MintOptions{}) }
+
+func (h *harness) rotateWith(mint svidtest.MintOptions) {
 	h.t.Helper()
-	s, err := h.ca.MintX509SVID(spiffeid.RequireFromString("spiffe://example.org/app"), svidtest.MintOptions{})
+	s, err := h.ca.MintX509SVID(spiffeid.RequireFromString("spiffe://example.org/app"), mint)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -386,5 +398,173 @@ func TestDeliveredSinksAreNamed(t *testing.T) {
 	}
 	if logs := h.logs.String(); !strings.Contains(logs, "[INFO]  refresher: refreshed credentials") || !strings.Contains(logs, "delivered_to=[\""+h.sink.Name()+"\"]") {
 		t.Fatalf("logs:\n%s", logs)
+	}
+}
+
+func (h *harness) expectNoCall(within time.Duration) {
+	h.t.Helper()
+	select {
+	case in := <-h.api.calls:
+		h.t.Fatalf("CreateSession called (leaf serial %s) although the identity is gone", in.Identity.Leaf.SerialNumber.Text(16))
+	case <-time.After(within):
+	}
+}
+
+func (h *harness) expectCleared() {
+	h.t.Helper()
+	select {
+	case <-h.sink.cleared:
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("credentials were not withdrawn from the sink")
+	}
+}
+
+// A withdrawn identity (nil from the subscription) stops CreateSession at once; with "withdraw" the
+// credentials leave every sink at once; the next SVID recovers the profile.
+func TestIdentityLossWithdrawStopsMintingAndClearsSinks(t *testing.T) {
+	h := newHarnessWith(t, func(o *RefresherOptions) { o.OnIdentityLoss = Withdraw })
+	h.rotate()
+	h.expectCall()
+	h.expectPut()
+	h.svids <- nil
+	h.expectCleared()
+	s := h.waitState("identity lost", func(s ProfileState) bool { return s.Identity == "no_identity" })
+	if !s.Expiration.IsZero() || s.LastErrorType != "no_identity" || !s.NextRefresh.IsZero() {
+		t.Fatalf("state after identity loss = %+v", s)
+	}
+	if _, _, ok := h.r.Credentials(); ok {
+		t.Fatal("Credentials() still returns the withdrawn credentials")
+	}
+	// The refresh deadline passes: nothing is minted.
+	h.advanceTo(start.Add(45 * time.Minute))
+	h.expectNoCall(100 * time.Millisecond)
+	if n := strings.Count(h.logs.String(), "[ERROR] refresher: identity lost"); n != 1 || !strings.Contains(h.logs.String(), "spiffe_id=spiffe://example.org/app") {
+		t.Fatalf("identity loss logged %d times at ERROR (want once, naming the SPIFFE ID):\n%s", n, h.logs.String())
+	}
+	h.rotate()
+	h.expectCall()
+	h.expectPut()
+	h.waitState("recovered", func(s ProfileState) bool { return s.Identity == "" && s.Refreshes == 2 })
+}
+
+// With the default keep_until_expiry, delivered credentials stay until they expire, then are withdrawn;
+// no CreateSession is made meanwhile.
+func TestIdentityLossKeepUntilExpiry(t *testing.T) {
+	h := newHarness(t)
+	h.rotate()
+	h.expectCall()
+	h.expectPut()
+	h.svids <- nil
+	h.waitState("identity lost", func(s ProfileState) bool { return s.Identity == "no_identity" })
+	if _, _, ok := h.r.Credentials(); !ok {
+		t.Fatal("keep_until_expiry withdrew valid credentials")
+	}
+	select {
+	case <-h.sink.cleared:
+		t.Fatal("keep_until_expiry cleared the sinks before expiry")
+	default:
+	}
+	h.advanceTo(start.Add(45 * time.Minute))
+	h.expectNoCall(100 * time.Millisecond)
+	h.advanceTo(start.Add(time.Hour))
+	h.expectCleared()
+	h.expectNoCall(50 * time.Millisecond)
+}
+
+// An SVID past NotAfter is never signed with: the profile reports svid_expired and waits for a new one.
+func TestSecuritySVIDPastNotAfterIsNeverSignedWith(t *testing.T) {
+	h := newHarness(t)
+	h.rotateWith(svidtest.MintOptions{NotBefore: start.Add(-time.Minute), NotAfter: start.Add(20 * time.Minute)})
+	h.expectCall()
+	h.expectPut()
+	// The refresh deadline (+40m) comes after the SVID's NotAfter (+20m).
+	h.advanceTo(start.Add(20 * time.Minute))
+	s := h.waitState("svid expired", func(s ProfileState) bool { return s.Identity == "svid_expired" })
+	if s.LastErrorType != "svid_expired" {
+		t.Fatalf("state = %+v", s)
+	}
+	h.advanceTo(start.Add(41 * time.Minute))
+	h.expectNoCall(100 * time.Millisecond)
+	// An already-expired SVID delivered by the API is refused too.
+	h.rotateWith(svidtest.MintOptions{NotBefore: start.Add(-2 * time.Hour), NotAfter: start.Add(-time.Hour)})
+	h.expectNoCall(100 * time.Millisecond)
+	h.rotate()
+	h.expectCall()
+	h.waitState("recovered", func(s ProfileState) bool { return s.Identity == "" && s.Refreshes == 2 })
+}
+
+// Real timers, an injected wall clock that steps 2h forward: the expired credentials are withdrawn and a
+// refresh starts within 30s (the refresher never trusts a monotonic timer for longer).
+func TestClockJumpWithdrawsExpiredCredentialsAndRefreshesWithin30s(t *testing.T) {
+	t.Parallel()
+	clk := &clock.Shifted{}
+	fake := clock.NewFake(clk.Now()) // only dates the scripted credentials
+	api := &scripted{clk: fake, calls: make(chan signer.CreateSessionInput, 16)}
+	sink := newRecordingSink()
+	svids := make(chan *svid.SVID, 1)
+	ca, err := svidtest.NewCA(svidtest.CAOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv, err := ca.MintX509SVID(spiffeid.RequireFromString("spiffe://example.org/app"), svidtest.MintOptions{TTL: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRefresher(RefresherOptions{Profile: "app", SVIDs: svids, Client: api, Sinks: []Sink{sink}, Clock: clk,
+		Policy: schedule.NoJitter()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	svids <- &svid.SVID{ID: sv.ID, Certificates: sv.Certificates, PrivateKey: sv.PrivateKey}
+	<-api.calls
+	first := <-sink.puts
+	fake.Set(clk.Now().Add(2 * time.Hour)) // the next session is dated after the jump
+	clk.Jump(2 * time.Hour)
+	jumped := time.Now()
+	if _, _, ok := r.Credentials(); ok {
+		t.Fatal("Credentials() returns credentials that expired an hour ago")
+	}
+	select {
+	case <-sink.cleared:
+	case <-time.After(30 * time.Second):
+		t.Fatal("expired credentials still in the sink 30s after the clock jumped")
+	}
+	select {
+	case <-api.calls:
+	case <-time.After(30*time.Second - time.Since(jumped)):
+		t.Fatal("no refresh within 30s of the clock jump")
+	}
+	second := <-sink.puts
+	if second.AccessKeyID == first.AccessKeyID || !second.ValidAt(clk.Now()) {
+		t.Fatalf("after the jump the sink got %v, want new valid credentials", second.Redacted())
+	}
+	t.Logf("withdrawn and refreshed %s after the jump", time.Since(jumped).Round(time.Millisecond))
+}
+
+// A configuration problem is logged at ERROR once per distinct cause: the same AWS answer with a new
+// request id on every call is the same cause. A TLS failure is one too, retried slowly.
+func TestConfigurationProblemsLoggedOncePerCauseAndRetriedSlowly(t *testing.T) {
+	denied := func(id string) error {
+		return &signer.APIError{StatusCode: 403, Type: "AccessDeniedException", Message: "Unable to assume role", RequestID: id}
+	}
+	h := newHarness(t, denied("req-1"), denied("req-2"), denied("req-3"))
+	h.rotate()
+	h.expectCall()
+	s := h.waitState("one failure", func(s ProfileState) bool { return s.ConsecutiveFailures == 1 })
+	// rand 0.5 × 30s: the slow configuration backoff, not the 2s transient one.
+	if got := s.NextRefresh.Sub(start); got != 15*time.Second || s.LastErrorType != "AccessDeniedException" {
+		t.Fatalf("after a 403: retry in %v (want 15s), type %q", got, s.LastErrorType)
+	}
+	for i := 2; i <= 3; i++ {
+		h.advanceTo(s.NextRefresh)
+		h.expectCall()
+		s = h.waitState("another failure", func(s ProfileState) bool { return s.ConsecutiveFailures == i })
+	}
+	if n := strings.Count(h.logs.String(), "[ERROR] refresher: refresh failed"); n != 1 {
+		t.Fatalf("the same 403 (three request ids) logged %d times at ERROR, want once:\n%s", n, h.logs.String())
 	}
 }

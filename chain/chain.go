@@ -25,6 +25,8 @@ import (
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/errtype"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 )
 
@@ -133,28 +135,40 @@ func (e *HopError) HopRole() string { return e.RoleARN }
 // HopIndex is the hop's 0-based position in the chain (bridge.HopFailure).
 func (e *HopError) HopIndex() int { return e.Hop - 1 }
 
-// Code is the STS error code, "network" for a transport failure, or "invalid_input".
+// Code is the error-type label of the failure, one of package errtype's: the STS error code when STS
+// documents it (e.g. "AccessDenied", "ValidationError"), else signer.Classify's ("network", "tls",
+// "dns", "other").
 func (e *HopError) Code() string {
 	var api *APIError
-	switch {
-	case errors.As(e.Err, &api):
-		return api.Code
-	case errors.As(e.Err, new(*signer.InputError)):
-		return "invalid_input"
+	if errors.As(e.Err, &api) {
+		return errtype.Label(api.Code)
 	}
-	return "network"
+	_, label := signer.Classify(e.Err)
+	return label
 }
 
-// Retryable reports whether the hop may succeed later: throttling, server faults and network failures.
+// Retryable reports whether the hop may succeed later: throttling, server faults and transient network
+// failures; not a refusal, a bad input, a TLS verification failure or an unknown host.
 func (e *HopError) Retryable() bool {
 	var api *APIError
 	if errors.As(e.Err, &api) {
 		return api.Retryable()
 	}
-	if errors.As(e.Err, new(*signer.InputError)) || errors.Is(e.Err, context.Canceled) {
+	if errors.Is(e.Err, context.Canceled) {
 		return false
 	}
-	return true
+	class, _ := signer.Classify(e.Err)
+	return class == signer.Transient
+}
+
+// Cause describes the failure without its request id, which changes on every call (so that a repeated
+// failure is logged once).
+func (e *HopError) Cause() string {
+	var api *APIError
+	if errors.As(e.Err, &api) {
+		return fmt.Sprintf("hop %d %s: %s %d %s", e.Hop, e.RoleARN, api.Code, api.StatusCode, api.Message)
+	}
+	return fmt.Sprintf("hop %d %s: %v", e.Hop, e.RoleARN, e.Err)
 }
 
 // Advice explains the STS error in plain words, as `check` does for CreateSession.
@@ -262,7 +276,8 @@ type Chain struct {
 	STS  STS
 	// Region is the starting region (the trust anchor's), the default STS region of the first hop.
 	Region string
-	// AllowHTTP permits plain-http STS endpoints (the emulator).
+	// AllowHTTP permits plain-http STS endpoints on hosts that are not loopback (plain http to loopback,
+	// the local emulator, is always allowed: netutil.PlainHTTPAllowed).
 	AllowHTTP bool
 }
 
@@ -299,8 +314,8 @@ func (c *Chain) input(h Hop, caller creds.Credentials, region, spiffeID string) 
 	if err != nil {
 		return Input{}, &signer.InputError{Field: "sts_endpoint", Err: err}
 	}
-	if u.Scheme == "http" && !c.AllowHTTP {
-		return Input{}, &signer.InputError{Field: "sts_endpoint", Err: fmt.Errorf("%q is plain http; use https, or allow http explicitly (insecure_endpoint) for a local emulator", endpoint)}
+	if !netutil.PlainHTTPAllowed(u, c.AllowHTTP) {
+		return Input{}, &signer.InputError{Field: "sts_endpoint", Err: fmt.Errorf("%q is plain http to a host that is not loopback; use https, or allow http explicitly (insecure_endpoint)", endpoint)}
 	}
 	if region == "" {
 		region = "us-east-1" // an explicit global endpoint signs for us-east-1

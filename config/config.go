@@ -33,10 +33,11 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/hook"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/ininame"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/signame"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
 
@@ -59,6 +60,8 @@ const (
 	DefaultRotationSpread = 28 * time.Minute
 	MaxRotationSpread     = 12 * time.Hour
 	DefaultJitterFraction = 0.1
+	// DefaultOnIdentityLoss keeps delivered credentials until they expire when the identity is lost.
+	DefaultOnIdentityLoss = "keep_until_expiry"
 	MaxJitterFraction     = 0.5
 
 	DefaultIMDSBindAddress      = "127.0.0.1"
@@ -148,8 +151,15 @@ type Profile struct {
 	RoleSessionName string
 	// Endpoint overrides the Roles Anywhere endpoint URL; "" means the regional default.
 	Endpoint string
-	// InsecureEndpoint allows a plain http:// Endpoint.
+	// InsecureEndpoint allows a plain http:// Endpoint to a host that is not loopback (plain http to a
+	// loopback address, the local emulator, needs no flag: netutil.PlainHTTPAllowed).
 	InsecureEndpoint bool
+	// OnIdentityLoss is what happens to delivered credentials when the profile's identity is lost (the
+	// Workload API no longer issues its SVID, or the SVID is past NotAfter): "keep_until_expiry" (the
+	// default) or "withdraw". Either way no new session is created until the identity returns.
+	OnIdentityLoss string
+	// Pos is where the profile block starts, "file:line", for messages about it (not compared by Equal).
+	Pos string
 	// Refresh is the refresh timing, always filled with defaults.
 	Refresh Refresh
 	// CredentialsFile writes a named profile of a shared credentials file; nil when absent.
@@ -194,8 +204,28 @@ type AssumeRole struct {
 	SPIFFEIDTag string
 }
 
-// Equal reports whether p and o are the same configuration in every field.
-func (p Profile) Equal(o Profile) bool { return reflect.DeepEqual(p, o) }
+// Equal reports whether c and o configure the same thing: every field equal, positions (Profile.Pos)
+// aside.
+func (c *Config) Equal(o *Config) bool {
+	if c == nil || o == nil {
+		return c == o
+	}
+	strip := func(cfg *Config) Config {
+		out := *cfg
+		out.Profiles = append([]Profile(nil), cfg.Profiles...)
+		for i := range out.Profiles {
+			out.Profiles[i].Pos = ""
+		}
+		return out
+	}
+	return reflect.DeepEqual(strip(c), strip(o))
+}
+
+// Equal reports whether p and o are the same configuration in every field but Pos.
+func (p Profile) Equal(o Profile) bool {
+	p.Pos, o.Pos = "", ""
+	return reflect.DeepEqual(p, o)
+}
 
 // Refresh is a profile's refresh block.
 type Refresh struct {
@@ -399,7 +429,7 @@ var (
 			{Name: "spiffe_id"}, {Name: "hint"},
 			{Name: "trust_anchor_arn"}, {Name: "profile_arn"}, {Name: "role_arn"}, {Name: "region"},
 			{Name: "session_duration"}, {Name: "role_session_name"},
-			{Name: "endpoint"}, {Name: "insecure_endpoint"},
+			{Name: "endpoint"}, {Name: "insecure_endpoint"}, {Name: "on_identity_loss"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "refresh"}, {Type: "credentials_file"}, {Type: "imds"}, {Type: "container_endpoint"},
@@ -976,6 +1006,8 @@ func (d *decoder) profile(b *hcl.Block, name string) Profile {
 		Name:            name,
 		SessionDuration: DefaultSessionDuration,
 		Refresh:         Refresh{RotationSpread: DefaultRotationSpread, JitterFraction: DefaultJitterFraction},
+		OnIdentityLoss:  DefaultOnIdentityLoss,
+		Pos:             fmt.Sprintf("%s:%d", b.DefRange.Filename, b.DefRange.Start.Line),
 	}
 
 	// Identity selection.
@@ -998,6 +1030,9 @@ func (d *decoder) profile(b *hcl.Block, name string) Profile {
 		s.errAt(a, "role_session_name %q must be 2–64 of [A-Za-z0-9_+=,.@-]", p.RoleSessionName)
 	}
 	s.boolean("insecure_endpoint", &p.InsecureEndpoint)
+	if a, ok := s.str("on_identity_loss", &p.OnIdentityLoss); ok && p.OnIdentityLoss != "keep_until_expiry" && p.OnIdentityLoss != "withdraw" {
+		s.errAt(a, "on_identity_loss %q must be \"keep_until_expiry\" or \"withdraw\"", p.OnIdentityLoss)
+	}
 	if a, ok := s.str("endpoint", &p.Endpoint); ok {
 		checkEndpoint(s, a, p.Endpoint, p.InsecureEndpoint)
 	}
@@ -1054,7 +1089,7 @@ func (d *decoder) profile(b *hcl.Block, name string) Profile {
 		ss.absPath("pid_file", &sg.PIDFile)
 		var name string
 		if a, ok := ss.str("signal", &name); ok {
-			if sig, err := hook.ParseSignal(name); err != nil {
+			if sig, err := signame.Parse(name); err != nil {
 				ss.errAt(a, "signal.signal: %v", err)
 			} else {
 				sg.Signal = sig
@@ -1232,8 +1267,8 @@ func checkEndpoint(s *scope, a *hcl.Attribute, endpoint string, insecure bool) {
 		s.errAt(a, "%s %q is not a URL: %v", s.name(a.Name), endpoint, unwrapURLError(err))
 	case u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
 		s.errAt(a, "%s %q must be an absolute https:// URL", s.name(a.Name), endpoint)
-	case u.Scheme == "http" && !insecure:
-		s.errAt(a, "%s %q is plain http; use https, or set insecure_endpoint = true (the local emulator only)", s.name(a.Name), endpoint)
+	case u.Scheme == "http" && !netutil.PlainHTTPAllowed(u, insecure):
+		s.errAt(a, "%s %q is plain http to a host that is not loopback; use https, or set insecure_endpoint = true", s.name(a.Name), endpoint)
 	case u.User != nil:
 		s.errAt(a, "%s %q must not carry user information", s.name(a.Name), endpoint)
 	}
@@ -1253,8 +1288,8 @@ func (d *decoder) credentialsFile(b *hcl.Block, prefix, profile string) *Credent
 	s.fileRules("owner", "group", "mode", &c.Owner, &c.Group, &c.Mode, &c.FollowSymlinks, &c.AllowSharedDirectory)
 	sectionOK := true
 	if a, ok := s.str("profile_name", &c.ProfileName); ok {
-		if c.ProfileName == "" || strings.ContainsAny(c.ProfileName, "[]\r\n") || strings.TrimSpace(c.ProfileName) != c.ProfileName {
-			s.errAt(a, "credentials_file.profile_name %q is not a usable INI section name (non-empty; no brackets, line breaks or surrounding spaces)", c.ProfileName)
+		if err := ininame.Validate(c.ProfileName); err != nil {
+			s.errAt(a, "credentials_file.profile_name: %v", err)
 			sectionOK = false
 		}
 	} else if a != nil {

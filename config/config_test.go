@@ -58,6 +58,7 @@ profile "web" {
   role_session_name = "web@host-1"
   endpoint          = "http://127.0.0.1:8443"
   insecure_endpoint = true
+  on_identity_loss  = "withdraw"
 
   refresh {
     rotation_spread = "0s"
@@ -145,6 +146,7 @@ func TestFullConfig(t *testing.T) {
 		RoleSessionName:  "web@host-1",
 		Endpoint:         "http://127.0.0.1:8443",
 		InsecureEndpoint: true,
+		OnIdentityLoss:   "withdraw",
 		Refresh:          Refresh{RotationSpread: 0, JitterFraction: 0.25},
 		CredentialsFile:  &CredentialsFile{Path: "/home/web/.aws/credentials", ProfileName: "default", Mode: 0o600},
 		IMDS:             &IMDS{BindAddress: "0.0.0.0", BindPort: 19911, AllowRemote: true},
@@ -167,6 +169,7 @@ func TestFullConfig(t *testing.T) {
 		RoleARN:         "arn:aws:iam::123456789012:role/reports",
 		Region:          "us-east-1",
 		SessionDuration: time.Hour,
+		OnIdentityLoss:  "keep_until_expiry",
 		Refresh:         Refresh{RotationSpread: 28 * time.Minute, JitterFraction: 0.1},
 		CredentialsFile: &CredentialsFile{Path: "/home/web/.aws/credentials", ProfileName: "reports", Mode: 0o600},
 		IMDS:            &IMDS{BindAddress: "127.0.0.1", BindPort: 9911},
@@ -190,9 +193,19 @@ func TestMinimalConfigGetsDefaults(t *testing.T) {
 		Name: "app", SpiffeID: "spiffe://example.org/app",
 		TrustAnchorARN: ta, ProfileARN: pa, RoleARN: ra, Region: "us-east-1",
 		SessionDuration: time.Hour,
+		OnIdentityLoss:  "keep_until_expiry",
 		Refresh:         Refresh{RotationSpread: 28 * time.Minute, JitterFraction: 0.1},
 	}
 	if len(c.Profiles) != 1 || !c.Profiles[0].Equal(want) {
+		t.Errorf("got %+v\nwant %+v", c.Profiles, want)
+	}
+	if got := c.Profiles[0].Pos; got != "test.hcl:1" {
+		t.Errorf("Pos = %q, want test.hcl:1", got)
+	}
+	// A plain-http loopback endpoint (the local emulator) needs no insecure_endpoint: the one rule of
+	// flags and config (netutil.PlainHTTPAllowed).
+	c = mustParse(t, prof("app", `  endpoint = "http://127.0.0.1:8443"`))
+	if c.Profiles[0].InsecureEndpoint || c.Profiles[0].Endpoint != "http://127.0.0.1:8443" {
 		t.Errorf("got %+v\nwant %+v", c.Profiles, want)
 	}
 }
@@ -273,7 +286,9 @@ func TestErrors(t *testing.T) {
 		{"session_duration number", prof("app", `  session_duration = 3600`), `test.hcl:6:22: profile "app": session_duration must be a duration string such as "90s", "15m" or "1h", not a number`},
 		{"bad role_session_name", prof("app", `  role_session_name = "a"`), `test.hcl:6:23: profile "app": role_session_name "a" must be 2–64 of [A-Za-z0-9_+=,.@-]`},
 		{"role_session_name bad char", prof("app", `  role_session_name = "a/b"`), `test.hcl:6:23: profile "app": role_session_name "a/b"`},
-		{"http endpoint", prof("app", `  endpoint = "http://localhost:8080"`), `test.hcl:6:14: profile "app": endpoint "http://localhost:8080" is plain http; use https, or set insecure_endpoint = true`},
+		{"http endpoint not loopback", prof("app", `  endpoint = "http://emulator.internal:8080"`), `test.hcl:6:14: profile "app": endpoint "http://emulator.internal:8080" is plain http to a host that is not loopback; use https, or set insecure_endpoint = true`},
+		{"bad on_identity_loss", prof("app", `  on_identity_loss = "ignore"`), `test.hcl:6:22: profile "app": on_identity_loss "ignore" must be "keep_until_expiry" or "withdraw"`},
+		{"profile_name with a space (the credentials file sink refuses it)", prof("app", "  credentials_file {\n    path = \"/c\"\n    profile_name = \"my app\"\n  }"), `test.hcl:8:20: profile "app": credentials_file.profile_name: profile name "my app" contains ' '`},
 		{"endpoint not a URL", prof("app", `  endpoint = "rolesanywhere.example"`), `test.hcl:6:14: profile "app": endpoint "rolesanywhere.example" must be an absolute https:// URL`},
 		{"endpoint unparsable", prof("app", `  endpoint = "https://[::1"`), `test.hcl:6:14: profile "app": endpoint "https://[::1" is not a URL`},
 		{"endpoint with user info", prof("app", `  endpoint = "https://u:p@example.com"`), `test.hcl:6:14: profile "app": endpoint "https://u:p@example.com" must not carry user information`},
@@ -286,7 +301,7 @@ func TestErrors(t *testing.T) {
 		{"insecure_endpoint not bool", prof("app", `  insecure_endpoint = "yes"`), `test.hcl:6:23: profile "app": insecure_endpoint must be true or false, not a string`},
 		{"relative credentials_file path", prof("app", "  credentials_file {\n    path = \"creds\"\n  }"), `test.hcl:7:12: profile "app": credentials_file.path "creds" must be an absolute path`},
 		{"credentials_file without path", prof("app", "  credentials_file {\n  }"), `test.hcl:6:3: profile "app": credentials_file.path is required`},
-		{"bad profile_name", prof("app", "  credentials_file {\n    path = \"/c\"\n    profile_name = \"a]b\"\n  }"), `test.hcl:8:20: profile "app": credentials_file.profile_name "a]b" is not a usable INI section name`},
+		{"bad profile_name", prof("app", "  credentials_file {\n    path = \"/c\"\n    profile_name = \"a]b\"\n  }"), `test.hcl:8:20: profile "app": credentials_file.profile_name: profile name "a]b" contains ']'`},
 		{"container without auth_token_file", prof("app", "  container_endpoint {\n  }"), `test.hcl:6:3: profile "app": container_endpoint.auth_token_file is required`},
 		{"container path without slash", prof("app", "  container_endpoint {\n    path = \"creds\"\n    auth_token_file = \"/t\"\n  }"), `test.hcl:7:12: profile "app": container_endpoint.path "creds" must be a URL path starting with "/"`},
 		{"bad signal name", prof("app", "  signal {\n    pid_file = \"/run/app.pid\"\n    signal = \"SIGKILL\"\n  }"), `test.hcl:8:14: profile "app": signal.signal: unknown signal "SIGKILL"`},

@@ -1,12 +1,12 @@
 // Package daemon wires a validated config into running parts: one SPIFFE Workload API source, one
 // CreateSession client, and per profile a bridge.Refresher with its sinks (credentials file, IMDSv2 and
 // container endpoints, hooks); plus the daemon-wide health and metrics servers. It also applies a new
-// config on SIGHUP, keeping the credentials of profiles whose session did not change.
+// config on SIGHUP, transactionally: the new version of each changed profile is built and started before
+// the old one stops, and a reload that fails anywhere leaves every profile running as it was.
 package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -45,6 +45,8 @@ type Options struct {
 	// STS makes the assume_role hops of profiles that have them; default aws-sdk-go-v2's STS client
 	// (chain/sdksts) with Signer.HTTPClient.
 	STS chain.STS
+	// WorkloadAPIBackoff bounds the reconnections to the Workload API; zero fields take svid's defaults.
+	WorkloadAPIBackoff svid.Backoff
 }
 
 // Daemon runs the profiles of one config.
@@ -54,21 +56,32 @@ type Daemon struct {
 	client *signer.Client
 	tel    *telemetry
 
-	mu        sync.Mutex
-	cfg       *config.Config
-	source    *svid.Source
-	profiles  map[string]*profile
-	startErrs map[string]error // profiles of cfg that could not start after a reload, and why
+	mu       sync.Mutex
+	cfg      *config.Config
+	source   *svid.Source
+	profiles map[string]*profile
+	reload   ReloadStatus
 }
 
-// profile is one running refresher with its sinks and servers.
+// ReloadStatus is the outcome of the last config reload.
+type ReloadStatus struct {
+	// At is when the last reload was asked for; zero before any.
+	At time.Time
+	// Err says why it was refused, naming the file:line and what failed; empty when it was applied.
+	// After a refused reload every profile runs as before it.
+	Err string
+}
+
+// profile is one refresher with its sinks and servers.
 type profile struct {
 	cfg       config.Profile
 	refresher *bridge.Refresher
 	sub       *svid.Subscription
+	servers   map[string]*endpoint.Server // endpoint servers by configured address, to hand over on reload
 	closers   []func()
 	cancel    context.CancelFunc
 	done      chan struct{}
+	log       hclog.Logger
 }
 
 // New starts the Workload API source and every profile of cfg. It fails, starting nothing, when a sink
@@ -97,7 +110,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 		client:   signer.New(opts.Signer),
 		profiles: map[string]*profile{},
 	}
-	src, err := svid.New(ctx, svid.Options{Address: cfg.AgentAddress, Logger: opts.Logger.Named("workloadapi")})
+	src, err := svid.New(ctx, svid.Options{Address: cfg.AgentAddress, Logger: opts.Logger.Named("workloadapi"), Backoff: opts.WorkloadAPIBackoff})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
@@ -108,11 +121,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 		return nil, err
 	}
 	d.tel = tel
-	if err := d.apply(ctx, cfg, nil); err != nil {
+	d.mu.Lock()
+	err = d.apply(ctx, cfg)
+	if err == nil {
+		d.cfg = cfg
+	}
+	d.mu.Unlock()
+	if err != nil {
 		d.Close()
 		return nil, err
 	}
-	d.cfg = cfg
 	return d, nil
 }
 
@@ -127,83 +145,128 @@ func (d *Daemon) States() []bridge.ProfileState {
 	for _, pc := range d.cfg.Profiles {
 		if p, ok := d.profiles[pc.Name]; ok {
 			out = append(out, p.refresher.State())
-		} else if err := d.startErrs[pc.Name]; err != nil {
-			// Configured but not running: reported, and never ready.
-			out = append(out, bridge.ProfileState{Profile: pc.Name, RoleARN: pc.RoleARN,
-				LastErrorType: "start_failed", LastError: err.Error()})
 		}
 	}
 	return out
 }
 
+// HealthAddr is the address the health checks listen on ("" without a health_checks block).
+func (d *Daemon) HealthAddr() string { return d.tel.healthAddr }
+
 // WorkloadAPIState is the Workload API connection's state.
 func (d *Daemon) WorkloadAPIState() svid.State { return d.source.State() }
 
-// Reload applies a new config: profiles whose config is unchanged keep running untouched; changed
-// profiles restart, keeping their credentials when the session they ask for is the same; removed
-// profiles stop (their files are left as they are: the credentials in them stay valid until they
-// expire). A profile that cannot start (a port in use, say) is reported in the returned error and in
-// States as not ready, while the others run; a change of agent_address is refused as a whole.
+// ReloadStatus is the outcome of the last config reload.
+func (d *Daemon) ReloadStatus() ReloadStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.reload
+}
+
+// ReloadFailed records a reload refused before Reload (the new file did not parse): health and metrics
+// report it until a reload succeeds.
+func (d *Daemon) ReloadFailed(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reload = ReloadStatus{At: d.opts.Clock.Now(), Err: err.Error()}
+}
+
+// Reload applies a new config, transactionally: profiles whose config is unchanged keep running
+// untouched; the new version of each changed profile is built and its servers started (taking over the
+// listening socket when it keeps its address) before the old version stops, keeping its credentials
+// when the session it asks for is the same; removed profiles stop (their files are left as they are:
+// the credentials in them stay valid until they expire). If anything fails (a port in use, a path that
+// cannot be used, a change of agent_address), nothing changes: every profile keeps running as before, the
+// error names the profile's file:line and what failed, and ReloadStatus (so /ready and metrics) reports
+// it until a reload succeeds.
 func (d *Daemon) Reload(ctx context.Context, cfg *config.Config) error {
 	d.mu.Lock()
+	defer d.mu.Unlock()
+	err := d.reloadLocked(ctx, cfg)
+	d.reload = ReloadStatus{At: d.opts.Clock.Now()}
+	if err != nil {
+		d.reload.Err = err.Error()
+	}
+	return err
+}
+
+func (d *Daemon) reloadLocked(ctx context.Context, cfg *config.Config) error {
 	old := d.cfg
-	d.mu.Unlock()
 	if old.AgentAddress != cfg.AgentAddress {
-		return errors.New("daemon: agent_address changed; restart the bridge to connect to a new Workload API")
+		return fmt.Errorf("daemon: agent_address changed from %q to %q; restart the bridge to connect to a new Workload API", old.AgentAddress, cfg.AgentAddress)
 	}
 	if !equalTelemetry(old, cfg) {
 		d.log.Warn("health_checks and telemetry changes take effect on restart; keeping the current servers")
 	}
-	err := d.apply(ctx, cfg, old)
-	d.mu.Lock()
+	if err := d.apply(ctx, cfg); err != nil {
+		return err
+	}
 	d.cfg = cfg
-	d.mu.Unlock()
-	return err
+	return nil
 }
 
-// apply starts the profiles of cfg that are not running as configured, and stops the others.
-func (d *Daemon) apply(ctx context.Context, cfg *config.Config, old *config.Config) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+// apply makes the running profiles those of cfg, or changes nothing and returns why it could not. The
+// caller holds d.mu.
+func (d *Daemon) apply(ctx context.Context, cfg *config.Config) error {
 	want := map[string]config.Profile{}
 	for _, p := range cfg.Profiles {
 		want[p.Name] = p
 	}
-	// Stop removed and changed profiles first: a changed profile may reuse its own port.
-	carried := map[string]carry{}
+	// The running profiles that go: removed, or replaced by a new version.
+	leaving := map[string]*profile{}
 	for name, p := range d.profiles {
-		np, keep := want[name]
-		if keep && np.Equal(p.cfg) {
-			continue
+		if np, keep := want[name]; !keep || !np.Equal(p.cfg) {
+			leaving[name] = p
 		}
-		if keep && sameSession(np, p.cfg) {
-			if c, issued, ok := p.refresher.Credentials(); ok {
-				carried[name] = carry{c, issued}
+	}
+	// A new server on an address a leaving profile listens on takes over its socket: the port cannot
+	// be bound twice, and is never left unbound.
+	handover := func(addr string) (net.Listener, error) {
+		for _, p := range leaving {
+			if s := p.servers[addr]; s != nil {
+				return s.Listener()
 			}
 		}
+		return nil, nil
+	}
+	// Build and start every new version first; on any failure discard them all.
+	var built []*profile
+	for _, pc := range cfg.Profiles {
+		prev := d.profiles[pc.Name]
+		if prev != nil && leaving[pc.Name] == nil {
+			continue // unchanged
+		}
+		var carried carry
+		if prev != nil && sameSession(pc, prev.cfg) {
+			if c, issued, ok := prev.refresher.Credentials(); ok {
+				carried = carry{c, issued}
+			}
+		}
+		p, err := d.build(ctx, pc, carried, handover)
+		if err != nil {
+			for _, b := range built {
+				b.stop()
+			}
+			return fmt.Errorf("profile %q (%s): %w", pc.Name, pc.Pos, err)
+		}
+		built = append(built, p)
+	}
+	// Commit: stop what leaves, run what arrives.
+	for name, p := range leaving {
 		p.stop()
 		delete(d.profiles, name)
-		if keep {
-			d.log.Info("profile changed; restarting it", "profile", name)
-		} else {
+		if _, keep := want[name]; !keep {
 			d.log.Info("profile removed; stopped it", "profile", name)
 		}
 	}
-	var errs []error
-	d.startErrs = map[string]error{}
-	for _, pc := range cfg.Profiles {
-		if _, running := d.profiles[pc.Name]; running {
-			continue
+	for _, p := range built {
+		d.profiles[p.cfg.Name] = p
+		p.run()
+		if _, replaced := leaving[p.cfg.Name]; replaced {
+			d.log.Info("profile changed; its new version replaced the old one", "profile", p.cfg.Name)
 		}
-		p, err := d.start(ctx, pc, carried[pc.Name])
-		if err != nil {
-			d.startErrs[pc.Name] = err
-			errs = append(errs, fmt.Errorf("profile %q: %w", pc.Name, err))
-			continue
-		}
-		d.profiles[pc.Name] = p
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 type carry struct {
@@ -218,16 +281,17 @@ func sameSession(a, b config.Profile) bool {
 		a.Endpoint == b.Endpoint && a.InsecureEndpoint == b.InsecureEndpoint
 }
 
-func (d *Daemon) start(ctx context.Context, pc config.Profile, carried carry) (*profile, error) {
+// build sets up pc's sinks (its endpoint servers listening, on a socket from handover when one is
+// given for their address) and refresher, without running the refresher: run does.
+func (d *Daemon) build(ctx context.Context, pc config.Profile, carried carry, handover func(addr string) (net.Listener, error)) (*profile, error) {
 	log := d.log.With("profile", pc.Name)
-	sinks, closers, err := d.sinks(pc, log)
+	p := &profile{cfg: pc, servers: map[string]*endpoint.Server{}, done: make(chan struct{}), log: log}
+	sinks, err := d.sinks(ctx, p, log, carried, handover)
 	if err != nil {
-		for _, c := range closers {
-			c()
-		}
+		p.closeSinks()
 		return nil, err
 	}
-	sub := d.source.Subscribe(svid.Selector{ID: pc.SpiffeID, Hint: pc.Hint})
+	p.sub = d.source.Subscribe(svid.Selector{ID: pc.SpiffeID, Hint: pc.Hint})
 	var observer bridge.Observer = d.tel
 	if d.opts.Observer != nil {
 		observer = multiObserver{d.tel, d.opts.Observer}
@@ -244,32 +308,36 @@ func (d *Daemon) start(ctx context.Context, pc config.Profile, carried carry) (*
 			DurationSeconds: int(pc.SessionDuration / time.Second),
 			RoleSessionName: pc.RoleSessionName,
 		},
-		SVIDs:          sub.C(),
+		SVIDs:          p.sub.C(),
 		Client:         d.creator(pc),
 		AssumeRoleARNs: assumeRoleARNs(pc),
 		Sinks:          sinks,
 		Policy:         d.policy(pc),
 		Initial:        carried.c,
 		InitialIssued:  carried.issued,
+		OnIdentityLoss: bridge.IdentityLossPolicy(pc.OnIdentityLoss),
 		Clock:          d.opts.Clock,
 		Logger:         d.log,
 		Observer:       observer,
 	})
 	if err != nil {
-		sub.Close()
-		for _, c := range closers {
-			c()
-		}
+		p.sub.Close()
+		p.closeSinks()
 		return nil, err
 	}
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	p := &profile{cfg: pc, refresher: r, sub: sub, closers: closers, cancel: cancel, done: make(chan struct{})}
+	p.refresher = r
+	return p, nil
+}
+
+// run starts the profile's refresher.
+func (p *profile) run() {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
 	go func() {
 		defer close(p.done)
-		_ = r.Run(rctx)
+		_ = p.refresher.Run(ctx)
 	}()
-	log.Info("profile started", "selector", svid.Selector{ID: pc.SpiffeID, Hint: pc.Hint}.String(), "role", pc.RoleARN, "sinks", SinkSummary(pc))
-	return p, nil
+	p.log.Info("profile started", "selector", svid.Selector{ID: p.cfg.SpiffeID, Hint: p.cfg.Hint}.String(), "role", p.cfg.RoleARN, "sinks", SinkSummary(p.cfg))
 }
 
 // policy is the profile's refresh timing: its refresh block, then any override from Options.
@@ -287,19 +355,47 @@ func (d *Daemon) policy(pc config.Profile) schedule.Policy {
 	return p
 }
 
-// sinks builds the profile's delivery methods; closers stop the servers among them.
-func (d *Daemon) sinks(pc config.Profile, log hclog.Logger) ([]bridge.Sink, []func(), error) {
+// sinks builds p's delivery methods; p.closers stop the servers among them. An endpoint server listens
+// on the socket handover gives for its address, if any, else binds it; carried credentials are loaded
+// into it first, so that it never answers without them while it shares the socket with the server it
+// replaces.
+func (d *Daemon) sinks(ctx context.Context, p *profile, log hclog.Logger, carried carry, handover func(addr string) (net.Listener, error)) ([]bridge.Sink, error) {
+	pc := p.cfg
 	var sinks []bridge.Sink
-	var closers []func()
+	start := func(s *endpoint.Server, addr string, port int) error {
+		if carried.c.ValidAt(d.opts.Clock.Now()) {
+			if err := s.Put(ctx, carried.c); err != nil {
+				return err
+			}
+		}
+		var ln net.Listener
+		if port != 0 && handover != nil {
+			var err error
+			if ln, err = handover(addr); err != nil {
+				return err
+			}
+		}
+		if err := s.StartOn(ln); err != nil {
+			return fmt.Errorf("%s: %w", s.Name(), err) // netutil leaves the prefix to the caller
+		}
+		p.closers = append(p.closers, func() { s.Close() })
+		if port != 0 {
+			p.servers[addr] = s
+		}
+		return nil
+	}
 	if f := pc.CredentialsFile; f != nil {
 		owner, group, err := fileOwner("credentials_file.owner", f.Owner, "credentials_file.group", f.Group)
 		if err != nil {
-			return nil, closers, err
+			return nil, err
 		}
 		s, err := credfile.New(credfile.Options{Path: f.Path, Profile: f.ProfileName, Logger: log.Named("credentials_file"),
 			Owner: owner, Group: group, Mode: f.Mode, FollowSymlinks: f.FollowSymlinks, AllowSharedDirectory: f.AllowSharedDirectory})
 		if err != nil {
-			return nil, closers, err
+			return nil, err
+		}
+		if err := s.Check(); err != nil {
+			return nil, err
 		}
 		sinks = append(sinks, s)
 	}
@@ -309,19 +405,18 @@ func (d *Daemon) sinks(pc config.Profile, log hclog.Logger) ([]bridge.Sink, []fu
 			Logger: log.Named("imds"), Clock: d.opts.Clock.Now, OnRequest: d.tel.endpointObserver("imds", pc.Name),
 		})
 		if err != nil {
-			return nil, closers, err
+			return nil, err
 		}
-		if err := s.Start(); err != nil {
-			return nil, closers, fmt.Errorf("imds: %w", err)
+		if err := start(s, hostPort(m.BindAddress, m.BindPort), m.BindPort); err != nil {
+			return nil, err // names the server: "imds: listen on …"
 		}
-		closers = append(closers, func() { s.Close() })
 		log.Info("IMDSv2 endpoint listening", "address", s.Addr())
 		sinks = append(sinks, s)
 	}
 	if c := pc.ContainerEndpoint; c != nil {
 		owner, group, err := fileOwner("container_endpoint.auth_token_owner", c.AuthTokenOwner, "container_endpoint.auth_token_group", c.AuthTokenGroup)
 		if err != nil {
-			return nil, closers, err
+			return nil, err
 		}
 		s, err := endpoint.NewContainer(endpoint.ContainerOptions{
 			Addr: hostPort(c.BindAddress, c.BindPort), Path: c.Path, AuthTokenFile: c.AuthTokenFile,
@@ -332,39 +427,48 @@ func (d *Daemon) sinks(pc config.Profile, log hclog.Logger) ([]bridge.Sink, []fu
 			FollowSymlinks: c.FollowSymlinks, AllowSharedDirectory: c.AllowSharedDirectory,
 		})
 		if err != nil {
-			return nil, closers, err
+			return nil, err
 		}
-		if err := s.Start(); err != nil {
-			return nil, closers, fmt.Errorf("container_endpoint: %w", err)
+		if err := start(s, hostPort(c.BindAddress, c.BindPort), c.BindPort); err != nil {
+			return nil, err // names the server
 		}
-		closers = append(closers, func() { s.Close() })
 		log.Info("container credentials endpoint listening", "url", s.URL())
 		sinks = append(sinks, s)
 	}
 	if h := pc.OnRefresh; h != nil {
 		s, err := hook.NewCommand(hook.CommandOptions{Profile: pc.Name, Command: h.Command, Timeout: h.Timeout, Logger: log.Named("on_refresh")})
 		if err != nil {
-			return nil, closers, err
+			return nil, err
 		}
 		sinks = append(sinks, s)
 	}
 	if sg := pc.Signal; sg != nil {
 		s, err := hook.NewSignal(hook.SignalOptions{PIDFile: sg.PIDFile, Signal: sg.Signal, Logger: log.Named("signal")})
 		if err != nil {
-			return nil, closers, err
+			return nil, err
 		}
 		sinks = append(sinks, s)
 	}
-	return sinks, closers, nil
+	return sinks, nil
 }
 
+// stop stops the profile's refresher (if it runs), subscription and servers.
 func (p *profile) stop() {
-	p.cancel()
-	<-p.done
-	p.sub.Close()
+	if p.cancel != nil {
+		p.cancel()
+		<-p.done
+	}
+	if p.sub != nil {
+		p.sub.Close()
+	}
+	p.closeSinks()
+}
+
+func (p *profile) closeSinks() {
 	for _, c := range p.closers {
 		c()
 	}
+	p.closers = nil
 }
 
 // Close stops every profile, the servers and the Workload API source.

@@ -16,8 +16,9 @@ import (
 // telemetry holds the daemon-wide health and metrics servers. A nil *metrics.Metrics (no telemetry
 // block) turns every observation into a no-op.
 type telemetry struct {
-	metrics *metrics.Metrics
-	closers []func()
+	metrics    *metrics.Metrics
+	healthAddr string
+	closers    []func()
 }
 
 func startTelemetry(cfg *config.Config, d *Daemon, log hclog.Logger) (*telemetry, error) {
@@ -27,11 +28,20 @@ func startTelemetry(cfg *config.Config, d *Daemon, log hclog.Logger) (*telemetry
 		s := d.WorkloadAPIState()
 		return s.Status.String(), s.Reason
 	}
+	reload := func() health.ReloadReport {
+		r := d.ReloadStatus()
+		if r.Err != "" {
+			return health.ReloadReport{Status: "failed", Error: r.Err, At: r.At}
+		}
+		return health.ReloadReport{Status: "ok", At: r.At}
+	}
 	if p := cfgPrometheus(cfg); p != nil {
 		t.metrics = metrics.New(metrics.Options{
 			Version:     buildinfo.Version(),
 			Profiles:    profiles,
 			WorkloadAPI: func() string { s, _ := workloadAPI(); return s },
+			Reload:      func() bool { return d.ReloadStatus().Err == "" },
+			Clock:       d.opts.Clock.Now,
 		})
 		srv, err := metrics.NewServer(t.metrics, metrics.ServerOptions{
 			Addr: hostPort(p.Host, p.Port), AllowRemote: p.AllowRemote, AllowedHosts: p.AllowedHosts, Logger: log.Named("metrics"),
@@ -52,7 +62,9 @@ func startTelemetry(cfg *config.Config, d *Daemon, log hclog.Logger) (*telemetry
 			ReadyPath:    h.ReadyPath,
 			Profiles:     profiles,
 			WorkloadAPI:  workloadAPI,
+			Reload:       reload,
 			Logger:       log.Named("health"),
+			Clock:        d.opts.Clock.Now,
 			AllowRemote:  h.AllowRemote,
 			AllowedHosts: h.AllowedHosts,
 		})
@@ -65,6 +77,7 @@ func startTelemetry(cfg *config.Config, d *Daemon, log hclog.Logger) (*telemetry
 			return nil, fmt.Errorf("health_checks: %w", err)
 		}
 		t.closers = append(t.closers, func() { srv.Close() })
+		t.healthAddr = srv.Addr()
 		log.Info("health checks listening", "address", srv.Addr(), "live", h.LivePath, "ready", h.ReadyPath)
 	}
 	return t, nil

@@ -59,6 +59,7 @@ type Emulator struct {
 	failStatus int
 	failType   string
 	latency    time.Duration
+	lifetime   time.Duration       // SetSessionLifetime
 	sessions   map[string]*session // by access key id
 	buckets    map[string]*bucket  // CreateSession quota per region
 	stats      Stats
@@ -126,6 +127,15 @@ func (e *Emulator) SetLatency(d time.Duration) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.latency = d
+}
+
+// SetSessionLifetime makes CreateSession issue credentials that expire d after issue, whatever
+// durationSeconds asked (AWS's minimum is 15 minutes): a test knob, to watch clients across several
+// expiries in seconds. Zero restores the requested duration.
+func (e *Emulator) SetSessionLifetime(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.lifetime = d
 }
 
 // Stats returns the counters.

@@ -563,7 +563,13 @@ type jsonCredentials struct {
 
 func (e *Emulator) issue(req *sessionRequest, now time.Time) createSessionResponse {
 	sourceIdentity := "CN=" + req.leaf.Subject.CommonName
-	s := e.newSession(req.role.ARN, req.sessionName, now.Add(time.Duration(req.duration)*time.Second), func(s *session) {
+	life := time.Duration(req.duration) * time.Second
+	e.mu.Lock()
+	if e.lifetime > 0 {
+		life = e.lifetime
+	}
+	e.mu.Unlock()
+	s := e.newSession(req.role.ARN, req.sessionName, now.Add(life), func(s *session) {
 		s.issuedBy = "CreateSession"
 		s.sourceIdentity = sourceIdentity
 		// The certificate's principal tags are the session's tags; Roles Anywhere does not make them

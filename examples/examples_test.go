@@ -1017,7 +1017,7 @@ func TestExampleREADMEsShowTheirFiles(t *testing.T) {
 			src = yamlBlockScalar(t, src, "bridge.hcl")
 		}
 		want, got := bridgeConfig(c.file, src), bridgeConfig(c.readme, snippets[0])
-		if !reflect.DeepEqual(got, want) {
+		if !got.Equal(want) {
 			t.Errorf("%s: the first hcl snippet is not %s:\n got %+v\nwant %+v", c.readme, c.file, got, want)
 		}
 	}

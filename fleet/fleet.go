@@ -20,7 +20,9 @@
 //   - Calls: each refresh attempt is exactly one CreateSession call; the signer's own quick in-call retries
 //     are off, so every retry goes through the schedule's backoff and is counted. Every call, accepted or
 //     throttled, returns after a latency uniform in [LatencyMin, LatencyMax]. A success is reported as
-//     Succeeded(t, t, t+SessionDuration) at the return time t; a 429 as Failed(t, schedule.Transient).
+//     Succeeded(t, t, t+SessionDuration) at the return time t; a 429 as Failed(t, kind), where kind is
+//     what the daemon's own classifier (signer.Classify, as bridge.Refresher applies it) makes of AWS's
+//     ThrottlingException: transient, the fast backoff.
 //     No other failures are modelled (no network errors, no configuration errors, sinks always accept).
 //   - Role chaining: with ChainHops > 0, a refresh whose CreateSession succeeds goes on with ChainHops STS
 //     AssumeRole calls, one after the other, each after its own latency. STS's request quota is separate
@@ -46,6 +48,7 @@ import (
 	"time"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/schedule"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 )
 
 // FreshnessGoal is the goal: no workload may ever hold credentials with less than this left.
@@ -465,6 +468,16 @@ func (s *sim) call(i int) {
 	s.push(s.now+lat, i, evDone, 0)
 }
 
+// throttledKind is the backoff the daemon applies to AWS's 429: signer.Classify decides, as in
+// bridge.Refresher (permanent failures take the slow configuration backoff).
+var throttledKind = func() schedule.FailureKind {
+	class, _ := signer.Classify(&signer.APIError{StatusCode: 429, Type: "ThrottlingException", Message: "Rate exceeded"})
+	if class == signer.Permanent {
+		return schedule.Configuration
+	}
+	return schedule.Transient
+}()
+
 // done reports a returned call to the schedule, then any SVID that arrived during it.
 func (s *sim) done(i int) {
 	b := &s.b[i]
@@ -477,7 +490,7 @@ func (s *sim) done(i int) {
 	if b.callOK {
 		s.succeeded(i)
 	} else {
-		b.sched.Failed(now, schedule.Transient) // a 429
+		b.sched.Failed(now, throttledKind) // a 429, classified as the refresher classifies it
 		if b.pendingExpire {
 			b.sched.Expired()
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/buildinfo"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 )
 
 // Session duration bounds of CreateSession, in seconds.
@@ -172,7 +173,8 @@ type CreateSessionInput struct {
 	// Endpoint overrides https://rolesanywhere.<region>.amazonaws.com[.cn]. A path prefix is kept on
 	// the wire (the signature covers /sessions regardless).
 	Endpoint string
-	// AllowHTTP permits a plain http:// Endpoint (the local emulator). Default: https only.
+	// AllowHTTP permits a plain http:// Endpoint to any host. Without it plain http is allowed to a
+	// loopback host only (the local emulator; netutil.PlainHTTPAllowed), https elsewhere.
 	AllowHTTP bool
 	// DurationSeconds of the session, 900 to 43200; 0 means 3600.
 	DurationSeconds int
@@ -239,8 +241,8 @@ func (in CreateSessionInput) prepare() (*request, error) {
 	switch {
 	case u.Host == "":
 		return nil, &InputError{Field: "endpoint", Err: fmt.Errorf("%q has no host", base)}
-	case u.Scheme == "http" && !in.AllowHTTP:
-		return nil, &InputError{Field: "endpoint", Err: fmt.Errorf("%q is plain http; use https, or allow http explicitly (insecure_endpoint) for a local emulator", base)}
+	case !netutil.PlainHTTPAllowed(u, in.AllowHTTP):
+		return nil, &InputError{Field: "endpoint", Err: fmt.Errorf("%q is plain http to a host that is not loopback; use https, or allow http explicitly (insecure_endpoint)", base)}
 	case u.Scheme != "https" && u.Scheme != "http":
 		return nil, &InputError{Field: "endpoint", Err: fmt.Errorf("%q: scheme must be https", base)}
 	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:

@@ -323,7 +323,7 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"too short", func(in *signer.CreateSessionInput) { in.DurationSeconds = 899 }, "signer: invalid duration_seconds: 899 is outside 900..43200 (15 minutes to 12 hours)"},
 		{"too long", func(in *signer.CreateSessionInput) { in.DurationSeconds = 43201 }, "signer: invalid duration_seconds: 43201 is outside 900..43200 (15 minutes to 12 hours)"},
 		{"session name", func(in *signer.CreateSessionInput) { in.RoleSessionName = "has space" }, `signer: invalid role_session_name: "has space" must be 2 to 64 characters of letters, digits and +=,.@_-`},
-		{"plain http", func(in *signer.CreateSessionInput) { in.Endpoint = "http://127.0.0.1:1" }, `signer: invalid endpoint: "http://127.0.0.1:1" is plain http; use https, or allow http explicitly (insecure_endpoint) for a local emulator`},
+		{"plain http not loopback", func(in *signer.CreateSessionInput) { in.Endpoint = "http://emulator.internal:1" }, `signer: invalid endpoint: "http://emulator.internal:1" is plain http to a host that is not loopback; use https, or allow http explicitly (insecure_endpoint)`},
 		{"other scheme", func(in *signer.CreateSessionInput) { in.Endpoint = "ftp://h" }, `signer: invalid endpoint: "ftp://h": scheme must be https`},
 		{"no host", func(in *signer.CreateSessionInput) { in.Endpoint = "https:///x" }, `signer: invalid endpoint: "https:///x" has no host`},
 		{"endpoint in another region", func(in *signer.CreateSessionInput) { in.Endpoint = "https://rolesanywhere.eu-west-1.amazonaws.com" }, `signer: invalid endpoint: "https://rolesanywhere.eu-west-1.amazonaws.com" is in region "eu-west-1", but the trust anchor is in "us-east-1"`},

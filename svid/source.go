@@ -87,6 +87,10 @@ type Options struct {
 // ErrNoSVID is returned by Current before the Workload API has delivered anything.
 var ErrNoSVID = errors.New("no X.509-SVID received from the Workload API yet")
 
+// ErrNoIdentity is returned by Current after the Workload API answered PermissionDenied ("no identity
+// issued"): the workload's registration entries were deleted, and the SVIDs it had were dropped.
+var ErrNoIdentity = errors.New("the Workload API issues no identity to this workload (PermissionDenied: no identity issued)")
+
 // Source follows the Workload API's X.509-SVID stream. Create it with New; it is safe for concurrent use.
 type Source struct {
 	addr   string
@@ -165,6 +169,9 @@ func (s *Source) Current(sel Selector) (*SVID, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.svids) == 0 {
+		if s.state.Status == StatusNoIdentity {
+			return nil, ErrNoIdentity
+		}
 		return nil, ErrNoSVID
 	}
 	return sel.pick(s.svids)
@@ -178,7 +185,8 @@ func (s *Source) Bundles() *x509bundle.Set {
 }
 
 // Subscribe returns a Subscription delivering the SVID sel picks: the current one at once (if any),
-// then each new one. Slow readers only ever see the latest.
+// then each new one, and nil when the identity is withdrawn (see Subscription.C). Slow readers only ever
+// see the latest.
 func (s *Source) Subscribe(sel Selector) *Subscription {
 	sub := &Subscription{src: s, sel: sel, c: make(chan *SVID, 1)}
 	s.mu.Lock()
@@ -262,9 +270,27 @@ func (s *Source) watchError(err error) {
 	s.mu.Lock()
 	changed := s.state.Status != st || s.state.Reason != err.Error()
 	s.setStateLocked(st, err.Error())
+	var dropped []string
+	if st == StatusNoIdentity && !s.closed {
+		// SPIRE answers PermissionDenied when no registration entry matches the workload any more: the
+		// identities are revoked, not merely unreachable. Drop them so that nothing signs with them.
+		for _, v := range s.svids {
+			dropped = append(dropped, v.ID.String())
+		}
+		s.svids = nil
+		for sub := range s.subs {
+			sub.offerLocked(nil, s.log)
+		}
+	}
 	kept := len(s.svids)
 	s.mu.Unlock()
-	if changed {
+	switch {
+	case len(dropped) > 0:
+		s.log.Error("Workload API issues no identity any more; dropped the SVIDs it had issued",
+			"address", s.addr, "error", err, "spiffe_ids", dropped)
+	case changed && st == StatusNoIdentity:
+		s.log.Error("Workload API issues no identity to this workload", "address", s.addr, "error", err)
+	case changed:
 		s.log.Warn("Workload API unavailable; keeping the last SVIDs and reconnecting",
 			"address", s.addr, "state", st.String(), "error", err, "hint", Hint(s.addr, err), "kept_svids", kept)
 	}
@@ -284,7 +310,9 @@ type Subscription struct {
 	closed bool
 }
 
-// C delivers the selected SVID on every change; it is closed when the Subscription or Source closes.
+// C delivers the selected SVID on every change, and nil when the identity is withdrawn: the Workload API
+// answered PermissionDenied ("no identity issued"), or a new update no longer holds the selected SVID
+// (its registration entry was deleted). It is closed when the Subscription or Source closes.
 func (s *Subscription) C() <-chan *SVID { return s.c }
 
 // Selector is what this subscription follows.
@@ -307,26 +335,42 @@ func (s *Subscription) closeLocked() {
 	}
 }
 
-// offerLocked delivers the selected SVID if it changed, replacing an unread older one.
+// offerLocked delivers the selected SVID if it changed, replacing an unread older one; when a subscriber
+// had an SVID and svids no longer holds one it selects, it delivers nil (identity withdrawn).
 func (s *Subscription) offerLocked(svids []*SVID, log hclog.Logger) {
-	if s.closed || len(svids) == 0 {
+	if s.closed {
 		return
 	}
-	v, err := s.sel.pick(svids)
-	if err != nil {
-		if msg := err.Error(); msg != s.missed {
-			s.missed = msg
-			log.Error("selected SVID not issued by the Workload API", "error", err)
+	var v *SVID
+	if len(svids) > 0 {
+		var err error
+		if v, err = s.sel.pick(svids); err != nil {
+			if msg := err.Error(); msg != s.missed {
+				s.missed = msg
+				log.Error("selected SVID not issued by the Workload API", "error", err)
+			}
+		} else {
+			s.missed = ""
 		}
+	}
+	if v == nil {
+		if s.last == nil {
+			return
+		}
+		s.last = nil
+		s.send(nil)
 		return
 	}
-	s.missed = ""
 	if bytes.Equal(s.last, v.Leaf().Raw) {
 		return
 	}
 	s.last = v.Leaf().Raw
+	s.send(v)
+}
+
+func (s *Subscription) send(v *SVID) {
 	select {
-	case <-s.c: // drop the unread older SVID
+	case <-s.c: // drop the unread older value
 	default:
 	}
 	s.c <- v

@@ -174,8 +174,8 @@ func TestNoIdentityReportedThenRecovered(t *testing.T) {
 	if !strings.Contains(st.Reason, "no identity issued") {
 		t.Fatalf("reason = %q", st.Reason)
 	}
-	if _, err := src.Current(svid.Selector{}); !errors.Is(err, svid.ErrNoSVID) {
-		t.Fatalf("Current = %v, want ErrNoSVID", err)
+	if _, err := src.Current(svid.Selector{}); !errors.Is(err, svid.ErrNoIdentity) {
+		t.Fatalf("Current = %v, want ErrNoIdentity", err)
 	}
 	sub := src.Subscribe(svid.Selector{})
 	defer sub.Close()
@@ -184,6 +184,69 @@ func TestNoIdentityReportedThenRecovered(t *testing.T) {
 		t.Fatalf("got %s", got.ID)
 	}
 	waitStatus(t, src, svid.StatusConnected)
+}
+
+// Deleting the workload's last registration entry makes SPIRE end the stream with PermissionDenied "no
+// identity issued": the identity is revoked, so the Source drops the SVID (no one may sign with it) and
+// tells subscribers with a nil SVID; re-adding the entry delivers a fresh SVID.
+func TestDeletedEntryDropsTheSVIDAndReAddRestoresIt(t *testing.T) {
+	agent := svidtest.NewServer(t, svidtest.ServerOptions{Entries: []svidtest.Entry{{ID: appID}}})
+	src := newSource(t, agent.Addr())
+	sub := src.Subscribe(svid.Selector{ID: appID.String()})
+	defer sub.Close()
+	before := next(t, sub)
+
+	if ok, err := agent.DeleteEntry(appID); !ok || err != nil {
+		t.Fatalf("DeleteEntry = %v, %v", ok, err)
+	}
+	if got := next(t, sub); got != nil {
+		t.Fatalf("after the entry was deleted the subscription got %s, want nil (identity withdrawn)", got)
+	}
+	st := waitStatus(t, src, svid.StatusNoIdentity)
+	if !strings.Contains(st.Reason, "no identity issued") || !strings.Contains(st.Reason, "PermissionDenied") {
+		t.Fatalf("reason = %q, want SPIRE's PermissionDenied \"no identity issued\"", st.Reason)
+	}
+	if v, err := src.Current(svid.Selector{}); !errors.Is(err, svid.ErrNoIdentity) {
+		t.Fatalf("Current = %v, %v; want ErrNoIdentity (the revoked SVID must not be kept)", v, err)
+	}
+
+	if err := agent.AddEntry(svidtest.Entry{ID: appID}); err != nil {
+		t.Fatal(err)
+	}
+	after := next(t, sub)
+	if after == nil || after.ID != appID || after.Leaf().Equal(before.Leaf()) {
+		t.Fatalf("after re-adding the entry got %v, want a fresh SVID for %s", after, appID)
+	}
+	waitStatus(t, src, svid.StatusConnected)
+}
+
+// Deleting one of several entries is an ordinary update without it: its subscribers get nil, the
+// others keep theirs.
+func TestDeletedOneOfTwoEntries(t *testing.T) {
+	agent := svidtest.NewServer(t, svidtest.ServerOptions{Entries: []svidtest.Entry{{ID: appID}, {ID: adminID}}})
+	src := newSource(t, agent.Addr())
+	app := src.Subscribe(svid.Selector{ID: appID.String()})
+	defer app.Close()
+	admin := src.Subscribe(svid.Selector{ID: adminID.String()})
+	defer admin.Close()
+	next(t, app)
+	next(t, admin)
+
+	if _, err := agent.DeleteEntry(adminID); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(t, admin); got != nil {
+		t.Fatalf("admin subscription got %s, want nil", got)
+	}
+	if got := next(t, app); got == nil || got.ID != appID {
+		t.Fatalf("app subscription got %v, want its re-issued SVID", got)
+	}
+	if _, err := src.Current(svid.Selector{ID: adminID.String()}); err == nil {
+		t.Fatal("the deleted identity is still current")
+	}
+	if st := src.State(); st.Status != svid.StatusConnected {
+		t.Fatalf("state = %s, want connected (the workload still has an identity)", st.Status)
+	}
 }
 
 func TestNoAgent(t *testing.T) {

@@ -2,9 +2,11 @@
 // the SPIRE agent, keeps the latest of each, and hands the selected one to every subscriber on each
 // rotation. It also fetches JWT-SVIDs for the STS web-identity path.
 //
-// It is built on go-spiffe v2's workloadapi client. When the agent is down, restarting or answers
-// "no identity issued", the Source keeps the last SVIDs it had, reconnects with capped exponential
-// backoff and jitter, and reports its state for health checks and metrics.
+// It is built on go-spiffe v2's workloadapi client. When the agent is down or restarting, the Source keeps
+// the last SVIDs it had, reconnects with capped exponential backoff and jitter, and reports its state for
+// health checks and metrics. When the agent answers PermissionDenied ("no identity issued": the
+// workload's registration entries were deleted), the identities are revoked: the Source drops them and
+// tells its subscribers (a nil SVID), and delivers them again if the agent issues them again.
 package svid
 
 import (

@@ -146,6 +146,40 @@ func New(opts Options) (*Sink, error) {
 	return s, nil
 }
 
+// Check verifies, without writing anything, that the file can be used: every existing directory on its
+// path and the file itself (when it exists) pass the same checks as Put. A missing directory or file is
+// not an error (Put creates them). The daemon calls it before a profile replaces a running one, so that
+// a reload to a path that cannot be used is refused.
+func (s *Sink) Check() error {
+	target := s.path
+	if s.rules.FollowSymlinks {
+		var err error
+		if target, err = safefs.Resolve(s.path); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return fmt.Errorf("credfile: %w", err)
+		}
+	}
+	dir, base := filepath.Split(target)
+	d, err := safefs.OpenDir(dir, s.rules, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("credfile: %w", err)
+	}
+	defer d.Close()
+	f, _, err := d.OpenFile(base)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("credfile: %w", err)
+	}
+	return nil
+}
+
 // Name identifies the sink in logs, health output and metrics: credentials_file "<path>" [<profile>].
 func (s *Sink) Name() string { return fmt.Sprintf("credentials_file %q [%s]", s.path, s.profile) }
 

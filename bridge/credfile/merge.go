@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/ininame"
 	"strings"
 	"time"
 	"unicode"
@@ -446,17 +447,10 @@ func badValueChar(v string) rune {
 }
 
 // ValidateProfile checks that name can be written as an INI section header the AWS SDKs read back as
-// exactly name: non-empty, printable, and without whitespace, '[', ']', '#' or ';'. (In a credentials
-// file a name with a space is split into a "type" and a name by the SDKs, and "profile x" sections are
-// ignored.)
+// exactly name (the rule of package ininame, which the config applies too).
 func ValidateProfile(name string) error {
-	if name == "" {
-		return errors.New("credfile: empty profile name")
-	}
-	for _, r := range name {
-		if unicode.IsSpace(r) || !unicode.IsPrint(r) || strings.ContainsRune("[]#;", r) {
-			return fmt.Errorf("credfile: profile name %q contains %q; whitespace, control characters, '[', ']', '#' and ';' are not allowed", name, r)
-		}
+	if err := ininame.Validate(name); err != nil {
+		return fmt.Errorf("credfile: %w", err)
 	}
 	return nil
 }

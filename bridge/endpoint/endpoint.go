@@ -149,8 +149,18 @@ func (s *Server) Handler() http.Handler { return s.srv.Handler() }
 
 // Start listens on the configured address and serves in a background goroutine. It returns once the
 // listener is bound, so Addr and URL report the actual address. A Server can be started once.
-func (s *Server) Start() error {
-	if err := s.srv.Start(); err != nil {
+func (s *Server) Start() error { return s.StartOn(nil) }
+
+// StartOn is Start on ln, a listener already bound to the configured address (from Listener of the
+// server this one replaces on a config reload); nil binds as Start does.
+func (s *Server) StartOn(ln net.Listener) error {
+	var err error
+	if ln != nil {
+		err = s.srv.StartOn(ln)
+	} else {
+		err = s.srv.Start()
+	}
+	if err != nil {
 		return err
 	}
 	if s.remote {
@@ -159,6 +169,9 @@ func (s *Server) Start() error {
 	}
 	return nil
 }
+
+// Listener duplicates the bound listener for StartOn of a replacing server (netutil.Server.Listener).
+func (s *Server) Listener() (net.Listener, error) { return s.srv.Listener() }
 
 // Addr is the host:port the server listens on: the actual address after Start (with the ephemeral
 // port resolved), the configured one before.

@@ -46,6 +46,10 @@ type ProfileStatus struct {
 	Expiration time.Time `json:"expiration,omitzero"`
 	// SVIDExpiry is when the current X.509-SVID expires.
 	SVIDExpiry time.Time `json:"svid_expiry,omitzero"`
+	// Identity is empty while the profile has a usable X.509-SVID, else why it has none: "no_identity"
+	// (the Workload API no longer issues it: registration entry deleted, PermissionDenied) or
+	// "svid_expired" (past NotAfter). Such a profile calls no CreateSession and is not ready.
+	Identity string `json:"identity,omitempty"`
 	// NextRefresh is when the next refresh is scheduled.
 	NextRefresh time.Time `json:"next_refresh,omitzero"`
 	// LastErrorAt is when the last refresh failed.
@@ -82,6 +86,8 @@ type Options struct {
 	// example ("connected", "") or ("error", "connection refused"). It is informational and does not
 	// affect readiness. May be nil.
 	WorkloadAPI func() (status, reason string)
+	// Reload returns the outcome of the last config reload; nil means reloads are not reported.
+	Reload func() ReloadReport
 	// MinRemaining is the credential lifetime each profile needs left to be ready (default
 	// DefaultMinRemaining).
 	MinRemaining time.Duration
@@ -105,6 +111,18 @@ type WorkloadAPIReport struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// ReloadReport is the outcome of the last config reload. A failed reload changes nothing that runs,
+// so it does not make the bridge unready: it is reported for operators (and in metrics) until a reload
+// succeeds.
+type ReloadReport struct {
+	// Status is "ok" (no reload yet, or the last one applied) or "failed".
+	Status string `json:"status"`
+	// Error says why the last reload was refused: the file:line and what failed.
+	Error string `json:"error,omitempty"`
+	// At is when the last reload was asked for.
+	At time.Time `json:"at,omitzero"`
+}
+
 // Report is what the live and ready handlers serve.
 type Report struct {
 	// Ready is true when every profile is ready (or there are none).
@@ -113,6 +131,8 @@ type Report struct {
 	Live bool `json:"live"`
 	// WorkloadAPI is the Workload API connection's state.
 	WorkloadAPI WorkloadAPIReport `json:"workload_api"`
+	// ConfigReload is the outcome of the last config reload (absent when not reported).
+	ConfigReload *ReloadReport `json:"config_reload,omitempty"`
 	// Profiles holds each profile's state and readiness, in the order Options.Profiles returned them.
 	Profiles []ProfileReport `json:"profiles"`
 }
@@ -136,6 +156,7 @@ type Server struct {
 	readyPath    string
 	profiles     func() []ProfileStatus
 	workloadAPI  func() (string, string)
+	reload       func() ReloadReport
 	minRemaining time.Duration
 	clock        func() time.Time
 	log          hclog.Logger
@@ -155,6 +176,7 @@ func New(o Options) (*Server, error) {
 		readyPath:    o.ReadyPath,
 		profiles:     o.Profiles,
 		workloadAPI:  o.WorkloadAPI,
+		reload:       o.Reload,
 		minRemaining: o.MinRemaining,
 		clock:        o.Clock,
 		log:          o.Logger,
@@ -215,6 +237,10 @@ func (s *Server) Report() Report {
 	if s.workloadAPI != nil {
 		r.WorkloadAPI.Status, r.WorkloadAPI.Reason = s.workloadAPI()
 	}
+	if s.reload != nil {
+		rr := s.reload()
+		r.ConfigReload = &rr
+	}
 	if s.profiles == nil {
 		return r
 	}
@@ -243,6 +269,13 @@ func (s *Server) profileReport(p ProfileStatus, now time.Time) ProfileReport {
 		p.FailingSinks = append([]string(nil), p.FailingSinks...)
 	}
 	pr := ProfileReport{ProfileStatus: p}
+	if p.Expiration.After(now) {
+		pr.Remaining = p.Expiration.Sub(now).Truncate(time.Second).String()
+	}
+	if p.Identity != "" {
+		pr.Reason = fmt.Sprintf("%s: no new AWS sessions for %s (%s)", p.Identity, p.SpiffeID, p.LastError)
+		return pr
+	}
 	if p.Expiration.IsZero() {
 		pr.Reason = "no credentials yet"
 		return pr

@@ -501,3 +501,34 @@ func httpStatusOf(t *testing.T, url string) int {
 func newRequest(s *Server, path string) *http.Request {
 	return httptest.NewRequest(http.MethodGet, "http://"+s.Addr()+path, nil)
 }
+
+// A profile without an identity is not ready, whatever its credentials; a refused reload is reported but
+// does not change readiness.
+func TestIdentityLossIsNotReadyAndReloadIsReported(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	profiles := []ProfileStatus{
+		{Profile: "fresh", LastSuccess: now, Expiration: now.Add(time.Hour)},
+		{Profile: "revoked", SpiffeID: "spiffe://example.org/app", Identity: "no_identity", LastError: "entry deleted",
+			LastSuccess: now, Expiration: now.Add(time.Hour)},
+	}
+	reload := ReloadReport{Status: "failed", Error: `profile "app" (bridge.hcl:4): imds: listen on 127.0.0.1:1: in use`, At: now}
+	s, err := New(Options{Addr: "127.0.0.1:0", Clock: func() time.Time { return now },
+		Profiles: func() []ProfileStatus { return profiles }, Reload: func() ReloadReport { return reload }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.Report()
+	if r.Ready || !r.Profiles[0].Ready || r.Profiles[1].Ready {
+		t.Fatalf("ready = %v, profiles %+v", r.Ready, r.Profiles)
+	}
+	if got := r.Profiles[1].Reason; !strings.Contains(got, "no_identity") || !strings.Contains(got, "spiffe://example.org/app") {
+		t.Errorf("reason %q does not say no_identity for the SPIFFE ID", got)
+	}
+	if r.ConfigReload == nil || *r.ConfigReload != reload {
+		t.Errorf("config_reload = %+v", r.ConfigReload)
+	}
+	profiles = profiles[:1]
+	if r := s.Report(); !r.Ready {
+		t.Error("a refused reload made the bridge unready")
+	}
+}

@@ -9,11 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/signame"
 	"io"
 	"io/fs"
 	"os"
 	"os/exec"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -321,31 +321,7 @@ func (s *Signal) readPIDFile() (pid, uid int, err error) {
 // Clear does nothing: there is nothing to signal when credentials expire.
 func (s *Signal) Clear(context.Context) error { return nil }
 
-// signalNames are the signals ParseSignal accepts, without the SIG prefix.
-func signalNames() map[string]syscall.Signal {
-	return map[string]syscall.Signal{
-		"HUP":  syscall.SIGHUP,
-		"USR1": syscall.SIGUSR1,
-		"USR2": syscall.SIGUSR2,
-		"TERM": syscall.SIGTERM,
-		"INT":  syscall.SIGINT,
-		"QUIT": syscall.SIGQUIT,
-	}
-}
-
 // ParseSignal parses a signal name, with or without the SIG prefix and in any case: "SIGHUP", "HUP",
-// "hup"; accepted are HUP, USR1, USR2, TERM, INT and QUIT.
-func ParseSignal(name string) (syscall.Signal, error) {
-	names := signalNames()
-	n := strings.ToUpper(strings.TrimSpace(name))
-	n = strings.TrimPrefix(n, "SIG")
-	if sig, ok := names[n]; ok {
-		return sig, nil
-	}
-	accepted := make([]string, 0, len(names))
-	for k := range names {
-		accepted = append(accepted, "SIG"+k)
-	}
-	sort.Strings(accepted)
-	return 0, fmt.Errorf("unknown signal %q: accepted are %s (with or without SIG, any case)", name, strings.Join(accepted, ", "))
-}
+// "hup"; accepted are HUP, USR1, USR2, TERM, INT and QUIT (the rule of package signame, which the config
+// applies too).
+func ParseSignal(name string) (syscall.Signal, error) { return signame.Parse(name) }

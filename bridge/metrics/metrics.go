@@ -12,6 +12,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/health"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/errtype"
 )
 
 // Defaults for Options.
@@ -40,6 +42,13 @@ const (
 	ResultFailure = "failure"
 )
 
+// IdentityOK is the profile_identity state of a profile with a usable X.509-SVID.
+const IdentityOK = "ok"
+
+// IdentityStates are the profile_identity states: IdentityOK, then the health.ProfileStatus.Identity
+// values.
+var IdentityStates = []string{IdentityOK, errtype.NoIdentity, errtype.SVIDExpired}
+
 // ThrottlingErrorType is the error type counted by throttles_total.
 const ThrottlingErrorType = "ThrottlingException"
 
@@ -55,6 +64,8 @@ type Options struct {
 	// WorkloadAPI returns the Workload API connection's state: "connected", "connecting",
 	// "no_identity" or "error". It is called at scrape time. Nil omits the Workload API gauges.
 	WorkloadAPI func() string
+	// Reload reports whether the last config reload was applied (true before any); nil: not exported.
+	Reload func() bool
 	// MinRemaining is the credential lifetime a profile needs left for profile_ready to be 1
 	// (default DefaultMinRemaining).
 	MinRemaining time.Duration
@@ -145,6 +156,12 @@ func New(o Options) *Metrics {
 		ConstLabels: prometheus.Labels{"version": version},
 	})
 	buildInfo.Set(1)
+	if o.Reload != nil {
+		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: ns, Name: "config_last_reload_successful",
+			Help: "1 if the last config reload was applied (or none was asked for), 0 if it was refused: every profile then runs its previous config.",
+		}, func() float64 { return boolValue(o.Reload()) }))
+	}
 
 	m.registry.MustRegister(
 		m.refreshes, m.refreshErrors, m.throttles, m.sessionDuration, m.sinkWrites, m.endpointRequests,
@@ -168,11 +185,8 @@ func (m *Metrics) ObserveAttempt(a Attempt) {
 	}
 	m.refreshes.WithLabelValues(a.Profile, result).Inc()
 	if result == ResultFailure {
-		errType := a.ErrorType
-		if errType == "" {
-			errType = "unknown"
-		}
-		m.refreshErrors.WithLabelValues(a.Profile, errType, a.Hop).Inc()
+		errType := errtype.Label(a.ErrorType) // a fixed set: never a server's own string
+		m.refreshErrors.WithLabelValues(a.Profile, errType, hopLabel(a.Hop)).Inc()
 		if errType == ThrottlingErrorType {
 			m.throttles.WithLabelValues(a.Profile).Inc()
 		}
@@ -180,6 +194,19 @@ func (m *Metrics) ObserveAttempt(a Attempt) {
 	if a.Latency > 0 {
 		m.sessionDuration.WithLabelValues(a.Profile).Observe(a.Latency.Seconds())
 	}
+}
+
+// hopLabel keeps the hop label to its forms: "", "rolesanywhere" or "assume_role[i]"; anything else is
+// "other".
+func hopLabel(h string) string {
+	if h == "" || h == "rolesanywhere" {
+		return h
+	}
+	if i, ok := strings.CutPrefix(h, "assume_role["); ok && strings.HasSuffix(i, "]") && len(i) > 1 && len(i) <= 4 &&
+		strings.Trim(i[:len(i)-1], "0123456789") == "" {
+		return h
+	}
+	return "other"
 }
 
 // ObserveSink records one credential write of profile to sink; a nil err is a success.
@@ -210,8 +237,8 @@ type stateCollector struct {
 	minRemaining time.Duration
 	clock        func() time.Time
 
-	credsExpiry, svidExpiry, lastSuccess, failures, ready *prometheus.Desc
-	wlConnected, wlState                                  *prometheus.Desc
+	credsExpiry, svidExpiry, lastSuccess, failures, ready, identity *prometheus.Desc
+	wlConnected, wlState                                            *prometheus.Desc
 }
 
 func newStateCollector(ns string, profiles func() []health.ProfileStatus, workloadAPI func() string,
@@ -233,6 +260,8 @@ func newStateCollector(ns string, profiles func() []health.ProfileStatus, worklo
 			"Refresh failures since the profile's last success.", profile, nil),
 		ready: prometheus.NewDesc(name("profile_ready"),
 			"1 if the profile's credentials have at least "+minRemaining.String()+" left (half the session for shorter sessions), else 0.", profile, nil),
+		identity: prometheus.NewDesc(name("profile_identity"),
+			"1 for the profile's identity state, 0 for the others: ok (a usable X.509-SVID), no_identity (the Workload API no longer issues it) or svid_expired (past NotAfter). Only ok mints credentials.", []string{"profile", "state"}, nil),
 		wlConnected: prometheus.NewDesc(name("workload_api_connected"),
 			"1 if the Workload API connection is up, else 0.", nil, nil),
 		wlState: prometheus.NewDesc(name("workload_api_state"),
@@ -242,7 +271,7 @@ func newStateCollector(ns string, profiles func() []health.ProfileStatus, worklo
 
 // Describe implements prometheus.Collector.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.credsExpiry, c.svidExpiry, c.lastSuccess, c.failures, c.ready, c.wlConnected, c.wlState} {
+	for _, d := range []*prometheus.Desc{c.credsExpiry, c.svidExpiry, c.lastSuccess, c.failures, c.ready, c.identity, c.wlConnected, c.wlState} {
 		ch <- d
 	}
 }
@@ -276,8 +305,15 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		timestamp(c.svidExpiry, p.SVIDExpiry)
 		timestamp(c.lastSuccess, p.LastSuccess)
 		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.GaugeValue, float64(p.ConsecutiveFailures), p.Profile)
-		ready := !p.Expiration.IsZero() && p.Expiration.Sub(now) >= p.ReadyThreshold(c.minRemaining)
+		ready := p.Identity == "" && !p.Expiration.IsZero() && p.Expiration.Sub(now) >= p.ReadyThreshold(c.minRemaining)
 		ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, boolValue(ready), p.Profile)
+		for _, st := range IdentityStates {
+			cur := p.Identity
+			if cur == "" {
+				cur = IdentityOK
+			}
+			ch <- prometheus.MustNewConstMetric(c.identity, prometheus.GaugeValue, boolValue(st == cur), p.Profile, st)
+		}
 	}
 }
 

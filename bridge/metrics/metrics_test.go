@@ -59,6 +59,7 @@ func TestObserveAttempt(t *testing.T) {
 	m.ObserveAttempt(Attempt{Profile: "app", Result: ResultFailure, ErrorType: "ThrottlingException", Hop: "rolesanywhere", Latency: time.Second})
 	m.ObserveAttempt(Attempt{Profile: "app", Result: ResultFailure, ErrorType: "network", Hop: "assume_role[1]"})
 	m.ObserveAttempt(Attempt{Profile: "other", Result: "bogus"})
+	m.ObserveAttempt(Attempt{Profile: "app", Result: ResultFailure, ErrorType: "Injected{le=\"x\"}", Hop: "arn:aws:iam::1:role/x"}) // a server's own string
 
 	checks := []struct {
 		got  float64
@@ -66,17 +67,22 @@ func TestObserveAttempt(t *testing.T) {
 		what string
 	}{
 		{testutil.ToFloat64(m.refreshes.WithLabelValues("app", "success")), 2, "app success"},
-		{testutil.ToFloat64(m.refreshes.WithLabelValues("app", "failure")), 2, "app failure"},
+		{testutil.ToFloat64(m.refreshes.WithLabelValues("app", "failure")), 3, "app failure"},
 		{testutil.ToFloat64(m.refreshes.WithLabelValues("other", "failure")), 1, "other failure (bogus result)"},
 		{testutil.ToFloat64(m.refreshErrors.WithLabelValues("app", "ThrottlingException", "rolesanywhere")), 1, "app throttling error at the Roles Anywhere hop"},
 		{testutil.ToFloat64(m.refreshErrors.WithLabelValues("app", "network", "assume_role[1]")), 1, "app network error at a chained hop"},
-		{testutil.ToFloat64(m.refreshErrors.WithLabelValues("other", "unknown", "")), 1, "other unknown error"},
+		{testutil.ToFloat64(m.refreshErrors.WithLabelValues("other", "other", "")), 1, "other profile: empty error type"},
+		{testutil.ToFloat64(m.refreshErrors.WithLabelValues("app", "other", "other")), 1, "app: undocumented error type labelled other, a malformed hop too"},
 		{testutil.ToFloat64(m.throttles.WithLabelValues("app")), 1, "app throttles"},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
 		}
+	}
+	// Only the fixed set of labels (package errtype) ever appears: app has network, throttling, other.
+	if n := testutil.CollectAndCount(m.refreshErrors); n != 4 {
+		t.Errorf("refresh_errors_total series = %d, want 4 (ThrottlingException, network, other ×2 profiles)", n)
 	}
 	// No throttle series for a profile never throttled; one histogram series (app), 3 observations.
 	if n := testutil.CollectAndCount(m.throttles); n != 1 {

@@ -146,8 +146,9 @@ func (s *Schedule) SVIDRotated(now time.Time) time.Time {
 		s.next = now
 		return s.next
 	}
-	if s.failures > 0 && !s.next.IsZero() {
-		// Already backing off; a new SVID may be what fixes it, so try now.
+	if s.failures > 0 {
+		// Backing off, or waiting for an identity that was lost: a new SVID may be what fixes it, so
+		// try now.
 		s.next = now
 		return s.next
 	}

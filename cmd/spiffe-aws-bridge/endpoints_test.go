@@ -289,47 +289,132 @@ telemetry {
 	}
 }
 
-// TestReloadReportsAProfileThatCannotStart: a reload adding a profile whose port is taken keeps the others
-// running and shows the broken profile as not ready, with the reason.
-func TestReloadReportsAProfileThatCannotStart(t *testing.T) {
+// imdsKey fetches the access key id the IMDSv2 endpoint on port serves for role, "" when none.
+func imdsKey(port int, role string) string {
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	req, _ := http.NewRequest(http.MethodPut, base+"/latest/api/token", nil)
+	req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "60")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return ""
+	}
+	token, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	req, _ = http.NewRequest(http.MethodGet, base+"/latest/meta-data/iam/security-credentials/"+role, nil)
+	req.Header.Set("X-aws-ec2-metadata-token", string(token))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var doc struct{ AccessKeyId string }
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&doc) != nil {
+		return ""
+	}
+	return doc.AccessKeyId
+}
+
+// TestReloadRefusesWhatASinkWouldRefuse: a SIGHUP reload that cannot be applied in full (a profile name the
+// credentials file refuses, a port in use, a path that cannot be used) changes nothing: the old profile
+// keeps refreshing and serving, /ready reports the failed reload with the file:line, the process lives
+// on. A later good reload that keeps the port hands the listening socket over.
+func TestReloadRefusesWhatASinkWouldRefuse(t *testing.T) {
 	w := newWorld(t)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer busy.Close()
+	notADir := filepath.Join(w.dir, "a-file")
+	if err := os.WriteFile(notADir, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	healthPort, _ := freePort()
-	health := fmt.Sprintf("health_checks {\n  bind_address = \"127.0.0.1\"\n  bind_port = %d\n}\n", healthPort)
+	imdsPort, _ := freePort()
 	credsPath := filepath.Join(w.dir, "credentials")
-	cfg := w.bridgeConfig(t, "bridge.hcl", credsPath, health)
-	d := startDaemon(t, cfg)
-	ready := fmt.Sprintf("http://127.0.0.1:%d/ready", healthPort)
-	eventually(t, "ready", func() bool { return httpStatus(ready) == 200 })
-
-	w.bridgeConfig(t, "bridge.hcl", credsPath, health+fmt.Sprintf(`
-profile "blocked" {
-  trust_anchor_arn  = %q
-  profile_arn       = %q
-  role_arn          = %q
-  endpoint          = %q
-  insecure_endpoint = true
+	config := func(path, section string, port int, extra string) string {
+		return w.write(t, "bridge.hcl", []byte(fmt.Sprintf(`agent_address = %q
+health_checks {
+  bind_port = %d
+}
+profile "app" {
+  spiffe_id        = %q
+  trust_anchor_arn = %q
+  profile_arn      = %q
+  role_arn         = %q
+  endpoint         = %q
+%s
+  refresh {
+    rotation_spread = "0s"
+  }
+  credentials_file {
+    path         = %q
+    profile_name = %q
+  }
   imds {
     bind_port = %d
   }
-}`, e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL, busy.Addr().(*net.TCPAddr).Port))
-	_ = d.cmd.Process.Signal(syscall.SIGHUP)
-	eventually(t, "the blocked profile in the health report", func() bool {
-		return strings.Contains(httpBody(t, ready), `"start_failed"`)
-	})
-	if code := httpStatus(ready); code != 503 {
-		t.Fatalf("/ready = %d with a profile that could not start, want 503", code)
+}
+`, w.agent.Addr(), healthPort, e2eSpiffeID, e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL, extra, path, section, port)))
 	}
-	if !strings.Contains(d.Logs(), "address already in use") {
-		t.Errorf("the reload error is not logged:\n%s", d.Logs())
+	cfgPath := config(credsPath, "app", imdsPort, "")
+	d := startDaemon(t, cfgPath)
+	readyURL := fmt.Sprintf("http://127.0.0.1:%d/ready", healthPort)
+	eventually(t, "ready", func() bool { return httpStatus(readyURL) == 200 })
+
+	var report struct {
+		ConfigReload struct{ Status, Error string } `json:"config_reload"`
 	}
+	reloads := 0
+	for _, tt := range []struct {
+		name, path, section string
+		port                int
+		want                string
+	}{
+		{"a profile name the credentials file refuses", credsPath, "my app", imdsPort, `bridge.hcl:17:20: profile "app": credentials_file.profile_name: profile name "my app" contains ' '`},
+		{"a port in use", credsPath, "app", busy.Addr().(*net.TCPAddr).Port, `profile "app" (` + cfgPath + `:5): imds: listen on`},
+		{"a path that cannot be used", filepath.Join(notADir, "credentials"), "app", imdsPort, `profile "app" (` + cfgPath + `:5): credfile:`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			config(tt.path, tt.section, tt.port, "")
+			reloads++
+			_ = d.cmd.Process.Signal(syscall.SIGHUP)
+			eventually(t, "the refused reload in /ready", func() bool {
+				body := httpBody(t, readyURL)
+				return json.Unmarshal([]byte(body), &report) == nil && report.ConfigReload.Status == "failed" &&
+					strings.Contains(report.ConfigReload.Error, tt.want)
+			})
+			if n := strings.Count(d.Logs(), "config reload refused; every profile keeps running as before"); n != reloads {
+				t.Fatalf("%d refused reloads logged, want %d", n, reloads)
+			}
+			select {
+			case <-d.done:
+				t.Fatalf("the daemon exited: %v", d.err)
+			default:
+			}
+			if code := httpStatus(readyURL); code != 200 {
+				t.Fatalf("/ready = %d: the old profile should still be ready", code)
+			}
+			// The old profile keeps refreshing, into the old file, on the old port.
+			before := profileKeys(credsPath, "app")["aws_access_key_id"]
+			if err := w.agent.Rotate(); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "the old profile refreshing", func() bool {
+				k := profileKeys(credsPath, "app")["aws_access_key_id"]
+				return k != before && imdsKey(imdsPort, "app") == k
+			})
+		})
+	}
+	// A good reload that changes the profile but keeps its port: the new version takes the socket over.
 	before := profileKeys(credsPath, "app")["aws_access_key_id"]
-	if err := w.agent.Rotate(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the app profile still refreshing", func() bool { return profileKeys(credsPath, "app")["aws_access_key_id"] != before })
+	config(credsPath, "app", imdsPort, `  session_duration = "20m"`)
+	_ = d.cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, "the reload applied", func() bool {
+		return json.Unmarshal([]byte(httpBody(t, readyURL)), &report) == nil && report.ConfigReload.Status == "ok"
+	})
+	eventually(t, "the new version serving on the same port", func() bool {
+		k := profileKeys(credsPath, "app")["aws_access_key_id"]
+		return k != "" && k != before && imdsKey(imdsPort, "app") == k
+	})
 }

@@ -29,8 +29,10 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 temporary AWS credentials fresh for every profile of the config, in credentials files and on local
 endpoints.
 
-Signals: SIGTERM and SIGINT stop it cleanly; SIGHUP reloads the config (profiles whose config did not
-change keep running; a bad config is reported and the running one is kept).
+Signals: SIGTERM and SIGINT stop it cleanly; SIGHUP reloads the config, transactionally (profiles whose
+config did not change keep running; a changed profile's new version starts before the old one stops; a
+reload that fails anywhere is reported, in the log and in /ready, and changes nothing; log_level and
+log_format apply whenever the file parses).
 
 Exit status: 0 after SIGTERM or SIGINT, 1 on a runtime failure, 2 on a usage or configuration error
 (systemd: RestartPreventExitStatus=2).`,
@@ -110,14 +112,20 @@ func runDaemon(ctx context.Context, configPath string, cfg *config.Config, log h
 			}
 			next, err := config.Load(configPath)
 			if err != nil {
-				log.Error("config reload failed; keeping the running config", "error", err)
+				d.ReloadFailed(err)
+				log.Error("config reload refused; every profile keeps running as before", "error", err)
 				continue
+			}
+			// log_level and log_format apply whenever the new file parses, whatever becomes of its profiles.
+			if l, ok := log.(interface{ Reconfigure(level, format string) }); ok {
+				l.Reconfigure(next.LogLevel, next.LogFormat)
+			} else {
+				log.SetLevel(hclog.LevelFromString(next.LogLevel))
 			}
 			if err := d.Reload(ctx, next); err != nil {
-				log.Error("config reload failed or incomplete; the profiles that could start run", "error", err)
+				log.Error("config reload refused; every profile keeps running as before", "error", err)
 				continue
 			}
-			log.SetLevel(hclog.LevelFromString(next.LogLevel))
 			log.Info("config reloaded", "profiles", len(next.Profiles))
 		}
 	}

@@ -294,7 +294,7 @@ profile "second" {
 		t.Fatal(err)
 	}
 	_ = d.cmd.Process.Signal(syscall.SIGHUP)
-	eventually(t, "the reload error", func() bool { return strings.Contains(d.Logs(), "config reload failed") })
+	eventually(t, "the reload error", func() bool { return strings.Contains(d.Logs(), "config reload refused") })
 	if err := w.agent.Rotate(); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package clock
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -117,3 +118,18 @@ func (t *fakeTimer) Stop() bool {
 	}
 	return true
 }
+
+// Shifted is the wall clock moved by an adjustable offset, with real timers: it behaves as the system
+// clock does when NTP steps it or the machine resumes from suspend (the wall clock jumps, monotonic timers
+// do not). Its readings carry no monotonic part, so differences between them are wall-clock differences.
+// The zero value is the wall clock.
+type Shifted struct{ offset atomic.Int64 }
+
+// Now returns the wall clock plus the offset.
+func (s *Shifted) Now() time.Time { return time.Now().Round(0).Add(time.Duration(s.offset.Load())) }
+
+// NewTimer returns a real timer: it measures d on the monotonic clock, unaffected by Jump.
+func (s *Shifted) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
+
+// Jump moves the clock by d (forward when positive), as a step of the system clock does.
+func (s *Shifted) Jump(d time.Duration) { s.offset.Add(int64(d)) }

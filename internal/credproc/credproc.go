@@ -32,7 +32,6 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/keyfile"
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
@@ -283,10 +282,7 @@ func (o *Options) CreateSession(ctx context.Context, log hclog.Logger) (creds.Cr
 		if p := strings.Split(o.trustAnchorARN, ":"); region == "" && len(p) == 6 {
 			region = p[3]
 		}
-		allowHTTP := o.insecureEndpoint
-		for _, h := range hops {
-			allowHTTP = allowHTTP || isLoopbackURL(h.STSEndpoint)
-		}
+		allowHTTP := o.insecureEndpoint // plain http to loopback needs no flag (netutil.PlainHTTPAllowed)
 		// The lean binary must not link aws-sdk-go-v2: the hops use chain's standard-library SigV4 client.
 		sc = &chain.Creator{RolesAnywhere: client, Chain: &chain.Chain{Hops: hops, Region: region, AllowHTTP: allowHTTP,
 			STS: &chain.Query{HTTPClient: o.httpClient()}}}
@@ -298,7 +294,7 @@ func (o *Options) CreateSession(ctx context.Context, log hclog.Logger) (creds.Cr
 		RoleARN:         o.roleARN,
 		Region:          o.region,
 		Endpoint:        o.endpoint,
-		AllowHTTP:       o.insecureEndpoint || isLoopbackURL(o.endpoint),
+		AllowHTTP:       o.insecureEndpoint, // plain http to loopback needs no flag (netutil.PlainHTTPAllowed)
 		DurationSeconds: o.durationSeconds,
 		RoleSessionName: o.roleSessionName,
 	})
@@ -342,12 +338,6 @@ func (o *Options) httpClient() *http.Client {
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true} //nolint:gosec // explicit user request
 	}
 	return c
-}
-
-// isLoopbackURL reports whether u is an http URL to a loopback host (the local emulator).
-func isLoopbackURL(u string) bool {
-	p, err := url.Parse(u)
-	return u != "" && err == nil && p.Scheme == "http" && netutil.IsLoopbackHost(p.Hostname())
 }
 
 // Output is where a one-shot writes: the credential_process JSON, and only that, on Stdout; logs on

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -55,4 +56,14 @@ func Close(srv *http.Server) error {
 		return srv.Close()
 	}
 	return err
+}
+
+// PlainHTTPAllowed is the one rule for a plain http:// Roles Anywhere endpoint, in flags and config
+// alike: allowed to a loopback host (the local emulator) without any flag, and elsewhere only when
+// insecure is set. Any other scheme is not this rule's business: it returns true.
+func PlainHTTPAllowed(u *url.URL, insecure bool) bool {
+	if u == nil || u.Scheme != "http" {
+		return true
+	}
+	return insecure || IsLoopbackHost(u.Hostname())
 }

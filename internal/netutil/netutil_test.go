@@ -3,6 +3,7 @@ package netutil
 import (
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +105,32 @@ func TestServerLifecycle(t *testing.T) {
 	}
 	if err := s.Start(); err == nil {
 		t.Fatal("Start after Close succeeded")
+	}
+}
+
+func TestPlainHTTPAllowedOnlyToLoopbackUnlessInsecure(t *testing.T) {
+	tests := []struct {
+		url      string
+		insecure bool
+		want     bool
+	}{
+		{"http://127.0.0.1:8443", false, true},
+		{"http://localhost:8443/base", false, true},
+		{"http://[::1]:8443", false, true},
+		{"http://127.9.9.9", false, true},
+		{"http://10.0.0.1:8443", false, false},
+		{"http://emulator.internal", false, false},
+		{"http://localhost.evil.example", false, false},
+		{"http://10.0.0.1:8443", true, true},
+		{"https://rolesanywhere.us-east-1.amazonaws.com", false, true},
+	}
+	for _, tt := range tests {
+		u, err := url.Parse(tt.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := PlainHTTPAllowed(u, tt.insecure); got != tt.want {
+			t.Errorf("PlainHTTPAllowed(%s, insecure=%v) = %v, want %v", tt.url, tt.insecure, got, tt.want)
+		}
 	}
 }

@@ -128,7 +128,19 @@ func observe(next http.Handler, fn func(*http.Request, int)) http.Handler {
 }
 
 // Start binds the address and serves in a background goroutine; it returns once the listener is bound.
-func (s *Server) Start() error {
+func (s *Server) Start() error { return s.start(nil) }
+
+// StartOn serves on ln, a listener already bound to the server's address (Listener of a server being
+// replaced), instead of binding: a config reload hands a port over without ever leaving it unbound, and
+// without failing because the old server still holds it. The server owns ln from then on.
+func (s *Server) StartOn(ln net.Listener) error {
+	if ln == nil {
+		return fmt.Errorf("%s: no listener", s.name)
+	}
+	return s.start(ln)
+}
+
+func (s *Server) start(ln net.Listener) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -137,10 +149,12 @@ func (s *Server) Start() error {
 	if s.started {
 		return fmt.Errorf("%s: server already started", s.name)
 	}
-	ln, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		// Not prefixed with s.name: callers prefix the setting the address came from ("imds: …").
-		return fmt.Errorf("listen on %s: %w%s", s.addr, err, listenHint(s.addr, err))
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.addr); err != nil {
+			// Not prefixed with s.name: callers prefix the setting the address came from ("imds: …").
+			return fmt.Errorf("listen on %s: %w%s", s.addr, err, listenHint(s.addr, err))
+		}
 	}
 	b, err := parseBind(ln.Addr().String())
 	if err != nil {
@@ -161,6 +175,29 @@ func (s *Server) Start() error {
 	}(s.done)
 	s.log.Debug("listening", "server", s.name, "address", ln.Addr().String())
 	return nil
+}
+
+// Listener returns a new listener on the same bound socket (a duplicate of its file descriptor), for
+// StartOn of the server that replaces this one. Until this server closes, both accept connections; the
+// socket stays bound until both are closed.
+func (s *Server) Listener() (net.Listener, error) {
+	s.mu.Lock()
+	ln, closed := s.ln, s.closed
+	s.mu.Unlock()
+	tl, ok := ln.(*net.TCPListener)
+	if !ok || closed {
+		return nil, fmt.Errorf("%s: not listening", s.name)
+	}
+	f, err := tl.File()
+	if err != nil {
+		return nil, fmt.Errorf("%s: duplicating the listener: %w", s.name, err)
+	}
+	defer f.Close()
+	dup, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: duplicating the listener: %w", s.name, err)
+	}
+	return dup, nil
 }
 
 // Addr is the bound host:port after Start (with an ephemeral port resolved), the configured one before.

@@ -170,6 +170,37 @@ func (s *Server) SetEntries(entries []Entry) error {
 	return nil
 }
 
+// Entries returns the identities being served, in order.
+func (s *Server) Entries() []Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Entry(nil), s.entries...)
+}
+
+// DeleteEntry stops issuing the identity id, as when its SPIRE registration entry is deleted: open
+// streams get the remaining SVIDs, or, when none is left, end with PermissionDenied "no identity issued"
+// exactly as SPIRE's agent answers a workload that no entry matches. It reports whether id was served.
+func (s *Server) DeleteEntry(id spiffeid.ID) (bool, error) {
+	var kept []Entry
+	found := false
+	for _, e := range s.Entries() {
+		if e.ID == id {
+			found = true
+			continue
+		}
+		kept = append(kept, e)
+	}
+	if !found {
+		return false, nil
+	}
+	return true, s.SetEntries(kept)
+}
+
+// AddEntry issues the identity e (again) after the entries already served, as when a registration entry
+// is created: every SVID is re-issued and pushed to open streams (a stream that ended with
+// PermissionDenied gets them when the client reconnects).
+func (s *Server) AddEntry(e Entry) error { return s.SetEntries(append(s.Entries(), e)) }
+
 // SetPermissionDenied makes the server answer as SPIRE does for a workload with no registration entry:
 // PermissionDenied "no identity issued". Open streams end with that error.
 func (s *Server) SetPermissionDenied(denied bool) {
