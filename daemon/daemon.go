@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"reflect"
 	"strconv"
 	"sync"
 	"time"
@@ -278,7 +279,9 @@ func sameSession(a, b config.Profile) bool {
 	return a.SpiffeID == b.SpiffeID && a.Hint == b.Hint && a.TrustAnchorARN == b.TrustAnchorARN &&
 		a.ProfileARN == b.ProfileARN && a.RoleARN == b.RoleARN && a.Region == b.Region &&
 		a.SessionDuration == b.SessionDuration && a.RoleSessionName == b.RoleSessionName &&
-		a.Endpoint == b.Endpoint && a.InsecureEndpoint == b.InsecureEndpoint
+		a.Endpoint == b.Endpoint && a.InsecureEndpoint == b.InsecureEndpoint &&
+		// Credentials of a chained profile are the last hop's: another chain means another role.
+		reflect.DeepEqual(a.AssumeRole, b.AssumeRole)
 }
 
 // build sets up pc's sinks (its endpoint servers listening, on a socket from handover when one is

@@ -251,7 +251,7 @@ func TestOneShotsChainIntoAccountC(t *testing.T) {
 			"--sts-endpoint", w.emu.URL}
 	}
 	flags := flagsWith(chainExternal)
-	for _, argv := range credentialProcesses() {
+	for _, argv := range append(credentialProcesses(), []string{binPath, "rolesanywhere"}) {
 		t.Run(filepath.Base(strings.Join(argv, " ")), func(t *testing.T) {
 			doc := parseProcessJSON(t, runArgv(t, nil, append(argv, flags...)...))
 			account, _ := awsIdentity(t, w, []string{"AWS_ACCESS_KEY_ID=" + doc.AccessKeyId, "AWS_SECRET_ACCESS_KEY=" + doc.SecretAccessKey, "AWS_SESSION_TOKEN=" + doc.SessionToken})
