@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -393,5 +395,45 @@ func TestCreatorHandsOnTheLastHopsCredentials(t *testing.T) {
 	c.Chain.Hops = nil
 	if got, _ := c.CreateSession(context.Background(), signer.CreateSessionInput{}); got.AccessKeyID != "ASIARA" {
 		t.Fatalf("without hops: %s", got.AccessKeyID)
+	}
+}
+
+// TestHopErrorsAreClassifiedIntoTheFixedLabels: STS's documented codes are kept, anything else is
+// "other"; a refused connection is a transient "network" failure, an untrusted certificate a permanent
+// "tls" one; refusals and bad input are permanent.
+func TestHopErrorsAreClassifiedIntoTheFixedLabels(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String()
+	l.Close()
+	_, refused := (&chain.Chain{Hops: []chain.Hop{{RoleARN: roleB, STSEndpoint: closed}}, STS: &chain.Query{}, Region: "eu-west-1"}).
+		Assume(context.Background(), creds.Credentials{AccessKeyID: "ASIAX", SecretAccessKey: "s", SessionToken: "t"}, appID.String())
+	var refusedHop *chain.HopError
+	if !errors.As(refused, &refusedHop) {
+		t.Fatalf("connection refused: %v", refused)
+	}
+	for _, tc := range []struct {
+		name      string
+		err       *chain.HopError
+		label     string
+		retryable bool
+	}{
+		{"AccessDenied", &chain.HopError{Hop: 1, Err: &chain.APIError{StatusCode: 403, Code: "AccessDenied"}}, "AccessDenied", false},
+		{"ValidationError", &chain.HopError{Hop: 1, Err: &chain.APIError{StatusCode: 400, Code: "ValidationError"}}, "ValidationError", false},
+		{"Throttling", &chain.HopError{Hop: 1, Err: &chain.APIError{StatusCode: 400, Code: "Throttling"}}, "Throttling", true},
+		{"server fault", &chain.HopError{Hop: 1, Err: &chain.APIError{StatusCode: 503, Code: "ServiceUnavailable"}}, "other", true},
+		{"undocumented code", &chain.HopError{Hop: 1, Err: &chain.APIError{StatusCode: 400, Code: `x{le="1"}`}}, "other", false},
+		{"connection refused", refusedHop, "network", true},
+		{"untrusted certificate", &chain.HopError{Hop: 1, Err: fmt.Errorf("sts: %w", x509.UnknownAuthorityError{})}, "tls", false},
+		{"bad input", &chain.HopError{Hop: 1, Err: &signer.InputError{Field: "sts_endpoint", Err: errors.New("x")}}, "other", false},
+	} {
+		if got := tc.err.Code(); got != tc.label || tc.err.Retryable() != tc.retryable {
+			t.Errorf("%s: label %q retryable %v, want %q %v", tc.name, got, tc.err.Retryable(), tc.label, tc.retryable)
+		}
+	}
+	if c := (&chain.HopError{Hop: 2, RoleARN: roleC, Err: &chain.APIError{StatusCode: 403, Code: "AccessDenied", Message: "m", RequestID: "r-1"}}).Cause(); strings.Contains(c, "r-1") || !strings.Contains(c, roleC) {
+		t.Fatalf("Cause %q must name the role and not the request id", c)
 	}
 }
