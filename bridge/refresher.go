@@ -36,7 +36,11 @@ type Attempt struct {
 	// "ThrottlingException"), "network", "tls", "dns", "no_identity", "svid_expired" or "other"; empty
 	// on success.
 	ErrorType string
-	Latency   time.Duration
+	// Hop names the step that failed, for the metrics' hop label: "rolesanywhere" for CreateSession,
+	// "assume_role[i]" for the profile's i-th assume_role hop (0-based, as in the config); empty on
+	// success. (The hop's role ARN goes to logs and /ready, never to a metric label.)
+	Hop     string
+	Latency time.Duration
 }
 
 // Observer receives refresh events; package metrics implements it. Methods must not block.
@@ -72,8 +76,10 @@ type RefresherOptions struct {
 	Session signer.CreateSessionInput
 	// SVIDs delivers the profile's selected SVID: the current one first, then each rotation.
 	SVIDs <-chan *svid.SVID
-	// Client calls CreateSession.
+	// Client calls CreateSession (and, for a profile with assume_role hops, the chain after it).
 	Client SessionCreator
+	// AssumeRoleARNs are the role-chaining hops Client runs after CreateSession, for the state.
+	AssumeRoleARNs []string
 	// Sinks receive every fresh credential set.
 	Sinks []Sink
 	// Policy is the refresh timing; zero fields take their defaults.
@@ -114,6 +120,8 @@ type Refresher struct {
 	sinkRetry    time.Time
 	sinkFailures int
 	lastLogged   string // last configuration error message logged, to log each distinct one once
+	failHop      string // the role of the step that failed, for the next fail call
+	failHopLabel string // and its metrics label
 }
 
 // NewRefresher validates opts and returns a Refresher ready to Run.
@@ -155,7 +163,7 @@ func NewRefresher(opts RefresherOptions) (*Refresher, error) {
 		log:          opts.Logger.Named("refresher").With("profile", opts.Profile),
 		pendingSinks: map[int]bool{},
 	}
-	r.state = ProfileState{Profile: opts.Profile, RoleARN: opts.Session.RoleARN}
+	r.state = ProfileState{Profile: opts.Profile, RoleARN: opts.Session.RoleARN, AssumeRoleARNs: opts.AssumeRoleARNs}
 	return r, nil
 }
 
@@ -381,6 +389,7 @@ func (r *Refresher) refresh(ctx context.Context) {
 			return // shutting down
 		}
 		kind, typ := classify(err)
+		r.failHop, r.failHopLabel = hopOf(err, in.RoleARN)
 		r.fail(now, kind, typ, err, latency)
 		return
 	}
@@ -395,6 +404,10 @@ func (r *Refresher) refresh(ctx context.Context) {
 	args := []any{"spiffe_id", r.svid.ID.String(), "role", in.RoleARN,
 		"access_key_id", c.AccessKeyID, "expiration", c.Expiration.UTC().Format(time.RFC3339),
 		"next_refresh", r.sched.Next().UTC().Format(time.RFC3339), "delivered_to", delivered}
+	if len(r.o.AssumeRoleARNs) > 0 {
+		// Role chaining: the credentials are the last hop's.
+		args = append(args, "assume_role", r.o.AssumeRoleARNs, "assumed_role", c.AssumedRoleARN)
+	}
 	if len(failed) > 0 {
 		// Never an INFO line that reads as "delivered" after a sink failed.
 		r.log.Warn("refreshed credentials, but not every sink has them; retrying those", append(args, "failed_sinks", failed)...)
@@ -469,8 +482,11 @@ func (r *Refresher) retrySinks(ctx context.Context) {
 
 func (r *Refresher) fail(now time.Time, kind schedule.FailureKind, typ string, err error, latency time.Duration) {
 	next := r.sched.Failed(now, kind)
-	r.observe(Attempt{Profile: r.o.Profile, Result: "failure", ErrorType: typ, Latency: latency})
+	hop, label := r.failHop, r.failHopLabel
+	r.failHop, r.failHopLabel = "", ""
+	r.observe(Attempt{Profile: r.o.Profile, Result: "failure", ErrorType: typ, Hop: label, Latency: latency})
 	r.mu.Lock()
+	r.state.LastErrorHop = hop
 	r.state.LastErrorType = typ
 	r.state.LastError = err.Error()
 	r.state.LastErrorAt = now
@@ -480,6 +496,9 @@ func (r *Refresher) fail(now time.Time, kind schedule.FailureKind, typ string, e
 	have := !r.current.IsZero()
 	r.mu.Unlock()
 	args := []any{"error_type", typ, "error", err.Error(), "attempt", r.sched.Failures()}
+	if hop != "" {
+		args = append(args, "hop", hop)
+	}
 	if !next.IsZero() {
 		args = append(args, "retry_in", next.Sub(now).Round(time.Millisecond).String())
 	}
@@ -510,10 +529,42 @@ func (r *Refresher) observe(a Attempt) {
 	}
 }
 
-// classify maps a CreateSession error to a backoff kind and an error-type label (signer.Classify):
-// permanent failures (400/403, TLS verification, unknown host, refused input) retry slowly, transient
-// ones (429, 5xx, timeouts, resets) quickly.
+// HopFailure is implemented by the errors of a role-chaining hop (chain.HopError): the failing hop's
+// role and position, its error-type label (package errtype), whether a retry may help, and a stable
+// description for logging a repeated failure once.
+type HopFailure interface {
+	error
+	HopRole() string
+	// HopIndex is the hop's 0-based position among the profile's assume_role blocks.
+	HopIndex() int
+	// Code is the error-type label, one of package errtype's.
+	Code() string
+	Retryable() bool
+	// Cause describes the failure without what changes on every call (the request id).
+	Cause() string
+}
+
+// hopOf is the role of the step that failed (a chained hop's, else the Roles Anywhere role) and its
+// metrics label.
+func hopOf(err error, rolesAnywhereRole string) (role, label string) {
+	var hf HopFailure
+	if errors.As(err, &hf) {
+		return hf.HopRole(), fmt.Sprintf("assume_role[%d]", hf.HopIndex())
+	}
+	return rolesAnywhereRole, "rolesanywhere"
+}
+
+// classify maps a CreateSession (or role-chaining) error to a backoff kind and an error-type label
+// (signer.Classify, or the hop's own classification): permanent failures (400/403, TLS verification,
+// unknown host, refused input) retry slowly, transient ones (429, 5xx, timeouts, resets) quickly.
 func classify(err error) (schedule.FailureKind, string) {
+	var hf HopFailure
+	if errors.As(err, &hf) {
+		if hf.Retryable() {
+			return schedule.Transient, hf.Code()
+		}
+		return schedule.Configuration, hf.Code()
+	}
 	class, label := signer.Classify(err)
 	if class == signer.Permanent {
 		return schedule.Configuration, label
@@ -524,6 +575,10 @@ func classify(err error) (schedule.FailureKind, string) {
 // cause is what identifies a failure's cause for logging it once: an API error without its request id
 // (which differs on every call), else the message.
 func cause(err error) string {
+	var hf HopFailure
+	if errors.As(err, &hf) {
+		return hf.Cause()
+	}
 	var api *signer.APIError
 	if errors.As(err, &api) {
 		return fmt.Sprintf("%s %d %s", api.Type, api.StatusCode, api.Message)

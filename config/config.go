@@ -9,6 +9,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -186,6 +187,36 @@ type Profile struct {
 	OnRefresh *OnRefresh
 	// Signal signals a process after each refresh; nil when absent.
 	Signal *Signal
+	// AssumeRole are the role-chaining hops after the Roles Anywhere session, in order: each assume_role
+	// block is one STS AssumeRole signed with the previous hop's credentials. The sinks get the last
+	// hop's credentials.
+	AssumeRole []AssumeRole
+}
+
+// AssumeRole is one assume_role block of a profile: an STS AssumeRole hop into a role, usually of
+// another account (role chaining).
+type AssumeRole struct {
+	// RoleARN is the role to assume (required).
+	RoleARN string
+	// ExternalID is sent as ExternalId when set.
+	ExternalID string
+	// RoleSessionName defaults to one derived from the SPIFFE ID.
+	RoleSessionName string
+	// Duration of the session, 15m to 1h (AWS caps chained sessions at one hour); default 1h.
+	Duration time.Duration
+	// SessionTags are session tags to add (the target role must allow sts:TagSession).
+	SessionTags map[string]string
+	// TransitiveTagKeys are keys of SessionTags (or SPIFFEIDTag) that pass to later hops.
+	TransitiveTagKeys []string
+	// Policy is an inline session policy (JSON); PolicyARNs are managed session policies (at most 10).
+	Policy     string
+	PolicyARNs []string
+	// STSRegion is the regional STS endpoint's region (default: the previous hop's, first the trust
+	// anchor's); STSEndpoint overrides the URL (the global endpoint only when named here).
+	STSRegion   string
+	STSEndpoint string
+	// SPIFFEIDTag is the session tag key carrying the SPIFFE ID (default "spiffe-id"; "" sends none).
+	SPIFFEIDTag string
 }
 
 // Delegated reports whether the profile serves another workload's identity (node mode).
@@ -390,6 +421,8 @@ func newError(diags hcl.Diagnostics) *Error {
 var (
 	profileName     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]+$`) })
 	roleSessionName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_+=,.@-]{2,64}$`) })
+	externalID      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_+=,.@:/-]+$`) })
+	tagKey          = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$`) })
 	logLevels       = []string{"trace", "debug", "info", "warn", "error"}
 	logFormats      = []string{"text", "json"}
 )
@@ -424,7 +457,14 @@ var (
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "refresh"}, {Type: "credentials_file"}, {Type: "imds"}, {Type: "container_endpoint"},
-			{Type: "on_refresh"}, {Type: "signal"},
+			{Type: "on_refresh"}, {Type: "signal"}, {Type: "assume_role"},
+		},
+	}
+	assumeRoleSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "role_arn"}, {Name: "external_id"}, {Name: "role_session_name"}, {Name: "duration"},
+			{Name: "session_tags"}, {Name: "transitive_tag_keys"}, {Name: "policy"}, {Name: "policy_arns"},
+			{Name: "sts_endpoint"}, {Name: "sts_region"}, {Name: "spiffe_id_tag"},
 		},
 	}
 	refreshSchema = &hcl.BodySchema{
@@ -1110,6 +1150,11 @@ func (d *decoder) profile(b *hcl.Block, name string) Profile {
 		}
 		p.Signal = sg
 	}
+	for _, ab := range s.blocks {
+		if ab.Type == "assume_role" {
+			p.AssumeRole = append(p.AssumeRole, d.assumeRole(ab, prefix, len(p.AssumeRole), p.InsecureEndpoint))
+		}
+	}
 	if p.Delegated() {
 		d.workloadDelivery(s, b, selAttr, &p)
 	}
@@ -1212,6 +1257,107 @@ func (d *decoder) workloadDelivery(s *scope, b *hcl.Block, selAttr *hcl.Attribut
 	}
 }
 
+// DefaultSPIFFEIDTag is the session tag key that carries the SPIFFE ID on each assume_role hop.
+const DefaultSPIFFEIDTag = "spiffe-id"
+
+// MaxChainedDuration is AWS's cap on a role-chaining session.
+const MaxChainedDuration = time.Hour
+
+// assumeRole decodes the i-th assume_role block.
+func (d *decoder) assumeRole(b *hcl.Block, prefix string, i int, insecure bool) AssumeRole {
+	path := fmt.Sprintf("assume_role[%d].", i)
+	s := d.content(b.Body, assumeRoleSchema, prefix, path, b.DefRange)
+	h := AssumeRole{Duration: MaxChainedDuration, SPIFFEIDTag: DefaultSPIFFEIDTag}
+	if !s.present("role_arn") {
+		s.required("role_arn")
+	} else if a, ok := s.str("role_arn", &h.RoleARN); ok {
+		if _, err := awsarn.Role(s.name("role_arn"), h.RoleARN); err != nil {
+			s.d.errorf(a.Range, "%s%v", s.prefix, err)
+		}
+	}
+	if a, ok := s.str("external_id", &h.ExternalID); ok && (!externalID().MatchString(h.ExternalID) || len(h.ExternalID) < 2 || len(h.ExternalID) > 1224) {
+		s.errAt(a, "%s must be 2–1224 of [A-Za-z0-9_+=,.@:/-]", s.name("external_id"))
+	}
+	if a, ok := s.str("role_session_name", &h.RoleSessionName); ok && !roleSessionName().MatchString(h.RoleSessionName) {
+		s.errAt(a, "%s %q must be 2–64 of [A-Za-z0-9_+=,.@-]", s.name("role_session_name"), h.RoleSessionName)
+	}
+	s.duration("duration", &h.Duration, MinSessionDuration, MaxChainedDuration, "15m–1h: AWS caps sessions assumed by role chaining at one hour")
+	if a, ok := s.strMap("session_tags", &h.SessionTags); ok {
+		if len(h.SessionTags) > 49 {
+			s.errAt(a, "%s has %d tags; STS allows 50 per session, one of them the SPIFFE ID tag", s.name("session_tags"), len(h.SessionTags))
+		}
+		for k, v := range h.SessionTags {
+			if !tagKey().MatchString(k) || len(v) > 256 {
+				s.errAt(a, "%s: tag %q must have a key of 1–128 and a value of at most 256 letters, digits, spaces and _.:/=+-@", s.name("session_tags"), k)
+			}
+		}
+	}
+	if a, ok := s.str("spiffe_id_tag", &h.SPIFFEIDTag); ok && h.SPIFFEIDTag != "" {
+		if !tagKey().MatchString(h.SPIFFEIDTag) {
+			s.errAt(a, "%s %q is not a valid session tag key", s.name("spiffe_id_tag"), h.SPIFFEIDTag)
+		}
+		for k := range h.SessionTags {
+			if strings.EqualFold(k, h.SPIFFEIDTag) {
+				s.errAt(a, "%s %q is also a key of session_tags (tag keys are case-insensitive)", s.name("spiffe_id_tag"), h.SPIFFEIDTag)
+			}
+		}
+	}
+	if a, ok := s.strList("transitive_tag_keys", `["team"]`, &h.TransitiveTagKeys); ok {
+		for _, k := range h.TransitiveTagKeys {
+			_, inTags := h.SessionTags[k]
+			if !inTags && !(h.SPIFFEIDTag != "" && k == h.SPIFFEIDTag) {
+				s.errAt(a, "%s: %q is not a key of session_tags nor spiffe_id_tag", s.name("transitive_tag_keys"), k)
+			}
+		}
+	}
+	if a, ok := s.str("policy", &h.Policy); ok {
+		if !json.Valid([]byte(h.Policy)) || len(h.Policy) > 2048 {
+			s.errAt(a, "%s must be a JSON policy document of at most 2048 characters", s.name("policy"))
+		}
+	}
+	if a, ok := s.strList("policy_arns", `["arn:aws:iam::aws:policy/ReadOnlyAccess"]`, &h.PolicyARNs); ok {
+		if len(h.PolicyARNs) > 10 {
+			s.errAt(a, "%s has %d ARNs; STS allows at most 10", s.name("policy_arns"), len(h.PolicyARNs))
+		}
+		for _, arn := range h.PolicyARNs {
+			if p := strings.Split(arn, ":"); len(p) != 6 || p[0] != "arn" || p[2] != "iam" || !strings.HasPrefix(p[5], "policy/") {
+				s.errAt(a, "%s: %q is not an IAM policy ARN", s.name("policy_arns"), arn)
+			}
+		}
+	}
+	if a, ok := s.str("sts_region", &h.STSRegion); ok && !awsarn.ValidRegion(h.STSRegion) {
+		s.errAt(a, "%s %q is not a valid AWS region", s.name("sts_region"), h.STSRegion)
+	}
+	if a, ok := s.str("sts_endpoint", &h.STSEndpoint); ok {
+		checkEndpoint(s, a, h.STSEndpoint, insecure)
+	}
+	return h
+}
+
+// strMap decodes a map (or object) of strings into dst.
+func (s *scope) strMap(name string, dst *map[string]string) (*hcl.Attribute, bool) {
+	v, a := s.value(name)
+	if a == nil {
+		return nil, false
+	}
+	t := v.Type()
+	if !t.IsObjectType() && !t.IsMapType() {
+		s.errAt(a, `%s must be a map of strings such as { team = "payments" }, not a %s`, s.name(name), typeName(v))
+		return a, false
+	}
+	out := map[string]string{}
+	for it := v.ElementIterator(); it.Next(); {
+		k, e := it.Element()
+		if e.IsNull() || e.Type() != cty.String {
+			s.errAt(a, "%s[%q] must be a string", s.name(name), k.AsString())
+			return a, false
+		}
+		out[k.AsString()] = e.AsString()
+	}
+	*dst = out
+	return a, true
+}
+
 // session checks the three ARNs and the region, filling p.Region with the trust anchor's.
 func (d *decoder) session(s *scope, p *Profile) {
 	fields := []struct {
@@ -1270,13 +1416,13 @@ func checkEndpoint(s *scope, a *hcl.Attribute, endpoint string, insecure bool) {
 	u, err := url.Parse(endpoint)
 	switch {
 	case err != nil:
-		s.errAt(a, "endpoint %q is not a URL: %v", endpoint, unwrapURLError(err))
+		s.errAt(a, "%s %q is not a URL: %v", s.name(a.Name), endpoint, unwrapURLError(err))
 	case u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-		s.errAt(a, "endpoint %q must be an absolute https:// URL", endpoint)
+		s.errAt(a, "%s %q must be an absolute https:// URL", s.name(a.Name), endpoint)
 	case u.Scheme == "http" && !netutil.PlainHTTPAllowed(u, insecure):
-		s.errAt(a, "endpoint %q is plain http to a host that is not loopback; use https, or set insecure_endpoint = true", endpoint)
+		s.errAt(a, "%s %q is plain http to a host that is not loopback; use https, or set insecure_endpoint = true", s.name(a.Name), endpoint)
 	case u.User != nil:
-		s.errAt(a, "endpoint %q must not carry user information", endpoint)
+		s.errAt(a, "%s %q must not carry user information", s.name(a.Name), endpoint)
 	}
 }
 

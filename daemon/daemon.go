@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -21,6 +22,8 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/endpoint"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/hook"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/schedule"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/chain"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/chain/sdksts"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
@@ -42,6 +45,9 @@ type Options struct {
 	Policy schedule.Policy
 	// Observer receives refresh events in addition to the metrics server (tests).
 	Observer bridge.Observer
+	// STS makes the assume_role hops of profiles that have them; default aws-sdk-go-v2's STS client
+	// (chain/sdksts) with Signer.HTTPClient.
+	STS chain.STS
 	// WorkloadAPIBackoff bounds the reconnections to the Workload API; zero fields take svid's defaults.
 	WorkloadAPIBackoff svid.Backoff
 }
@@ -109,6 +115,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 		// One call per attempt: every retry goes through the refresher's backoff, which spreads a
 		// throttled fleet (docs/fleet-simulation.md models exactly this).
 		opts.Signer.Retry.MaxAttempts = 1
+	}
+	if opts.STS == nil {
+		opts.STS = &sdksts.Client{HTTPClient: opts.Signer.HTTPClient}
 	}
 	d := &Daemon{
 		opts:     opts,
@@ -306,7 +315,9 @@ func sameSession(a, b config.Profile) bool {
 	return slices.Equal(a.WorkloadSelectors, b.WorkloadSelectors) && a.SpiffeID == b.SpiffeID && a.Hint == b.Hint && a.TrustAnchorARN == b.TrustAnchorARN &&
 		a.ProfileARN == b.ProfileARN && a.RoleARN == b.RoleARN && a.Region == b.Region &&
 		a.SessionDuration == b.SessionDuration && a.RoleSessionName == b.RoleSessionName &&
-		a.Endpoint == b.Endpoint && a.InsecureEndpoint == b.InsecureEndpoint
+		a.Endpoint == b.Endpoint && a.InsecureEndpoint == b.InsecureEndpoint &&
+		// Credentials of a chained profile are the last hop's: another chain means another role.
+		reflect.DeepEqual(a.AssumeRole, b.AssumeRole)
 }
 
 // build sets up pc's sinks (its endpoint servers listening, on a socket from handover when one is
@@ -340,7 +351,8 @@ func (d *Daemon) build(ctx context.Context, pc config.Profile, carried carry, ha
 			RoleSessionName: pc.RoleSessionName,
 		},
 		SVIDs:          p.sub.C(),
-		Client:         d.client,
+		Client:         d.creator(pc),
+		AssumeRoleARNs: assumeRoleARNs(pc),
 		Sinks:          sinks,
 		Policy:         d.policy(pc),
 		Initial:        carried.c,
@@ -544,3 +556,21 @@ func (d *Daemon) Close() {
 }
 
 func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
+
+// creator is the profile's session creator: CreateSession, then its assume_role hops when it has any.
+func (d *Daemon) creator(pc config.Profile) bridge.SessionCreator {
+	if len(pc.AssumeRole) == 0 {
+		return d.client
+	}
+	return &chain.Creator{RolesAnywhere: d.client, Chain: &chain.Chain{
+		Hops: chain.FromConfig(pc.AssumeRole), STS: d.opts.STS, Region: pc.Region, AllowHTTP: pc.InsecureEndpoint,
+	}}
+}
+
+func assumeRoleARNs(pc config.Profile) []string {
+	var out []string
+	for _, a := range pc.AssumeRole {
+		out = append(out, a.RoleARN)
+	}
+	return out
+}

@@ -97,7 +97,7 @@ func equalTelemetry(a, b *config.Config) bool {
 // ObserveAttempt implements bridge.Observer.
 func (t *telemetry) ObserveAttempt(a bridge.Attempt) {
 	if t.metrics != nil {
-		t.metrics.ObserveAttempt(metrics.Attempt{Profile: a.Profile, Result: a.Result, ErrorType: a.ErrorType, Latency: a.Latency})
+		t.metrics.ObserveAttempt(metrics.Attempt{Profile: a.Profile, Result: a.Result, ErrorType: a.ErrorType, Hop: a.Hop, Latency: a.Latency})
 	}
 }
 

@@ -13,12 +13,18 @@ import (
 //	POST /_emulator/latency?d=250ms                                     add latency to every answer
 //	POST /_emulator/clock?now=2026-01-02T15:04:05Z                      freeze the clock ("" = real time)
 //	GET  /_emulator/stats                                               counters as JSON
+//	GET  /_emulator/sessions[?access_key_id=ASIA…]                      issued sessions: account, role, tags, source identity (no secrets)
 func (e *Emulator) admin(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	bad := func(msg string) { writeError(w, validation("%s", msg)) }
 	if r.URL.Path == "/_emulator/stats" {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(e.Stats())
+		return
+	}
+	if r.URL.Path == "/_emulator/sessions" {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(e.Sessions(q.Get("access_key_id")))
 		return
 	}
 	if r.Method != http.MethodPost {

@@ -47,8 +47,24 @@ import (
 //	jwt_bundle {
 //	  jwks_file = "jwks.json"
 //	}
+//	# STS AssumeRole (role chaining) into a role of another account:
+//	role "arn:aws:iam::210987654321:role/workload" {
+//	  sts_trust {
+//	    principals          = ["arn:aws:iam::123456789012:role/app"] # role ARNs, or arn:aws:iam::<account>:root
+//	    external_id         = "tenant-7"  # optional: the sts:ExternalId condition
+//	    tag_session         = true        # sts:TagSession: session tags (and incoming transitive tags) allowed
+//	    set_source_identity = true        # sts:SetSourceIdentity: needed when the caller carries a source identity
+//	  }
+//	}
+//	sts_regions = ["us-east-1"] # regions STS accepts in the SigV4 scope; default: the trust anchors' regions
+//
+// Roles may live in any account (the role ARN's account is the session's account); trust anchors and
+// profiles live in account_id, as Roles Anywhere only assumes roles in its own account.
 type Config struct {
 	AccountID string
+	// STSRegions are the regions STS accepts in a SigV4 credential scope; empty means the regions of
+	// the trust anchors (us-east-1 when there are none).
+	STSRegions []string
 	// QuotaPerSecond is the CreateSession rate per region (AWS: 10); 0 means the default, -1 unlimited.
 	QuotaPerSecond int
 	TrustAnchors   []*TrustAnchor
@@ -84,6 +100,25 @@ type Role struct {
 	ARN         string
 	Conditions  []*Condition
 	WebIdentity *WebIdentity
+	// STSTrust, when set, lets other roles' sessions assume this role with STS AssumeRole.
+	STSTrust *STSTrust
+}
+
+// STSTrust is the part of a role's trust policy that STS AssumeRole checks: which principals may
+// assume the role (sts:AssumeRole), the sts:ExternalId condition, and whether sts:TagSession and
+// sts:SetSourceIdentity are granted.
+type STSTrust struct {
+	// Principals are role ARNs (arn:aws:iam::<account>:role/<name>) or account roots
+	// (arn:aws:iam::<account>:root, any role of that account).
+	Principals []string
+	// ExternalID, when set, must equal the request's ExternalId.
+	ExternalID string
+	// TagSession grants sts:TagSession: without it a request carrying session tags, or a caller with
+	// transitive tags, is refused.
+	TagSession bool
+	// SetSourceIdentity grants sts:SetSourceIdentity: without it a caller whose session carries a source
+	// identity (every Roles Anywhere session) is refused, as AWS does.
+	SetSourceIdentity bool
 }
 
 // Condition requires principal tag Tag (e.g. "x509SAN/URI", "x509Subject/CN") to match one of Values.
@@ -172,6 +207,11 @@ func (c *Config) load(dir string, readFiles bool) error {
 	if c.QuotaPerSecond == 0 {
 		c.QuotaPerSecond = 10
 	}
+	for _, r := range c.STSRegions {
+		if !awsarn.ValidRegion(r) {
+			return fmt.Errorf("sts_regions: %q is not a valid AWS region", r)
+		}
+	}
 	seen := map[string]bool{}
 	dup := func(kind, arn string) error {
 		if seen[arn] {
@@ -242,6 +282,16 @@ func (c *Config) load(dir string, readFiles bool) error {
 		if err := dup("role", r.ARN); err != nil {
 			return err
 		}
+		if t := r.STSTrust; t != nil {
+			if len(t.Principals) == 0 {
+				return fmt.Errorf("role %q: sts_trust: principals is empty", r.ARN)
+			}
+			for _, p := range t.Principals {
+				if !validPrincipal(p) {
+					return fmt.Errorf("role %q: sts_trust: principal %q is neither a role ARN nor arn:aws:iam::<account>:root", r.ARN, p)
+				}
+			}
+		}
 	}
 	if b := c.JWTBundle; b != nil && (readFiles || b.JWKS != "") {
 		if b.JWKS == "" {
@@ -266,6 +316,16 @@ func (c *Config) load(dir string, readFiles bool) error {
 		}
 	}
 	return nil
+}
+
+// validPrincipal reports whether p is a role ARN or an account root ARN.
+func validPrincipal(p string) bool {
+	if _, err := awsarn.Role("principal", p); err == nil {
+		return true
+	}
+	parts := strings.Split(p, ":")
+	return len(parts) == 6 && parts[0] == "arn" && parts[2] == "iam" && parts[5] == "root" &&
+		len(parts[4]) == 12 && strings.Trim(parts[4], "0123456789") == ""
 }
 
 // parseBundle parses a trust anchor's PEM bundle with AWS's limits.
@@ -364,6 +424,7 @@ func decodeConfig(body hcl.Body, c *Config) hcl.Diagnostics {
 	return decodeBody(body, []attr{
 		{"account_id", true, &c.AccountID},
 		{"quota_per_second", false, &c.QuotaPerSecond},
+		{"sts_regions", false, &c.STSRegions},
 	}, []block{
 		{"trust_anchor", []string{"arn"}, func(b *hcl.Block) hcl.Diagnostics {
 			ta := &TrustAnchor{ARN: b.Labels[0]}
@@ -391,6 +452,15 @@ func decodeConfig(body hcl.Body, c *Config) hcl.Diagnostics {
 					}
 					r.WebIdentity = &WebIdentity{}
 					return decodeBody(b.Body, []attr{{"audiences", true, &r.WebIdentity.Audiences}, {"subjects", true, &r.WebIdentity.Subjects}}, nil)
+				}},
+				{"sts_trust", nil, func(b *hcl.Block) hcl.Diagnostics {
+					if r.STSTrust != nil {
+						return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Duplicate sts_trust block", Subject: b.DefRange.Ptr()}}
+					}
+					t := &STSTrust{}
+					r.STSTrust = t
+					return decodeBody(b.Body, []attr{{"principals", true, &t.Principals}, {"external_id", false, &t.ExternalID},
+						{"tag_session", false, &t.TagSession}, {"set_source_identity", false, &t.SetSourceIdentity}}, nil)
 				}},
 			})
 		}},

@@ -70,6 +70,15 @@ type session struct {
 	expires        time.Time
 	assumedRoleARN string
 	assumedRoleID  string
+
+	account        string // the role's account
+	roleARN        string // the IAM role ARN the session acts as
+	sessionName    string
+	issuedBy       string // "CreateSession", "AssumeRole" or "AssumeRoleWithWebIdentity"
+	sourceIdentity string
+	tags           map[string]string // session tags, by key as sent
+	transitive     []string          // keys of tags that pass to the next hop
+	chained        bool              // issued by AssumeRole to a role session (capped at 1 h)
 }
 
 // New checks cfg and returns the emulator's handler.

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/x509tags"
 )
 
 // apiError is an AWS JSON error: status, x-amzn-ErrorType and {"message"}.
@@ -246,7 +248,8 @@ func (e *Emulator) verify(r *http.Request, now time.Time) (*sessionRequest, *api
 	if leaf.IsCA {
 		return nil, denied("certificate %s is a CA certificate; end-entity certificates only", leaf.SerialNumber)
 	}
-	if leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+	if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		// AWS requires the bit; a leaf without a key usage extension lacks it too.
 		return nil, denied("certificate key usage lacks digitalSignature")
 	}
 	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
@@ -268,7 +271,7 @@ func (e *Emulator) verify(r *http.Request, now time.Time) (*sessionRequest, *api
 	if !contains(prof.RoleARNs, roleARN) {
 		return nil, denied("role %s is not one of profile %s's roles", roleARN, profARN)
 	}
-	role := e.role(roleARN)
+	role := e.lookupRole(roleARN)
 	if role == nil {
 		return nil, denied("role %s does not exist or does not trust rolesanywhere.amazonaws.com", roleARN)
 	}
@@ -455,29 +458,9 @@ func parseCertHeader(v string) (*x509.Certificate, error) {
 	return c, nil
 }
 
-// principalTags are the aws:PrincipalTag keys Roles Anywhere derives from a certificate.
-func principalTags(c *x509.Certificate) map[string]string {
-	t := map[string]string{}
-	set := func(k, v string) {
-		if v != "" {
-			t[k] = v
-		}
-	}
-	set("x509Subject/CN", c.Subject.CommonName)
-	set("x509Subject/O", strings.Join(c.Subject.Organization, ","))
-	set("x509Subject/OU", strings.Join(c.Subject.OrganizationalUnit, ","))
-	set("x509Subject/C", strings.Join(c.Subject.Country, ","))
-	set("x509Issuer/CN", c.Issuer.CommonName)
-	set("x509Issuer/O", strings.Join(c.Issuer.Organization, ","))
-	set("x509Issuer/C", strings.Join(c.Issuer.Country, ","))
-	if len(c.URIs) > 0 {
-		set("x509SAN/URI", c.URIs[0].String())
-	}
-	if len(c.DNSNames) > 0 {
-		set("x509SAN/DNS", c.DNSNames[0])
-	}
-	return t
-}
+// principalTags are the aws:PrincipalTag keys Roles Anywhere derives from a certificate (default
+// attribute mapping; rules in package x509tags, shared with `check`).
+func principalTags(c *x509.Certificate) map[string]string { return x509tags.Map(c) }
 
 // matchAny is StringLike: exact, or with `*` matching any run of characters (including `/`).
 func matchAny(patterns []string, v string) bool {
@@ -535,6 +518,14 @@ func (e *Emulator) profile(arn string) *Profile {
 	return nil
 }
 
+// lookupRole is role under the lock (SetSTSTrust may add roles while requests are served).
+func (e *Emulator) lookupRole(arn string) *Role {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.role(arn)
+}
+
+// role finds a role by ARN; the caller holds e.mu.
 func (e *Emulator) role(arn string) *Role {
 	for _, r := range e.cfg.Roles {
 		if r.ARN == arn {
@@ -571,14 +562,20 @@ type jsonCredentials struct {
 }
 
 func (e *Emulator) issue(req *sessionRequest, now time.Time) createSessionResponse {
-	roleName := path.Base(req.role.ARN)
+	sourceIdentity := "CN=" + req.leaf.Subject.CommonName
 	life := time.Duration(req.duration) * time.Second
 	e.mu.Lock()
 	if e.lifetime > 0 {
 		life = e.lifetime
 	}
 	e.mu.Unlock()
-	s := e.newSession(roleName, req.sessionName, now.Add(life))
+	s := e.newSession(req.role.ARN, req.sessionName, now.Add(life), func(s *session) {
+		s.issuedBy = "CreateSession"
+		s.sourceIdentity = sourceIdentity
+		// The certificate's principal tags are the session's tags; Roles Anywhere does not make them
+		// transitive, so they do not follow the session into a chained role.
+		s.tags = principalTags(req.leaf)
+	})
 	e.log.Info("CreateSession: issued", "access_key_id", s.id, "role", req.role.ARN, "session", req.sessionName,
 		"subject", req.leaf.URIs, "serial", req.leaf.SerialNumber.String(), "expires", s.expires.UTC().Format(time.RFC3339))
 	return createSessionResponse{
@@ -587,7 +584,7 @@ func (e *Emulator) issue(req *sessionRequest, now time.Time) createSessionRespon
 			Credentials: jsonCredentials{AccessKeyID: s.id, SecretAccessKey: s.secret, SessionToken: s.token,
 				Expiration: s.expires.UTC().Format(time.RFC3339)},
 			RoleArn:        req.role.ARN,
-			SourceIdentity: "CN=" + req.leaf.Subject.CommonName,
+			SourceIdentity: sourceIdentity,
 		}},
 		SubjectArn: fmt.Sprintf("arn:aws:rolesanywhere:%s:%s:subject/%s", req.region, e.cfg.AccountID, requestID()),
 	}
@@ -598,15 +595,23 @@ type issued struct {
 	id string
 }
 
-func (e *Emulator) newSession(roleName, sessionName string, expires time.Time) issued {
+func (e *Emulator) newSession(roleARN, sessionName string, expires time.Time, fill func(*session)) issued {
 	const upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 	const secretAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 	id := "ASIA" + randomString(upper, 16)
 	roleID := "AROA" + randomString(upper, 17)
+	account := e.cfg.AccountID
+	if parts := strings.Split(roleARN, ":"); len(parts) == 6 && parts[4] != "" {
+		account = parts[4]
+	}
 	s := &session{
 		secret: randomString(secretAlphabet, 40), token: newToken(), expires: expires,
-		assumedRoleARN: fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", e.cfg.AccountID, roleName, sessionName),
+		assumedRoleARN: fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", account, path.Base(roleARN), sessionName),
 		assumedRoleID:  roleID + ":" + sessionName,
+		account:        account, roleARN: roleARN, sessionName: sessionName, tags: map[string]string{},
+	}
+	if fill != nil {
+		fill(s)
 	}
 	e.mu.Lock()
 	e.sessions[id] = s

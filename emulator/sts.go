@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -78,25 +77,42 @@ func (e *Emulator) sts(w http.ResponseWriter, r *http.Request) {
 			writeSTSError(w, serr)
 			return
 		}
-		account := strings.Split(s.assumedRoleARN, ":")[4]
 		e.log.Info("GetCallerIdentity", "arn", s.assumedRoleARN)
 		e.countSTSOK()
+		e.mu.Lock()
+		tags := tagList(s.tags)
+		e.mu.Unlock()
+		// Arn, UserId and Account are AWS's answer. SourceIdentity and SessionTags are the emulator's
+		// additions (AWS does not return them; SDKs and the aws CLI ignore unknown elements) so that a
+		// test can see what the session carries without the admin view.
 		writeXML(w, 200, struct {
 			XMLName xml.Name `xml:"GetCallerIdentityResponse"`
 			XMLNS   string   `xml:"xmlns,attr"`
 			Result  struct {
-				Arn     string `xml:"Arn"`
-				UserID  string `xml:"UserId"`
-				Account string `xml:"Account"`
+				Arn            string   `xml:"Arn"`
+				UserID         string   `xml:"UserId"`
+				Account        string   `xml:"Account"`
+				SourceIdentity string   `xml:"SourceIdentity,omitempty"`
+				SessionTags    []xmlTag `xml:"SessionTags>member"`
 			} `xml:"GetCallerIdentityResult"`
 			Meta responseMetadata `xml:"ResponseMetadata"`
 		}{XMLNS: stsNS, Result: struct {
-			Arn     string `xml:"Arn"`
-			UserID  string `xml:"UserId"`
-			Account string `xml:"Account"`
-		}{s.assumedRoleARN, s.assumedRoleID, account}, Meta: responseMetadata{requestID()}})
+			Arn            string   `xml:"Arn"`
+			UserID         string   `xml:"UserId"`
+			Account        string   `xml:"Account"`
+			SourceIdentity string   `xml:"SourceIdentity,omitempty"`
+			SessionTags    []xmlTag `xml:"SessionTags>member"`
+		}{s.assumedRoleARN, s.assumedRoleID, s.account, s.sourceIdentity, tags}, Meta: responseMetadata{requestID()}})
 	case "AssumeRoleWithWebIdentity":
 		e.assumeRoleWithWebIdentity(w, form, now)
+	case "AssumeRole":
+		caller, serr := e.verifySigV4(r, body, now)
+		if serr != nil {
+			e.log.Info("AssumeRole refused", "code", serr.code, "reason", serr.msg)
+			writeSTSError(w, serr)
+			return
+		}
+		e.assumeRole(w, caller, form, now)
 	default:
 		writeSTSError(w, &stsError{400, "InvalidAction", fmt.Sprintf("could not find operation %q", a)})
 	}
@@ -131,6 +147,26 @@ func (e *Emulator) verifySigV4(r *http.Request, body []byte, now time.Time) (*se
 	scope := strings.Split(cred, "/")
 	if len(scope) != 5 || scope[4] != "aws4_request" || signedHeaders == "" || sig == "" {
 		return nil, &stsError{400, "IncompleteSignature", "Authorization header is incomplete"}
+	}
+	// AWS checks the credential scope before the signature: the date must be X-Amz-Date's, the service
+	// this one and the region one this endpoint serves.
+	if scope[3] != "sts" {
+		return nil, &stsError{403, "SignatureDoesNotMatch", fmt.Sprintf("Credential should be scoped to correct service: 'sts'. (scope names %q)", scope[3])}
+	}
+	if !e.stsRegion(scope[2]) {
+		return nil, &stsError{403, "SignatureDoesNotMatch", fmt.Sprintf("Credential should be scoped to a valid region (scope names %q; this endpoint serves %s).", scope[2], strings.Join(e.stsRegions(), ", "))}
+	}
+	if d := r.Header.Get("X-Amz-Date"); len(d) < 8 || scope[1] != d[:8] {
+		return nil, &stsError{403, "SignatureDoesNotMatch", fmt.Sprintf("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: %q != %q", scope[1], d)}
+	}
+	signed := map[string]bool{}
+	for _, h := range strings.Split(signedHeaders, ";") {
+		signed[h] = true
+	}
+	for _, h := range []string{"host", "x-amz-date", "x-amz-security-token"} {
+		if !signed[h] {
+			return nil, &stsError{403, "SignatureDoesNotMatch", fmt.Sprintf("%s must be a signed header (SignedHeaders=%s)", h, signedHeaders)}
+		}
 	}
 	e.mu.Lock()
 	s := e.sessions[scope[0]]
@@ -265,7 +301,7 @@ func (e *Emulator) assumeRoleWithWebIdentity(w http.ResponseWriter, form url.Val
 		fail(400, "InvalidIdentityToken", "the web identity token is not valid now: "+err.Error())
 		return
 	}
-	role := e.role(roleARN)
+	role := e.lookupRole(roleARN)
 	if role == nil || role.WebIdentity == nil {
 		fail(403, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity: role "+roleARN+" does not trust web identities")
 		return
@@ -281,7 +317,7 @@ func (e *Emulator) assumeRoleWithWebIdentity(w http.ResponseWriter, form url.Val
 			roleARN, claims.Subject, []string(claims.Audience)))
 		return
 	}
-	s := e.newSession(path.Base(roleARN), sessionName, now.Add(time.Duration(dur)*time.Second))
+	s := e.newSession(roleARN, sessionName, now.Add(time.Duration(dur)*time.Second), func(s *session) { s.issuedBy = "AssumeRoleWithWebIdentity" })
 	e.log.Info("AssumeRoleWithWebIdentity: issued", "access_key_id", s.id, "role", roleARN, "sub", claims.Subject)
 	e.countSTSOK()
 	type creds struct {

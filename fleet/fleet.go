@@ -24,6 +24,12 @@
 //     what the daemon's own classifier (signer.Classify, as bridge.Refresher applies it) makes of AWS's
 //     ThrottlingException: transient, the fast backoff.
 //     No other failures are modelled (no network errors, no configuration errors, sinks always accept).
+//   - Role chaining: with ChainHops > 0, a refresh whose CreateSession succeeds goes on with ChainHops STS
+//     AssumeRole calls, one after the other, each after its own latency. STS's request quota is separate
+//     from Roles Anywhere's: hop k draws from its own token bucket (STSQuotaPerSecond, STSBurst), since each
+//     hop is called by a role of a different account (hop 1 by the Roles Anywhere role's account, hop 2 by
+//     hop 1's, …). A throttled hop fails the whole refresh as a transient failure, and the retry starts
+//     again from CreateSession, as chain.Creator does; the Roles Anywhere session it had is wasted.
 //   - Like the refresher, a bridge is blocked while its call is in flight: an SVID that arrives meanwhile is
 //     reported when the call returns, and an expiry meanwhile is reported to the schedule only if the call
 //     failed (a success replaces the credentials first).
@@ -89,6 +95,12 @@ type Options struct {
 	// MaxCalls, when positive, ends the run once more calls than this were sent (a capacity search's
 	// other failure: a policy whose calls, throttled or not, exceed the quota over the run).
 	MaxCalls int
+	// ChainHops is the number of assume_role hops (STS AssumeRole calls) after each CreateSession.
+	ChainHops int
+	// STSQuotaPerSecond and STSBurst are each hop's STS token bucket (AWS's default STS request quota is
+	// 600 per second per account and region; DefaultOptions assumes a burst of one second's worth).
+	STSQuotaPerSecond float64
+	STSBurst          int
 }
 
 // DefaultOptions is the scenario with the project's default policy: 10,000 bridges sharing one
@@ -108,6 +120,9 @@ func DefaultOptions() Options {
 		LatencyMin:      50 * time.Millisecond,
 		LatencyMax:      150 * time.Millisecond,
 		Seed:            1,
+
+		STSQuotaPerSecond: 600,
+		STSBurst:          600,
 	}
 }
 
@@ -132,6 +147,10 @@ func (o Options) Validate() error {
 		return fmt.Errorf("fleet: Burst must be at least 1, got %d", o.Burst)
 	case o.BootWindow < 0 || o.BootWindow >= o.Duration:
 		return fmt.Errorf("fleet: BootWindow must be in [0, Duration), got %v", o.BootWindow)
+	case o.ChainHops < 0:
+		return fmt.Errorf("fleet: ChainHops must not be negative, got %d", o.ChainHops)
+	case o.ChainHops > 0 && (!(o.STSQuotaPerSecond > 0) || math.IsInf(o.STSQuotaPerSecond, 0) || o.STSBurst < 1):
+		return fmt.Errorf("fleet: with ChainHops, STSQuotaPerSecond must be positive and finite and STSBurst at least 1, got %v and %d", o.STSQuotaPerSecond, o.STSBurst)
 	case o.LatencyMin < 0 || o.LatencyMax < o.LatencyMin:
 		return fmt.Errorf("fleet: latency range [%v, %v] must satisfy 0 <= LatencyMin <= LatencyMax", o.LatencyMin, o.LatencyMax)
 	}
@@ -195,6 +214,9 @@ type Result struct {
 	ViolatingBridges int
 	// MaxFirstCredentials is the longest any bridge waited from its boot to its first credentials.
 	MaxFirstCredentials time.Duration
+	// STSCalls and STSThrottled count the role-chaining AssumeRole calls (all hops) and those refused
+	// for STS's quota; PeakSTSCallsPerSecond is the most sent in one second (all hops together).
+	STSCalls, STSThrottled, PeakSTSCallsPerSecond int
 	// Startup is the first hour (bridges booting), Steady the rest until the restart, AfterRestart the
 	// hour after the restart and Aligned the rest of the run, in which every SVID in the fleet rotates
 	// within RestartWindow of the others.
@@ -236,6 +258,7 @@ type bridge struct {
 
 	hasCreds, everHadCreds bool
 	inflight, callOK       bool
+	stage                  int  // 0: CreateSession in flight; k: the k-th STS hop in flight
 	pendingSVID            bool // an SVID arrived during the call
 	pendingExpire          bool // the credentials expired during the call
 	violated               bool
@@ -253,6 +276,8 @@ type sim struct {
 
 	tokens     float64
 	lastRefill time.Duration
+	sts        []stsBucket // one per hop
+	stsCalls   []int32     // per one-second bucket
 
 	calls, accepted []int32 // per one-second bucket
 	phases          [4]PhaseStats
@@ -278,6 +303,12 @@ func Simulate(o Options) Result {
 		q:        make(agenda, 0, 3*o.Bridges),
 	}
 	s.res.Options = o
+	for range o.ChainHops {
+		s.sts = append(s.sts, stsBucket{tokens: float64(o.STSBurst)})
+	}
+	if o.ChainHops > 0 {
+		s.stsCalls = make([]int32, len(s.calls))
+	}
 	s.res.RemainingHistogram = make([]int, int(o.SessionDuration/time.Minute)+1)
 	s.definePhases()
 
@@ -399,10 +430,42 @@ func (s *sim) take() bool {
 	return false
 }
 
+// stsBucket is one hop's STS quota.
+type stsBucket struct {
+	tokens     float64
+	lastRefill time.Duration
+}
+
+// takeSTS draws a token from hop k's STS bucket.
+func (s *sim) takeSTS(k int) bool {
+	b := &s.sts[k]
+	b.tokens = min(float64(s.o.STSBurst), b.tokens+(s.now-b.lastRefill).Seconds()*s.o.STSQuotaPerSecond)
+	b.lastRefill = s.now
+	if b.tokens >= 1 {
+		b.tokens--
+		return true
+	}
+	return false
+}
+
+// hop sends the next STS AssumeRole of a refresh whose previous step succeeded.
+func (s *sim) hop(i int) {
+	b := &s.b[i]
+	b.stage++
+	s.res.STSCalls++
+	s.stsCalls[s.now/time.Second]++
+	b.callOK = s.takeSTS(b.stage - 1)
+	if !b.callOK {
+		s.res.STSThrottled++
+	}
+	lat := s.o.LatencyMin + time.Duration(s.rng.Float64()*float64(s.o.LatencyMax-s.o.LatencyMin))
+	s.push(s.now+lat, i, evDone, 0)
+}
+
 // call sends one CreateSession call (one attempt: no in-call retries) and schedules its return.
 func (s *sim) call(i int) {
 	b := &s.b[i]
-	b.inflight, b.armed = true, -1
+	b.inflight, b.armed, b.stage = true, -1, 0
 	b.timerGen++ // any pending timer is stale: the refresher is busy with this call
 	sec := s.now / time.Second
 	ph := s.phase(s.now)
@@ -433,6 +496,10 @@ var throttledKind = func() schedule.FailureKind {
 // done reports a returned call to the schedule, then any SVID that arrived during it.
 func (s *sim) done(i int) {
 	b := &s.b[i]
+	if b.callOK && b.stage < s.o.ChainHops {
+		s.hop(i) // the refresh goes on with the next hop; the bridge stays busy
+		return
+	}
 	b.inflight = false
 	now := s.vt(s.now)
 	if b.callOK {
@@ -537,6 +604,9 @@ func (s *sim) finish() Result {
 		r.PeakAcceptedPerSecond = max(r.PeakAcceptedPerSecond, int(s.accepted[sec]))
 	}
 	r.MeanCallsPerSecond = float64(r.Calls) / s.o.Duration.Seconds()
+	for _, n := range s.stsCalls {
+		r.PeakSTSCallsPerSecond = max(r.PeakSTSCallsPerSecond, int(n))
+	}
 	overall := time.Duration(math.MaxInt64)
 	for k := range s.phases {
 		p := &s.phases[k]

@@ -51,3 +51,37 @@ func TestSimulationIsDeterministic(t *testing.T) {
 		t.Fatalf("table lacks the phases:\n%s", a.Table())
 	}
 }
+
+// TestTwoHopChainsKeepTheFleetFresh: with two assume_role hops per refresh every successful refresh
+// costs one CreateSession and two STS calls, STS's own quota (600/s per hop's account) never throttles,
+// and the freshness goal holds.
+func TestTwoHopChainsKeepTheFleetFresh(t *testing.T) {
+	o := DefaultOptions()
+	o.ChainHops = 2
+	r := Simulate(o)
+	t.Logf("\n%s", r.Table())
+	if r.Violations != 0 || r.Expiries != 0 || r.STSThrottled != 0 {
+		t.Fatalf("%d violations, %d expiries, %d STS throttles", r.Violations, r.Expiries, r.STSThrottled)
+	}
+	// Every CreateSession that succeeded led to two hops (those still in flight at the end excepted).
+	accepted := r.Calls - r.Throttled
+	if r.STSCalls > 2*accepted || r.STSCalls < 2*accepted-2*o.Bridges || r.Successes > accepted {
+		t.Fatalf("%d accepted CreateSession calls, %d STS calls, %d successes", accepted, r.STSCalls, r.Successes)
+	}
+	if !strings.Contains(r.Table(), "2 STS AssumeRole hop(s) per refresh") {
+		t.Fatalf("the table does not report the hops:\n%s", r.Table())
+	}
+}
+
+// TestThrottledHopsRedoCreateSession: when a hop's STS quota is too small, throttled hops fail the
+// refresh and the retry spends another CreateSession: more Roles Anywhere calls than without a chain.
+func TestThrottledHopsRedoCreateSession(t *testing.T) {
+	o := DefaultOptions()
+	o.Bridges, o.Duration, o.RestartAt = 2000, 6*time.Hour, 3*time.Hour
+	plain := Simulate(o)
+	o.ChainHops, o.STSQuotaPerSecond, o.STSBurst = 1, 0.5, 1
+	chained := Simulate(o)
+	if chained.STSThrottled == 0 || chained.Calls <= plain.Calls {
+		t.Fatalf("STS quota 0.5/s: %d STS throttles, %d CreateSession calls (without a chain %d)", chained.STSThrottled, chained.Calls, plain.Calls)
+	}
+}

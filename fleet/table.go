@@ -32,6 +32,10 @@ func (r Result) Table() string {
 	fmt.Fprintf(&sb, "policy: %s\n", policyString(p))
 	fmt.Fprintf(&sb, "calls %d (mean %.2f/s, peak %d/s, peak accepted %d/s), throttled %d (%.2f%%), successes %d\n",
 		r.Calls, r.MeanCallsPerSecond, r.PeakCallsPerSecond, r.PeakAcceptedPerSecond, r.Throttled, r.ThrottledPercent(), r.Successes)
+	if o.ChainHops > 0 {
+		fmt.Fprintf(&sb, "role chaining: %d STS AssumeRole hop(s) per refresh, each hop's quota %g calls/s (burst %d): STS calls %d (peak %d/s), throttled %d (%.2f%%)\n",
+			o.ChainHops, o.STSQuotaPerSecond, o.STSBurst, r.STSCalls, r.PeakSTSCallsPerSecond, r.STSThrottled, percent(r.STSThrottled, r.STSCalls))
+	}
 	fmt.Fprintf(&sb, "credentials: min remaining at replacement %v, mean %v; violations (< %v left, or expired) %d on %d bridges; expiries %d; longest wait for first credentials %v\n\n",
 		r.MinRemaining.Round(time.Second), r.MeanRemaining.Round(time.Second), FreshnessGoal, r.Violations, r.ViolatingBridges,
 		r.Expiries, r.MaxFirstCredentials.Round(time.Millisecond))

@@ -58,6 +58,11 @@ type ProfileStatus struct {
 	LastErrorType string `json:"last_error_type,omitempty"`
 	// LastError is the last error's message.
 	LastError string `json:"last_error,omitempty"`
+	// LastErrorHop is the role of the step that failed last: the Roles Anywhere role for CreateSession,
+	// an assume_role hop's role for a role-chaining failure.
+	LastErrorHop string `json:"last_error_hop,omitempty"`
+	// AssumeRoleARNs are the profile's role-chaining hops, in order; the credentials are the last one's.
+	AssumeRoleARNs []string `json:"assume_role_arns,omitempty"`
 	// ConsecutiveFailures counts refresh failures since the last success.
 	ConsecutiveFailures int `json:"consecutive_failures"`
 	// Refreshes counts successful refreshes since the daemon started.

@@ -12,6 +12,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,6 +81,9 @@ type Attempt struct {
 	Result string
 	// ErrorType classifies a failure, e.g. "ThrottlingException" or "network"; ignored on success.
 	ErrorType string
+	// Hop names the step that failed: "rolesanywhere" or "assume_role[i]" (never an ARN); ignored on
+	// success.
+	Hop string
 	// Latency is how long the attempt took; zero or negative records no latency.
 	Latency time.Duration
 }
@@ -126,8 +130,8 @@ func New(o Options) *Metrics {
 		}, []string{"profile", "result"}),
 		refreshErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "refresh_errors_total",
-			Help: "Failed credential refresh attempts, by profile and error type.",
-		}, []string{"profile", "error_type"}),
+			Help: "Failed credential refresh attempts, by profile, error type and hop (rolesanywhere, or assume_role[i] for the profile's i-th role-chaining hop).",
+		}, []string{"profile", "error_type", "hop"}),
 		throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "throttles_total",
 			Help: "Refresh attempts rejected with ThrottlingException, by profile.",
@@ -182,7 +186,7 @@ func (m *Metrics) ObserveAttempt(a Attempt) {
 	m.refreshes.WithLabelValues(a.Profile, result).Inc()
 	if result == ResultFailure {
 		errType := errtype.Label(a.ErrorType) // a fixed set: never a server's own string
-		m.refreshErrors.WithLabelValues(a.Profile, errType).Inc()
+		m.refreshErrors.WithLabelValues(a.Profile, errType, hopLabel(a.Hop)).Inc()
 		if errType == ThrottlingErrorType {
 			m.throttles.WithLabelValues(a.Profile).Inc()
 		}
@@ -190,6 +194,19 @@ func (m *Metrics) ObserveAttempt(a Attempt) {
 	if a.Latency > 0 {
 		m.sessionDuration.WithLabelValues(a.Profile).Observe(a.Latency.Seconds())
 	}
+}
+
+// hopLabel keeps the hop label to its forms: "", "rolesanywhere" or "assume_role[i]"; anything else is
+// "other".
+func hopLabel(h string) string {
+	if h == "" || h == "rolesanywhere" {
+		return h
+	}
+	if i, ok := strings.CutPrefix(h, "assume_role["); ok && strings.HasSuffix(i, "]") && len(i) > 1 && len(i) <= 4 &&
+		strings.Trim(i[:len(i)-1], "0123456789") == "" {
+		return h
+	}
+	return "other"
 }
 
 // ObserveSink records one credential write of profile to sink; a nil err is a success.

@@ -56,10 +56,10 @@ func TestObserveAttempt(t *testing.T) {
 	m := New(Options{})
 	m.ObserveAttempt(Attempt{Profile: "app", Result: ResultSuccess, Latency: 120 * time.Millisecond})
 	m.ObserveAttempt(Attempt{Profile: "app", Result: ResultSuccess, Latency: 80 * time.Millisecond})
-	m.ObserveAttempt(Attempt{Profile: "app", Result: ResultFailure, ErrorType: "ThrottlingException", Latency: time.Second})
-	m.ObserveAttempt(Attempt{Profile: "app", Result: ResultFailure, ErrorType: "network"})
+	m.ObserveAttempt(Attempt{Profile: "app", Result: ResultFailure, ErrorType: "ThrottlingException", Hop: "rolesanywhere", Latency: time.Second})
+	m.ObserveAttempt(Attempt{Profile: "app", Result: ResultFailure, ErrorType: "network", Hop: "assume_role[1]"})
 	m.ObserveAttempt(Attempt{Profile: "other", Result: "bogus"})
-	m.ObserveAttempt(Attempt{Profile: "app", Result: ResultFailure, ErrorType: "Injected{le=\"x\"}"}) // a server's own string
+	m.ObserveAttempt(Attempt{Profile: "app", Result: ResultFailure, ErrorType: "Injected{le=\"x\"}", Hop: "arn:aws:iam::1:role/x"}) // a server's own string
 
 	checks := []struct {
 		got  float64
@@ -69,10 +69,10 @@ func TestObserveAttempt(t *testing.T) {
 		{testutil.ToFloat64(m.refreshes.WithLabelValues("app", "success")), 2, "app success"},
 		{testutil.ToFloat64(m.refreshes.WithLabelValues("app", "failure")), 3, "app failure"},
 		{testutil.ToFloat64(m.refreshes.WithLabelValues("other", "failure")), 1, "other failure (bogus result)"},
-		{testutil.ToFloat64(m.refreshErrors.WithLabelValues("app", "ThrottlingException")), 1, "app throttling error"},
-		{testutil.ToFloat64(m.refreshErrors.WithLabelValues("app", "network")), 1, "app network error"},
-		{testutil.ToFloat64(m.refreshErrors.WithLabelValues("other", "other")), 1, "other profile: empty error type"},
-		{testutil.ToFloat64(m.refreshErrors.WithLabelValues("app", "other")), 1, "app: undocumented error type labelled other"},
+		{testutil.ToFloat64(m.refreshErrors.WithLabelValues("app", "ThrottlingException", "rolesanywhere")), 1, "app throttling error at the Roles Anywhere hop"},
+		{testutil.ToFloat64(m.refreshErrors.WithLabelValues("app", "network", "assume_role[1]")), 1, "app network error at a chained hop"},
+		{testutil.ToFloat64(m.refreshErrors.WithLabelValues("other", "other", "")), 1, "other profile: empty error type"},
+		{testutil.ToFloat64(m.refreshErrors.WithLabelValues("app", "other", "other")), 1, "app: undocumented error type labelled other, a malformed hop too"},
 		{testutil.ToFloat64(m.throttles.WithLabelValues("app")), 1, "app throttles"},
 	}
 	for _, c := range checks {
@@ -333,26 +333,26 @@ func TestHTTPScrape(t *testing.T) {
 	}
 
 	m.ObserveAttempt(Attempt{Profile: "web", Result: ResultSuccess, Latency: 300 * time.Millisecond})
-	m.ObserveAttempt(Attempt{Profile: "web", Result: ResultFailure, ErrorType: "ThrottlingException", Latency: 2 * time.Second})
+	m.ObserveAttempt(Attempt{Profile: "web", Result: ResultFailure, ErrorType: "ThrottlingException", Hop: "assume_role[0]", Latency: 2 * time.Second})
 	m.ObserveSink("web", "file", errors.New("permission denied"))
 	m.ObserveEndpointRequest("imds", "web", 200)
 	st.set(now, "error", health.ProfileStatus{Profile: "web", Expiration: now.Add(time.Hour), ConsecutiveFailures: 1})
 
 	after := scrape(t, url)
 	for series, v := range map[string]float64{
-		ns + `refreshes_total{profile="web",result="success"}`:                      1,
-		ns + `refreshes_total{profile="web",result="failure"}`:                      1,
-		ns + `refresh_errors_total{error_type="ThrottlingException",profile="web"}`: 1,
-		ns + `throttles_total{profile="web"}`:                                       1,
-		ns + `create_session_duration_seconds_count{profile="web"}`:                 2,
-		ns + `create_session_duration_seconds_sum{profile="web"}`:                   2.3,
-		ns + `sink_writes_total{profile="web",result="failure",sink="file"}`:        1,
-		ns + `endpoint_requests_total{code="200",endpoint="imds",profile="web"}`:    1,
-		ns + `profile_ready{profile="web"}`:                                         1,
-		ns + `consecutive_failures{profile="web"}`:                                  1,
-		ns + `workload_api_connected`:                                               0,
-		ns + `workload_api_state{state="error"}`:                                    1,
-		ns + `build_info{version="dev"}`:                                            1,
+		ns + `refreshes_total{profile="web",result="success"}`:                                           1,
+		ns + `refreshes_total{profile="web",result="failure"}`:                                           1,
+		ns + `refresh_errors_total{error_type="ThrottlingException",hop="assume_role[0]",profile="web"}`: 1,
+		ns + `throttles_total{profile="web"}`:                                                            1,
+		ns + `create_session_duration_seconds_count{profile="web"}`:                                      2,
+		ns + `create_session_duration_seconds_sum{profile="web"}`:                                        2.3,
+		ns + `sink_writes_total{profile="web",result="failure",sink="file"}`:                             1,
+		ns + `endpoint_requests_total{code="200",endpoint="imds",profile="web"}`:                         1,
+		ns + `profile_ready{profile="web"}`:                                                              1,
+		ns + `consecutive_failures{profile="web"}`:                                                       1,
+		ns + `workload_api_connected`:                                                                    0,
+		ns + `workload_api_state{state="error"}`:                                                         1,
+		ns + `build_info{version="dev"}`:                                                                 1,
 	} {
 		got, ok := after[series]
 		if !ok {

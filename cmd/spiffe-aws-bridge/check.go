@@ -16,7 +16,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/chain"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/chain/sdksts"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/certcheck"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/credproc"
@@ -33,7 +36,9 @@ func newCheckCommand(stdout, stderr io.Writer) *cobra.Command {
 		Long: `Connect to the SPIFFE Workload API and list the X.509-SVIDs offered; check each against IAM Roles
 Anywhere's requirements (key type, CA flag, key usage, validity, chain); print the principal tags AWS
 derives from it and a minimal role trust policy that admits it. With --config, also try one
-CreateSession per profile and explain any AWS error in plain words.
+CreateSession per profile and explain any AWS error in plain words, then walk the profile's assume_role
+hops (STS AssumeRole), printing for each the trust policy its role needs and the permission the
+previous role needs.
 
 Exits 0 only when every check passes.`,
 		Args: cobra.NoArgs,
@@ -271,5 +276,59 @@ func checkProfile(ctx context.Context, out io.Writer, p config.Profile, svids []
 		return 1
 	}
 	fmt.Fprintf(out, "  ok   CreateSession succeeded: %s until %s\n", c.AssumedRoleARN, c.Expiration.UTC().Format(time.RFC3339))
-	return 0
+	return checkHops(ctx, out, p, chosen.id, c)
+}
+
+// checkHops walks the profile's assume_role hops with aws-sdk-go-v2's STS client, printing for each the
+// trust policy its role needs and the permission the previous role needs, and the explained AWS error
+// of the first hop that fails (the hops after it are printed, not tried).
+func checkHops(ctx context.Context, out io.Writer, p config.Profile, spiffeID string, start creds.Credentials) int {
+	hops := chain.FromConfig(p.AssumeRole)
+	caller, cur := p.RoleARN, start
+	failed := 0
+	for i, h := range hops {
+		tagged := i > 0 && chain.Transitive(hops, i-1)
+		fmt.Fprintf(out, "\n  Hop %d: sts:AssumeRole into %s (account %s) as %s\n", i+1, h.RoleARN, chain.AccountOf(h.RoleARN), caller)
+		fmt.Fprintf(out, "    Trust policy %s needs (account %s):\n", h.RoleARN, chain.AccountOf(h.RoleARN))
+		for _, line := range strings.Split(chain.TrustPolicy(caller, h, tagged), "\n") {
+			fmt.Fprintln(out, "      "+line)
+		}
+		fmt.Fprintf(out, "    Permission policy %s needs (account %s):\n", caller, chain.AccountOf(caller))
+		for _, line := range strings.Split(chain.CallerPolicy(h, tagged), "\n") {
+			fmt.Fprintln(out, "      "+line)
+		}
+		caller = h.RoleARN
+		if failed > 0 {
+			fmt.Fprintf(out, "  skip hop %d: not tried (an earlier hop failed)\n", i+1)
+			continue
+		}
+		one := &chain.Chain{Hops: []chain.Hop{h}, STS: &sdksts.Client{MaxAttempts: 2}, Region: stsRegionOf(p, hops, i), AllowHTTP: p.InsecureEndpoint}
+		next, err := one.Assume(ctx, cur, spiffeID)
+		if err != nil {
+			failed++
+			var api *chain.APIError
+			if errors.As(err, &api) {
+				fmt.Fprintf(out, "  FAIL hop %d (%s): %s (HTTP %d): %s\n       %s\n", i+1, h.RoleARN, api.Code, api.StatusCode, api.Message,
+					chain.Explain(api.Code, api.Message, cur.AssumedRoleARN, h.RoleARN))
+			} else {
+				fmt.Fprintf(out, "  FAIL hop %d (%s): %v\n", i+1, h.RoleARN, err)
+			}
+			continue
+		}
+		fmt.Fprintf(out, "  ok   hop %d succeeded: %s until %s\n", i+1, next.AssumedRoleARN, next.Expiration.UTC().Format(time.RFC3339))
+		cur = next
+	}
+	return failed
+}
+
+// stsRegionOf is the STS region hop i starts from: the last sts_region set before it, else the
+// profile's region (the chain passes each hop's region on to the next).
+func stsRegionOf(p config.Profile, hops []chain.Hop, i int) string {
+	r := p.Region
+	for _, h := range hops[:i] {
+		if h.STSRegion != "" {
+			r = h.STSRegion
+		}
+	}
+	return r
 }

@@ -31,6 +31,12 @@ const (
 	devRoleARN     = "arn:aws:iam::123456789012:role/dev-workload"
 	devSpiffeID    = "spiffe://example.org/dev/workload"
 	devProfile     = "dev"
+
+	// dev --chain: a workload account B whose role trusts account A's dev role (role chaining).
+	devAccountB     = "210987654321"
+	devRoleB        = "arn:aws:iam::210987654321:role/dev-workload-b"
+	devExternalID   = "dev-external-id"
+	devChainProfile = "dev-cross-account"
 )
 
 type devOptions struct {
@@ -40,6 +46,7 @@ type devOptions struct {
 	session     time.Duration
 	logLevel    string
 	node        bool
+	chain       bool
 }
 
 // devWorkloads are the services dev --node serves through the fake Delegated Identity API.
@@ -80,6 +87,7 @@ its files (credentials, configs, the fake agent's trust bundle) are kept.`,
 	f.DurationVar(&o.session, "session-duration", time.Hour, "AWS session duration (15m to 12h)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	f.BoolVar(&o.node, "node", false, "also show node mode: a fake SPIRE agent admin API (Delegated Identity API) serving two more workloads, each with its own SVID, credentials file and container endpoint")
+	f.BoolVar(&o.chain, "chain", false, "add a second profile, "+devChainProfile+", that chains from the Roles Anywhere role into a role of a second account ("+devAccountB+") with STS AssumeRole")
 	return cmd
 }
 
@@ -170,6 +178,9 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 		src += extra
 		nodeBanner = banner
 	}
+	if o.chain {
+		src += devChainProfileConfig(emu.URL, credsPath)
+	}
 	if err := os.WriteFile(bridgeConfig, []byte(src), 0o644); err != nil {
 		return err
 	}
@@ -202,7 +213,8 @@ Use the credentials from another terminal:
 
 %[13]sStop with Ctrl-C.%[12]s
 
-`, dir, agent.Addr(), o.rotateEvery, devSpiffeID, emu.URL, bridgeConfig, credsPath, devProfile, port, devRegion, tokenPath, keptNote(o.dir), nodeBanner)
+`, dir, agent.Addr(), o.rotateEvery, devSpiffeID, emu.URL, bridgeConfig, credsPath, devProfile, port, devRegion, tokenPath, keptNote(o.dir),
+		devChainBanner(o.chain, credsPath, emu.URL)+nodeBanner)
 
 	return runDaemon(ctx, bridgeConfig, cfg, log, daemon.Options{Logger: log})
 }
@@ -234,7 +246,59 @@ role %q {
     values = ["spiffe://example.org/dev/*"]
   }
 }
-`, devAccount, devTrustAnchor, caPath, devProfileARN, devRoleARN, devRoleARN)
+
+# Account %s's workload role: trusts account %s's dev role (dev --chain).
+role %q {
+  sts_trust {
+    principals          = [%q]
+    external_id         = %q
+    tag_session         = true
+    set_source_identity = true
+  }
+}
+`, devAccount, devTrustAnchor, caPath, devProfileARN, devRoleARN, devRoleARN, devAccountB, devAccount, devRoleB, devRoleARN, devExternalID)
+}
+
+// devChainProfileConfig is dev --chain's second profile: account A's Roles Anywhere session, then STS
+// AssumeRole into account B's role, written to its own section of the credentials file.
+func devChainProfileConfig(endpoint, credsPath string) string {
+	return fmt.Sprintf(`
+profile %q {
+  spiffe_id         = %q
+  trust_anchor_arn  = %q
+  profile_arn       = %q
+  role_arn          = %q
+  endpoint          = %q
+  insecure_endpoint = true
+
+  refresh {
+    rotation_spread = "0s"
+  }
+
+  # Role chaining: from account %s's role into account %s's (the emulator's STS stands in for
+  # https://sts.%s.amazonaws.com).
+  assume_role {
+    role_arn     = %q
+    external_id  = %q
+    sts_endpoint = %q
+  }
+
+  credentials_file {
+    path = %q
+  }
+}
+`, devChainProfile, devSpiffeID, devTrustAnchor, devProfileARN, devRoleARN, endpoint, devAccount, devAccountB, devRegion, devRoleB, devExternalID, endpoint, credsPath)
+}
+
+func devChainBanner(on bool, credsPath, endpoint string) string {
+	if !on {
+		return ""
+	}
+	return fmt.Sprintf(`  # role chaining (--chain): account %s's role, reached from account %s's Roles Anywhere session
+  AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=%s aws sts get-caller-identity --region %s --endpoint-url %s
+  curl -s %s/_emulator/sessions   # the session's spiffe-id tag and source identity
+
+`, devAccountB, devAccount, credsPath, devChainProfile, devRegion, endpoint, endpoint)
 }
 
 func devBridgeConfig(agentAddr, endpoint string, session time.Duration, credsPath string, port int, tokenPath, level string) string {

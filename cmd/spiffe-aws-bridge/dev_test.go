@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,6 +130,52 @@ func TestDevModeWorksEndToEnd(t *testing.T) {
 		if secret == "" || strings.Contains(all, secret) {
 			t.Fatalf("a secret (or an empty one) in dev's trace output: %q", secret[:min(4, len(secret))])
 		}
+	}
+}
+
+// TestDevChainReachesTheSecondAccount runs `dev --chain` and the command its banner prints for the
+// cross-account profile: the aws CLI is account B's role, and the session carries the spiffe-id tag.
+func TestDevChainReachesTheSecondAccount(t *testing.T) {
+	aws, err := exec.LookPath("aws")
+	if err != nil {
+		t.Skip("the aws CLI is not installed")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(binPath, "dev", "--chain", "--dir", dir, "--duration", "60s")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	var banner strings.Builder
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		banner.WriteString(sc.Text() + "\n")
+		if strings.HasPrefix(sc.Text(), "Stop with Ctrl-C.") {
+			break
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	line := regexp.MustCompile(`AWS_SHARED_CREDENTIALS_FILE=(\S+) AWS_PROFILE=dev-cross-account aws sts get-caller-identity --region (\S+) --endpoint-url (\S+)`).FindStringSubmatch(banner.String())
+	if line == nil {
+		t.Fatalf("the banner has no cross-account command:\n%s", banner.String())
+	}
+	eventually(t, "the cross-account profile", func() bool { return profileKeys(line[1], "dev-cross-account")["aws_access_key_id"] != "" })
+	c := exec.Command(aws, "sts", "get-caller-identity", "--region", line[2], "--endpoint-url", line[3], "--output", "json")
+	c.Env = append(os.Environ(), "AWS_SHARED_CREDENTIALS_FILE="+line[1], "AWS_PROFILE=dev-cross-account", "AWS_CONFIG_FILE="+filepath.Join(dir, "none"))
+	out, err := c.CombinedOutput()
+	var id struct{ Account, Arn string }
+	if err != nil || json.Unmarshal(out, &id) != nil || id.Account != devAccountB {
+		t.Fatalf("aws sts get-caller-identity: %v\n%s", err, out)
+	}
+	var views []struct{ Tags map[string]string }
+	key := profileKeys(line[1], "dev-cross-account")["aws_access_key_id"]
+	if err := json.Unmarshal([]byte(httpBody(t, line[3]+"/_emulator/sessions?access_key_id="+key)), &views); err != nil || len(views) != 1 || views[0].Tags["spiffe-id"] != devSpiffeID {
+		t.Fatalf("the cross-account session: %v %+v", err, views)
 	}
 }
 

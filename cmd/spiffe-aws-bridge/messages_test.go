@@ -99,6 +99,8 @@ func TestRunLogsSinksAtStartAndASummaryAtStop(t *testing.T) {
 	}
 	d := startDaemon(t, cfg)
 	eventually(t, "credentials", func() bool { return profileKeys(credsPath, "app")["aws_access_key_id"] != "" })
+	// The refresh line comes after the sinks were written: wait for it, not for the file.
+	eventually(t, "the refresh line", func() bool { return strings.Contains(d.Logs(), "refreshed credentials") })
 	logs := d.Logs()
 	want := fmt.Sprintf(`profile started: profile=app selector="spiffe_id %s" role=%s sinks=["credentials_file %s [app]", "imds http://127.0.0.1:%d/"]`, e2eSpiffeID, e2eRole, credsPath, port)
 	if !strings.Contains(logs, "sinks=[\"credentials_file "+credsPath+" [app]\", \"imds http://127.0.0.1:"+fmt.Sprint(port)+"/\"]") {

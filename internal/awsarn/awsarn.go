@@ -167,3 +167,6 @@ func Partition(region string) string {
 	}
 	return "aws"
 }
+
+// ValidRegion reports whether s looks like an AWS region name (e.g. "eu-west-1").
+func ValidRegion(s string) bool { return region().MatchString(s) }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/x509tags"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 )
 
@@ -120,31 +121,12 @@ func keyUsages(ku x509.KeyUsage) string {
 
 // Tag is one principal tag AWS derives from the certificate, usable in a trust policy as
 // aws:PrincipalTag/<Key>.
-type Tag struct{ Key, Value string }
+type Tag = x509tags.Tag
 
-// PrincipalTags are the tags Roles Anywhere derives from the leaf: x509Subject/<attr>, x509Issuer/<attr>
-// and x509SAN/{URI,DNS,Name} (the first of each kind).
-func PrincipalTags(leaf *x509.Certificate) []Tag {
-	var tags []Tag
-	name := func(prefix string, attrs map[string][]string) {
-		for _, k := range []string{"CN", "OU", "O", "L", "ST", "C"} {
-			if v := attrs[k]; len(v) > 0 && v[0] != "" {
-				tags = append(tags, Tag{prefix + "/" + k, v[0]})
-			}
-		}
-	}
-	name("x509Subject", map[string][]string{"CN": {leaf.Subject.CommonName}, "OU": leaf.Subject.OrganizationalUnit,
-		"O": leaf.Subject.Organization, "L": leaf.Subject.Locality, "ST": leaf.Subject.Province, "C": leaf.Subject.Country})
-	name("x509Issuer", map[string][]string{"CN": {leaf.Issuer.CommonName}, "OU": leaf.Issuer.OrganizationalUnit,
-		"O": leaf.Issuer.Organization, "L": leaf.Issuer.Locality, "ST": leaf.Issuer.Province, "C": leaf.Issuer.Country})
-	if len(leaf.URIs) > 0 {
-		tags = append(tags, Tag{"x509SAN/URI", leaf.URIs[0].String()})
-	}
-	if len(leaf.DNSNames) > 0 {
-		tags = append(tags, Tag{"x509SAN/DNS", leaf.DNSNames[0]})
-	}
-	return tags
-}
+// PrincipalTags are the tags Roles Anywhere derives from the leaf with its default attribute mapping:
+// every supported subject and issuer RDN, the first SAN URI and DNS name, and the RDNs of the first SAN
+// directory name (rules in package x509tags, which the emulator uses too).
+func PrincipalTags(leaf *x509.Certificate) []Tag { return x509tags.Of(leaf) }
 
 // TrustPolicy is a minimal IAM role trust policy admitting certificates with this SPIFFE ID (the URI
 // SAN) through the trust anchor: the Roles Anywhere service principal may AssumeRole, TagSession and

@@ -26,6 +26,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/chain"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
@@ -54,6 +55,12 @@ type Options struct {
 	configPath, profile string
 	// socketFrom says where workloadSocket came from when not from its flag (the config's key).
 	socketFrom string
+
+	// Role chaining after the Roles Anywhere session (package chain).
+	assumeRoleARNs, externalIDs, assumeRoleSessionNames, assumeRoleDurations []string
+	stsEndpoint, stsRegion                                                   string
+	spiffeIDTag                                                              string
+	hops                                                                     []chain.Hop // from --config, unless --assume-role-arn
 	// Output is where the logs go and whether they include debug lines.
 	Output Output
 }
@@ -78,6 +85,13 @@ func (o *Options) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.noVerifySSL, "no-verify-ssl", false, "do not verify the endpoint's TLS certificate (testing only)")
 	f.StringVar(&o.configPath, "config", "", "take the profile's settings from a spiffe-aws-bridge config file (with --profile)")
 	f.StringVar(&o.profile, "profile", "", "profile block of --config to use")
+	f.StringArrayVar(&o.assumeRoleARNs, "assume-role-arn", nil, "after Roles Anywhere, assume this role with STS AssumeRole (repeat for a chain of hops, in order)")
+	f.StringArrayVar(&o.externalIDs, "external-id", nil, "ExternalId for the hops: once for every hop, or once per --assume-role-arn in order (\"\" for none)")
+	f.StringArrayVar(&o.assumeRoleSessionNames, "assume-role-session-name", nil, "role session name for the hops (default derived from the SPIFFE ID): once for every hop, or once per hop")
+	f.StringArrayVar(&o.assumeRoleDurations, "assume-role-duration", nil, "session duration of the hops, e.g. 1h (AWS caps chained sessions at 1h): once for every hop, or once per hop")
+	f.StringVar(&o.stsEndpoint, "sts-endpoint", "", "STS endpoint URL of the hops (default the regional https://sts.<region>.amazonaws.com; plain http to loopback only)")
+	f.StringVar(&o.stsRegion, "sts-region", "", "STS region of the hops (default the trust anchor's)")
+	f.StringVar(&o.spiffeIDTag, "spiffe-id-tag", chain.DefaultSPIFFEIDTag, "session tag key carrying the SPIFFE ID on each hop (\"\" for none)")
 	o.Output.AddFlags(f)
 }
 
@@ -191,7 +205,59 @@ func (o *Options) applyConfig(flags *pflag.FlagSet) error {
 	if !flags.Changed("session-duration") && p.SessionDuration > 0 {
 		o.durationSeconds = int(p.SessionDuration / time.Second)
 	}
+	if !flags.Changed("assume-role-arn") {
+		o.hops = chain.FromConfig(p.AssumeRole)
+	}
 	return nil
+}
+
+// chainHops are the role-chaining hops: from the --assume-role-* flags, else from --config.
+func (o *Options) chainHops() ([]chain.Hop, error) {
+	if len(o.assumeRoleARNs) == 0 {
+		for _, f := range [][]string{o.externalIDs, o.assumeRoleSessionNames, o.assumeRoleDurations} {
+			if len(f) > 0 {
+				return nil, errors.New("--external-id, --assume-role-session-name and --assume-role-duration need --assume-role-arn")
+			}
+		}
+		return o.hops, nil
+	}
+	n := len(o.assumeRoleARNs)
+	pick := func(flag string, vals []string, i int) (string, error) {
+		switch len(vals) {
+		case 0:
+			return "", nil
+		case 1:
+			return vals[0], nil
+		case n:
+			return vals[i], nil
+		}
+		return "", fmt.Errorf("--%s is given %d times for %d --assume-role-arn: give it once (every hop) or once per hop", flag, len(vals), n)
+	}
+	var hops []chain.Hop
+	for i, arn := range o.assumeRoleARNs {
+		h := chain.Hop{RoleARN: arn, STSEndpoint: o.stsEndpoint, STSRegion: o.stsRegion, SPIFFEIDTag: o.spiffeIDTag}
+		var err error
+		if h.ExternalID, err = pick("external-id", o.externalIDs, i); err != nil {
+			return nil, err
+		}
+		if h.RoleSessionName, err = pick("assume-role-session-name", o.assumeRoleSessionNames, i); err != nil {
+			return nil, err
+		}
+		d, err := pick("assume-role-duration", o.assumeRoleDurations, i)
+		if err != nil {
+			return nil, err
+		}
+		if d != "" {
+			if h.Duration, err = time.ParseDuration(d); err != nil {
+				return nil, fmt.Errorf("--assume-role-duration %q: %w", d, err)
+			}
+		}
+		hops = append(hops, h)
+	}
+	if err := chain.Validate(hops); err != nil {
+		return nil, err
+	}
+	return hops, nil
 }
 
 // CreateSession runs one CreateSession with the identity from files or from the Workload API.
@@ -204,9 +270,24 @@ func (o *Options) CreateSession(ctx context.Context, log hclog.Logger) (creds.Cr
 	if err != nil {
 		return creds.Credentials{}, err
 	}
+	hops, err := o.chainHops()
+	if err != nil {
+		return creds.Credentials{}, &cli.ExitError{Code: 2, Err: err}
+	}
 	log.Debug("signing with", "source", source, "serial", id.Leaf.SerialNumber.String(), "not_after", id.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	client := signer.New(signer.Options{HTTPClient: o.httpClient(), Logger: log.Named("signer")})
-	return client.CreateSession(ctx, signer.CreateSessionInput{
+	var sc chain.SessionCreator = client
+	if len(hops) > 0 {
+		region := o.region
+		if p := strings.Split(o.trustAnchorARN, ":"); region == "" && len(p) == 6 {
+			region = p[3]
+		}
+		allowHTTP := o.insecureEndpoint // plain http to loopback needs no flag (netutil.PlainHTTPAllowed)
+		// The lean binary must not link aws-sdk-go-v2: the hops use chain's standard-library SigV4 client.
+		sc = &chain.Creator{RolesAnywhere: client, Chain: &chain.Chain{Hops: hops, Region: region, AllowHTTP: allowHTTP,
+			STS: &chain.Query{HTTPClient: o.httpClient()}}}
+	}
+	return sc.CreateSession(ctx, signer.CreateSessionInput{
 		Identity:        id,
 		TrustAnchorARN:  o.trustAnchorARN,
 		ProfileARN:      o.profileARN,

@@ -33,6 +33,8 @@ var AWS = []string{
 	"AccessDenied", "ExpiredTokenException", "IDPCommunicationError", "IDPRejectedClaim",
 	"InvalidIdentityToken", "MalformedPolicyDocument", "PackedPolicyTooLarge", "RegionDisabledException",
 	"Throttling",
+	// STS AssumeRole as role chaining meets it: input errors, and credentials the endpoint refuses.
+	"ValidationError", "ExpiredToken", "InvalidClientTokenId", "SignatureDoesNotMatch", "IncompleteSignature",
 }
 
 // Own lists the bridge's own labels.
