@@ -233,21 +233,11 @@ func (e *Emulator) assumeRole(w http.ResponseWriter, caller *session, form url.V
 	e.log.Info("AssumeRole: issued", "access_key_id", s.id, "caller", caller.assumedRoleARN, "role", roleARN,
 		"session", sessionName, "expires", s.expires.UTC().Format(time.RFC3339))
 	e.countSTSOK()
-	type creds struct {
-		AccessKeyID     string `xml:"AccessKeyId"`
-		SecretAccessKey string `xml:"SecretAccessKey"`
-		SessionToken    string `xml:"SessionToken"`
-		Expiration      string `xml:"Expiration"`
-	}
-	type user struct {
-		Arn           string `xml:"Arn"`
-		AssumedRoleID string `xml:"AssumedRoleId"`
-	}
 	type result struct {
-		Credentials      creds  `xml:"Credentials"`
-		AssumedRoleUser  user   `xml:"AssumedRoleUser"`
-		PackedPolicySize int    `xml:"PackedPolicySize"`
-		SourceIdentity   string `xml:"SourceIdentity,omitempty"`
+		Credentials      stsCredentials     `xml:"Credentials"`
+		AssumedRoleUser  stsAssumedRoleUser `xml:"AssumedRoleUser"`
+		PackedPolicySize int                `xml:"PackedPolicySize"`
+		SourceIdentity   string             `xml:"SourceIdentity,omitempty"`
 	}
 	writeXML(w, 200, struct {
 		XMLName xml.Name         `xml:"AssumeRoleResponse"`
@@ -255,8 +245,8 @@ func (e *Emulator) assumeRole(w http.ResponseWriter, caller *session, form url.V
 		Result  result           `xml:"AssumeRoleResult"`
 		Meta    responseMetadata `xml:"ResponseMetadata"`
 	}{XMLNS: stsNS, Result: result{
-		Credentials:      creds{s.id, s.secret, s.token, s.expires.UTC().Format(time.RFC3339)},
-		AssumedRoleUser:  user{s.assumedRoleARN, s.assumedRoleID},
+		Credentials:      s.xmlCredentials(),
+		AssumedRoleUser:  stsAssumedRoleUser{s.assumedRoleARN, s.assumedRoleID},
 		PackedPolicySize: min(100, 5*len(s.tags)+len(form.Get("Policy"))/40+3*len(policyARNs)),
 		SourceIdentity:   source,
 	}, Meta: responseMetadata{requestID()}})

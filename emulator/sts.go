@@ -320,22 +320,12 @@ func (e *Emulator) assumeRoleWithWebIdentity(w http.ResponseWriter, form url.Val
 	s := e.newSession(roleARN, sessionName, now.Add(time.Duration(dur)*time.Second), func(s *session) { s.issuedBy = "AssumeRoleWithWebIdentity" })
 	e.log.Info("AssumeRoleWithWebIdentity: issued", "access_key_id", s.id, "role", roleARN, "sub", claims.Subject)
 	e.countSTSOK()
-	type creds struct {
-		AccessKeyID     string `xml:"AccessKeyId"`
-		SecretAccessKey string `xml:"SecretAccessKey"`
-		SessionToken    string `xml:"SessionToken"`
-		Expiration      string `xml:"Expiration"`
-	}
-	type user struct {
-		Arn           string `xml:"Arn"`
-		AssumedRoleID string `xml:"AssumedRoleId"`
-	}
 	type result struct {
-		Credentials                 creds  `xml:"Credentials"`
-		SubjectFromWebIdentityToken string `xml:"SubjectFromWebIdentityToken"`
-		AssumedRoleUser             user   `xml:"AssumedRoleUser"`
-		Audience                    string `xml:"Audience"`
-		Provider                    string `xml:"Provider"`
+		Credentials                 stsCredentials     `xml:"Credentials"`
+		SubjectFromWebIdentityToken string             `xml:"SubjectFromWebIdentityToken"`
+		AssumedRoleUser             stsAssumedRoleUser `xml:"AssumedRoleUser"`
+		Audience                    string             `xml:"Audience"`
+		Provider                    string             `xml:"Provider"`
 	}
 	writeXML(w, 200, struct {
 		XMLName xml.Name         `xml:"AssumeRoleWithWebIdentityResponse"`
@@ -343,10 +333,29 @@ func (e *Emulator) assumeRoleWithWebIdentity(w http.ResponseWriter, form url.Val
 		Result  result           `xml:"AssumeRoleWithWebIdentityResult"`
 		Meta    responseMetadata `xml:"ResponseMetadata"`
 	}{XMLNS: stsNS, Result: result{
-		Credentials:                 creds{s.id, s.secret, s.token, s.expires.UTC().Format(time.RFC3339)},
+		Credentials:                 s.xmlCredentials(),
 		SubjectFromWebIdentityToken: claims.Subject,
-		AssumedRoleUser:             user{s.assumedRoleARN, s.assumedRoleID},
+		AssumedRoleUser:             stsAssumedRoleUser{s.assumedRoleARN, s.assumedRoleID},
 		Audience:                    strings.Join(claims.Audience, ","),
 		Provider:                    "emulator",
 	}, Meta: responseMetadata{requestID()}})
+}
+
+// stsCredentials is the Credentials element of STS's AssumeRole* responses.
+type stsCredentials struct {
+	AccessKeyID     string `xml:"AccessKeyId"`
+	SecretAccessKey string `xml:"SecretAccessKey"`
+	SessionToken    string `xml:"SessionToken"`
+	Expiration      string `xml:"Expiration"`
+}
+
+// stsAssumedRoleUser is the AssumedRoleUser element of STS's AssumeRole* responses.
+type stsAssumedRoleUser struct {
+	Arn           string `xml:"Arn"`
+	AssumedRoleID string `xml:"AssumedRoleId"`
+}
+
+// xmlCredentials is the issued session's credentials as STS writes them.
+func (s issued) xmlCredentials() stsCredentials {
+	return stsCredentials{s.id, s.secret, s.token, s.expires.UTC().Format(time.RFC3339)}
 }
