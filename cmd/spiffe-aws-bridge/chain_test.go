@@ -6,8 +6,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -74,33 +72,11 @@ role %q {
 	return w
 }
 
-// awsIdentity runs `aws sts get-caller-identity` against the emulator with only env and returns the
-// account and ARN it prints.
+// awsIdentity runs `aws sts get-caller-identity` against the emulator with only env (and IMDS off) and
+// returns the account and ARN it prints.
 func awsIdentity(t *testing.T, w *world, env []string, args ...string) (account, arn string) {
 	t.Helper()
-	aws, err := exec.LookPath("aws")
-	if err != nil {
-		t.Skip("the aws CLI is not installed (CI installs Debian's awscli)")
-	}
-	cmd := exec.Command(aws, append([]string{"sts", "get-caller-identity", "--region", "us-east-1",
-		"--endpoint-url", w.emu.URL, "--output", "json"}, args...)...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AWS_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "AWS_CONFIG_FILE="+filepath.Join(w.dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(w.dir, "none"),
-		"AWS_RETRY_MODE=standard", "AWS_MAX_ATTEMPTS=1", "AWS_EC2_METADATA_DISABLED=true")
-	cmd.Env = append(cmd.Env, env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("aws sts get-caller-identity: %v\n%s", err, out)
-	}
-	var id struct{ Arn, Account string }
-	if err := json.Unmarshal(out, &id); err != nil {
-		t.Fatalf("aws output %q: %v", out, err)
-	}
-	return id.Account, id.Arn
+	return awsGetCallerIdentity(t, w, append([]string{"AWS_EC2_METADATA_DISABLED=true"}, env...), args...)
 }
 
 // sessionOf is the emulator's view of the session of accessKeyID.
