@@ -385,7 +385,9 @@ profile "app" {
 					strings.Contains(report.ConfigReload.Error, tt.want)
 			})
 			// The log arrives through a pipe, possibly after /ready already shows the refusal.
-			refused := func() int { return strings.Count(d.Logs(), "config reload refused; every profile keeps running as before") }
+			refused := func() int {
+				return strings.Count(d.Logs(), "config reload refused; every profile keeps running as before")
+			}
 			eventually(t, "the refused reload in the log", func() bool { return refused() >= reloads })
 			if n := refused(); n != reloads {
 				t.Fatalf("%d refused reloads logged, want %d", n, reloads)
