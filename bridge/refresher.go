@@ -63,10 +63,16 @@ const (
 	Withdraw IdentityLossPolicy = "withdraw"
 )
 
-// DefaultMaxWait bounds every wait of the refresher: timers run on the monotonic clock, which stands still
-// during suspend and ignores steps of the wall clock, so no wait may trust one for long (design.md §6:
-// ~30 s). 25 s leaves room for the refresh itself within 30 s of a jump.
+// DefaultMaxWait bounds every wait of a refresher without a WallClock: timers run on the monotonic clock,
+// which stands still during suspend and ignores steps of the wall clock, so no wait may trust one for long
+// (design.md §6: ~30 s). 25 s leaves room for the refresh itself within 30 s of a jump.
 const DefaultMaxWait = 25 * time.Second
+
+// WallClock tells a refresher when the wall clock jumped; *clock.Watch implements it.
+type WallClock interface {
+	// Jumped returns a channel closed at the next jump after the call.
+	Jumped() <-chan struct{}
+}
 
 // RefresherOptions configures a Refresher.
 type RefresherOptions struct {
@@ -92,8 +98,14 @@ type RefresherOptions struct {
 	// OnIdentityLoss is what happens to delivered credentials when the identity is lost; default
 	// KeepUntilExpiry.
 	OnIdentityLoss IdentityLossPolicy
-	// MaxWait bounds every wait: the refresher re-reads the wall clock at least this often, so deadlines
-	// hold across suspend and clock steps; default (and maximum) DefaultMaxWait.
+	// WallClock, when set, tells the refresher that the wall clock jumped (a step, or a resume from
+	// suspend): it then sleeps until its next deadline however far away, and re-checks its deadlines
+	// against the wall clock when told. A daemon shares one clock.Watch among all its refreshers, so an
+	// idle host does not wake once per profile every 25 s.
+	WallClock WallClock
+	// MaxWait bounds every wait of a refresher without a WallClock: it re-reads the wall clock at least
+	// this often, so deadlines hold across suspend and clock steps; default (and maximum)
+	// DefaultMaxWait.
 	MaxWait time.Duration
 
 	Clock    clock.Clock    // default: the wall clock
@@ -187,9 +199,10 @@ func (r *Refresher) Credentials() (c creds.Credentials, issued time.Time, ok boo
 // Run refreshes until ctx ends. It returns nil on cancellation; it never gives up on errors.
 //
 // Deadlines are wall-clock instants, but timers run on the monotonic clock, which stands still while the
-// machine is suspended and ignores steps of the wall clock: so no wait lasts longer than MaxWait, and on
-// every wake-up the refresher compares the wall clock with its deadlines. After a jump or a resume,
-// expired credentials are withdrawn and a due refresh starts within MaxWait.
+// machine is suspended and ignores steps of the wall clock. So on every wake-up the refresher compares the
+// wall clock with its deadlines, and it wakes up when WallClock reports a jump or, without one, at least
+// every MaxWait. After a jump or a resume, expired credentials are withdrawn and a due refresh starts
+// within the Watch's interval (or MaxWait).
 func (r *Refresher) Run(ctx context.Context) error {
 	now := r.o.Clock.Now()
 	if r.o.Initial.ValidAt(now) {
@@ -202,27 +215,49 @@ func (r *Refresher) Run(ctx context.Context) error {
 	}
 	svids := r.o.SVIDs
 	for {
-		armed := r.o.Clock.Now()
-		wait := r.o.MaxWait
-		if wake := r.nextWake(); !wake.IsZero() {
-			wait = min(wait, wake.Sub(armed))
+		var jumped <-chan struct{}
+		if r.o.WallClock != nil {
+			jumped = r.o.WallClock.Jumped() // before reading the clock: a jump in between is not missed
 		}
-		timer := r.o.Clock.NewTimer(wait)
+		armed := r.o.Clock.Now()
+		wait, bounded := r.o.MaxWait, jumped == nil
+		if wake := r.nextWake(); !wake.IsZero() {
+			wait, bounded = wake.Sub(armed), true
+			if jumped == nil {
+				wait = min(wait, r.o.MaxWait)
+			}
+		}
+		var timer clock.Timer
+		var fired <-chan time.Time
+		if bounded {
+			timer = r.o.Clock.NewTimer(wait)
+			fired = timer.C()
+		}
 		select {
 		case <-ctx.Done():
-			timer.Stop()
+			stop(timer)
 			return nil
 		case s, ok := <-svids:
-			timer.Stop()
+			stop(timer)
 			if !ok {
 				svids = nil
 				continue
 			}
 			r.onSVID(ctx, s)
-		case <-timer.C():
-			r.checkJump(armed, wait)
+		case <-jumped:
+			stop(timer) // the Watch logged the jump; tick acts on the new time
+		case <-fired:
+			if jumped == nil {
+				r.checkJump(armed, wait)
+			}
 		}
 		r.tick(ctx)
+	}
+}
+
+func stop(t clock.Timer) {
+	if t != nil {
+		t.Stop()
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -566,5 +567,134 @@ func TestConfigurationProblemsLoggedOncePerCauseAndRetriedSlowly(t *testing.T) {
 	}
 	if n := strings.Count(h.logs.String(), "[ERROR] refresher: refresh failed"); n != 1 {
 		t.Fatalf("the same 403 (three request ids) logged %d times at ERROR, want once:\n%s", n, h.logs.String())
+	}
+}
+
+// manualWall is a WallClock the test tells of a jump by hand.
+type manualWall struct {
+	mu sync.Mutex
+	c  chan struct{}
+}
+
+func newManualWall() *manualWall { return &manualWall{c: make(chan struct{})} }
+
+func (m *manualWall) Jumped() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.c
+}
+
+func (m *manualWall) jump() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	close(m.c)
+	m.c = make(chan struct{})
+}
+
+// countingClock counts the timers armed on a fake clock.
+type countingClock struct {
+	*clock.Fake
+	timers atomic.Int64
+}
+
+func (c *countingClock) NewTimer(d time.Duration) clock.Timer {
+	c.timers.Add(1)
+	return c.Fake.NewTimer(d)
+}
+
+// With a WallClock (a daemon's shared clock.Watch) an idle refresher sleeps until its next deadline: it
+// arms no timer while 25-second steps of time pass; without one it wakes at every step to re-read the wall
+// clock. (1,000 node-mode profiles woke 40 times a second on an idle host before.)
+func TestWithAWallClockAnIdleRefresherSleepsUntilItsDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		wall   WallClock
+		wakeup bool
+	}{{"shared wall clock", newManualWall(), false}, {"no wall clock", nil, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var clk *countingClock
+			h := newHarnessWith(t, func(o *RefresherOptions) {
+				clk = &countingClock{Fake: o.Clock.(*clock.Fake)}
+				o.Clock, o.WallClock = clk, tc.wall
+			})
+			h.rotate()
+			h.expectCall()
+			h.expectPut()
+			h.waitState("the next refresh scheduled", func(s ProfileState) bool { return !s.NextRefresh.IsZero() })
+			steps := int((40*time.Minute - time.Minute) / DefaultMaxWait)
+			for deadline := time.Now().Add(5 * time.Second); clk.Pending() == 0 && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond) // the timer armed after the refresh
+			}
+			armed := clk.timers.Load()
+			for i := 1; i <= steps; i++ {
+				h.advanceTo(start.Add(time.Duration(i) * DefaultMaxWait))
+				if tc.wakeup { // it re-arms at once; wait for that before the next step
+					want := armed + int64(i)
+					deadline := time.Now().Add(5 * time.Second)
+					for clk.timers.Load() < want && time.Now().Before(deadline) {
+						time.Sleep(time.Millisecond)
+					}
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+			got := clk.timers.Load() - armed
+			if tc.wakeup && got != int64(steps) || !tc.wakeup && got != 0 {
+				t.Fatalf("%d timers armed over %d steps of %v before the deadline (want %d)", got, steps, DefaultMaxWait,
+					map[bool]int{true: steps, false: 0}[tc.wakeup])
+			}
+			// Either way the deadline itself is kept.
+			h.advanceTo(start.Add(40 * time.Minute))
+			h.expectCall()
+			h.expectPut()
+		})
+	}
+}
+
+// Real timers, an injected wall clock that steps 2h forward, and a WallClock that reports the step: the
+// refresher acts on the new time at once, withdrawing the expired credentials and refreshing, though its
+// own timer still points 40 minutes ahead.
+func TestAReportedClockJumpIsActedOnAtOnce(t *testing.T) {
+	t.Parallel()
+	clk := &clock.Shifted{}
+	fake := clock.NewFake(clk.Now()) // only dates the scripted credentials
+	api := &scripted{clk: fake, calls: make(chan signer.CreateSessionInput, 16)}
+	sink := newRecordingSink()
+	svids := make(chan *svid.SVID, 1)
+	wall := newManualWall()
+	ca, err := svidtest.NewCA(svidtest.CAOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv, err := ca.MintX509SVID(spiffeid.RequireFromString("spiffe://example.org/app"), svidtest.MintOptions{TTL: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRefresher(RefresherOptions{Profile: "app", SVIDs: svids, Client: api, Sinks: []Sink{sink}, Clock: clk,
+		WallClock: wall, Policy: schedule.NoJitter()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	svids <- &svid.SVID{ID: sv.ID, Certificates: sv.Certificates, PrivateKey: sv.PrivateKey}
+	<-api.calls
+	first := <-sink.puts
+	fake.Set(clk.Now().Add(2 * time.Hour))
+	clk.Jump(2 * time.Hour)
+	wall.jump()
+	select {
+	case <-sink.cleared:
+	case <-time.After(5 * time.Second):
+		t.Fatal("expired credentials still in the sink 5s after the jump was reported")
+	}
+	select {
+	case <-api.calls:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no refresh within 5s of the reported jump")
+	}
+	if second := <-sink.puts; second.AccessKeyID == first.AccessKeyID || !second.ValidAt(clk.Now()) {
+		t.Fatalf("after the jump the sink got %v, want new valid credentials", second.Redacted())
 	}
 }

@@ -58,6 +58,10 @@ type Daemon struct {
 	log    hclog.Logger
 	client *signer.Client
 	tel    *telemetry
+	// wall tells every refresher when the wall clock jumped: one goroutine re-reads the clock for all.
+	wall      *clock.Watch
+	stopWatch context.CancelFunc
+	watching  chan struct{}
 
 	mu       sync.Mutex
 	cfg      *config.Config
@@ -124,15 +128,25 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 		log:      opts.Logger,
 		client:   signer.New(opts.Signer),
 		profiles: map[string]*profile{},
+		watching: make(chan struct{}),
 	}
+	d.wall = clock.NewWatch(clock.WatchOptions{Clock: opts.Clock, OnJump: func(j clock.Jump) {
+		d.log.Info("wall clock moved; re-checking every profile's credentials and refresh deadlines against it",
+			"timer", j.Timer.Round(time.Millisecond).String(), "wall_clock_moved", j.Moved.Round(time.Second).String(),
+			"drift", j.Drift.Round(time.Millisecond).String())
+	}})
+	wctx, stopWatch := context.WithCancel(context.Background())
+	d.stopWatch = stopWatch
+	go func() { defer close(d.watching); d.wall.Run(wctx) }()
 	src, err := svid.New(ctx, svid.Options{Address: cfg.AgentAddress, Logger: opts.Logger.Named("workloadapi"), Backoff: opts.WorkloadAPIBackoff})
 	if err != nil {
+		d.Close()
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
 	d.source = src
 	tel, err := startTelemetry(cfg, d, opts.Logger)
 	if err != nil {
-		src.Close()
+		d.Close()
 		return nil, err
 	}
 	d.tel = tel
@@ -359,6 +373,7 @@ func (d *Daemon) build(ctx context.Context, pc config.Profile, carried carry, ha
 		InitialIssued:  carried.issued,
 		OnIdentityLoss: bridge.IdentityLossPolicy(pc.OnIdentityLoss),
 		Clock:          d.opts.Clock,
+		WallClock:      d.wall,
 		Logger:         d.log,
 		Observer:       observer,
 	})
@@ -553,6 +568,8 @@ func (d *Daemon) Close() {
 	if d.delegated != nil {
 		d.delegated.Close()
 	}
+	d.stopWatch()
+	<-d.watching
 }
 
 func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
