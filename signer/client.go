@@ -133,8 +133,15 @@ func New(opts Options) *Client {
 	return c
 }
 
+// MaxConnsPerHost is how many connections the default HTTP client opens to one endpoint. A daemon's
+// profiles share them: a burst of CreateSession calls (a node-mode daemon's 1,000 workloads after a SPIRE
+// CA rotation) queues for these connections and reuses them, instead of opening one connection (and one
+// TLS handshake with AWS) per call. docs/benchmarks.md "Node mode" measures the difference.
+const MaxConnsPerHost = 16
+
 // DefaultHTTPClient is the HTTP client a Client uses unless given one: TLS 1.2 or later, proxies from the
-// environment when useProxy, 10 s to connect and to handshake, 30 s for the response headers, 60 s overall.
+// environment when useProxy, 10 s to connect and to handshake, 30 s for the response headers, 60 s overall
+// (waiting for a connection included), at most MaxConnsPerHost connections per endpoint, all kept alive.
 func DefaultHTTPClient(useProxy bool) *http.Client {
 	t := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -142,7 +149,9 @@ func DefaultHTTPClient(useProxy bool) *http.Client {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: 30 * time.Second,
 		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConns:          10,
+		MaxConnsPerHost:       MaxConnsPerHost,
+		MaxIdleConnsPerHost:   MaxConnsPerHost,
+		MaxIdleConns:          4 * MaxConnsPerHost,
 		ForceAttemptHTTP2:     true,
 	}
 	if useProxy {

@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -372,4 +374,55 @@ func TestSecretsNeverAppearInLogsOrErrors(t *testing.T) {
 func sha256Sum(s string) []byte {
 	h := sha256.Sum256([]byte(s))
 	return h[:]
+}
+
+// A burst of 200 concurrent calls through the default client (a node-mode daemon's profiles after a mass
+// rotation share it) opens at most MaxConnsPerHost connections, and the next burst reuses them: none is
+// opened per call.
+func TestDefaultHTTPClientReusesABoundedSetOfConnections(t *testing.T) {
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(5 * time.Millisecond)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	client := signer.DefaultHTTPClient(false)
+	burst := func() {
+		var wg sync.WaitGroup
+		errs := make(chan error, 200)
+		for range 200 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := client.Get(srv.URL)
+				if err != nil {
+					errs <- err
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	}
+	burst()
+	first := opened.Load()
+	if first > signer.MaxConnsPerHost {
+		t.Fatalf("200 concurrent calls opened %d connections, want at most %d", first, signer.MaxConnsPerHost)
+	}
+	burst()
+	if again := opened.Load() - first; again != 0 {
+		t.Fatalf("a second burst opened %d new connections; the first burst's %d should have been kept alive", again, first)
+	}
+	t.Logf("two bursts of 200 calls used %d connections", first)
 }

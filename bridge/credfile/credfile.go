@@ -67,7 +67,6 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
-	"regexp"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -362,5 +361,4 @@ func (e *TooLargeError) Error() string {
 		"is it the right file? Move it away or point credentials_file.path at another file", e.Path, e.Size, MaxFileSize)
 }
 
-// tempName matches the names of the temporary files written for base: "." + base + a decimal number.
-func tempName(base string) *regexp.Regexp { return safefs.TempName(base) }
+

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/ini.v1"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
 )
 
 // The test binary doubles as the child processes of the multi-process tests: with childEnv set, TestMain
@@ -136,9 +138,8 @@ func tempFiles(t *testing.T, dir, base string) []string {
 		t.Fatal(err)
 	}
 	var out []string
-	re := tempName(base)
 	for _, e := range entries {
-		if re.MatchString(e.Name()) {
+		if safefs.IsTempName(base, e.Name()) {
 			out = append(out, e.Name())
 		}
 	}

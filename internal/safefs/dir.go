@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -430,10 +429,19 @@ func (r Rules) setAttrs(f *os.File, prev *FileInfo) error {
 	return f.Chmod(r.FileMode())
 }
 
-// TempName matches the names of the temporary files WriteFile and CreateFile use for base: "." + base +
-// a decimal number.
-func TempName(base string) *regexp.Regexp {
-	return regexp.MustCompile(`^\.` + regexp.QuoteMeta(base) + `[0-9]+$`)
+// IsTempName reports whether name is one of the temporary files WriteFile and CreateFile use for base:
+// "." + base + a decimal number.
+func IsTempName(base, name string) bool {
+	digits, ok := strings.CutPrefix(name, "."+base)
+	if !ok || digits == "" {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // createTemp creates a new temporary file for base in d.
@@ -535,10 +543,9 @@ func (d *Dir) RemoveTemps(base string) []string {
 	f := os.NewFile(uintptr(fd), d.path)
 	names, _ := f.Readdirnames(-1)
 	f.Close()
-	re := TempName(base)
 	var removed []string
 	for _, n := range names {
-		if !re.MatchString(n) {
+		if !IsTempName(base, n) {
 			continue
 		}
 		var st unix.Stat_t

@@ -135,7 +135,7 @@ func TestSecurityTempFileHasOwnerAndModeBeforeRename(t *testing.T) {
 		if st.Uid != safefstest.Nobody || st.Gid != safefstest.Nobody || fi.Mode().Perm() != 0o640 {
 			t.Errorf("temporary file %s is %d:%d %v before the rename", tmp.Name(), st.Uid, st.Gid, fi.Mode().Perm())
 		}
-		if base := filepath.Base(tmp.Name()); !TempName("credentials").MatchString(base) && !TempName("token").MatchString(base) {
+		if base := filepath.Base(tmp.Name()); !IsTempName("credentials", base) && !IsTempName("token", base) {
 			t.Errorf("temporary file name %s", tmp.Name())
 		}
 		seen = append(seen, tmp.Name())
@@ -202,6 +202,18 @@ func TestSecurityOpenDirNeverFollowsALink(t *testing.T) {
 	for name, want := range map[string]string{"f": "is a symbolic link", "fifo": "is not a regular file (p---------)", ".": `"." is not a file name`} {
 		if _, _, err := d.OpenFile(name); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("OpenFile(%s) = %v, want %q", name, err, want)
+		}
+	}
+}
+
+func TestIsTempName(t *testing.T) {
+	for name, want := range map[string]bool{
+		".credentials123": true, ".credentials0": true,
+		".credentials": false, "credentials123": false, ".credentials12a": false, ".credentials-1": false,
+		".credentials.bak1": false, ".token1": false, "..credentials1": false,
+	} {
+		if got := IsTempName("credentials", name); got != want {
+			t.Errorf("IsTempName(credentials, %q) = %v, want %v", name, got, want)
 		}
 	}
 }
