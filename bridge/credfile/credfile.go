@@ -360,5 +360,3 @@ func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("credfile: %s is %d bytes, more than the %d (1 MiB) a credentials file may hold: "+
 		"is it the right file? Move it away or point credentials_file.path at another file", e.Path, e.Size, MaxFileSize)
 }
-
-
