@@ -74,6 +74,33 @@ type WallClock interface {
 	Jumped() <-chan struct{}
 }
 
+// Limiter bounds how many refreshes run at once among the refreshers that share it. A daemon's profiles
+// share one: after a mass rotation, 1,000 node-mode profiles would otherwise all sign, wait for a
+// connection and write their files at the same time, each holding its buffers meanwhile; the bridge's
+// memory would peak with them, and no refresh would finish sooner on a host with a few CPUs.
+type Limiter struct{ slots chan struct{} }
+
+// NewLimiter returns a Limiter letting n refreshes run at once (at least 1).
+func NewLimiter(n int) *Limiter { return &Limiter{slots: make(chan struct{}, max(n, 1))} }
+
+func (l *Limiter) acquire(ctx context.Context) bool {
+	if l == nil {
+		return true
+	}
+	select {
+	case l.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (l *Limiter) release() {
+	if l != nil {
+		<-l.slots
+	}
+}
+
 // RefresherOptions configures a Refresher.
 type RefresherOptions struct {
 	// Profile is the bridge profile's name, used in logs, state and metrics.
@@ -103,6 +130,9 @@ type RefresherOptions struct {
 	// against the wall clock when told. A daemon shares one clock.Watch among all its refreshers, so an
 	// idle host does not wake once per profile every 25 s.
 	WallClock WallClock
+	// Limiter, when set, is shared with other refreshers: a refresh (CreateSession, then delivery to the
+	// sinks) waits for one of its slots.
+	Limiter *Limiter
 	// MaxWait bounds every wait of a refresher without a WallClock: it re-reads the wall clock at least
 	// this often, so deadlines hold across suspend and clock steps; default (and maximum)
 	// DefaultMaxWait.
@@ -409,6 +439,16 @@ func (r *Refresher) refresh(ctx context.Context) {
 	if !start.Before(r.svid.ExpiresAt()) {
 		// Never sign with an SVID past NotAfter: it is no longer an identity.
 		r.loseIdentity(ctx, start, errtype.SVIDExpired, r.svid.ID.String(),
+			fmt.Sprintf("the X.509-SVID expired at %s", r.svid.ExpiresAt().UTC().Format(time.RFC3339)))
+		return
+	}
+	if !r.o.Limiter.acquire(ctx) {
+		return // shutting down
+	}
+	defer r.o.Limiter.release()
+	if queued := r.o.Clock.Now(); !queued.Before(r.svid.ExpiresAt()) {
+		// Expired while waiting for a slot: as above.
+		r.loseIdentity(ctx, queued, errtype.SVIDExpired, r.svid.ID.String(),
 			fmt.Sprintf("the X.509-SVID expired at %s", r.svid.ExpiresAt().UTC().Format(time.RFC3339)))
 		return
 	}

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -696,5 +697,87 @@ func TestAReportedClockJumpIsActedOnAtOnce(t *testing.T) {
 	}
 	if second := <-sink.puts; second.AccessKeyID == first.AccessKeyID || !second.ValidAt(clk.Now()) {
 		t.Fatalf("after the jump the sink got %v, want new valid credentials", second.Redacted())
+	}
+}
+
+// blockingCreator holds every CreateSession until released, counting the calls in progress.
+type blockingCreator struct {
+	clk     *clock.Fake
+	release chan struct{}
+	started chan struct{}
+	mu      sync.Mutex
+	now     int
+	most    int
+}
+
+func (b *blockingCreator) CreateSession(ctx context.Context, _ signer.CreateSessionInput) (creds.Credentials, error) {
+	b.mu.Lock()
+	b.now++
+	b.most = max(b.most, b.now)
+	b.mu.Unlock()
+	b.started <- struct{}{}
+	defer func() { b.mu.Lock(); b.now--; b.mu.Unlock() }()
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return creds.Credentials{}, ctx.Err()
+	}
+	return creds.Credentials{AccessKeyID: "ASIAAAAAAAAAAAAAAAAA", SecretAccessKey: testSecret, SessionToken: testToken,
+		Expiration: b.clk.Now().Add(time.Hour)}, nil
+}
+
+// Refreshers sharing a Limiter of 2 never have more than 2 refreshes in progress: the others wait for a
+// slot, and every one completes.
+func TestSharedLimiterBoundsRefreshesInProgress(t *testing.T) {
+	clk := clock.NewFake(start)
+	api := &blockingCreator{clk: clk, release: make(chan struct{}), started: make(chan struct{}, 16)}
+	ca, err := svidtest.NewCA(svidtest.CAOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	limiter := NewLimiter(2)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	const n = 5
+	sinks := make([]*recordingSink, n)
+	for i := range n {
+		sinks[i] = newRecordingSink()
+		svids := make(chan *svid.SVID, 1)
+		r, err := NewRefresher(RefresherOptions{Profile: fmt.Sprintf("p%d", i), SVIDs: svids, Client: api, Sinks: []Sink{sinks[i]},
+			Clock: clk, Limiter: limiter, Policy: schedule.NoJitter()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sv, err := ca.MintX509SVID(spiffeid.RequireFromString(fmt.Sprintf("spiffe://example.org/p%d", i)), svidtest.MintOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svids <- &svid.SVID{ID: sv.ID, Certificates: sv.Certificates, PrivateKey: sv.PrivateKey}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = r.Run(ctx) }()
+	}
+	for range 2 {
+		<-api.started
+	}
+	select {
+	case <-api.started:
+		t.Fatal("a third refresh started while two held the limiter's slots")
+	case <-time.After(200 * time.Millisecond):
+	}
+	for i := 0; i < n; i++ {
+		api.release <- struct{}{}
+	}
+	for i, s := range sinks {
+		select {
+		case <-s.puts:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("profile p%d never got credentials", i)
+		}
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	if api.most != 2 {
+		t.Fatalf("%d refreshes were in progress at once, want 2", api.most)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"reflect"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -52,6 +53,12 @@ type Options struct {
 	WorkloadAPIBackoff svid.Backoff
 }
 
+// ConcurrentRefreshes is how many refreshes (CreateSession and the delivery to the sinks) of a daemon's
+// profiles run at once: as many as the connections the signer keeps per endpoint. Sixteen keep a 2-CPU host
+// busy, far exceed what a Roles Anywhere quota (10 calls a second per account and region) admits, and
+// bound the memory a mass rotation of 1,000 node-mode profiles takes (docs/benchmarks.md "Node mode").
+const ConcurrentRefreshes = signer.MaxConnsPerHost
+
 // Daemon runs the profiles of one config.
 type Daemon struct {
 	opts   Options
@@ -59,7 +66,9 @@ type Daemon struct {
 	client *signer.Client
 	tel    *telemetry
 	// wall tells every refresher when the wall clock jumped: one goroutine re-reads the clock for all.
-	wall      *clock.Watch
+	wall *clock.Watch
+	// limiter lets ConcurrentRefreshes refreshes of all profiles run at once.
+	limiter   *bridge.Limiter
 	stopWatch context.CancelFunc
 	watching  chan struct{}
 
@@ -129,6 +138,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 		client:   signer.New(opts.Signer),
 		profiles: map[string]*profile{},
 		watching: make(chan struct{}),
+		limiter:  bridge.NewLimiter(ConcurrentRefreshes),
 	}
 	d.wall = clock.NewWatch(clock.WatchOptions{Clock: opts.Clock, OnJump: func(j clock.Jump) {
 		d.log.Info("wall clock moved; re-checking every profile's credentials and refresh deadlines against it",
@@ -160,8 +170,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 		d.Close()
 		return nil, err
 	}
+	releaseConfigMemory()
 	return d, nil
 }
+
+// releaseConfigMemory returns to the system the memory that parsing and applying a config took. A config
+// of 1,000 node-mode profiles allocates ~65 MB to parse (HCL's tokens and syntax tree), all garbage once
+// the profiles run; the runtime would keep it mapped, as part of the process's resident memory, until a
+// later heap target shrank, which on an idle host takes minutes. One forced collection, at start and after
+// each reload, costs a few milliseconds.
+func releaseConfigMemory() { debug.FreeOSMemory() }
 
 // States snapshots every profile's state, in config order.
 func (d *Daemon) States() []bridge.ProfileState {
@@ -224,8 +242,10 @@ func (d *Daemon) Reload(ctx context.Context, cfg *config.Config) error {
 	d.reload = ReloadStatus{At: d.opts.Clock.Now()}
 	if err != nil {
 		d.reload.Err = err.Error()
+		return err
 	}
-	return err
+	releaseConfigMemory()
+	return nil
 }
 
 func (d *Daemon) reloadLocked(ctx context.Context, cfg *config.Config) error {
@@ -374,6 +394,7 @@ func (d *Daemon) build(ctx context.Context, pc config.Profile, carried carry, ha
 		OnIdentityLoss: bridge.IdentityLossPolicy(pc.OnIdentityLoss),
 		Clock:          d.opts.Clock,
 		WallClock:      d.wall,
+		Limiter:        d.limiter,
 		Logger:         d.log,
 		Observer:       observer,
 	})

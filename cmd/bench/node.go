@@ -19,8 +19,8 @@ import (
 // profile with its own selector on svidtest's fake Delegated Identity API and its own credentials file,
 // against the emulator with its quota off. Measured: resident memory once every profile holds
 // credentials, CPU while idle, and a mass rotation (every workload's SVID re-issued at once, as after a
-// SPIRE CA rotation) with spread 0: every file rewritten, and the time from the rotation to each file's
-// rename.
+// SPIRE CA rotation) with spread 0: every file rewritten, and the time from the agent's push of the new
+// SVIDs to each file's rename (seen by inotify); then the same with the fake agent's minting in the window.
 func (b *bench) node() error {
 	n, idle := 1000, 60*time.Second
 	if b.quick {
@@ -90,6 +90,9 @@ profile "w%d" {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "run", "--config", cfgPath)
 	cmd.Stderr = os.Stderr
+	if e := os.Getenv("SAB_DAEMON_ENV"); e != "" { // e.g. GOGC=100, to compare with the node-mode default
+		cmd.Env = append(os.Environ(), strings.Fields(e)...)
+	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -119,20 +122,59 @@ profile "w%d" {
 	b.add(fmt.Sprintf("node mode, %d delegated profiles: CPU while idle for %s", n, idle), fmt.Sprintf("%.2f s", used.Seconds()),
 		"≈ 0 (≤ 0.05 s)", pass(used <= 50*time.Millisecond))
 
-	// The mass rotation: every workload's SVID re-issued at once; each file must be replaced.
-	lat := make([]time.Duration, n)
-	t0 := time.Now()
-	if err := admin.Rotate(); err != nil {
+	// The mass rotation: every workload's SVID re-issued at once; each file must be replaced. The fake
+	// agent mints the 1,000 SVIDs first and pushes them together, so the clock runs from the push, as the
+	// bridge sees a rotation; a second rotation is timed from the call that mints them, on the same CPUs.
+	push, err := admin.PrepareRotation()
+	if err != nil {
 		return err
 	}
-	if err := waitAll(files, inodes, 120*time.Second, func(i int) { lat[i] = time.Since(t0) }); err != nil {
+	lat, err := massRotation(files, inodes, func() error { push(); return nil })
+	if err != nil {
 		return fmt.Errorf("mass rotation: %w", err)
 	}
 	p50, p99, worst := percentile(lat, 0.5), percentile(lat, 0.99), percentile(lat, 1)
 	b.add(fmt.Sprintf("node mode, mass rotation of %d: files rewritten", n), fmt.Sprintf("%d of %d", n, n), "all", pass(true))
-	b.add(fmt.Sprintf("node mode, mass rotation of %d: rotation → file renamed, p50", n), ms(p50), "(reported)", nil)
-	b.add(fmt.Sprintf("node mode, mass rotation of %d: rotation → file renamed, p99 (max %s; %s)", n, ms(worst), where), ms(p99), "≤ 1 s", pass(p99 <= time.Second))
+	b.add(fmt.Sprintf("node mode, mass rotation of %d: agent pushes the new SVIDs → file renamed, p50", n), ms(p50), "(reported)", nil)
+	b.add(fmt.Sprintf("node mode, mass rotation of %d: agent pushes the new SVIDs → file renamed, p99 (max %s; %s)", n, ms(worst), where), ms(p99), "≤ 1 s", pass(p99 <= time.Second))
+	lat, err = massRotation(files, inodes, admin.Rotate)
+	if err != nil {
+		return fmt.Errorf("mass rotation with minting: %w", err)
+	}
+	b.add(fmt.Sprintf("node mode, mass rotation of %d, the fake agent minting 1,000 SVIDs on the same CPUs: p50 / p99", n),
+		ms(percentile(lat, 0.5))+" / "+ms(percentile(lat, 0.99)), "(reported)", nil)
+	time.Sleep(5 * time.Second)
+	if rss, err = procStatusKB(cmd.Process.Pid, "VmRSS"); err != nil {
+		return err
+	}
+	b.add(fmt.Sprintf("node mode, %d delegated profiles: resident memory after the two mass rotations", n), fmt.Sprintf("%.1f MB", float64(rss)/1024), "≤ 64 MB", pass(rss <= 64*1024))
 	return nil
+}
+
+// massRotation runs rotate and returns, for each file, the time from the call to the file's replacement
+// (a rename into place, seen by inotify); every file must then hold credentials in a new inode.
+func massRotation(files []string, inodes []uint64, rotate func() error) ([]time.Duration, error) {
+	rw, err := watchRenames(files)
+	if err != nil {
+		return nil, err
+	}
+	defer rw.close()
+	t0 := time.Now()
+	if err := rotate(); err != nil {
+		return nil, err
+	}
+	at, err := rw.wait(len(files), 120*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	lat := make([]time.Duration, len(files))
+	for i := range files {
+		lat[i] = at[i].Sub(t0)
+	}
+	if err := waitAll(files, inodes, 10*time.Second, nil); err != nil {
+		return nil, fmt.Errorf("after the renames: %w", err)
+	}
+	return lat, nil
 }
 
 // waitAll waits until every file holds credentials in a new inode (the bridge renames a new file into

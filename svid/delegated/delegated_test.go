@@ -159,6 +159,32 @@ func TestRotationPerWorkload(t *testing.T) {
 	quiet(t, r)
 }
 
+// A mass rotation prepared in advance reaches nobody until it is pushed, then every workload at once,
+// each with its own new SVID (cmd/bench times the bridge from the push).
+func TestPreparedMassRotationIsPushedAtOnce(t *testing.T) {
+	agent := svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{Entries: entries()})
+	src := newSource(t, agent.Addr())
+	b, _ := src.Subscribe([]string{"unix:uid:1001"}, svid.Selector{ID: billing.String()})
+	defer b.Close()
+	r, _ := src.Subscribe([]string{"unix:uid:1002"}, svid.Selector{})
+	defer r.Close()
+	b1, r1 := next(t, b), next(t, r)
+	push, err := agent.PrepareRotation()
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet(t, b)
+	quiet(t, r)
+	push()
+	b2, r2 := next(t, b), next(t, r)
+	if b2.ID != billing || r2.ID != reports || b2.Leaf().Equal(b1.Leaf()) || r2.Leaf().Equal(r1.Leaf()) {
+		t.Fatalf("after the push: billing got %s (new: %v), reports got %s (new: %v)", b2.ID, !b2.Leaf().Equal(b1.Leaf()), r2.ID, !r2.Leaf().Equal(r1.Leaf()))
+	}
+	if !agent.Current(billing).Certificates[0].Equal(b2.Leaf()) {
+		t.Fatal("the pushed SVID is not the one the agent now issues")
+	}
+}
+
 // SPIRE's Delegated Identity API does not end the stream when a workload's entry is deleted: it sends an
 // update without its SVID. The workload's subscribers get nil (identity withdrawn), the stream reports
 // no_matching_entry with the fix, and re-adding the entry delivers a fresh SVID on the same stream.

@@ -213,7 +213,43 @@ func (s *DelegatedServer) Current(id spiffeid.ID) *x509svid.SVID {
 
 // Rotate re-issues every entry's SVID and pushes them to every open stream (a mass rotation, as after a
 // SPIRE server CA rotation).
-func (s *DelegatedServer) Rotate() error { return s.SetEntries(s.Entries()) }
+func (s *DelegatedServer) Rotate() error {
+	push, err := s.PrepareRotation()
+	if err != nil {
+		return err
+	}
+	push()
+	return nil
+}
+
+// PrepareRotation mints a new SVID for every entry and returns push, which hands them all to every open
+// stream at once: Rotate in two steps, so that a benchmark can time the bridge from the moment the agent
+// pushes a mass rotation, without the fake agent's own minting. Entries changed between the two steps are
+// kept; push then re-issues only the entries it minted for.
+func (s *DelegatedServer) PrepareRotation() (push func(), err error) {
+	entries := s.Entries()
+	svids, err := s.mint(entries)
+	if err != nil {
+		return nil, err
+	}
+	key := func(e WorkloadEntry) string { return e.ID.String() + "\x00" + strings.Join(e.Selectors, "\x00") }
+	minted := make(map[string]*x509svid.SVID, len(entries))
+	for i, e := range entries {
+		minted[key(e)] = svids[i]
+	}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		next := slices.Clone(s.svids) // streams read the old slice without the lock
+		for i, e := range s.entries {
+			if sv, ok := minted[key(e)]; ok {
+				next[i] = sv
+			}
+		}
+		s.svids = next
+		s.notifyLocked()
+	}, nil
+}
 
 // RotateEntry re-issues the SVID of entry id only.
 func (s *DelegatedServer) RotateEntry(id spiffeid.ID) error {
