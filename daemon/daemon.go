@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"reflect"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -170,16 +169,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 		d.Close()
 		return nil, err
 	}
-	releaseConfigMemory()
 	return d, nil
 }
-
-// releaseConfigMemory returns to the system the memory that parsing and applying a config took. A config
-// of 1,000 node-mode profiles allocates ~65 MB to parse (HCL's tokens and syntax tree), all garbage once
-// the profiles run; the runtime would keep it mapped, as part of the process's resident memory, until a
-// later heap target shrank, which on an idle host takes minutes. One forced collection, at start and after
-// each reload, costs a few milliseconds.
-func releaseConfigMemory() { debug.FreeOSMemory() }
 
 // States snapshots every profile's state, in config order.
 func (d *Daemon) States() []bridge.ProfileState {
@@ -242,10 +233,8 @@ func (d *Daemon) Reload(ctx context.Context, cfg *config.Config) error {
 	d.reload = ReloadStatus{At: d.opts.Clock.Now()}
 	if err != nil {
 		d.reload.Err = err.Error()
-		return err
 	}
-	releaseConfigMemory()
-	return nil
+	return err
 }
 
 func (d *Daemon) reloadLocked(ctx context.Context, cfg *config.Config) error {

@@ -366,7 +366,9 @@ func (c *Client) do(ctx context.Context, r *request) (creds.Credentials, error) 
 		return creds.Credentials{}, &TransportError{Err: fmt.Errorf("reading the response: %w", err)}
 	}
 	reqID := resp.Header.Get("x-amzn-RequestId")
-	c.log.Debug("CreateSession answered", "status", resp.StatusCode, "request_id", reqID, "latency", time.Since(start))
+	if c.log.IsDebug() {
+		c.log.Debug("CreateSession answered", "status", resp.StatusCode, "request_id", reqID, "latency", time.Since(start))
+	}
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
 		return creds.Credentials{}, apiError(resp, body)
 	}

@@ -189,8 +189,10 @@ func (s *Sink) Put(ctx context.Context, c creds.Credentials) error {
 	if err != nil {
 		return err
 	}
-	s.log.Debug("credentials written", "path", target, "profile", s.profile,
-		"access_key_id", c.AccessKeyID, "expiration", c.Expiration.UTC().Format(time.RFC3339))
+	if s.log.IsDebug() {
+		s.log.Debug("credentials written", "path", target, "profile", s.profile,
+			"access_key_id", c.AccessKeyID, "expiration", c.Expiration.UTC().Format(time.RFC3339))
+	}
 	return nil
 }
 

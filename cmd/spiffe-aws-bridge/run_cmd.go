@@ -78,7 +78,7 @@ func fatal(log hclog.Logger, err error) error {
 // as everything live, goroutine stacks included, before collecting: 1,000 workloads took 86–94 MB
 // resident, and take 62–64 MB at 25. Refreshes are rare, so collecting more often costs little CPU: a mass
 // rotation of all 1,000 costs ~0.2 s more (docs/benchmarks.md "Node mode").
-const NodeModeGCPercent = 25
+const NodeModeGCPercent = 20
 
 // gcPercent is the GOGC the daemon sets for cfg, given the GOGC environment variable: NodeModeGCPercent
 // when a profile is in node mode and the environment does not choose.

@@ -372,8 +372,10 @@ func (st *stream) update(svids []*svid.SVID, log hclog.Logger) {
 		}
 		log.Info("Delegated Identity API: receiving the workload's X.509-SVIDs", "address", st.src.opts.Address, "spiffe_ids", ids)
 	}
-	for _, v := range svids {
-		log.Debug("received delegated X.509-SVID", "svid", v.String())
+	if log.IsDebug() {
+		for _, v := range svids {
+			log.Debug("received delegated X.509-SVID", "svid", v.String())
+		}
 	}
 }
 
