@@ -141,7 +141,7 @@ profile "w%d" {
 	if err != nil {
 		return fmt.Errorf("mass rotation with minting: %w", err)
 	}
-	b.add(fmt.Sprintf("node mode, mass rotation of %d, the fake agent minting 1,000 SVIDs on the same CPUs: p50 / p99", n),
+	b.add(fmt.Sprintf("node mode, mass rotation of %d, the fake agent minting the %d SVIDs on the same CPUs: p50 / p99", n, n),
 		ms(percentile(lat, 0.5))+" / "+ms(percentile(lat, 0.99)), "(reported)", nil)
 	time.Sleep(5 * time.Second)
 	if rss, err = procStatusKB(cmd.Process.Pid, "VmRSS"); err != nil {

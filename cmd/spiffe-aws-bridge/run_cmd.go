@@ -75,9 +75,9 @@ func fatal(log hclog.Logger, err error) error {
 // NodeModeGCPercent is the Go garbage collector's target (GOGC) of a daemon with node-mode profiles, unless
 // the environment sets GOGC. Such a daemon holds ~40 KB per workload (a gRPC stream with its goroutines,
 // the parsed SVIDs, a refresher and its sinks), and Go's default (100) lets the heap grow by as much again
-// as everything live, goroutine stacks included, before collecting: 1,000 workloads took 86–94 MB
-// resident, and take 62–64 MB at 25. Refreshes are rare, so collecting more often costs little CPU: a mass
-// rotation of all 1,000 costs ~0.2 s more (docs/benchmarks.md "Node mode").
+// as everything live, goroutine stacks included, before collecting: 1,000 workloads took 86–110 MB
+// resident; they take 60–63 MB at 20 (62–65 MB at 25). Refreshes are rare, so collecting more often costs
+// CPU only while refreshing (docs/benchmarks.md "Node mode").
 const NodeModeGCPercent = 20
 
 // gcPercent is the GOGC the daemon sets for cfg, given the GOGC environment variable: NodeModeGCPercent
