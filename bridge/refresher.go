@@ -131,7 +131,8 @@ type RefresherOptions struct {
 	// idle host does not wake once per profile every 25 s.
 	WallClock WallClock
 	// Limiter, when set, is shared with other refreshers: a refresh (CreateSession, then delivery to the
-	// sinks) waits for one of its slots.
+	// sinks) waits for one of its slots. While it waits the refresher does nothing else, so share one only
+	// among refreshers of one endpoint (package daemon keeps one per endpoint).
 	Limiter *Limiter
 	// MaxWait bounds every wait of a refresher without a WallClock: it re-reads the wall clock at least
 	// this often, so deadlines hold across suspend and clock steps; default (and maximum)

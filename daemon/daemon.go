@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge"
@@ -52,10 +53,12 @@ type Options struct {
 	WorkloadAPIBackoff svid.Backoff
 }
 
-// ConcurrentRefreshes is how many refreshes (CreateSession and the delivery to the sinks) of a daemon's
-// profiles run at once: as many as the connections the signer keeps per endpoint. Sixteen keep a 2-CPU host
-// busy, far exceed what a Roles Anywhere quota (10 calls a second per account and region) admits, and
-// bound the memory a mass rotation of 1,000 node-mode profiles takes (docs/benchmarks.md "Node mode").
+// ConcurrentRefreshes is how many refreshes (CreateSession with any assume_role hops, then the delivery to
+// the sinks) of a daemon's profiles that call one Roles Anywhere endpoint run at once: as many as the
+// connections the signer keeps per endpoint. Sixteen keep a 2-CPU host busy, far exceed what a Roles
+// Anywhere quota (10 calls a second per account and region) admits, and bound the memory a mass rotation
+// of 1,000 node-mode profiles takes (docs/benchmarks.md "Node mode"). Profiles of other endpoints (another
+// region, an emulator) have slots of their own, so an endpoint that hangs delays only its own profiles.
 const ConcurrentRefreshes = signer.MaxConnsPerHost
 
 // Daemon runs the profiles of one config.
@@ -66,8 +69,9 @@ type Daemon struct {
 	tel    *telemetry
 	// wall tells every refresher when the wall clock jumped: one goroutine re-reads the clock for all.
 	wall *clock.Watch
-	// limiter lets ConcurrentRefreshes refreshes of all profiles run at once.
-	limiter   *bridge.Limiter
+	// limiters let ConcurrentRefreshes refreshes per Roles Anywhere endpoint run at once; by limiterKey,
+	// under mu.
+	limiters  map[string]*bridge.Limiter
 	stopWatch context.CancelFunc
 	watching  chan struct{}
 
@@ -137,7 +141,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 		client:   signer.New(opts.Signer),
 		profiles: map[string]*profile{},
 		watching: make(chan struct{}),
-		limiter:  bridge.NewLimiter(ConcurrentRefreshes),
+		limiters: map[string]*bridge.Limiter{},
 	}
 	d.wall = clock.NewWatch(clock.WatchOptions{Clock: opts.Clock, OnJump: func(j clock.Jump) {
 		d.log.Info("wall clock moved; re-checking every profile's credentials and refresh deadlines against it",
@@ -383,7 +387,7 @@ func (d *Daemon) build(ctx context.Context, pc config.Profile, carried carry, ha
 		OnIdentityLoss: bridge.IdentityLossPolicy(pc.OnIdentityLoss),
 		Clock:          d.opts.Clock,
 		WallClock:      d.wall,
-		Limiter:        d.limiter,
+		Limiter:        d.limiter(pc),
 		Logger:         d.log,
 		Observer:       observer,
 	})
@@ -394,6 +398,24 @@ func (d *Daemon) build(ctx context.Context, pc config.Profile, carried carry, ha
 	}
 	p.refresher = r
 	return p, nil
+}
+
+// limiter is the refresh limiter of pc's Roles Anywhere endpoint: the configured endpoint, else the
+// trust anchor's region (the endpoint derives from it). The caller holds d.mu.
+func (d *Daemon) limiter(pc config.Profile) *bridge.Limiter {
+	key := pc.Endpoint
+	if key == "" {
+		key = pc.Region
+		if a, err := arn.Parse(pc.TrustAnchorARN); err == nil && key == "" {
+			key = a.Region
+		}
+	}
+	l := d.limiters[key]
+	if l == nil {
+		l = bridge.NewLimiter(ConcurrentRefreshes)
+		d.limiters[key] = l
+	}
+	return l
 }
 
 // run starts the profile's refresher.
