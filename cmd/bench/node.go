@@ -100,7 +100,7 @@ profile "w%d" {
 
 	start := time.Now()
 	inodes := make([]uint64, n)
-	if err := waitAll(files, inodes, 120*time.Second, nil); err != nil {
+	if err := waitAll(files, inodes, 120*time.Second); err != nil {
 		return fmt.Errorf("first credentials: %w", err)
 	}
 	first := time.Since(start)
@@ -171,15 +171,15 @@ func massRotation(files []string, inodes []uint64, rotate func() error) ([]time.
 	for i := range files {
 		lat[i] = at[i].Sub(t0)
 	}
-	if err := waitAll(files, inodes, 10*time.Second, nil); err != nil {
+	if err := waitAll(files, inodes, 10*time.Second); err != nil {
 		return nil, fmt.Errorf("after the renames: %w", err)
 	}
 	return lat, nil
 }
 
 // waitAll waits until every file holds credentials in a new inode (the bridge renames a new file into
-// place), calling done(i) as file i is replaced; inodes holds the last inode seen and is updated.
-func waitAll(files []string, inodes []uint64, timeout time.Duration, done func(int)) error {
+// place); inodes holds the last inode seen and is updated.
+func waitAll(files []string, inodes []uint64, timeout time.Duration) error {
 	pending := make(map[int]bool, len(files))
 	for i := range files {
 		pending[i] = true
@@ -197,9 +197,6 @@ func waitAll(files []string, inodes []uint64, timeout time.Duration, done func(i
 			}
 			inodes[i] = st.Ino
 			delete(pending, i)
-			if done != nil {
-				done(i)
-			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%d of %d files not written within %s", len(pending), len(files), timeout)

@@ -104,7 +104,7 @@ func runDaemon(ctx context.Context, configPath string, cfg *config.Config, log h
 		"workload_api", addr.Addr, "workload_api_from", addr.From)
 	if pct, ok := gcPercent(cfg, os.Getenv("GOGC")); ok {
 		debug.SetGCPercent(pct)
-		log.Info("node mode: running Go's garbage collector at GOGC=25 to keep the memory per workload low; set GOGC to override",
+		log.Info("node mode: running Go's garbage collector at a lower GOGC to keep the memory per workload low; set GOGC to override",
 			"gogc", pct)
 	}
 	d, err := daemon.New(ctx, cfg, opts)
