@@ -90,10 +90,8 @@ type DelegatedServer struct {
 	svids      []*x509svid.SVID // per entry
 	authorized []spiffeid.ID
 	changed    chan struct{}
-	grpc       *grpc.Server
-	serving    chan struct{}
-	closed     bool
 	streams    int
+	sock       unixGRPC
 }
 
 // StartDelegated mints the entries' SVIDs and starts serving.
@@ -124,6 +122,13 @@ func StartDelegated(o DelegatedOptions) (*DelegatedServer, error) {
 		s.dir = dir
 		s.opts.SocketPath = filepath.Join(dir, "admin.sock")
 	}
+	// The admin socket is reachable by any local user, as SPIRE's is (0777 in a 0755 directory): the
+	// agent authorises callers by attesting them, not by file permissions.
+	s.sock = unixGRPC{name: "delegated server", path: s.opts.SocketPath, mode: 0o777, newServer: func() *grpc.Server {
+		g := grpc.NewServer(grpc.Creds(peerCredentials{}))
+		delegatedv1.RegisterDelegatedIdentityServer(g, s)
+		return g
+	}}
 	if err := s.SetEntries(o.Entries); err != nil {
 		s.cleanup()
 		return nil, err
@@ -316,55 +321,14 @@ func (s *DelegatedServer) notifyLocked() {
 }
 
 // Stop stops serving, as when the agent goes down: streams break and the socket is removed.
-func (s *DelegatedServer) Stop() {
-	s.mu.Lock()
-	g, serving := s.grpc, s.serving
-	s.grpc = nil
-	s.mu.Unlock()
-	if g == nil {
-		return
-	}
-	g.Stop()
-	<-serving
-	_ = os.Remove(s.opts.SocketPath)
-}
+func (s *DelegatedServer) Stop() { s.sock.stop() }
 
 // Restart serves again on the same socket after Stop. It is a no-op while serving.
-func (s *DelegatedServer) Restart() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errors.New("svidtest: delegated server closed")
-	}
-	if s.grpc != nil {
-		return nil
-	}
-	_ = os.Remove(s.opts.SocketPath)
-	l, err := net.Listen("unix", s.opts.SocketPath)
-	if err != nil {
-		return fmt.Errorf("svidtest: listen on %s: %w", s.opts.SocketPath, err)
-	}
-	// The admin socket is reachable by any local user, as SPIRE's is (0777 in a 0755 directory): the
-	// agent authorises callers by attesting them, not by file permissions.
-	_ = os.Chmod(s.opts.SocketPath, 0o777)
-	g := grpc.NewServer(grpc.Creds(peerCredentials{}))
-	delegatedv1.RegisterDelegatedIdentityServer(g, s)
-	serving := make(chan struct{})
-	go func() {
-		defer close(serving)
-		_ = g.Serve(l)
-	}()
-	s.grpc, s.serving = g, serving
-	return nil
-}
+func (s *DelegatedServer) Restart() error { return s.sock.restart() }
 
 // Close stops the server for good and removes what it created.
 func (s *DelegatedServer) Close() {
-	s.mu.Lock()
-	already := s.closed
-	s.closed = true
-	s.mu.Unlock()
-	if already {
+	if !s.sock.markClosed() {
 		return
 	}
 	s.Stop()

@@ -3,9 +3,7 @@ package svidtest
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -63,9 +61,7 @@ type Server struct {
 	svids   []*x509svid.SVID
 	denied  bool
 	changed chan struct{} // closed and replaced on every change
-	grpc    *grpc.Server
-	serving chan struct{}
-	closed  bool
+	sock    unixGRPC
 
 	stopRotate chan struct{}
 	wg         sync.WaitGroup
@@ -93,6 +89,11 @@ func Start(o ServerOptions) (*Server, error) {
 		s.dir = dir
 		s.opts.SocketPath = filepath.Join(dir, "agent.sock")
 	}
+	s.sock = unixGRPC{name: "server", path: s.opts.SocketPath, newServer: func() *grpc.Server {
+		g := grpc.NewServer()
+		workload.RegisterSpiffeWorkloadAPIServer(g, s)
+		return g
+	}}
 	entries := o.Entries
 	if len(entries) == 0 {
 		entries = []Entry{{ID: spiffeid.RequireFromPath(s.ca.td, "/workload")}}
@@ -217,53 +218,23 @@ func (s *Server) notifyLocked() {
 
 // Stop stops serving, as when the SPIRE agent goes down: open streams break and the socket is removed.
 func (s *Server) Stop() {
-	s.mu.Lock()
-	g, serving := s.grpc, s.serving
-	s.grpc = nil
-	s.mu.Unlock()
-	if g == nil {
-		return
+	if s.sock.stop() {
+		s.log.Debug("stopped")
 	}
-	g.Stop()
-	<-serving
-	_ = os.Remove(s.opts.SocketPath)
-	s.log.Debug("stopped")
 }
 
 // Restart serves again on the same socket after Stop (an agent restart). It is a no-op while serving.
 func (s *Server) Restart() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errors.New("svidtest: server closed")
+	if err := s.sock.restart(); err != nil {
+		return err
 	}
-	if s.grpc != nil {
-		return nil
-	}
-	_ = os.Remove(s.opts.SocketPath)
-	l, err := net.Listen("unix", s.opts.SocketPath)
-	if err != nil {
-		return fmt.Errorf("svidtest: listen on %s: %w", s.opts.SocketPath, err)
-	}
-	g := grpc.NewServer()
-	workload.RegisterSpiffeWorkloadAPIServer(g, s)
-	serving := make(chan struct{})
-	go func() {
-		defer close(serving)
-		_ = g.Serve(l)
-	}()
-	s.grpc, s.serving = g, serving
 	s.log.Debug("serving", "socket", s.opts.SocketPath)
 	return nil
 }
 
 // Close stops the server for good and removes what it created.
 func (s *Server) Close() {
-	s.mu.Lock()
-	already := s.closed
-	s.closed = true
-	s.mu.Unlock()
-	if already {
+	if !s.sock.markClosed() {
 		return
 	}
 	close(s.stopRotate)
