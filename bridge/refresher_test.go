@@ -499,33 +499,9 @@ func TestSecuritySVIDPastNotAfterIsNeverSignedWith(t *testing.T) {
 // refresh starts within 30s (the refresher never trusts a monotonic timer for longer).
 func TestClockJumpWithdrawsExpiredCredentialsAndRefreshesWithin30s(t *testing.T) {
 	t.Parallel()
-	clk := &clock.Shifted{}
-	fake := clock.NewFake(clk.Now()) // only dates the scripted credentials
-	api := &scripted{clk: fake, calls: make(chan signer.CreateSessionInput, 16)}
-	sink := newRecordingSink()
-	svids := make(chan *svid.SVID, 1)
-	ca, err := svidtest.NewCA(svidtest.CAOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sv, err := ca.MintX509SVID(spiffeid.RequireFromString("spiffe://example.org/app"), svidtest.MintOptions{TTL: 24 * time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := NewRefresher(RefresherOptions{Profile: "app", SVIDs: svids, Client: api, Sinks: []Sink{sink}, Clock: clk,
-		Policy: schedule.NoJitter()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	svids <- &svid.SVID{ID: sv.ID, Certificates: sv.Certificates, PrivateKey: sv.PrivateKey}
-	<-api.calls
-	first := <-sink.puts
-	fake.Set(clk.Now().Add(2 * time.Hour)) // the next session is dated after the jump
-	clk.Jump(2 * time.Hour)
+	j := startForJump(t, nil)
+	r, api, sink, clk, first := j.r, j.api, j.sink, j.clk, j.first
+	j.jump(2 * time.Hour)
 	jumped := time.Now()
 	if _, _, ok := r.Credentials(); ok {
 		t.Fatal("Credentials() returns credentials that expired an hour ago")
@@ -656,34 +632,10 @@ func TestWithAWallClockAnIdleRefresherSleepsUntilItsDeadline(t *testing.T) {
 // own timer still points 40 minutes ahead.
 func TestAReportedClockJumpIsActedOnAtOnce(t *testing.T) {
 	t.Parallel()
-	clk := &clock.Shifted{}
-	fake := clock.NewFake(clk.Now()) // only dates the scripted credentials
-	api := &scripted{clk: fake, calls: make(chan signer.CreateSessionInput, 16)}
-	sink := newRecordingSink()
-	svids := make(chan *svid.SVID, 1)
 	wall := newManualWall()
-	ca, err := svidtest.NewCA(svidtest.CAOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sv, err := ca.MintX509SVID(spiffeid.RequireFromString("spiffe://example.org/app"), svidtest.MintOptions{TTL: 24 * time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := NewRefresher(RefresherOptions{Profile: "app", SVIDs: svids, Client: api, Sinks: []Sink{sink}, Clock: clk,
-		WallClock: wall, Policy: schedule.NoJitter()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	svids <- &svid.SVID{ID: sv.ID, Certificates: sv.Certificates, PrivateKey: sv.PrivateKey}
-	<-api.calls
-	first := <-sink.puts
-	fake.Set(clk.Now().Add(2 * time.Hour))
-	clk.Jump(2 * time.Hour)
+	j := startForJump(t, wall)
+	api, sink, clk, first := j.api, j.sink, j.clk, j.first
+	j.jump(2 * time.Hour)
 	wall.jump()
 	select {
 	case <-sink.cleared:
@@ -780,4 +732,50 @@ func TestSharedLimiterBoundsRefreshesInProgress(t *testing.T) {
 	if api.most != 2 {
 		t.Fatalf("%d refreshes were in progress at once, want 2", api.most)
 	}
+}
+
+// jumpRun is a refresher on real timers and an injected wall clock, holding its first credentials (1 h,
+// from a 24 h SVID), for the clock-jump tests.
+type jumpRun struct {
+	r     *Refresher
+	api   *scripted
+	sink  *recordingSink
+	clk   *clock.Shifted
+	fake  *clock.Fake // dates the scripted credentials
+	first creds.Credentials
+}
+
+func startForJump(t *testing.T, wall WallClock) *jumpRun {
+	t.Helper()
+	j := &jumpRun{clk: &clock.Shifted{}, sink: newRecordingSink()}
+	j.fake = clock.NewFake(j.clk.Now())
+	j.api = &scripted{clk: j.fake, calls: make(chan signer.CreateSessionInput, 16)}
+	svids := make(chan *svid.SVID, 1)
+	ca, err := svidtest.NewCA(svidtest.CAOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv, err := ca.MintX509SVID(spiffeid.RequireFromString("spiffe://example.org/app"), svidtest.MintOptions{TTL: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.r, err = NewRefresher(RefresherOptions{Profile: "app", SVIDs: svids, Client: j.api, Sinks: []Sink{j.sink}, Clock: j.clk,
+		WallClock: wall, Policy: schedule.NoJitter()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = j.r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	svids <- &svid.SVID{ID: sv.ID, Certificates: sv.Certificates, PrivateKey: sv.PrivateKey}
+	<-j.api.calls
+	j.first = <-j.sink.puts
+	return j
+}
+
+// jump steps the wall clock by d; the next scripted session is dated after the jump.
+func (j *jumpRun) jump(d time.Duration) {
+	j.fake.Set(j.clk.Now().Add(d))
+	j.clk.Jump(d)
 }
