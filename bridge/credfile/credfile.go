@@ -20,7 +20,9 @@
 // fsyncs it, renames it over the target and fsyncs the directory. A reader, or a crash at any moment, sees
 // either the old file or the new one, never a mix or a truncated file; a failed write (disk full,
 // permissions) leaves the old file untouched and returns an error naming the path, and the refresher
-// retries. Temporary files left behind by a writer that was killed are removed by the next update.
+// retries. Temporary files left behind by a writer that was killed are removed by the next update: only
+// files of exactly that name owned by the bridge's user or Options.Owner (another user's file of that
+// name in /tmp is theirs).
 //
 // # Symbolic links and ownership
 //
@@ -29,19 +31,26 @@
 // file, its lock and its temporary file are opened, created and renamed relative to the directory's
 // descriptor. A symbolic link anywhere on the path — the file, "<name>.lock", a directory — is refused
 // with an error naming it, unless Options.FollowSymlinks: then the path is resolved first (every link in
-// the chain, a dangling last one included) and the file, lock and temporary files live beside the target.
-// Every directory on the path, the file and the lock must be owned by root, the bridge's user or
-// Options.Owner, and must not be writable by other users or an untrusted group (a root-owned sticky
-// directory such as /tmp is accepted as a parent; Options.AllowSharedDirectory accepts shared directories,
-// never shared files). A file that is not a regular file, or has more than one hard link, is refused.
+// the chain, a dangling last one included) and the file, lock and temporary files live beside the target;
+// even then a link is followed only when it is owned by root or the bridge's user and no one else can
+// write its directory or one above it (safefs.Resolve), so the owner of a directory on the path
+// cannot point the bridge elsewhere. Every directory on the path, the file and the lock must be owned by
+// root, the bridge's user or Options.Owner, and must not be writable by other users or an untrusted group
+// (a root-owned sticky directory such as /tmp is accepted as a parent; Options.AllowSharedDirectory
+// accepts shared directories, never shared files). A file that is not a regular file, or has more than one
+// hard link, is refused.
 //
 // The file is always written with Options.Mode (default 0600), even when it replaced a file with wider
-// permissions: it holds a secret from then on (the tightening is logged). With Options.Owner and
-// Options.Group set, the file always ends up owned by them; otherwise an existing file's owner and group
-// are kept (a bridge running as root writing a user's file), and a new file belongs to the bridge. Owner,
-// group and mode are set on the temporary file before the rename, so no reader ever sees the secret with
-// a wrong owner or mode. Missing directories are created with mode 0700 (0750 when Mode lets the group
-// read), owned by Options.Owner and Options.Group when set.
+// permissions: it holds a secret from then on (the tightening is logged). With Options.Group set the file
+// gets that group; otherwise an existing file's group is kept. With Options.Owner set to another user than
+// the bridge's (root writing for a user), a new file is created for them only in a directory of theirs
+// (or one they could write anyway, like /tmp), and an existing file must already be theirs: root never
+// hands a file it may not have created to a user (the error names the chown that does it). Without
+// Options.Owner an existing file's owner is kept, and a new file belongs to the bridge. Owner, group and
+// mode are set on the temporary file before the rename, so no reader ever sees the secret with a wrong
+// owner or mode. Missing directories are created with mode 0700 (0750 when Mode lets the group read),
+// owned by Options.Owner and Options.Group when set; for another user, only the file's own directory (and
+// directories inside one of theirs): missing directories above it are the bridge's, mode 0755.
 //
 // # Locking
 //
@@ -51,7 +60,14 @@
 // credentials file's inode, so a lock held on the old inode would not exclude a writer that opened the
 // new one. The lock file is opened without following a symbolic link, created exclusively (with the
 // file's owner, group and mode) when missing, and left in place (removing it would let two writers lock
-// two different inodes). Waiting for the lock honors the context and gives up after Options.LockTimeout.
+// two different inodes). An existing lock file of another user is refused by name, with what to do.
+//
+// In a directory other users can write (a sticky /tmp, a shared directory), anyone could take the name
+// "<target>.lock" first and block every write, so there the lock is the credentials file itself, which
+// no one else can open: a writer locks the file it opened and checks that the name still refers to it (a
+// new file may have been renamed over it meanwhile), and a missing file is created exclusively. Every
+// writer decides by the directory's mode, so all writers of one file use the same lock. Waiting for the
+// lock honors the context and gives up after Options.LockTimeout.
 //
 // Tools that do not take the lock — aws configure among them — are not excluded by it. The sink re-reads
 // the file right before each write, so their edits are lost only if one lands in the few milliseconds
@@ -66,6 +82,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -101,7 +118,8 @@ type Options struct {
 	Group safefs.ID
 	// Mode is the file's mode: 0600 (the default when zero), 0640 or 0660.
 	Mode fs.FileMode
-	// FollowSymlinks resolves symbolic links in Path instead of refusing them.
+	// FollowSymlinks resolves symbolic links in Path instead of refusing them: only links owned by root or
+	// the bridge's user, where no one else can write (safefs.Resolve).
 	FollowSymlinks bool
 	// AllowSharedDirectory accepts directories on the path that other users can write (a Kubernetes
 	// emptyDir): only when every user who can write there is trusted.
@@ -169,11 +187,18 @@ func (s *Sink) Check() error {
 		return fmt.Errorf("credfile: %w", err)
 	}
 	defer d.Close()
-	f, _, err := d.OpenFile(base)
+	f, info, err := d.OpenFile(base)
 	if err == nil {
-		return f.Close()
+		_ = f.Close()
+		if err := d.CheckReplace(base, info); err != nil {
+			return fmt.Errorf("credfile: %w", err)
+		}
+		return nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("credfile: %w", err)
+	}
+	if err := d.CheckNew(base); err != nil {
 		return fmt.Errorf("credfile: %w", err)
 	}
 	return nil
@@ -229,10 +254,18 @@ func (s *Sink) update(ctx context.Context, edit func([]byte) ([]byte, error)) (s
 	defer d.Close()
 	target = d.Join(base)
 	// A file the rules refuse is reported before the lock file is created beside it.
-	if f, _, err := d.OpenFile(base); err == nil {
+	if f, info, err := d.OpenFile(base); err == nil {
 		_ = f.Close()
+		if err := d.CheckReplace(base, info); err != nil {
+			return "", fmt.Errorf("credfile: %w", err)
+		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("credfile: %w", err)
+	} else if err := d.CheckNew(base); err != nil {
+		return "", fmt.Errorf("credfile: %w", err)
+	}
+	if d.OthersCanCreate() {
+		return s.updateInSharedDir(ctx, d, base, edit)
 	}
 	unlock, err := s.lock(ctx, d, base+".lock")
 	if err != nil {
@@ -244,6 +277,65 @@ func (s *Sink) update(ctx context.Context, edit func([]byte) ([]byte, error)) (s
 	if err != nil {
 		return "", err
 	}
+	return s.write(d, base, old, info, edit)
+}
+
+// updateInSharedDir is update in a directory where other users can create names (a sticky /tmp, a
+// shared directory): there "<name>.lock" could be taken first by anyone, so the lock is the credentials
+// file itself, which no one else can open (its mode gives others nothing). A writer locks the file it
+// opened, then checks that the name still refers to it (another writer may have renamed a new file over
+// it meanwhile) and starts again if not. A missing file is created exclusively, so two first writers
+// cannot both create it; the second one then edits what the first wrote.
+func (s *Sink) updateInSharedDir(ctx context.Context, d *safefs.Dir, base string, edit func([]byte) ([]byte, error)) (string, error) {
+	target := d.Join(base)
+	for range 100 {
+		f, info, err := d.OpenFile(base)
+		if errors.Is(err, fs.ErrNotExist) {
+			data, err := edit(nil)
+			if err != nil || len(data) == 0 {
+				return target, err // Clear on a missing file: nothing to do
+			}
+			err = d.CreateFile(base, data)
+			if errors.Is(err, fs.ErrExist) {
+				continue // another writer created it: edit theirs under the lock
+			}
+			if err != nil {
+				return "", fmt.Errorf("credfile: writing %s: %w", target, err)
+			}
+			return target, nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("credfile: %w", err)
+		}
+		unlock, err := s.flock(ctx, f, target)
+		if err != nil {
+			return "", err
+		}
+		now, err := d.Stat(base)
+		if err != nil || now.Key.Dev != info.Key.Dev || now.Key.Ino != info.Key.Ino {
+			unlock()
+			continue // replaced while we waited: lock the new file
+		}
+		out, err := func() (string, error) {
+			defer unlock()
+			if err := d.CheckReplace(base, info); err != nil {
+				return "", fmt.Errorf("credfile: %w", err)
+			}
+			old, err := readOpen(f, target)
+			if err != nil {
+				return "", err
+			}
+			return s.write(d, base, old, info, edit)
+		}()
+		return out, err
+	}
+	return "", fmt.Errorf("credfile: %s keeps being replaced or removed while waiting for it", target)
+}
+
+// write runs edit on old (the contents of base in d, nil when missing; info its status) and atomically
+// replaces the file with the result, under the caller's lock. It returns the path written.
+func (s *Sink) write(d *safefs.Dir, base string, old []byte, info *safefs.FileInfo, edit func([]byte) ([]byte, error)) (string, error) {
+	target := d.Join(base)
 	data, err := edit(old)
 	if pe := (*ParseError)(nil); errors.As(err, &pe) {
 		pe.Path = target
@@ -285,11 +377,22 @@ func (s *Sink) lock(ctx context.Context, d *safefs.Dir, name string) (func(), er
 	lockPath := d.Join(name)
 	f, err := d.OpenOrCreate(name)
 	if errors.Is(err, safefs.ErrRefused) {
+		if info, serr := d.Stat(name); serr == nil {
+			return nil, fmt.Errorf("credfile: lock file %s (owned by uid %d) cannot be used, so the file is not written: %w; "+
+				"if neither you nor a bridge sharing the file made it, remove it (rm %s): it holds no data, and the bridge creates its own",
+				lockPath, info.UID, err, lockPath)
+		}
 		return nil, fmt.Errorf("credfile: %w", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("credfile: locking %s: %w", lockPath, err)
 	}
+	return s.flock(ctx, f, lockPath)
+}
+
+// flock takes the exclusive advisory lock on f (lockPath names it), waiting at most the lock timeout.
+// The returned function unlocks and closes f; on error f is closed.
+func (s *Sink) flock(ctx context.Context, f *os.File, lockPath string) (func(), error) {
 	lctx, cancel := context.WithTimeoutCause(ctx, s.lockTimeout, ErrLockTimeout)
 	defer cancel()
 	var tick *time.Ticker
@@ -331,18 +434,27 @@ func readFile(d *safefs.Dir, name string) ([]byte, *safefs.FileInfo, error) {
 		return nil, nil, fmt.Errorf("credfile: %w", err)
 	}
 	defer f.Close()
+	data, err := readOpen(f, d.Join(name))
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, info, nil
+}
+
+// readOpen reads the open credentials file f (at path) to its end, at most MaxFileSize bytes.
+func readOpen(f *os.File, path string) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
-		return nil, nil, fmt.Errorf("credfile: %w", err)
+		return nil, fmt.Errorf("credfile: %w", err)
 	}
 	if len(data) > MaxFileSize {
 		size := int64(len(data))
 		if st, err := f.Stat(); err == nil {
 			size = st.Size()
 		}
-		return nil, nil, &TooLargeError{Path: d.Join(name), Size: size}
+		return nil, &TooLargeError{Path: path, Size: size}
 	}
-	return data, info, nil
+	return data, nil
 }
 
 // MaxFileSize is the largest credentials file the sink reads and rewrites: 1 MiB, thousands of profiles.

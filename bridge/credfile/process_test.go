@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"gopkg.in/ini.v1"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
 )
 
 // The test binary doubles as the child processes of the multi-process tests: with childEnv set, TestMain
@@ -220,7 +222,34 @@ func TestCrashSafetyUnderKill9(t *testing.T) {
 
 // Two processes update two profiles of one file at the same time; the lock must keep every update.
 func TestConcurrentProcessesLoseNoUpdate(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "credentials")
+	t.Run("private directory (lock file)", func(t *testing.T) {
+		concurrentProcessesLoseNoUpdate(t, filepath.Join(t.TempDir(), "credentials"))
+	})
+	// In a directory others can write, the lock is the credentials file itself (see updateInSharedDir);
+	// a lock file another user planted there is ignored.
+	t.Run("sticky directory (the file itself)", func(t *testing.T) {
+		safefstest.NeedRoot(t, "needs a root-owned sticky directory and another user's file")
+		path := filepath.Join(stickyDir(t), "credentials")
+		writeFile(t, path+".lock", "", 0o600)
+		safefstest.Give(t, path+".lock", nobody, nobody)
+		concurrentProcessesLoseNoUpdate(t, path)
+	})
+}
+
+// stickyDir returns a new root-owned directory with mode 1777, like /tmp (the test must run as root).
+func stickyDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "tmp")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777|fs.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func concurrentProcessesLoseNoUpdate(t *testing.T, path string) {
 	const keep = "; shared file\n[third]\naws_access_key_id = THIRD\naws_secret_access_key = thirdsecret\n"
 	writeFile(t, path, keep, 0o600)
 	const n = 40

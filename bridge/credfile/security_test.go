@@ -88,7 +88,9 @@ func TestSecuritySymlinkPlantedAtTheCredentialsPathIsRefused(t *testing.T) {
 		_ = os.Remove(path)
 		safefstest.Symlink(t, target, path, nobody, nobody)
 		err := sinkWith(t, Options{Path: path, Owner: safefs.NewID(nobody)}).Put(context.Background(), testCreds("app", 1))
-		wantRefused(t, err, path+" is a symbolic link", "follow_symlinks = true")
+		// A link of uid 65534 would not be followed with follow_symlinks either: the message says so
+		// rather than suggesting it.
+		wantRefused(t, err, path+" is a symbolic link owned by uid 65534", "follow_symlinks would not follow it either")
 		if got := readString(t, existing); got != "root ALL=(ALL) ALL\n" {
 			t.Errorf("the link's target was changed to %q", got)
 		}
@@ -275,11 +277,15 @@ func TestSecurityConfiguredOwnerGetsNewDirectoriesAndFile(t *testing.T) {
 	c := testCreds("app", 1)
 	mustPut(t, sinkWith(t, Options{Path: path, Owner: safefs.NewID(nobody), Group: safefs.NewID(nobody), Mode: 0o640}), c)
 
-	for p, want := range map[string]fs.FileMode{home: 0o750, filepath.Dir(path): 0o750, path: 0o640, path + ".lock": 0o640} {
+	for p, want := range map[string]fs.FileMode{filepath.Dir(path): 0o750, path: 0o640, path + ".lock": 0o640} {
 		uid, gid, mode := owner(t, p)
 		if uid != nobody || gid != nobody || mode != want {
 			t.Errorf("%s: %d:%d %v, want %d:%d %v", p, uid, gid, mode, nobody, nobody, want)
 		}
+	}
+	// Only the file's own directory is theirs: a missing directory above it is the bridge's, 0755.
+	if uid, gid, mode := owner(t, home); uid != 0 || gid != 0 || mode != 0o755 {
+		t.Errorf("%s: %d:%d %v, want 0:0 0755", home, uid, gid, mode)
 	}
 	cat := exec.Command("cat", path)
 	cat.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
@@ -300,26 +306,31 @@ func TestSecurityConfiguredOwnerGetsNewDirectoriesAndFile(t *testing.T) {
 	}
 }
 
-// With an owner configured, an existing file owned by root (or the bridge) is handed to the owner.
-func TestSecurityConfiguredOwnerTakesOverAnExistingFile(t *testing.T) {
+// With an owner configured, root never hands an existing file of root's (or of anyone but the owner) to
+// the owner, not even in the owner's own directory: it may not have been the bridge that created it. The
+// refusal names the chown that makes it theirs; a file already theirs is rewritten and stays theirs.
+func TestSecurityConfiguredOwnerIsNeverHandedAnExistingFile(t *testing.T) {
 	safefstest.NeedRoot(t, "chowns files to another user")
-	path := filepath.Join(t.TempDir(), "credentials")
-	writeFile(t, path, "[other]\nk = v\n", 0o600)
+	dir, _ := nobodyDir(t)
+	path := filepath.Join(dir, "credentials")
+	const before = "[other]\nk = v\n"
+	writeFile(t, path, before, 0o644)
 	s := sinkWith(t, Options{Path: path, Owner: safefs.NewID(nobody)})
+	wantRefused(t, s.Put(context.Background(), testCreds("app", 1)),
+		path+" is owned by uid 0, not by the configured owner (uid 65534)", "chown 65534 "+path)
+	wantRefused(t, s.Check(), path+" is owned by uid 0") // a reload to it is refused too
+	if uid, _, mode := owner(t, path); uid != 0 || mode != 0o644 || readString(t, path) != before {
+		t.Errorf("the refused file changed: uid %d, mode %v, %q", uid, mode, readString(t, path))
+	}
+	wantMissing(t, path+".lock")
+
+	safefstest.Give(t, path, nobody, 0)
 	mustPut(t, s, testCreds("app", 1))
 	if uid, gid, mode := owner(t, path); uid != nobody || gid != 0 || mode != 0o600 {
 		t.Errorf("after Put: %d:%d %v, want %d:0 0600", uid, gid, mode, nobody)
 	}
-	// Unchanged content but the wrong owner: still rewritten.
-	safefstest.Give(t, path, 0, 0)
-	if err := s.Clear(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Clear(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if uid, _, _ := owner(t, path); uid != nobody {
-		t.Errorf("after an idempotent Clear the file is owned by %d", uid)
+	if !strings.HasPrefix(readString(t, path), before) {
+		t.Errorf("the other profile was lost")
 	}
 }
 
@@ -332,4 +343,178 @@ func TestOwnerNeedsRootWhenNotRoot(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "the bridge must run as root to give files to another user") {
 		t.Errorf("New = %v", err)
 	}
+}
+
+// A user who owns a directory on the path (the README's ~/.aws with owner = app) and the bridge running
+// with follow_symlinks = true: the user links the credentials path at a root-owned file (a passwd stand-in)
+// or at a missing name in a root-owned directory (an ld.so.preload stand-in). Root must neither rewrite
+// the file as the user's nor create one for them there. Before links were held to the protected_symlinks
+// rule, both succeeded: the passwd stand-in became a 0600 file of uid 65534.
+func TestSecurityFollowSymlinksNeverWritesWhereTheOwnerPointsIt(t *testing.T) {
+	safefstest.NeedRoot(t, "plants links owned by another user")
+	home, outside := nobodyDir(t)
+	passwd, preload := filepath.Join(outside, "passwd"), filepath.Join(outside, "ld.so.preload")
+	const entry = "root:x:0:0:root:/root:/bin/sh\n"
+	writeFile(t, passwd, entry, 0o644)
+	aws := filepath.Join(home, ".aws")
+	if err := os.Mkdir(aws, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	safefstest.Give(t, aws, nobody, nobody)
+	path := filepath.Join(aws, "credentials")
+	check := func(t *testing.T) {
+		t.Helper()
+		if uid, gid, mode := owner(t, passwd); uid != 0 || gid != 0 || mode != 0o644 || readString(t, passwd) != entry {
+			t.Errorf("the passwd stand-in changed: %d:%d %v %q", uid, gid, mode, readString(t, passwd))
+		}
+		wantMissing(t, preload)
+		entries, _ := os.ReadDir(outside)
+		if len(entries) != 1 {
+			t.Errorf("the root-owned directory holds %v, want the passwd stand-in only", entries)
+		}
+	}
+	for _, plant := range []struct{ link, target string }{
+		{path, passwd},  // the file
+		{path, preload}, // a missing file in a root-owned directory
+		{aws, outside},  // the directory above it
+	} {
+		t.Run(filepath.Base(plant.link)+" -> "+filepath.Base(plant.target), func(t *testing.T) {
+			_ = os.Remove(path)
+			if plant.link == aws {
+				if err := os.Rename(aws, aws+".real"); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = os.Remove(aws); _ = os.Rename(aws+".real", aws) })
+			}
+			safefstest.Symlink(t, plant.target, plant.link, nobody, nobody)
+			s := sinkWith(t, Options{Path: path, Owner: safefs.NewID(nobody), FollowSymlinks: true})
+			wantRefused(t, s.Put(context.Background(), testCreds("app", 1)),
+				plant.link+" is a symbolic link owned by uid 65534; refusing to follow it, even with follow_symlinks")
+			wantRefused(t, s.Check(), plant.link+" is a symbolic link owned by uid 65534")
+			check(t)
+		})
+	}
+	_ = os.Remove(path)
+
+	// A link root made in a directory only root can write is followed (an operator's own link), and the
+	// resolved path is held to the owner rules: root still never gives the owner a file in a directory
+	// that is not theirs, nor an existing root file.
+	srv := filepath.Join(filepath.Dir(outside), "srv")
+	if err := os.Mkdir(srv, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for target, want := range map[string]string{
+		passwd:  passwd + " is owned by uid 0, not by the configured owner (uid 65534); refusing to hand an existing file to another user",
+		preload: "refusing to create " + preload + " for the configured owner (uid 65534) in " + outside + ", a directory owned by uid 0",
+	} {
+		link := filepath.Join(srv, "credentials")
+		_ = os.Remove(link)
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		wantRefused(t, sinkWith(t, Options{Path: link, Owner: safefs.NewID(nobody), FollowSymlinks: true}).Put(context.Background(), testCreds("app", 1)), want)
+		check(t)
+	}
+	// The operator's link into the user's own directory: written, and theirs.
+	link := filepath.Join(srv, "aws")
+	if err := os.Symlink(aws, link); err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, sinkWith(t, Options{Path: filepath.Join(link, "credentials"), Owner: safefs.NewID(nobody), FollowSymlinks: true}), testCreds("app", 2))
+	if uid, _, mode := owner(t, path); uid != nobody || mode != 0o600 {
+		t.Errorf("%s: uid %d mode %v, want the owner's 0600 file", path, uid, mode)
+	}
+}
+
+// Node mode: several workloads' files under one shared parent (/run/spiffe-aws-bridge) that does not
+// exist yet. It is created root-owned 0755 and only each workload's own leaf directory is theirs: every
+// workload is served and reads its own file. Before, the first workload's write created the shared parent
+// 0700 as its own, and every other workload was refused from then on.
+func TestSecurityNodeModeSharedParentIsNotTheFirstWorkloads(t *testing.T) {
+	safefstest.NeedRoot(t, "writes files for other users")
+	root := t.TempDir()
+	safefstest.Traversable(t, root)
+	shared := filepath.Join(root, "run", "spiffe-aws-bridge")
+	workloads := map[string]uint32{"billing": nobody, "reports": nobody - 1}
+	for _, name := range []string{"billing", "reports"} {
+		uid := workloads[name]
+		path := filepath.Join(shared, name, "credentials")
+		c := testCreds(name, 1)
+		mustPut(t, sinkWith(t, Options{Path: path, Profile: name, Owner: safefs.NewID(uid)}), c)
+		if got, gid, mode := owner(t, filepath.Dir(path)); got != uid || gid != 0 || mode != 0o700 {
+			t.Errorf("%s: %d:%d %v, want %d:0 0700", filepath.Dir(path), got, gid, mode, uid)
+		}
+		cat := exec.Command("cat", path)
+		cat.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		if out, err := cat.CombinedOutput(); err != nil || !strings.Contains(string(out), c.AccessKeyID) {
+			t.Errorf("uid %d cannot read its own file: %v: %s", uid, err, out)
+		}
+	}
+	for _, d := range []string{filepath.Dir(shared), shared} {
+		if uid, gid, mode := owner(t, d); uid != 0 || gid != 0 || mode != 0o755 {
+			t.Errorf("shared parent %s: %d:%d %v, want 0:0 0755", d, uid, gid, mode)
+		}
+	}
+}
+
+// Another user creates "<path>.lock" first in a sticky directory like /tmp: the bridge writes anyway (in
+// a directory others can write, it locks the credentials file itself, which no one else can open) and
+// leaves their file alone. Before, every write was refused.
+func TestSecurityLockFilePlantedInAStickyDirectoryBlocksNothing(t *testing.T) {
+	safefstest.NeedRoot(t, "needs a root-owned sticky directory and another user's file")
+	path := filepath.Join(stickyDir(t), "credentials")
+	writeFile(t, path+".lock", "theirs", 0o644)
+	safefstest.Give(t, path+".lock", nobody, nobody)
+	for i, p := range []string{"a", "b", "a"} {
+		c := testCreds(p, i)
+		mustPut(t, sinkWith(t, Options{Path: path, Profile: p}), c)
+		if got := sectionKeys(t, path, p); !equalMaps(got, fileKeys(c)) {
+			t.Errorf("profile %s holds %v", p, got)
+		}
+	}
+	if uid, _, mode := owner(t, path); uid != 0 || mode != 0o600 {
+		t.Errorf("credentials file: uid %d mode %v", uid, mode)
+	}
+	if uid, _, _ := owner(t, path+".lock"); uid != nobody || readString(t, path+".lock") != "theirs" {
+		t.Errorf("their lock file was changed")
+	}
+}
+
+// Where another user could still own the lock file (a directory their group may write), it is refused by
+// name, with its owner and what to do.
+func TestForeignLockFileIsRefusedByName(t *testing.T) {
+	safefstest.NeedRoot(t, "gives files to another user")
+	dir := filepath.Join(t.TempDir(), "aws")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o770); err != nil {
+		t.Fatal(err)
+	}
+	safefstest.Give(t, dir, 0, nobody)
+	path := filepath.Join(dir, "credentials")
+	writeFile(t, path+".lock", "", 0o600)
+	safefstest.Give(t, path+".lock", nobody, nobody)
+	err := sinkWith(t, Options{Path: path, Group: safefs.NewID(nobody)}).Put(context.Background(), testCreds("app", 1))
+	wantRefused(t, err, "lock file "+path+".lock (owned by uid 65534) cannot be used", "rm "+path+".lock")
+	wantMissing(t, path)
+}
+
+// The clean-up of temporary files left by a killed writer, in a sticky directory like /tmp, removes only
+// the bridge's own (or the owner's): another user's file of the same name is theirs. Before, it was
+// deleted.
+func TestSecurityTempCleanupLeavesOtherUsersFiles(t *testing.T) {
+	safefstest.NeedRoot(t, "needs a root-owned sticky directory and another user's file")
+	dir := stickyDir(t)
+	path := filepath.Join(dir, "credentials")
+	mustPut(t, sinkWith(t, Options{Path: path}), testCreds("app", 1)) // the file exists: an update cleans up
+	theirs, ours := filepath.Join(dir, ".credentials123"), filepath.Join(dir, ".credentials456")
+	writeFile(t, theirs, "their data", 0o600)
+	safefstest.Give(t, theirs, nobody, nobody)
+	writeFile(t, ours, "left by a killed writer", 0o600)
+	mustPut(t, sinkWith(t, Options{Path: path}), testCreds("app", 2))
+	if got := readString(t, theirs); got != "their data" {
+		t.Errorf("their file holds %q", got)
+	}
+	wantMissing(t, ours)
 }

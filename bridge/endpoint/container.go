@@ -41,7 +41,8 @@ type ContainerOptions struct {
 	TokenGroup safefs.ID
 	// TokenMode is the mode of a created token file: 0600 (the default when zero), 0640 or 0660.
 	TokenMode fs.FileMode
-	// FollowSymlinks resolves symbolic links in AuthTokenFile instead of refusing them.
+	// FollowSymlinks resolves symbolic links in AuthTokenFile instead of refusing them: only links owned
+	// by root or the bridge's user, where no one else can write (safefs.Resolve).
 	FollowSymlinks bool
 	// AllowSharedDirectory accepts directories on AuthTokenFile's path that other users can write (a
 	// Kubernetes emptyDir): only when every user who can write there is trusted.

@@ -307,8 +307,9 @@ func TestSecurityTokenSymlinkPlantedIsRefused(t *testing.T) {
 	for _, target := range []string{existing, missing} {
 		_ = os.Remove(path)
 		safefstest.Symlink(t, target, path, nobody, nobody)
+		// A link of uid 65534 would not be followed with follow_symlinks either: the message says so.
 		tokenRefused(t, ContainerOptions{AuthTokenFile: path, TokenOwner: safefs.NewID(nobody)},
-			path+" is a symbolic link; refusing to follow it (set follow_symlinks = true if the link is intended)")
+			path+" is a symbolic link owned by uid 65534; refusing to follow it (follow_symlinks would not follow it either")
 		if b, _ := os.ReadFile(existing); string(b) != "known-token" {
 			t.Errorf("the link's target changed to %q", b)
 		}
@@ -316,9 +317,71 @@ func TestSecurityTokenSymlinkPlantedIsRefused(t *testing.T) {
 			t.Errorf("the link's missing target was created: %v", err)
 		}
 	}
-	// With follow_symlinks, an intended link is read.
-	if _, err := NewContainer(ContainerOptions{Addr: "127.0.0.1:0", AuthTokenFile: path, TokenOwner: safefs.NewID(nobody), FollowSymlinks: true}); err != nil {
+	// With follow_symlinks, the link of uid 65534 is still refused and its missing target not created.
+	tokenRefused(t, ContainerOptions{AuthTokenFile: path, TokenOwner: safefs.NewID(nobody), FollowSymlinks: true},
+		path+" is a symbolic link owned by uid 65534; refusing to follow it, even with follow_symlinks")
+	if _, err := os.Lstat(missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the link's missing target was created with follow_symlinks: %v", err)
+	}
+	// An intended link, root's in a directory only root writes, is read with follow_symlinks.
+	intended := filepath.Join(outside, "token-link")
+	if err := os.Symlink(existing, intended); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewContainer(ContainerOptions{Addr: "127.0.0.1:0", AuthTokenFile: intended, FollowSymlinks: true}); err != nil {
 		t.Fatalf("with follow_symlinks: %v", err)
+	}
+}
+
+// A workload whose token file lives in its own directory (auth_token_owner, follow_symlinks = true)
+// deletes the file and links its path into a root-owned directory: the endpoint, which re-creates a
+// deleted token file, must not create one there for the workload (an ld.so.preload stand-in), nor adopt
+// a root file there as the token. It fails closed until the link is gone. Before, it created the file
+// there, owned by the workload.
+func TestSecurityTokenFileIsNeverRecreatedWhereTheWorkloadPointsIt(t *testing.T) {
+	safefstest.NeedRoot(t, "plants links owned by another user")
+	root := t.TempDir()
+	dir, etc := filepath.Join(root, "workload"), filepath.Join(root, "etc")
+	for _, d := range []string{dir, etc} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	safefstest.Give(t, dir, nobody, nobody)
+	path := filepath.Join(dir, "token")
+	clock := newClock()
+	s, tok, _ := startContainer(t, clock, ContainerOptions{AuthTokenFile: path, TokenOwner: safefs.NewID(nobody), FollowSymlinks: true})
+	if err := s.Put(context.Background(), testCreds(clock.Now())); err != nil {
+		t.Fatal(err)
+	}
+	status := func(tok string) int {
+		return do(t, http.MethodGet, s.URL(), map[string]string{"Authorization": tok}).status
+	}
+	if got := status(tok); got != http.StatusOK {
+		t.Fatalf("the workload's own token: %d", got)
+	}
+	preload := filepath.Join(etc, "ld.so.preload")
+	secret := filepath.Join(etc, "shadow")
+	if err := os.WriteFile(secret, []byte("root-secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{preload, secret} {
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		safefstest.Symlink(t, target, path, nobody, nobody)
+		eventually(t, "the endpoint fails closed", func() bool { return status(tok) == http.StatusInternalServerError })
+		for _, guess := range []string{tok, "root-secret", ""} {
+			if got := status(guess); got != http.StatusInternalServerError {
+				t.Errorf("token %q while the path is the workload's link to %s: %d, want 500", guess, target, got)
+			}
+		}
+		if _, err := os.Lstat(preload); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the endpoint created %s: %v", preload, err)
+		}
+		if fi, err := os.Stat(secret); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+			t.Errorf("%s changed hands: %v", secret, err)
+		}
 	}
 }
 

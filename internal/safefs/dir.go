@@ -20,14 +20,22 @@ type Dir struct {
 	fd    int
 	path  string
 	rules Rules
+	st    unix.Stat_t // the directory, as checked
+	// chain is why someone other than root and the process's user can change this directory or one
+	// above it ("" when no one can): a symbolic link found here would not be followed either.
+	chain string
 }
 
 // beforeRename, when set (tests), sees each temporary file right before it is renamed into place.
 var beforeRename func(tmp *os.File)
 
 // OpenDir opens the directory path (absolute), walking it from "/" without following symbolic links,
-// and checks every component against r. With create, missing directories are created (DirMode, owned by
-// r.Owner and r.Group when set). With r.FollowSymlinks the path is resolved first.
+// and checks every component against r. With create, missing directories are created: DirMode, owned by
+// r.Owner and r.Group when set, except that for an Owner other than the process's user only the last
+// directory, and directories inside one the owner owns, are created for them; the missing directories
+// above (a shared parent such as /run/spiffe-aws-bridge) are created for the process's user, mode 0755, so
+// that one user's file never decides who may use the others'. With r.FollowSymlinks the path is resolved
+// first (Resolve: only links no one else could have made are followed).
 func OpenDir(path string, r Rules, create bool) (*Dir, error) {
 	if !filepath.IsAbs(path) {
 		return nil, fmt.Errorf("%q is not an absolute path", path)
@@ -44,16 +52,18 @@ func OpenDir(path string, r Rules, create bool) (*Dir, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: "/", Err: err}
 	}
-	if err := r.checkDir(fd, "/"); err != nil {
+	st, err := r.checkDir(fd, "/")
+	if err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
+	w := walk{chain: chainStep("", "/", &st), parent: st}
 	cur := "/"
 	if path != "/" {
 		parts := strings.Split(path[1:], "/")
 		for i, c := range parts {
 			next := filepath.Join(cur, c)
-			nfd, err := r.openDirAt(fd, c, next, create, i == len(parts)-1)
+			nfd, err := r.openDirAt(fd, c, next, create, i == len(parts)-1, &w)
 			unix.Close(fd)
 			if err != nil {
 				return nil, err
@@ -61,13 +71,36 @@ func OpenDir(path string, r Rules, create bool) (*Dir, error) {
 			fd, cur = nfd, next
 		}
 	}
-	return &Dir{fd: fd, path: path, rules: r}, nil
+	return &Dir{fd: fd, path: path, rules: r, st: w.parent, chain: w.chain}, nil
 }
 
+// walk is what OpenDir knows of the directories it passed: the last one's status, and why someone other
+// than root and the process's user can change one of them ("" when no one can).
+type walk struct {
+	parent unix.Stat_t
+	chain  string
+}
+
+// chainStep is the chain after passing the directory full (status st): the first reason found stays.
+func chainStep(chain, full string, st *unix.Stat_t) string {
+	if chain != "" {
+		return chain
+	}
+	if why := othersCanChange(st); why != "" {
+		return full + " " + why
+	}
+	return ""
+}
+
+// foreignOwner reports whether files go to a configured owner other than the process's user (root
+// writing for someone else).
+func (r Rules) foreignOwner() bool { return r.Owner.IsSet() && r.Owner.Int() != os.Geteuid() }
+
 // openDirAt opens the directory name in parent (full is its path, for messages), creating it when
-// missing and create is set, and checks it. Only the last component needs a descriptor that can read
-// and sync; the others may be opened with only search permission (O_PATH, where the system has it).
-func (r Rules) openDirAt(parent int, name, full string, create, last bool) (int, error) {
+// missing and create is set, and checks it; w is updated with it. Only the last component needs a
+// descriptor that can read and sync; the others may be opened with only search permission (O_PATH,
+// where the system has it).
+func (r Rules) openDirAt(parent int, name, full string, create, last bool, w *walk) (int, error) {
 	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	for range 3 {
 		fd, err := unix.Openat(parent, name, flags, 0)
@@ -76,22 +109,40 @@ func (r Rules) openDirAt(parent int, name, full string, create, last bool) (int,
 		}
 		switch {
 		case err == nil:
-			if err := r.checkDir(fd, full); err != nil {
+			st, err := r.checkDir(fd, full)
+			if err != nil {
 				unix.Close(fd)
 				return -1, err
 			}
+			w.parent, w.chain = st, chainStep(w.chain, full, &st)
 			return fd, nil
 		case errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR):
-			return -1, notFollowed(parent, name, full, "open", err)
+			return -1, r.notFollowed(parent, name, full, "open", err, w.chain)
 		case errors.Is(err, unix.ENOENT) && create:
-			err := unix.Mkdirat(parent, name, uint32(r.DirMode()))
+			// For another user, only their own directory (the last, or one inside theirs) is theirs.
+			forOwner := !r.foreignOwner() || last || int(w.parent.Uid) == r.Owner.Int()
+			mode := r.DirMode()
+			if !forOwner {
+				mode = 0o755
+			}
+			err := unix.Mkdirat(parent, name, uint32(mode))
 			if errors.Is(err, unix.EEXIST) {
 				continue // created meanwhile: open and check it
 			}
 			if err != nil {
 				return -1, &fs.PathError{Op: "mkdir", Path: full, Err: err}
 			}
-			return r.adoptDir(parent, name, full)
+			fd, err := r.adoptDir(parent, name, full, forOwner, mode, w.chain)
+			if err != nil {
+				return -1, err
+			}
+			var st unix.Stat_t
+			if err := unix.Fstat(fd, &st); err != nil {
+				unix.Close(fd)
+				return -1, &fs.PathError{Op: "stat", Path: full, Err: err}
+			}
+			w.parent, w.chain = st, chainStep(w.chain, full, &st)
+			return fd, nil
 		default:
 			return -1, &fs.PathError{Op: "open", Path: full, Err: err}
 		}
@@ -99,11 +150,12 @@ func (r Rules) openDirAt(parent int, name, full string, create, last bool) (int,
 	return -1, &fs.PathError{Op: "open", Path: full, Err: unix.EAGAIN}
 }
 
-// adoptDir opens a directory this process just created and gives it the rules' owner, group and mode.
-func (r Rules) adoptDir(parent int, name, full string) (int, error) {
+// adoptDir opens a directory this process just created and gives it mode and, when forOwner, the rules'
+// owner and group.
+func (r Rules) adoptDir(parent int, name, full string, forOwner bool, mode fs.FileMode, chain string) (int, error) {
 	fd, err := unix.Openat(parent, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, notFollowed(parent, name, full, "open", err)
+		return -1, r.notFollowed(parent, name, full, "open", err, chain)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
@@ -114,11 +166,13 @@ func (r Rules) adoptDir(parent int, name, full string) (int, error) {
 		unix.Close(fd)
 		return -1, refused("%s was replaced by a directory owned by uid %d while it was being created; refusing to use it", full, st.Uid)
 	}
-	if err := r.chown(fd, st); err != nil {
-		unix.Close(fd)
-		return -1, &fs.PathError{Op: "chown", Path: full, Err: err}
+	if forOwner {
+		if err := r.chown(fd, st); err != nil {
+			unix.Close(fd)
+			return -1, &fs.PathError{Op: "chown", Path: full, Err: err}
+		}
 	}
-	if err := unix.Fchmod(fd, uint32(r.DirMode())); err != nil {
+	if err := unix.Fchmod(fd, uint32(mode)); err != nil {
 		unix.Close(fd)
 		return -1, &fs.PathError{Op: "chmod", Path: full, Err: err}
 	}
@@ -141,13 +195,23 @@ func (r Rules) chown(fd int, st unix.Stat_t) error {
 }
 
 // notFollowed explains an ELOOP or ENOTDIR from opening name in parent with O_NOFOLLOW: a symbolic link
-// is refused; anything else is the system's error.
-func notFollowed(parent int, name, full, op string, err error) error {
+// is refused; anything else is the system's error. chain is why someone else can change parent or a
+// directory above it: the message suggests follow_symlinks only for a link it would follow.
+func (r Rules) notFollowed(parent int, name, full, op string, err error, chain string) error {
 	var st unix.Stat_t
-	if unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
-		return refused("%s is a symbolic link; refusing to follow it (set follow_symlinks = true if the link is intended)", full)
+	if unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		return &fs.PathError{Op: op, Path: full, Err: err}
 	}
-	return &fs.PathError{Op: op, Path: full, Err: err}
+	switch {
+	case r.FollowSymlinks:
+		// Resolved, then swapped for a link during the walk.
+		return refused("%s is a symbolic link that appeared while the path was being opened; refusing to follow it", full)
+	case !trustedLinkOwner(st.Uid):
+		return refused("%s is a symbolic link owned by uid %d; refusing to follow it (follow_symlinks would not follow it either: %s)", full, st.Uid, linkRule())
+	case chain != "":
+		return refused("%s is a symbolic link in a directory someone else can change (%s); refusing to follow it (follow_symlinks would not follow it either: %s)", full, chain, linkRule())
+	}
+	return refused("%s is a symbolic link; refusing to follow it (set follow_symlinks = true if the link is intended)", full)
 }
 
 // trustedUser reports whether uid may own a component: root, the process's user or the configured owner.
@@ -189,31 +253,31 @@ func (r Rules) checkOwner(st *unix.Stat_t, path string) error {
 	return nil
 }
 
-// checkDir applies the rules to the directory open as fd.
-func (r Rules) checkDir(fd int, path string) error {
+// checkDir applies the rules to the directory open as fd and returns its status.
+func (r Rules) checkDir(fd int, path string) (unix.Stat_t, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return &fs.PathError{Op: "stat", Path: path, Err: err}
+		return st, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
 	if err := r.checkOwner(&st, path); err != nil {
-		return err
+		return st, err
 	}
 	if r.AllowSharedDirectory {
-		return nil
+		return st, nil
 	}
 	mode := uint32(st.Mode)
 	if st.Uid == 0 && mode&unix.S_ISVTX != 0 {
-		return nil // like /tmp: others cannot remove or rename what they do not own
+		return st, nil // like /tmp: others cannot remove or rename what they do not own
 	}
 	if mode&unix.S_IWOTH != 0 {
-		return refused("%s is writable by other users (mode %s); refusing to use it: only a root-owned directory with the sticky bit (like /tmp) may be, or set allow_shared_directory = true if every user who can write there is trusted",
+		return st, refused("%s is writable by other users (mode %s); refusing to use it: only a root-owned directory with the sticky bit (like /tmp) may be, or set allow_shared_directory = true if every user who can write there is trusted",
 			path, modeString(st))
 	}
 	if mode&unix.S_IWGRP != 0 && !r.trustedGroup(st.Gid) {
-		return refused("%s is writable by its group (gid %d, mode %s); refusing to use it: only %s group may write it, or set allow_shared_directory = true if every member is trusted",
+		return st, refused("%s is writable by its group (gid %d, mode %s); refusing to use it: only %s group may write it, or set allow_shared_directory = true if every member is trusted",
 			path, st.Gid, modeString(st), r.whoGroups())
 	}
-	return nil
+	return st, nil
 }
 
 // checkFile applies the rules to an existing file.
@@ -331,7 +395,7 @@ func (d *Dir) OpenFile(name string) (*os.File, *FileInfo, error) {
 	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) {
-			return nil, nil, notFollowed(d.fd, name, full, "open", err)
+			return nil, nil, d.rules.notFollowed(d.fd, name, full, "open", err, d.chain)
 		}
 		return nil, nil, &fs.PathError{Op: "open", Path: full, Err: err}
 	}
@@ -349,6 +413,33 @@ func (d *Dir) OpenFile(name string) (*os.File, *FileInfo, error) {
 		return nil, nil, &fs.PathError{Op: "open", Path: full, Err: err}
 	}
 	return os.NewFile(uintptr(fd), full), infoOf(&st), nil
+}
+
+// Stat returns the identity and rules-relevant status of name in d, without following a symbolic link
+// and without checking it. A missing file is an error wrapping fs.ErrNotExist.
+func (d *Dir) Stat(name string) (*FileInfo, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: d.Join(name), Err: err}
+	}
+	return infoOf(&st), nil
+}
+
+// OpenNoFollow opens name in d for reading without following a symbolic link (an error wrapping
+// unix.ELOOP) and without blocking on a FIFO, and checks nothing else: for callers with rules of their
+// own (a pid file), who fstat the file themselves.
+func (d *Dir) OpenNoFollow(name string) (*os.File, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: d.Join(name), Err: err}
+	}
+	return os.NewFile(uintptr(fd), d.Join(name)), nil
 }
 
 // ReadFile returns the contents of the existing file name in d (see OpenFile), at most limit bytes
@@ -392,13 +483,48 @@ func (d *Dir) OpenOrCreate(name string) (*os.File, error) {
 			return nil, &fs.PathError{Op: "create", Path: d.Join(name), Err: err}
 		}
 		f = os.NewFile(uintptr(fd), d.Join(name))
-		if err := d.rules.setAttrs(f, nil); err != nil {
+		rules := d.rules
+		if d.CheckNew(name) != nil {
+			rules.Owner = ID{} // never a new name of theirs in a directory that is not theirs
+		}
+		if err := rules.setAttrs(f, nil); err != nil {
 			f.Close()
 			return nil, err
 		}
 		return f, nil
 	}
 	return nil, &fs.PathError{Op: "open", Path: d.Join(name), Err: unix.EAGAIN}
+}
+
+// OthersCanCreate reports whether users other than the directory's owner and root may create names in d
+// (it is writable by others: a sticky /tmp, a shared directory). There, any name not yet taken, such as a
+// lock file, can be taken first by someone else.
+func (d *Dir) OthersCanCreate() bool { return d.st.Mode&unix.S_IWOTH != 0 }
+
+// CheckNew reports whether a new file name may be created in d for the rules' owner: always, unless the
+// owner is another user than the process's; then only when d is the owner's, or a directory the owner
+// could create the file in itself (writable by others, like /tmp). Root never creates a file owned by a
+// user inside a directory that user does not own (a /etc/ld.so.preload of theirs).
+func (d *Dir) CheckNew(name string) error {
+	r := d.rules
+	if !r.foreignOwner() || int(d.st.Uid) == r.Owner.Int() || d.OthersCanCreate() {
+		return nil
+	}
+	return refused("refusing to create %s for the configured owner (uid %s) in %s, a directory owned by uid %d: a file is created for a user only in a directory of theirs; choose a path in one of their directories, or in a directory that does not exist yet (such as %s), which the bridge creates for them",
+		d.Join(name), r.Owner, d.path, d.st.Uid, filepath.Join(d.path, "uid-"+r.Owner.String(), name))
+}
+
+// CheckReplace reports whether the existing file name in d (prev, from OpenFile) may be replaced by a file
+// of the rules' owner: always, unless the owner is another user than the process's and prev belongs to
+// someone else (root, the process's user): the bridge never hands a file it may not have created to
+// another user.
+func (d *Dir) CheckReplace(name string, prev *FileInfo) error {
+	r := d.rules
+	if prev == nil || !r.foreignOwner() || int(prev.UID) == r.Owner.Int() {
+		return nil
+	}
+	return refused("%s is owned by uid %d, not by the configured owner (uid %s); refusing to hand an existing file to another user: if the file is meant to be theirs, chown %s %s, or remove it and the bridge creates it for them",
+		d.Join(name), prev.UID, r.Owner, r.Owner, d.Join(name))
 }
 
 // setAttrs gives the new file f its owner, group and mode: the rules' owner and group when set, else
@@ -430,24 +556,24 @@ func (r Rules) setAttrs(f *os.File, prev *FileInfo) error {
 }
 
 // IsTempName reports whether name is one of the temporary files WriteFile and CreateFile use for base:
-// "." + base + a decimal number.
+// "." + base + a non-negative number in decimal without leading zeros, exactly as strconv writes it (at
+// most 19 digits: TempName's 32-bit numbers, and the 63-bit ones of the writer that came before).
 func IsTempName(base, name string) bool {
 	digits, ok := strings.CutPrefix(name, "."+base)
 	if !ok || digits == "" {
 		return false
 	}
-	for _, c := range digits {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
+	n, err := strconv.ParseInt(digits, 10, 64)
+	return err == nil && n >= 0 && strconv.FormatInt(n, 10) == digits
 }
+
+// TempName is the name of temporary file n for base: "." + base + n in decimal.
+func TempName(base string, n uint32) string { return "." + base + strconv.FormatUint(uint64(n), 10) }
 
 // createTemp creates a new temporary file for base in d.
 func (d *Dir) createTemp(base string) (string, *os.File, error) {
 	for range 100 {
-		name := "." + base + strconv.FormatUint(uint64(rand.Uint32()), 10)
+		name := TempName(base, rand.Uint32())
 		fd, err := unix.Openat(d.fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if errors.Is(err, unix.EEXIST) {
 			continue
@@ -500,6 +626,13 @@ func (d *Dir) WriteFile(name string, data []byte, prev *FileInfo) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
+	if prev == nil {
+		if err := d.CheckNew(name); err != nil {
+			return err
+		}
+	} else if err := d.CheckReplace(name, prev); err != nil {
+		return err
+	}
 	tmp, err := d.writeTemp(name, data, prev)
 	if err != nil {
 		return err
@@ -519,6 +652,9 @@ func (d *Dir) CreateFile(name string, data []byte) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
+	if err := d.CheckNew(name); err != nil {
+		return err
+	}
 	tmp, err := d.writeTemp(name, data, nil)
 	if err != nil {
 		return err
@@ -533,8 +669,10 @@ func (d *Dir) CreateFile(name string, data []byte) error {
 }
 
 // RemoveTemps deletes the temporary files (see TempName) for base that a killed writer left in d and
-// returns their paths. Call it only while no other writer of base can be between creating and renaming
-// its temporary file (under the caller's lock).
+// returns their paths: regular files with exactly that name, owned by the process's user or the rules'
+// owner (a writer gives its temporary file the owner before the rename). Anyone else's file of that name
+// is left alone: in a shared directory such as /tmp it is theirs. Call it only while no other writer of
+// base can be between creating and renaming its temporary file (under the caller's lock).
 func (d *Dir) RemoveTemps(base string) []string {
 	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -550,6 +688,9 @@ func (d *Dir) RemoveTemps(base string) []string {
 		}
 		var st unix.Stat_t
 		if unix.Fstatat(d.fd, n, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			continue
+		}
+		if int(st.Uid) != os.Geteuid() && (!d.rules.Owner.IsSet() || int(st.Uid) != d.rules.Owner.Int()) {
 			continue
 		}
 		if unix.Unlinkat(d.fd, n, 0) == nil {

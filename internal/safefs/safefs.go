@@ -15,7 +15,9 @@
 // For every component that exists already (each directory on the path, the file, its lock):
 //
 //   - It is not a symbolic link (ErrRefused naming the component), unless Rules.FollowSymlinks: then the
-//     path is resolved first (Resolve) and the rules apply to the resolved path.
+//     path is resolved first (Resolve) and the rules apply to the resolved path. Even then a link
+//     is followed only when it is owned by root or the process's user and sits where no one else can
+//     write (the directory holding it and every one above: the kernel's protected_symlinks rule, strict).
 //   - Its owner is root, the process's effective user or Rules.Owner.
 //   - It is not writable by others, and not writable by its group unless that group is root's, the
 //     process's effective group or Rules.Group. A root-owned directory with the sticky bit (like /tmp) is
@@ -24,7 +26,11 @@
 //   - A file is a regular file with a single hard link (another name could be someone else's file).
 //
 // What is created gets Rules.Owner and Rules.Group (when set) and Rules.Mode (default 0600); a directory
-// gets 0700, or 0750 when the mode lets the group read. Ownership and mode are set with fchown(2) and
+// gets 0700, or 0750 when the mode lets the group read. For an Owner other than the process's user (root
+// writing for someone), a file is created for them only in a directory of theirs, or one they could write
+// anyway (Dir.CheckNew); an existing file is replaced only when it is already theirs (Dir.CheckReplace);
+// and a missing directory is created for them only when it is the file's own directory or inside one of
+// theirs; the ones above are the process's, mode 0755. Ownership and mode are set with fchown(2) and
 // fchmod(2) on the new descriptor before the name is visible (files are written to a temporary name and
 // renamed), so that no reader ever sees a wrong owner or mode.
 //
@@ -42,6 +48,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultMode is the mode of files created when Rules.Mode is zero.
@@ -103,7 +111,8 @@ type Rules struct {
 	Group ID
 	// Mode is the permission of files created or replaced (one of AllowedModes); zero means DefaultMode.
 	Mode fs.FileMode
-	// FollowSymlinks resolves symbolic links in the path before the walk instead of refusing them.
+	// FollowSymlinks resolves symbolic links in the path before the walk instead of refusing them, those
+	// that no one but root and the process's user could have made (see Resolve).
 	FollowSymlinks bool
 	// AllowSharedDirectory accepts directories others (or an untrusted group) can write, for a directory
 	// whose every writer is trusted (a Kubernetes emptyDir). Symbolic links and owners are still checked,
@@ -264,7 +273,20 @@ func LookupGroup(name string) (ID, error) {
 
 // Resolve returns path with every symbolic link in it resolved, a dangling last link included: the
 // name a file would be created under. Components that do not exist are kept as they are.
+//
+// A link is followed only when no one but root and the process's user could have made it or can replace
+// it (the rule of the kernel's protected_symlinks, made strict): the link is owned by root or the
+// process's effective user, and every directory from "/" down to the one holding it is owned by root or
+// that user and writable by no one else (a root-owned directory with the sticky bit, like /tmp, counts:
+// others cannot remove or rename a link they do not own). Any other link is refused (ErrRefused, naming
+// it, its owner or the directory that lets someone else write there). A configured Rules.Owner is not
+// trusted here: a link in the owner's directory is the owner's choice of target, not the operator's.
 func Resolve(path string) (string, error) {
+	return resolve(path, checkLink)
+}
+
+// resolve is Resolve with the decision on each link left to check (nil: follow every link).
+func resolve(path string, check func(link, dir string) error) (string, error) {
 	if !filepath.IsAbs(path) {
 		return "", fmt.Errorf("%q is not an absolute path", path)
 	}
@@ -296,6 +318,11 @@ func Resolve(path string) (string, error) {
 		if links++; links > 40 {
 			return "", fmt.Errorf("%s: too many levels of symbolic links", path)
 		}
+		if check != nil {
+			if err := check(next, resolved); err != nil {
+				return "", err
+			}
+		}
 		target, err := os.Readlink(next)
 		if err != nil {
 			return "", err
@@ -306,4 +333,68 @@ func Resolve(path string) (string, error) {
 		rest = append(strings.Split(target, "/"), rest...)
 	}
 	return resolved, nil
+}
+
+// checkLink refuses to follow the symbolic link at link, in the link-free directory dir, unless its
+// owner is root or the process's user and no one else can write dir or a directory above it.
+func checkLink(link, dir string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(link, &st); err != nil {
+		return &fs.PathError{Op: "lstat", Path: link, Err: err}
+	}
+	if !trustedLinkOwner(st.Uid) {
+		return refused("%s is a symbolic link owned by uid %d; refusing to follow it, even with follow_symlinks: %s", link, st.Uid, linkRule())
+	}
+	if why := untrustedChain(dir); why != "" {
+		return refused("%s is a symbolic link in a directory someone else can change (%s); refusing to follow it, even with follow_symlinks: %s", link, why, linkRule())
+	}
+	return nil
+}
+
+// linkRule says which links are followed and what to do instead.
+func linkRule() string {
+	return fmt.Sprintf("only a link owned by root or the bridge's user (uid %d), in directories no one else can write, is followed; point the path at the file the link names instead", os.Geteuid())
+}
+
+// trustedLinkOwner reports whether a link owned by uid may be followed: root or the process's user.
+func trustedLinkOwner(uid uint32) bool { return uid == 0 || int(uid) == os.Geteuid() }
+
+// untrustedChain returns why someone other than root and the process's user can change the entries of the
+// link-free directory dir or of a directory above it ("" when no one can): an owner, or write permission
+// for others or a foreign group (a root-owned sticky directory is exempt).
+func untrustedChain(dir string) string {
+	p := "/"
+	parts := strings.Split(strings.TrimPrefix(filepath.Clean(dir), "/"), "/")
+	for i := -1; i < len(parts); i++ {
+		if i >= 0 {
+			if parts[i] == "" {
+				continue
+			}
+			p = filepath.Join(p, parts[i])
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return fmt.Sprintf("%s: %v", p, err)
+		}
+		if why := othersCanChange(&st); why != "" {
+			return p + " " + why
+		}
+	}
+	return ""
+}
+
+// othersCanChange says who besides root and the process's user can add, remove or rename entries of the
+// directory st describes ("" when no one can).
+func othersCanChange(st *unix.Stat_t) string {
+	switch {
+	case st.Uid != 0 && int(st.Uid) != os.Geteuid():
+		return fmt.Sprintf("is owned by uid %d", st.Uid)
+	case st.Uid == 0 && st.Mode&unix.S_ISVTX != 0:
+		return "" // like /tmp: others cannot remove or rename what they do not own
+	case st.Mode&unix.S_IWOTH != 0:
+		return fmt.Sprintf("is writable by other users (mode %s)", modeString(*st))
+	case st.Mode&unix.S_IWGRP != 0 && st.Gid != 0 && int(st.Gid) != os.Getegid():
+		return fmt.Sprintf("is writable by group %d (mode %s)", st.Gid, modeString(*st))
+	}
+	return ""
 }

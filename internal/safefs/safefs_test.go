@@ -153,13 +153,17 @@ func TestSecurityTempFileHasOwnerAndModeBeforeRename(t *testing.T) {
 	if err := d.CreateFile("token", []byte("other")); !errors.Is(err, fs.ErrExist) {
 		t.Errorf("CreateFile over an existing file = %v, want ErrExist", err)
 	}
-	for _, p := range []string{filepath.Join(root, "a"), filepath.Join(root, "a", "b")} {
+	// Only the file's own directory is the owner's; the shared parent above it is root's, 0755.
+	for p, want := range map[string]struct {
+		id   uint32
+		mode fs.FileMode
+	}{filepath.Join(root, "a"): {0, 0o755}, filepath.Join(root, "a", "b"): {safefstest.Nobody, 0o750}} {
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st := fi.Sys().(*syscall.Stat_t); st.Uid != safefstest.Nobody || st.Gid != safefstest.Nobody || fi.Mode().Perm() != 0o750 {
-			t.Errorf("created directory %s is %d:%d %v, want nobody 0750", p, st.Uid, st.Gid, fi.Mode().Perm())
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != want.id || st.Gid != want.id || fi.Mode().Perm() != want.mode {
+			t.Errorf("created directory %s is %d:%d %v, want %d:%d %v", p, st.Uid, st.Gid, fi.Mode().Perm(), want.id, want.id, want.mode)
 		}
 	}
 	entries, _ := os.ReadDir(d.Path())
@@ -211,9 +215,77 @@ func TestIsTempName(t *testing.T) {
 		".credentials123": true, ".credentials0": true,
 		".credentials": false, "credentials123": false, ".credentials12a": false, ".credentials-1": false,
 		".credentials.bak1": false, ".token1": false, "..credentials1": false,
+		".credentials4294967295": true, ".credentials9223372036854775807": true, ".credentials9223372036854775808": false,
+		".credentials012": false, ".credentials00": false, ".credentials+1": false, ".credentials-0": false,
 	} {
 		if got := IsTempName("credentials", name); got != want {
 			t.Errorf("IsTempName(credentials, %q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// A link is followed only when no one but root and the bridge's user could have made it or can replace
+// it: the link's owner and every directory down to it are checked, as the kernel's protected_symlinks
+// does (strictly). Before this rule, every link was followed.
+func TestSecurityResolveFollowsOnlyLinksNoOneElseCouldHaveMade(t *testing.T) {
+	safefstest.NeedRoot(t, "plants links owned by another user")
+	root := t.TempDir()
+	target := filepath.Join(root, "etc", "passwd")
+	mkdirs := func(dir string, mode fs.FileMode, uid int) string {
+		t.Helper()
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		safefstest.Give(t, dir, uid, uid)
+		return dir
+	}
+	mkdirs(filepath.Dir(target), 0o755, 0)
+	home := mkdirs(filepath.Join(root, "home"), 0o755, safefstest.Nobody)
+	inHome := mkdirs(filepath.Join(home, "rootdir"), 0o755, 0)
+	shared := mkdirs(filepath.Join(root, "shared"), 0o777, 0)
+	sticky := mkdirs(filepath.Join(root, "tmp"), 0o777|fs.ModeSticky, 0)
+	foreignGroup := mkdirs(filepath.Join(root, "group"), 0o775, 0)
+	safefstest.Give(t, foreignGroup, 0, safefstest.Nobody)
+	trusted := mkdirs(filepath.Join(root, "srv"), 0o755, 0)
+
+	for _, c := range []struct {
+		link string
+		uid  int
+		want string // "" follows
+	}{
+		{filepath.Join(home, "credentials"), safefstest.Nobody, "is a symbolic link owned by uid 65534; refusing to follow it, even with follow_symlinks"},
+		{filepath.Join(home, "root-link"), 0, home + " is owned by uid 65534"},
+		{filepath.Join(inHome, "link"), 0, home + " is owned by uid 65534"},
+		{filepath.Join(shared, "link"), 0, shared + " is writable by other users"},
+		{filepath.Join(foreignGroup, "link"), 0, foreignGroup + " is writable by group 65534"},
+		{filepath.Join(sticky, "nobody-link"), safefstest.Nobody, "owned by uid 65534"},
+		{filepath.Join(sticky, "root-link"), 0, ""},
+		{filepath.Join(trusted, "link"), 0, ""},
+	} {
+		safefstest.Symlink(t, target, c.link, c.uid, c.uid)
+		got, err := Resolve(c.link)
+		if c.want == "" {
+			if err != nil || got != target {
+				t.Errorf("Resolve(%s) = %q, %v; want %s", c.link, got, err, target)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "point the path at the file the link names instead") {
+			t.Errorf("Resolve(%s) = %q, %v; want a refusal saying %q", c.link, got, err, c.want)
+		}
+		// Walking the path without follow_symlinks names the same reason and does not suggest it
+		// (allow_shared_directory accepts the shared directories as directories, never the links in them).
+		_, err = OpenDir(filepath.Join(c.link, "x"), Rules{Owner: NewID(safefstest.Nobody), AllowSharedDirectory: true}, false)
+		if !errors.Is(err, ErrRefused) || strings.Contains(err.Error(), "set follow_symlinks") || !strings.Contains(err.Error(), "follow_symlinks would not follow it either") {
+			t.Errorf("OpenDir(%s/x) = %v; want a refusal that does not suggest follow_symlinks", c.link, err)
+		}
+	}
+	// A link it would follow is refused without follow_symlinks, suggesting it.
+	_, err := OpenDir(filepath.Join(trusted, "link", "x"), Rules{}, false)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "set follow_symlinks = true if the link is intended") {
+		t.Errorf("OpenDir through a trusted link = %v", err)
 	}
 }
