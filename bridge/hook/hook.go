@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
 )
 
 const (
@@ -226,8 +228,12 @@ const maxPIDFile = 64
 
 // Put reads the pid file and sends the signal to that process, refusing (with an error that says why)
 // when:
+//   - a directory above the pid file is owned by anyone but root or the bridge's user, or writable by
+//     others (a root-owned sticky directory excepted), or is a symbolic link someone else could have made
+//     (see readPIDFile);
 //   - the pid file is a symbolic link, not a regular file, owned by anyone but root or the bridge's
-//     user, writable by others, or group-writable with a group other than root's or the bridge's;
+//     user, writable by others, group-writable with a group other than root's or the bridge's, or has
+//     more than one hard link;
 //   - the pid is 1 (init) or the bridge's own;
 //   - the process's owner (the owner of /proc/<pid>) differs from the pid file's owner.
 //
@@ -277,16 +283,29 @@ func (s *Signal) Put(context.Context, creds.Credentials) error {
 
 // readPIDFile opens the pid file without following a symbolic link (and without blocking on a FIFO),
 // checks who may have written it, and returns the pid it holds and the file's owner.
+//
+// Its directory is walked from "/" without following a symbolic link that someone other than root or the
+// bridge's user could have made or could replace (internal/safefs, with the protected_symlinks rule: an
+// operator's /var/run -> /run is followed), and every directory on the way must be owned by root or the
+// bridge's user and writable by no one else (a root-owned sticky directory such as /tmp is accepted): a
+// workload that owned a directory above the pid file could otherwise swap it for a link to a directory
+// holding another root-owned pid file, and have root signal that process.
 func (s *Signal) readPIDFile() (pid, uid int, err error) {
-	fd, err := unix.Open(s.pidFile, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	dir, base := filepath.Split(s.pidFile)
+	d, err := safefs.OpenDir(dir, safefs.Rules{FollowSymlinks: true}, false)
+	if err != nil {
+		return 0, 0, fmt.Errorf("signal: pid file %s: %w (a pid file is obeyed only in directories that root or the bridge's user alone can write, such as /run)", s.pidFile, err)
+	}
+	defer d.Close()
+	f, err := d.OpenNoFollow(base)
 	if errors.Is(err, unix.ELOOP) {
 		return 0, 0, fmt.Errorf("signal: pid file %s is a symbolic link; refusing to follow it (point pid_file at the file itself)", s.pidFile)
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("signal: read pid file: %w", &fs.PathError{Op: "open", Path: s.pidFile, Err: err})
+		return 0, 0, fmt.Errorf("signal: read pid file: %w", err)
 	}
-	f := os.NewFile(uintptr(fd), s.pidFile)
 	defer f.Close()
+	fd := int(f.Fd())
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return 0, 0, fmt.Errorf("signal: read pid file %s: %w", s.pidFile, err)
@@ -302,6 +321,8 @@ func (s *Signal) readPIDFile() (pid, uid int, err error) {
 		return 0, 0, fmt.Errorf("signal: pid file %s is writable by other users (mode %s); refusing to trust it", s.pidFile, mode)
 	case mode&0o020 != 0 && st.Gid != 0 && int(st.Gid) != s.egid:
 		return 0, 0, fmt.Errorf("signal: pid file %s is writable by group %d (mode %s); refusing to trust it", s.pidFile, st.Gid, mode)
+	case st.Nlink > 1:
+		return 0, 0, fmt.Errorf("signal: pid file %s has %d hard links; refusing to trust it (another name may be someone else's pid file)", s.pidFile, st.Nlink)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxPIDFile+1))
 	if err != nil {

@@ -150,3 +150,63 @@ func TestSecurityPIDFileOtherUsersProcess(t *testing.T) {
 		t.Fatal("the process named by a valid pid file was not signalled")
 	}
 }
+
+// TestSecurityPIDFileDirectorySwappedForALinkIsRefused: a workload that owns a directory above a root
+// pid file swaps it for a link to a directory holding another root-owned app.pid; root must not signal
+// that other process. Before the directory walk, only the pid file itself was opened without following a
+// link, and the other process was killed. An operator's own link (/var/run -> /run) is still followed.
+func TestSecurityPIDFileDirectorySwappedForALinkIsRefused(t *testing.T) {
+	safefstest.NeedRoot(t, "plants a link owned by another user (uid 65534)")
+	root := t.TempDir()
+	workload, other := filepath.Join(root, "workload"), filepath.Join(root, "other")
+	for _, d := range []string{workload, other} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	safefstest.Give(t, workload, nobody, nobody)
+	victim, alive := sleeper(t, nil)
+	writePIDFile(t, other, "app.pid", victim.Process.Pid, 0o644, 0, 0)
+	pidFile := filepath.Join(workload, "run", "app.pid")
+	// The swap: workload/run (theirs to replace) is now their link to the other directory.
+	safefstest.Symlink(t, other, filepath.Join(workload, "run"), nobody, nobody)
+	s, err := NewSignal(SignalOptions{PIDFile: pidFile, Signal: syscall.SIGTERM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Put(context.Background(), testCreds())
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(workload, "run")+" is a symbolic link owned by uid 65534") {
+		t.Fatalf("err = %v; want a refusal naming the link", err)
+	}
+	// Without the link, a directory of theirs above the pid file is refused as well.
+	if err := os.Remove(filepath.Join(workload, "run")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(workload, "run"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writePIDFile(t, filepath.Join(workload, "run"), "app.pid", victim.Process.Pid, 0o644, 0, 0)
+	err = s.Put(context.Background(), testCreds())
+	if err == nil || !strings.Contains(err.Error(), workload+" is owned by uid 65534") || !strings.Contains(err.Error(), "such as /run") {
+		t.Fatalf("err = %v; want a refusal naming the directory of uid 65534", err)
+	}
+	if !alive() {
+		t.Fatal("the other process was signalled")
+	}
+
+	// An operator's link, root's in a directory only root writes, is followed.
+	varDir := filepath.Join(root, "var")
+	if err := os.Mkdir(varDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(other, filepath.Join(varDir, "run")); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = NewSignal(SignalOptions{PIDFile: filepath.Join(varDir, "run", "app.pid"), Signal: syscall.SIGTERM})
+	if err := s.Put(context.Background(), testCreds()); err != nil {
+		t.Fatal(err)
+	}
+	if alive() {
+		t.Fatal("the process named through the operator's link was not signalled")
+	}
+}
