@@ -274,7 +274,8 @@ type CredentialsFile struct {
 	Group string
 	// Mode is the file's mode: 0600 (default), 0640 or 0660.
 	Mode fs.FileMode
-	// FollowSymlinks resolves symbolic links in Path instead of refusing them.
+	// FollowSymlinks resolves symbolic links in Path instead of refusing them (only those owned by root or
+	// the bridge's user where no one else can write: the sink decides).
 	FollowSymlinks bool
 	// AllowSharedDirectory accepts directories on the path that other users can write.
 	AllowSharedDirectory bool
@@ -315,7 +316,8 @@ type ContainerEndpoint struct {
 	AuthTokenGroup string
 	// AuthTokenMode is the mode of a created token file: 0600 (default), 0640 or 0660.
 	AuthTokenMode fs.FileMode
-	// FollowSymlinks resolves symbolic links in AuthTokenFile instead of refusing them.
+	// FollowSymlinks resolves symbolic links in AuthTokenFile instead of refusing them (only those owned by
+	// root or the bridge's user where no one else can write: the endpoint decides).
 	FollowSymlinks bool
 	// AllowSharedDirectory accepts directories on AuthTokenFile's path that other users can write.
 	AllowSharedDirectory bool
