@@ -28,6 +28,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/trusted"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/delegated"
@@ -548,6 +549,9 @@ func (d *Daemon) sinks(ctx context.Context, p *profile, log hclog.Logger, carrie
 		sinks = append(sinks, s)
 	}
 	if h := pc.OnRefresh; h != nil {
+		if err := checkCommand(h.Command, trusted.Self()); err != nil {
+			return nil, err
+		}
 		s, err := hook.NewCommand(hook.CommandOptions{Profile: pc.Name, Command: h.Command, Timeout: h.Timeout, Logger: log.Named("on_refresh")})
 		if err != nil {
 			return nil, err

@@ -181,7 +181,7 @@ func check(path string, p Process, what string) (string, *unix.Stat_t, error) {
 		}
 		next := filepath.Join(resolved, name)
 		if err := unix.Lstat(next, &st); err != nil {
-			return "", nil, fmt.Errorf("%s %s: %w", what, path, &fs.PathError{Op: "stat", Path: next, Err: err})
+			return "", nil, &fs.PathError{Op: "open", Path: path, Err: err} // as os.ReadFile says it
 		}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFLNK:
