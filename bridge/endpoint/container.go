@@ -26,7 +26,9 @@ type ContainerOptions struct {
 	// AuthTokenFile holds the token clients must send in the Authorization header (the file
 	// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE points at). Required. It is opened without following symbolic
 	// links and must be owned by root, the bridge's user or TokenOwner and not be writable by other users
-	// or an untrusted group (internal/safefs's rules, also for its directories). If it does not exist, it
+	// or an untrusted group (internal/safefs's rules, also for its directories); nor may anyone but its
+	// owner read or write it, except TokenGroup (or, with none set, root's or the bridge's group when
+	// TokenMode is group-readable): the token is the credentials. If it does not exist, it
 	// is created atomically with a random token, TokenOwner, TokenGroup and TokenMode (its directories, if
 	// missing, mode 0700 or 0750). The endpoint looks at the file again at most once a second when
 	// requests come in and re-reads it when it changed, so the token can be rotated without a restart; a

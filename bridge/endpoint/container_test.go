@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -531,4 +532,69 @@ func TestSecurityTokenFileRotation(t *testing.T) {
 	}
 	s.Close()
 	assertNoSecrets(t, "log", logs.String(), tokA, tokB, tokB2, tokC, tokD)
+}
+
+// TestSecurityTokenFileReadableByOthersIsRefused: a token file any local user can read (0644: an
+// operator's echo under umask 022, or the write-and-rename rotation done with such a file) gives every
+// user the credentials. It is refused at start, and on re-read the endpoint fails closed (500 naming the
+// chmod) even for the right token, until the mode is fixed. A group the configuration names (or a
+// group-readable auth_token_mode for root's group) may read it.
+func TestSecurityTokenFileReadableByOthersIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "token")
+	if err := os.WriteFile(path, []byte("tok"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for mode, fix := range map[os.FileMode]string{0o644: "chmod g-r,o-r ", 0o604: "chmod o-r ", 0o640: "chmod g-r "} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		tokenRefused(t, ContainerOptions{AuthTokenFile: path}, fmt.Sprintf("auth token file %s (owner uid %d, mode %04o) can be read or written by", path, os.Geteuid(), uint32(mode)))
+		tokenRefused(t, ContainerOptions{AuthTokenFile: path}, "fix: "+fix+path)
+	}
+	// Group-readable, as configured: accepted (root's or the bridge's own group, with auth_token_mode 0640).
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewContainer(ContainerOptions{Addr: "127.0.0.1:0", AuthTokenFile: path, TokenMode: 0o640}); err != nil {
+		t.Fatalf("0640 with auth_token_mode 0640: %v", err)
+	}
+
+	// Re-read: the operator rotates with a file written under umask 022.
+	clock := newClock()
+	s, tok, logs := startContainer(t, clock, ContainerOptions{AuthTokenFile: filepath.Join(dir, "rotated")})
+	if err := s.Put(context.Background(), testCreds(clock.Now())); err != nil {
+		t.Fatal(err)
+	}
+	get := func(tok string) response {
+		return do(t, http.MethodGet, s.URL(), map[string]string{"Authorization": tok})
+	}
+	if r := get(tok); r.status != http.StatusOK {
+		t.Fatalf("created token: %d", r.status)
+	}
+	const rotated = "rotated-token-readable-by-all"
+	tmp := s.TokenFile() + ".new"
+	if err := os.WriteFile(tmp, []byte(rotated), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, s.TokenFile()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the endpoint refuses the world-readable token", func() bool { return get(rotated).status == http.StatusInternalServerError })
+	if r := get(rotated); strings.Contains(r.body, "SecretAccessKey") || !strings.Contains(r.body, "chmod g-r,o-r "+s.TokenFile()) {
+		t.Errorf("refusal body %q: want no credentials and the chmod that fixes it", r.body)
+	}
+	if r := get(tok); r.status != http.StatusInternalServerError {
+		t.Errorf("old token while the file is refused: %d, want 500", r.status)
+	}
+	if !strings.Contains(logs.String(), "can be read or written by its group") {
+		t.Errorf("the refusal was not logged:\n%s", logs)
+	}
+	if err := os.Chmod(s.TokenFile(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the fixed token file is served", func() bool { return get(rotated).status == http.StatusOK })
 }

@@ -114,6 +114,10 @@ func (t *tokenFile) load(prev *tokenState) *tokenState {
 		if err != nil {
 			return &tokenState{err: fmt.Errorf("auth token file: %w", err), checked: now}
 		}
+		if err := checkTokenMode(d.Join(base), info, t.rules); err != nil {
+			f.Close()
+			return &tokenState{err: err, checked: now}
+		}
 		if prev != nil && prev.err == nil && prev.key == info.Key {
 			f.Close()
 			return &tokenState{token: prev.token, key: info.Key, checked: now}
@@ -126,10 +130,6 @@ func (t *tokenFile) load(prev *tokenState) *tokenState {
 		tok, err := checkToken(d.Join(base), data)
 		if err != nil {
 			return &tokenState{err: err, checked: now}
-		}
-		if wider := info.Mode &^ t.rules.FileMode() & 0o077; wider != 0 {
-			t.log.Warn("auth token file is readable by more users than its configured mode allows",
-				"path", d.Join(base), "mode", info.Mode.String(), "configured_mode", t.rules.FileMode().String())
 		}
 		if prev != nil {
 			t.log.Info("auth token file changed; serving with the new token", "path", d.Join(base))
