@@ -543,6 +543,7 @@ func (d *Daemon) sinks(ctx context.Context, p *profile, log hclog.Logger, carrie
 			OnRequest: d.tel.endpointObserver("container", pc.Name),
 
 			TokenOwner: owner, TokenGroup: group, TokenMode: c.AuthTokenMode,
+			TokenOwnerName: ownerUserName(c.AuthTokenOwner), LookupOwner: d.opts.LookupOwner,
 			FollowSymlinks: c.FollowSymlinks, AllowSharedDirectory: c.AllowSharedDirectory,
 		})
 		if err != nil {

@@ -59,6 +59,14 @@ type ContainerOptions struct {
 	// AllowedHosts are Host values accepted besides the bound address (netutil.ServerOptions.AllowedHosts);
 	// requests naming any other host, and requests from web pages, are refused with 403.
 	AllowedHosts []string
+	// TokenOwnerName, when set, is the user name TokenOwner was looked up from (auth_token_owner =
+	// "app", or node mode's unix:user:NAME selector). It is looked up again whenever the endpoint looks at
+	// the token file: when the account was re-created with another uid (its old uid may belong to someone
+	// else now) an ERROR names the user and both uids, and the file the old uid owns is refused, so the
+	// endpoint fails closed until the operator removes it; a user that no longer exists fails it closed too.
+	TokenOwnerName string
+	// LookupOwner resolves TokenOwnerName; default safefs.LookupOwner (the system's user database).
+	LookupOwner func(name string) (safefs.ID, error)
 }
 
 // NewContainer returns a container credentials endpoint (not yet started): GET on Path with the
@@ -88,7 +96,7 @@ func NewContainer(o ContainerOptions) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	tokens, err := newTokenFile(filepath.Clean(o.AuthTokenFile), rules, s.log)
+	tokens, err := newTokenFile(filepath.Clean(o.AuthTokenFile), rules, s.log, tokenOwner{name: o.TokenOwnerName, lookup: o.LookupOwner})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", nameContainer, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -597,4 +598,65 @@ func TestSecurityTokenFileReadableByOthersIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the fixed token file is served", func() bool { return get(rotated).status == http.StatusOK })
+}
+
+// TestSecurityTokenOwnerNameIsResolvedAgain: the token file belongs to the user "app" (auth_token_owner,
+// or node mode's unix:user:app). The account is re-created with another uid and its old uid (65534) goes
+// to someone else, who can read the old token file: from the next look at the file the endpoint refuses
+// every request (the old uid's file is refused), logging the user and both uids; once the old file is
+// removed, a new token is created for the new uid. Before, the old uid's token kept opening the endpoint.
+func TestSecurityTokenOwnerNameIsResolvedAgain(t *testing.T) {
+	safefstest.NeedRoot(t, "gives token files to other users (uids 65534 and 65533)")
+	const oldUID, newUID = nobody, nobody - 1
+	var mu sync.Mutex
+	uid := uint32(oldUID)
+	lookup := func(name string) (safefs.ID, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if name != "app" {
+			return safefs.ID{}, errors.New("no such user")
+		}
+		return safefs.NewID(uid), nil
+	}
+	clock := newClock()
+	path := filepath.Join(t.TempDir(), "token")
+	s, tok, logs := startContainer(t, clock, ContainerOptions{AuthTokenFile: path, TokenOwner: safefs.NewID(oldUID), TokenOwnerName: "app", LookupOwner: lookup})
+	if err := s.Put(context.Background(), testCreds(clock.Now())); err != nil {
+		t.Fatal(err)
+	}
+	get := func(tok string) int {
+		return do(t, http.MethodGet, s.URL(), map[string]string{"Authorization": tok}).status
+	}
+	if got := get(tok); got != http.StatusOK {
+		t.Fatalf("token of uid %d: %d", oldUID, got)
+	}
+
+	mu.Lock()
+	uid = newUID
+	mu.Unlock()
+	eventually(t, "the old uid's token is refused", func() bool { return get(tok) == http.StatusInternalServerError })
+	if l := logs.String(); !strings.Contains(l, "auth token file owner now has another uid") ||
+		!strings.Contains(l, "user=app") || !strings.Contains(l, fmt.Sprintf("old_uid=%d", oldUID)) || !strings.Contains(l, fmt.Sprintf("new_uid=%d", newUID)) {
+		t.Errorf("no ERROR naming the user and both uids:\n%s", l)
+	}
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	var fresh string
+	eventually(t, "a token for the new uid", func() bool {
+		get("any")
+		b, err := os.ReadFile(path)
+		fresh = string(b)
+		return err == nil && fresh != ""
+	})
+	if st, err := os.Stat(path); err != nil || st.Sys().(*syscall.Stat_t).Uid != newUID {
+		t.Fatalf("new token file: %v, owner %v; want uid %d", err, st, newUID)
+	}
+	if got := get(fresh); got != http.StatusOK {
+		t.Errorf("new uid's token: %d", got)
+	}
+	if got := get(tok); got != http.StatusUnauthorized {
+		t.Errorf("old uid's token: %d, want 401", got)
+	}
 }
