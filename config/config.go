@@ -366,8 +366,9 @@ func formatDiag(d *hcl.Diagnostic) string {
 	return fmt.Sprintf("%s:%d:%d: %s", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, msg)
 }
 
-// MaxFileSize bounds the configuration file: 4 MiB, far more than thousands of profiles need.
-const MaxFileSize = 4 << 20
+// MaxFileSize bounds the configuration file: 64 MiB, over a hundred times what a thousand node-mode
+// profiles take, so that no real config meets it.
+const MaxFileSize = 64 << 20
 
 // Load reads and parses the configuration file at path.
 //
