@@ -11,22 +11,19 @@ package chain
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/errtype"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/sessionname"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 )
 
@@ -213,28 +210,14 @@ func Explain(code, message, caller, roleARN string) string {
 	return ""
 }
 
-var sessionNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\w+=,.@-]{2,64}$`) })
-var sessionNameBad = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^\w+=,.@-]`) })
-
 // ValidSessionName reports whether s is a valid STS role session name ([\w+=,.@-], 2 to 64 characters).
-func ValidSessionName(s string) bool { return sessionNameRE().MatchString(s) }
+func ValidSessionName(s string) bool { return sessionname.Valid(s) }
 
-// SessionName derives a role session name from a SPIFFE ID: spiffe://example.org/ns/prod/sa/web becomes
-// spiffe.example.org.ns.prod.sa.web; characters STS does not allow become "-"; a name over 64
-// characters keeps its first 47 and ends in "-" and 16 hex digits of the SHA-256 of the whole ID.
-func SessionName(spiffeID string) string {
-	s := strings.Replace(spiffeID, "://", ".", 1)
-	s = strings.ReplaceAll(s, "/", ".")
-	s = sessionNameBad().ReplaceAllString(s, "-")
-	if len(s) > 64 {
-		sum := sha256.Sum256([]byte(spiffeID))
-		s = s[:47] + "-" + hex.EncodeToString(sum[:])[:16]
-	}
-	for len(s) < 2 {
-		s += "-"
-	}
-	return s
-}
+// SessionName derives a role session name from a SPIFFE ID, injectively (internal/sessionname):
+// spiffe://example.org/ns/prod/sa/web becomes example.org@ns.prod.sa.web; whenever that form loses
+// information (a "." in a path segment, a character STS does not allow, more than 64 characters) "-" and
+// 16 hex digits of the SHA-256 of the whole ID are appended.
+func SessionName(spiffeID string) string { return sessionname.FromSPIFFEID(spiffeID) }
 
 // Endpoint is the regional STS endpoint of region (https://sts.<region>.amazonaws.com, .com.cn in
 // China).

@@ -275,12 +275,18 @@ func (r *recorder) AssumeRole(_ context.Context, in chain.Input) (creds.Credenti
 	return creds.Credentials{AccessKeyID: "ASIAX", SecretAccessKey: "s", SessionToken: "t", Expiration: time.Now().Add(time.Hour)}, nil
 }
 
+// hashOf is "-" and the first 16 hex digits of the SHA-256 of id.
+func hashOf(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return "-" + hex.EncodeToString(sum[:])[:16]
+}
+
 func TestSessionName(t *testing.T) {
 	long := "spiffe://example.org/" + strings.Repeat("very-long-segment/", 6) + "web"
 	long2 := "spiffe://example.org/" + strings.Repeat("very-long-segment/", 6) + "api"
 	for _, tc := range []struct{ id, want string }{
-		{"spiffe://example.org/ns/prod/sa/web", "spiffe.example.org.ns.prod.sa.web"},
-		{"spiffe://example.org/a b/ü", "spiffe.example.org.a-b.-"},
+		{"spiffe://example.org/ns/prod/sa/web", "example.org@ns.prod.sa.web"},
+		{"spiffe://example.org/a b/ü", "example.org@a-b.-" + hashOf("spiffe://example.org/a b/ü")},
 	} {
 		if got := chain.SessionName(tc.id); got != tc.want {
 			t.Errorf("SessionName(%q) = %q, want %q", tc.id, got, tc.want)
@@ -361,7 +367,7 @@ func TestSPIFFEIDTagKeyIsConfigurableAndCanBeOff(t *testing.T) {
 	if got != want {
 		t.Fatalf("tags %s, want %s", got, want)
 	}
-	if rec.ins[0].RoleSessionName != "spiffe.example.org.ns.prod.sa.web" || rec.ins[1].RoleSessionName != "fixed" || rec.ins[0].DurationSeconds != 3600 {
+	if rec.ins[0].RoleSessionName != "example.org@ns.prod.sa.web" || rec.ins[1].RoleSessionName != "fixed" || rec.ins[0].DurationSeconds != 3600 {
 		t.Fatalf("session names %q %q, duration %d", rec.ins[0].RoleSessionName, rec.ins[1].RoleSessionName, rec.ins[0].DurationSeconds)
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"math/big"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -38,6 +37,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/signame"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/trusted"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/delegated"
 )
@@ -368,18 +368,32 @@ func formatDiag(d *hcl.Diagnostic) string {
 	return fmt.Sprintf("%s:%d:%d: %s", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, msg)
 }
 
+// MaxFileSize bounds the configuration file: 64 MiB, over a hundred times what a thousand node-mode
+// profiles take, so that no real config meets it.
+const MaxFileSize = 64 << 20
+
 // Load reads and parses the configuration file at path.
+//
+// When the process runs as root, the file and every directory above it must be owned by root and
+// writable by no one else (internal/trusted: sshd's StrictModes rule, with root-owned sticky directories
+// such as /tmp accepted): whoever can write a root bridge's config can make it run commands as root. A
+// refusal wraps trusted.ErrUntrusted and names the file, its owner and mode, and the chown/chmod that
+// fixes it. A bridge that does not run as root reads the file as before.
 func Load(path string) (*Config, error) {
-	src, err := os.ReadFile(path)
+	src, err := trusted.ReadFile(path, trusted.Options{What: "config file", MaxSize: MaxFileSize})
+	if errors.Is(err, trusted.ErrUntrusted) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading config file %s: %w", path, unwrapPathError(err))
 	}
 	return Parse(src, path)
 }
 
-// unwrapPathError drops the *os.PathError wrapper (which repeats the path) from err.
+// unwrapPathError drops the *fs.PathError wrapper (which repeats the path) from err.
 func unwrapPathError(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
 		return pe.Err
 	}
 	return err

@@ -28,6 +28,8 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/trusted"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/delegated"
@@ -51,6 +53,10 @@ type Options struct {
 	STS chain.STS
 	// WorkloadAPIBackoff bounds the reconnections to the Workload API; zero fields take svid's defaults.
 	WorkloadAPIBackoff svid.Backoff
+	// LookupOwner resolves the user names of credentials_file owners (also node mode's unix:user
+	// selectors) before every write; default the system's user database (safefs.LookupOwner). Tests
+	// inject one to re-create an account with another uid.
+	LookupOwner func(name string) (safefs.ID, error)
 }
 
 // ConcurrentRefreshes is how many refreshes (CreateSession with any assume_role hops, then the delivery to
@@ -497,12 +503,13 @@ func (d *Daemon) sinks(ctx context.Context, p *profile, log hclog.Logger, carrie
 		return nil
 	}
 	if f := pc.CredentialsFile; f != nil {
-		owner, group, err := fileOwner("credentials_file.owner", f.Owner, "credentials_file.group", f.Group)
+		owner, group, err := fileOwner(d.opts.LookupOwner, "credentials_file.owner", f.Owner, "credentials_file.group", f.Group)
 		if err != nil {
 			return nil, err
 		}
 		s, err := credfile.New(credfile.Options{Path: f.Path, Profile: f.ProfileName, Logger: log.Named("credentials_file"),
-			Owner: owner, Group: group, Mode: f.Mode, FollowSymlinks: f.FollowSymlinks, AllowSharedDirectory: f.AllowSharedDirectory})
+			Owner: owner, Group: group, Mode: f.Mode, FollowSymlinks: f.FollowSymlinks, AllowSharedDirectory: f.AllowSharedDirectory,
+			OwnerName: ownerUserName(f.Owner), LookupOwner: d.opts.LookupOwner})
 		if err != nil {
 			return nil, err
 		}
@@ -526,7 +533,7 @@ func (d *Daemon) sinks(ctx context.Context, p *profile, log hclog.Logger, carrie
 		sinks = append(sinks, s)
 	}
 	if c := pc.ContainerEndpoint; c != nil {
-		owner, group, err := fileOwner("container_endpoint.auth_token_owner", c.AuthTokenOwner, "container_endpoint.auth_token_group", c.AuthTokenGroup)
+		owner, group, err := fileOwner(d.opts.LookupOwner, "container_endpoint.auth_token_owner", c.AuthTokenOwner, "container_endpoint.auth_token_group", c.AuthTokenGroup)
 		if err != nil {
 			return nil, err
 		}
@@ -536,6 +543,7 @@ func (d *Daemon) sinks(ctx context.Context, p *profile, log hclog.Logger, carrie
 			OnRequest: d.tel.endpointObserver("container", pc.Name),
 
 			TokenOwner: owner, TokenGroup: group, TokenMode: c.AuthTokenMode,
+			TokenOwnerName: ownerUserName(c.AuthTokenOwner), LookupOwner: d.opts.LookupOwner,
 			FollowSymlinks: c.FollowSymlinks, AllowSharedDirectory: c.AllowSharedDirectory,
 		})
 		if err != nil {
@@ -548,6 +556,9 @@ func (d *Daemon) sinks(ctx context.Context, p *profile, log hclog.Logger, carrie
 		sinks = append(sinks, s)
 	}
 	if h := pc.OnRefresh; h != nil {
+		if err := checkCommand(h.Command, trusted.Self()); err != nil {
+			return nil, err
+		}
 		s, err := hook.NewCommand(hook.CommandOptions{Profile: pc.Name, Command: h.Command, Timeout: h.Timeout, Logger: log.Named("on_refresh")})
 		if err != nil {
 			return nil, err

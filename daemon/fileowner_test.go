@@ -21,7 +21,7 @@ func TestFileOwnerResolvesNamesAndIDs(t *testing.T) {
 		{"", "no-such-group-x", safefs.ID{}, safefs.ID{}, `credentials_file.group "no-such-group-x": no such group (name an existing group or a numeric id)`},
 	}
 	for _, c := range cases {
-		uid, gid, err := fileOwner("credentials_file.owner", c.owner, "credentials_file.group", c.group)
+		uid, gid, err := fileOwner(nil, "credentials_file.owner", c.owner, "credentials_file.group", c.group)
 		got := ""
 		if err != nil {
 			got = err.Error()

@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/zclconf/go-cty/cty/gocty"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/trusted"
 )
 
 // Config is what the emulated AWS account holds: trust anchors, profiles and roles. Write it in HCL:
@@ -143,9 +143,11 @@ type JWTBundle struct {
 }
 
 // LoadConfig reads and checks an emulator config file; relative file names inside it are relative to
-// the file's directory.
+// the file's directory. Run as root, the emulator reads the config, the CA bundles and the JWKS only when
+// no one but root could have written them or a directory above them (internal/trusted): whoever could
+// would choose whom the emulator issues credentials to.
 func LoadConfig(path string) (*Config, error) {
-	src, err := os.ReadFile(path)
+	src, err := trusted.ReadFile(path, trusted.Options{What: "emulator config file"})
 	if err != nil {
 		return nil, fmt.Errorf("emulator config: %w", err)
 	}
@@ -242,7 +244,7 @@ func (c *Config) load(dir string, readFiles bool) error {
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(dir, p)
 			}
-			b, err := os.ReadFile(p)
+			b, err := trusted.ReadFile(p, trusted.Options{What: "CA bundle file"})
 			if err != nil {
 				return fmt.Errorf("trust_anchor %q: ca_bundle_file: %w (write the trust anchor's CA bundle there, e.g. spire-server bundle show -format pem > %s)", ta.ARN, err, ta.CABundleFile)
 			}
@@ -302,7 +304,7 @@ func (c *Config) load(dir string, readFiles bool) error {
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(dir, p)
 			}
-			raw, err := os.ReadFile(p)
+			raw, err := trusted.ReadFile(p, trusted.Options{What: "JWKS file"})
 			if err != nil {
 				return fmt.Errorf("jwt_bundle: jwks_file: %w (write the JWKS of SPIRE's OIDC discovery provider there, e.g. curl https://OIDC-HOST/keys > %s, or drop the jwt_bundle block when no role has web_identity)", err, b.JWKSFile)
 			}

@@ -482,7 +482,10 @@ func TestComposeExample(t *testing.T) {
 		t.Errorf("bridge: command %q, want run --config …", bridgeArgs)
 	}
 	bridgeConfPath := flagValue(bridgeArgs, "--config")
-	bridgeCfg, err := config.Load(hostFile(t, bridge, bridgeConfPath))
+	// Parsed rather than Loaded: the bridge container runs as a non-root user, and a test run as root
+	// from a checkout another user owns would hold the repository's file to a root bridge's ownership rule.
+	bridgeHostPath := hostFile(t, bridge, bridgeConfPath)
+	bridgeCfg, err := config.Parse([]byte(readFile(t, bridgeHostPath)), bridgeHostPath)
 	if err != nil {
 		t.Fatal(err)
 	}

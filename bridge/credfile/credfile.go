@@ -84,6 +84,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -124,6 +125,15 @@ type Options struct {
 	// AllowSharedDirectory accepts directories on the path that other users can write (a Kubernetes
 	// emptyDir): only when every user who can write there is trusted.
 	AllowSharedDirectory bool
+	// OwnerName, when set, is the user name Owner was looked up from (owner = "app", or node mode's
+	// unix:user:NAME selector). It is looked up again before every write, since an account can be deleted
+	// and re-created with another uid while its old uid goes to someone else. When the name resolves to
+	// another uid, or to none, the credentials are withdrawn from the file (written for the old uid, under
+	// the old rules), an ERROR names the user and both uids, and from then on the file is written for the
+	// new uid only: whatever the old uid still owns on the path is refused until the operator removes it.
+	OwnerName string
+	// LookupOwner resolves OwnerName; default safefs.LookupOwner (the system's user database).
+	LookupOwner func(name string) (safefs.ID, error)
 }
 
 // Sink writes one profile of a credentials file. It is safe for concurrent use, also with other Sinks
@@ -132,7 +142,12 @@ type Sink struct {
 	path, profile string
 	log           hclog.Logger
 	lockTimeout   time.Duration
-	rules         safefs.Rules
+
+	ownerName   string
+	lookupOwner func(string) (safefs.ID, error)
+	mu          sync.Mutex   // guards rules and ownerGone
+	rules       safefs.Rules // Owner follows ownerName
+	ownerGone   bool         // ownerName resolved to no user at the last look; withdrawn already
 }
 
 // New returns a Sink for opts. It checks the options only; the file is first touched by Put or Clear.
@@ -153,7 +168,11 @@ func New(opts Options) (*Sink, error) {
 	if err := rules.Check(); err != nil {
 		return nil, fmt.Errorf("credfile: %s: %w", opts.Path, err)
 	}
-	s := &Sink{path: filepath.Clean(opts.Path), profile: opts.Profile, log: opts.Logger, lockTimeout: opts.LockTimeout, rules: rules}
+	s := &Sink{path: filepath.Clean(opts.Path), profile: opts.Profile, log: opts.Logger, lockTimeout: opts.LockTimeout, rules: rules,
+		ownerName: opts.OwnerName, lookupOwner: opts.LookupOwner}
+	if s.lookupOwner == nil {
+		s.lookupOwner = safefs.LookupOwner
+	}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
 	}
@@ -168,8 +187,11 @@ func New(opts Options) (*Sink, error) {
 // not an error (Put creates them). The daemon calls it before a profile replaces a running one, so that
 // a reload to a path that cannot be used is refused.
 func (s *Sink) Check() error {
+	s.mu.Lock()
+	rules := s.rules
+	s.mu.Unlock()
 	target := s.path
-	if s.rules.FollowSymlinks {
+	if rules.FollowSymlinks {
 		var err error
 		if target, err = safefs.Resolve(s.path); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -179,7 +201,7 @@ func (s *Sink) Check() error {
 		}
 	}
 	dir, base := filepath.Split(target)
-	d, err := safefs.OpenDir(dir, s.rules, false)
+	d, err := safefs.OpenDir(dir, rules, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -239,15 +261,24 @@ func (s *Sink) update(ctx context.Context, edit func([]byte) ([]byte, error)) (s
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("credfile: %s: %w", s.path, err)
 	}
+	rules, err := s.currentRules(ctx)
+	if err != nil {
+		return "", err
+	}
+	return s.updateWith(ctx, rules, edit)
+}
+
+// updateWith is update under rules.
+func (s *Sink) updateWith(ctx context.Context, rules safefs.Rules, edit func([]byte) ([]byte, error)) (string, error) {
 	target := s.path
-	if s.rules.FollowSymlinks {
+	if rules.FollowSymlinks {
 		var err error
 		if target, err = safefs.Resolve(s.path); err != nil {
 			return "", fmt.Errorf("credfile: %w", err)
 		}
 	}
 	dir, base := filepath.Split(target)
-	d, err := safefs.OpenDir(dir, s.rules, true)
+	d, err := safefs.OpenDir(dir, rules, true)
 	if err != nil {
 		return "", fmt.Errorf("credfile: %w", err)
 	}
@@ -265,7 +296,7 @@ func (s *Sink) update(ctx context.Context, edit func([]byte) ([]byte, error)) (s
 		return "", fmt.Errorf("credfile: %w", err)
 	}
 	if d.OthersCanCreate() {
-		return s.updateInSharedDir(ctx, d, base, edit)
+		return s.updateInSharedDir(ctx, rules, d, base, edit)
 	}
 	unlock, err := s.lock(ctx, d, base+".lock")
 	if err != nil {
@@ -277,7 +308,7 @@ func (s *Sink) update(ctx context.Context, edit func([]byte) ([]byte, error)) (s
 	if err != nil {
 		return "", err
 	}
-	return s.write(d, base, old, info, edit)
+	return s.write(rules, d, base, old, info, edit)
 }
 
 // updateInSharedDir is update in a directory where other users can create names (a sticky /tmp, a
@@ -286,7 +317,7 @@ func (s *Sink) update(ctx context.Context, edit func([]byte) ([]byte, error)) (s
 // opened, then checks that the name still refers to it (another writer may have renamed a new file over
 // it meanwhile) and starts again if not. A missing file is created exclusively, so two first writers
 // cannot both create it; the second one then edits what the first wrote.
-func (s *Sink) updateInSharedDir(ctx context.Context, d *safefs.Dir, base string, edit func([]byte) ([]byte, error)) (string, error) {
+func (s *Sink) updateInSharedDir(ctx context.Context, rules safefs.Rules, d *safefs.Dir, base string, edit func([]byte) ([]byte, error)) (string, error) {
 	target := d.Join(base)
 	for range 100 {
 		f, info, err := d.OpenFile(base)
@@ -325,7 +356,7 @@ func (s *Sink) updateInSharedDir(ctx context.Context, d *safefs.Dir, base string
 			if err != nil {
 				return "", err
 			}
-			return s.write(d, base, old, info, edit)
+			return s.write(rules, d, base, old, info, edit)
 		}()
 		return out, err
 	}
@@ -333,8 +364,8 @@ func (s *Sink) updateInSharedDir(ctx context.Context, d *safefs.Dir, base string
 }
 
 // write runs edit on old (the contents of base in d, nil when missing; info its status) and atomically
-// replaces the file with the result, under the caller's lock. It returns the path written.
-func (s *Sink) write(d *safefs.Dir, base string, old []byte, info *safefs.FileInfo, edit func([]byte) ([]byte, error)) (string, error) {
+// replaces the file with the result under rules, under the caller's lock. It returns the path written.
+func (s *Sink) write(rules safefs.Rules, d *safefs.Dir, base string, old []byte, info *safefs.FileInfo, edit func([]byte) ([]byte, error)) (string, error) {
 	target := d.Join(base)
 	data, err := edit(old)
 	if pe := (*ParseError)(nil); errors.As(err, &pe) {
@@ -350,23 +381,24 @@ func (s *Sink) write(d *safefs.Dir, base string, old []byte, info *safefs.FileIn
 	if info == nil && len(data) == 0 {
 		return target, nil // Clear on a missing file
 	}
-	if info != nil && s.settled(info) && string(data) == string(old) {
+	if info != nil && settled(rules, info) && string(data) == string(old) {
 		return target, nil // nothing to change
 	}
 	if err := d.WriteFile(base, data, info); err != nil {
 		return "", fmt.Errorf("credfile: writing %s: %w", target, err)
 	}
-	if mode := s.rules.FileMode(); info != nil && info.Mode&^mode != 0 {
+	if mode := rules.FileMode(); info != nil && info.Mode&^mode != 0 {
 		s.log.Warn(fmt.Sprintf("credentials file had wider permissions; now %04o", uint32(mode)), "path", target, "previous_mode", info.Mode.String())
 	}
 	return target, nil
 }
 
-// settled reports whether an existing file already has the mode, owner and group a write would give it.
-func (s *Sink) settled(info *safefs.FileInfo) bool {
-	return info.Mode == s.rules.FileMode() &&
-		(!s.rules.Owner.IsSet() || int(info.UID) == s.rules.Owner.Int()) &&
-		(!s.rules.Group.IsSet() || int(info.GID) == s.rules.Group.Int())
+// settled reports whether an existing file already has the mode, owner and group a write under rules
+// would give it.
+func settled(rules safefs.Rules, info *safefs.FileInfo) bool {
+	return info.Mode == rules.FileMode() &&
+		(!rules.Owner.IsSet() || int(info.UID) == rules.Owner.Int()) &&
+		(!rules.Group.IsSet() || int(info.GID) == rules.Group.Int())
 }
 
 // lockPoll is how often a busy lock is tried again.

@@ -26,7 +26,9 @@ type ContainerOptions struct {
 	// AuthTokenFile holds the token clients must send in the Authorization header (the file
 	// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE points at). Required. It is opened without following symbolic
 	// links and must be owned by root, the bridge's user or TokenOwner and not be writable by other users
-	// or an untrusted group (internal/safefs's rules, also for its directories). If it does not exist, it
+	// or an untrusted group (internal/safefs's rules, also for its directories); nor may anyone but its
+	// owner read or write it, except TokenGroup (or, with none set, root's or the bridge's group when
+	// TokenMode is group-readable): the token is the credentials. If it does not exist, it
 	// is created atomically with a random token, TokenOwner, TokenGroup and TokenMode (its directories, if
 	// missing, mode 0700 or 0750). The endpoint looks at the file again at most once a second when
 	// requests come in and re-reads it when it changed, so the token can be rotated without a restart; a
@@ -58,6 +60,14 @@ type ContainerOptions struct {
 	// AllowedHosts are Host values accepted besides the bound address (netutil.ServerOptions.AllowedHosts);
 	// requests naming any other host, and requests from web pages, are refused with 403.
 	AllowedHosts []string
+	// TokenOwnerName, when set, is the user name TokenOwner was looked up from (auth_token_owner =
+	// "app", or node mode's unix:user:NAME selector). It is looked up again whenever the endpoint looks at
+	// the token file: when the account was re-created with another uid (its old uid may belong to someone
+	// else now) an ERROR names the user and both uids, and the file the old uid owns is refused, so the
+	// endpoint fails closed until the operator removes it; a user that no longer exists fails it closed too.
+	TokenOwnerName string
+	// LookupOwner resolves TokenOwnerName; default safefs.LookupOwner (the system's user database).
+	LookupOwner func(name string) (safefs.ID, error)
 }
 
 // NewContainer returns a container credentials endpoint (not yet started): GET on Path with the
@@ -87,7 +97,7 @@ func NewContainer(o ContainerOptions) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	tokens, err := newTokenFile(filepath.Clean(o.AuthTokenFile), rules, s.log)
+	tokens, err := newTokenFile(filepath.Clean(o.AuthTokenFile), rules, s.log, tokenOwner{name: o.TokenOwnerName, lookup: o.LookupOwner})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", nameContainer, err)
 	}

@@ -5,12 +5,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -594,4 +596,130 @@ func TestSecurityTokenFileRotation(t *testing.T) {
 	}
 	s.Close()
 	assertNoSecrets(t, "log", logs.String(), tokA, tokB, tokB2, tokC, tokD)
+}
+
+// TestSecurityTokenFileReadableByOthersIsRefused: a token file any local user can read (0644: an
+// operator's echo under umask 022, or the write-and-rename rotation done with such a file) gives every
+// user the credentials. It is refused at start, and on re-read the endpoint fails closed (500 naming the
+// chmod) even for the right token, until the mode is fixed. A group the configuration names (or a
+// group-readable auth_token_mode for root's group) may read it.
+func TestSecurityTokenFileReadableByOthersIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "token")
+	if err := os.WriteFile(path, []byte("tok"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for mode, fix := range map[os.FileMode]string{0o644: "chmod g-r,o-r ", 0o604: "chmod o-r ", 0o640: "chmod g-r "} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		tokenRefused(t, ContainerOptions{AuthTokenFile: path}, fmt.Sprintf("auth token file %s (owner uid %d, mode %04o) can be read or written by", path, os.Geteuid(), uint32(mode)))
+		tokenRefused(t, ContainerOptions{AuthTokenFile: path}, "fix: "+fix+path)
+	}
+	// Group-readable, as configured: accepted (root's or the bridge's own group, with auth_token_mode 0640).
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewContainer(ContainerOptions{Addr: "127.0.0.1:0", AuthTokenFile: path, TokenMode: 0o640}); err != nil {
+		t.Fatalf("0640 with auth_token_mode 0640: %v", err)
+	}
+
+	// Re-read: the operator rotates with a file written under umask 022.
+	clock := newClock()
+	s, tok, logs := startContainer(t, clock, ContainerOptions{AuthTokenFile: filepath.Join(dir, "rotated")})
+	if err := s.Put(context.Background(), testCreds(clock.Now())); err != nil {
+		t.Fatal(err)
+	}
+	get := func(tok string) response {
+		return do(t, http.MethodGet, s.URL(), map[string]string{"Authorization": tok})
+	}
+	if r := get(tok); r.status != http.StatusOK {
+		t.Fatalf("created token: %d", r.status)
+	}
+	const rotated = "rotated-token-readable-by-all"
+	tmp := s.TokenFile() + ".new"
+	if err := os.WriteFile(tmp, []byte(rotated), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, s.TokenFile()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the endpoint refuses the world-readable token", func() bool { return get(rotated).status == http.StatusInternalServerError })
+	if r := get(rotated); strings.Contains(r.body, "SecretAccessKey") || !strings.Contains(r.body, "chmod g-r,o-r "+s.TokenFile()) {
+		t.Errorf("refusal body %q: want no credentials and the chmod that fixes it", r.body)
+	}
+	if r := get(tok); r.status != http.StatusInternalServerError {
+		t.Errorf("old token while the file is refused: %d, want 500", r.status)
+	}
+	if !strings.Contains(logs.String(), "can be read or written by its group") {
+		t.Errorf("the refusal was not logged:\n%s", logs)
+	}
+	if err := os.Chmod(s.TokenFile(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the fixed token file is served", func() bool { return get(rotated).status == http.StatusOK })
+}
+
+// TestSecurityTokenOwnerNameIsResolvedAgain: the token file belongs to the user "app" (auth_token_owner,
+// or node mode's unix:user:app). The account is re-created with another uid and its old uid (65534) goes
+// to someone else, who can read the old token file: from the next look at the file the endpoint refuses
+// every request (the old uid's file is refused), logging the user and both uids; once the old file is
+// removed, a new token is created for the new uid. Before, the old uid's token kept opening the endpoint.
+func TestSecurityTokenOwnerNameIsResolvedAgain(t *testing.T) {
+	safefstest.NeedRoot(t, "gives token files to other users (uids 65534 and 65533)")
+	const oldUID, newUID = nobody, nobody - 1
+	var mu sync.Mutex
+	uid := uint32(oldUID)
+	lookup := func(name string) (safefs.ID, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if name != "app" {
+			return safefs.ID{}, errors.New("no such user")
+		}
+		return safefs.NewID(uid), nil
+	}
+	clock := newClock()
+	path := filepath.Join(t.TempDir(), "token")
+	s, tok, logs := startContainer(t, clock, ContainerOptions{AuthTokenFile: path, TokenOwner: safefs.NewID(oldUID), TokenOwnerName: "app", LookupOwner: lookup})
+	if err := s.Put(context.Background(), testCreds(clock.Now())); err != nil {
+		t.Fatal(err)
+	}
+	get := func(tok string) int {
+		return do(t, http.MethodGet, s.URL(), map[string]string{"Authorization": tok}).status
+	}
+	if got := get(tok); got != http.StatusOK {
+		t.Fatalf("token of uid %d: %d", oldUID, got)
+	}
+
+	mu.Lock()
+	uid = newUID
+	mu.Unlock()
+	eventually(t, "the old uid's token is refused", func() bool { return get(tok) == http.StatusInternalServerError })
+	if l := logs.String(); !strings.Contains(l, "auth token file owner now has another uid") ||
+		!strings.Contains(l, "user=app") || !strings.Contains(l, fmt.Sprintf("old_uid=%d", oldUID)) || !strings.Contains(l, fmt.Sprintf("new_uid=%d", newUID)) {
+		t.Errorf("no ERROR naming the user and both uids:\n%s", l)
+	}
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	var fresh string
+	eventually(t, "a token for the new uid", func() bool {
+		get("any")
+		b, err := os.ReadFile(path)
+		fresh = string(b)
+		return err == nil && fresh != ""
+	})
+	if st, err := os.Stat(path); err != nil || st.Sys().(*syscall.Stat_t).Uid != newUID {
+		t.Fatalf("new token file: %v, owner %v; want uid %d", err, st, newUID)
+	}
+	if got := get(fresh); got != http.StatusOK {
+		t.Errorf("new uid's token: %d", got)
+	}
+	if got := get(tok); got != http.StatusUnauthorized {
+		t.Errorf("old uid's token: %d, want 401", got)
+	}
 }

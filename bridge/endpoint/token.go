@@ -35,6 +35,8 @@ type tokenFile struct {
 	log   hclog.Logger
 	now   func() time.Time // monotonic: the request clock, not the credentials clock
 
+	owner tokenOwner // looked up again at every load
+
 	state   atomic.Pointer[tokenState]
 	refresh sync.Mutex // held by the one request that looks at the file
 	logged  string     // the last problem logged, so each distinct cause is logged once
@@ -49,8 +51,8 @@ type tokenState struct {
 }
 
 // newTokenFile reads the token file, creating it when missing; an unusable file is an error.
-func newTokenFile(path string, rules safefs.Rules, log hclog.Logger) (*tokenFile, error) {
-	t := &tokenFile{path: path, rules: rules, log: log, now: time.Now}
+func newTokenFile(path string, rules safefs.Rules, log hclog.Logger, owner tokenOwner) (*tokenFile, error) {
+	t := &tokenFile{path: path, rules: rules, log: log, now: time.Now, owner: owner}
 	st := t.load(nil)
 	if st.err != nil {
 		return nil, st.err
@@ -89,6 +91,9 @@ func (t *tokenFile) report(err error) {
 // load looks at the file: prev is the state before (nil at start), kept when the file did not change.
 func (t *tokenFile) load(prev *tokenState) *tokenState {
 	now := t.now()
+	if err := t.resolveOwner(); err != nil {
+		return &tokenState{err: err, checked: now}
+	}
 	target := t.path
 	if t.rules.FollowSymlinks {
 		p, err := safefs.Resolve(t.path)
@@ -114,6 +119,10 @@ func (t *tokenFile) load(prev *tokenState) *tokenState {
 		if err != nil {
 			return &tokenState{err: fmt.Errorf("auth token file: %w", err), checked: now}
 		}
+		if err := checkTokenMode(d.Join(base), info, t.rules); err != nil {
+			f.Close()
+			return &tokenState{err: err, checked: now}
+		}
 		if prev != nil && prev.err == nil && prev.key == info.Key {
 			f.Close()
 			return &tokenState{token: prev.token, key: info.Key, checked: now}
@@ -126,10 +135,6 @@ func (t *tokenFile) load(prev *tokenState) *tokenState {
 		tok, err := checkToken(d.Join(base), data)
 		if err != nil {
 			return &tokenState{err: err, checked: now}
-		}
-		if wider := info.Mode &^ t.rules.FileMode() & 0o077; wider != 0 {
-			t.log.Warn("auth token file is readable by more users than its configured mode allows",
-				"path", d.Join(base), "mode", info.Mode.String(), "configured_mode", t.rules.FileMode().String())
 		}
 		if prev != nil {
 			t.log.Info("auth token file changed; serving with the new token", "path", d.Join(base))

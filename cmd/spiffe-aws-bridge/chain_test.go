@@ -20,7 +20,7 @@ const (
 	chainRoleB     = "arn:aws:iam::222222222222:role/deployer"
 	chainRoleC     = "arn:aws:iam::333333333333:role/workload"
 	chainExternal  = "tenant-7"
-	chainSessionNm = "spiffe.example.org.ns.prod.app"
+	chainSessionNm = "example.org@ns.prod.app"
 )
 
 // chainWorld is the one-shot world with two more accounts: B's role trusts A's Roles Anywhere role (with

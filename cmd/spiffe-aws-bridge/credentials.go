@@ -2,15 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"regexp"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -23,6 +18,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/credproc"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/sessionname"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
 
@@ -145,26 +141,9 @@ func (o *jwtOptions) assume(ctx context.Context, log hclog.Logger) (creds.Creden
 	return c, nil
 }
 
-// invalidSessionChars are the characters STS does not allow in a role session name.
-var invalidSessionChars = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^\w+=,.@-]+`) })
-
-// sessionNameFor derives a role session name from a SPIFFE ID within STS's rules (2 to 64 characters of
-// [\w+=,.@-]): spiffe://example.org/ns/prod/app becomes example.org@ns.prod.app. A longer name keeps
-// its first 55 characters and a hash of the whole ID, so that distinct IDs stay distinct in CloudTrail.
-func sessionNameFor(id string) string {
-	s := strings.TrimPrefix(id, "spiffe://")
-	td, path, _ := strings.Cut(s, "/")
-	name := td
-	if path != "" {
-		name += "@" + strings.ReplaceAll(path, "/", ".")
-	}
-	name = invalidSessionChars().ReplaceAllString(name, "-")
-	if len(name) > 64 {
-		sum := sha256.Sum256([]byte(id))
-		name = name[:55] + "-" + hex.EncodeToString(sum[:4])
-	}
-	if len(name) < 2 {
-		name = "spiffe-" + name
-	}
-	return name
-}
+// sessionNameFor derives a role session name from a SPIFFE ID within STS's rules, injectively
+// (internal/sessionname): spiffe://example.org/ns/prod/app becomes example.org@ns.prod.app, as
+// spiffe-aws-assume-role names it; an ID that form cannot say exactly (a "." in a path segment, a
+// character STS does not allow, more than 64 characters) gets "-" and 16 hex digits of its SHA-256
+// appended, so that distinct IDs stay distinct in CloudTrail.
+func sessionNameFor(id string) string { return sessionname.FromSPIFFEID(id) }

@@ -4,7 +4,9 @@
 // key in PKCS#1 ("RSA PRIVATE KEY"), SEC 1 ("EC PRIVATE KEY") or PKCS#8 ("PRIVATE KEY") form.
 //
 // It exists for the one-shot commands' file source; the daemon and the Workload API path never read a key
-// from disk.
+// from disk. Run as root, it reads only files that no one but root can have written, nor the directories
+// above them (internal/trusted): a key another user could replace would let them choose the identity, and
+// so the AWS account, root's commands act in.
 package keyfile
 
 import (
@@ -13,8 +15,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/trusted"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 )
 
@@ -44,8 +46,11 @@ func Load(certPath, keyPath, intermediatesPath string) (signer.Identity, error) 
 	return id, nil
 }
 
+// maxFileSize bounds each PEM file read: far more than a key and a chain of certificates.
+const maxFileSize = 1 << 20
+
 func readCertificates(path string) ([]*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
+	data, err := trusted.ReadFile(path, trusted.Options{What: "certificate file", MaxSize: maxFileSize})
 	if err != nil {
 		return nil, fmt.Errorf("keyfile: reading certificates: %w", err)
 	}
@@ -78,7 +83,7 @@ func readCertificates(path string) ([]*x509.Certificate, error) {
 }
 
 func readKey(path string) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
+	data, err := trusted.ReadFile(path, trusted.Options{What: "private key file", MaxSize: maxFileSize})
 	if err != nil {
 		return nil, fmt.Errorf("keyfile: reading the private key: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/keyfile"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/trusted"
 )
 
 func cert(t *testing.T, key crypto.Signer, parent *x509.Certificate, parentKey crypto.Signer, isCA bool, serial int64) *x509.Certificate {
@@ -122,5 +125,39 @@ func TestLoadErrorsNameTheFileAndProblem(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSecurityKeyFilesAnotherUserCanWriteAreRefusedForRoot: run as root, the one-shot commands refuse a
+// certificate or key file that uid 65534 owns, or that sits in a directory uid 65534 can write, with the
+// chown/chmod that fixes it: that user could swap in their own identity, and so choose the AWS account
+// root's commands act in. Root's own files load.
+func TestSecurityKeyFilesAnotherUserCanWriteAreRefusedForRoot(t *testing.T) {
+	safefstest.NeedRoot(t, "gives key files to another user (uid 65534)")
+	dir := t.TempDir()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf := cert(t, key, nil, nil, false, 9)
+	sec1, _ := x509.MarshalECPrivateKey(key)
+	certPath := write(t, dir, "leaf.pem", certBlock(leaf))
+	keyPath := write(t, dir, "leaf.key", &pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1})
+	if _, err := keyfile.Load(certPath, keyPath, ""); err != nil {
+		t.Fatalf("root's own files: %v", err)
+	}
+
+	safefstest.Give(t, keyPath, safefstest.Nobody, safefstest.Nobody)
+	_, err := keyfile.Load(certPath, keyPath, "")
+	if !errors.Is(err, trusted.ErrUntrusted) || !strings.Contains(err.Error(), "private key file "+keyPath+" is owned by uid 65534") ||
+		!strings.Contains(err.Error(), "chown root "+keyPath) {
+		t.Fatalf("key owned by uid 65534: %v", err)
+	}
+	safefstest.Give(t, keyPath, 0, 0)
+
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_, err = keyfile.Load(certPath, keyPath, "")
+	if !errors.Is(err, trusted.ErrUntrusted) || !strings.Contains(err.Error(), "certificate file "+certPath+": directory "+dir+" is writable by other users") ||
+		!strings.Contains(err.Error(), "chmod o-w "+dir) {
+		t.Fatalf("certificate in a directory others can write: %v", err)
 	}
 }
