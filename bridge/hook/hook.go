@@ -143,6 +143,10 @@ func (c *Command) Put(ctx context.Context, cr creds.Credentials) error {
 // Clear does nothing: there is nothing to run when credentials expire.
 func (c *Command) Clear(context.Context) error { return nil }
 
+// IsHook marks Command as a hook (bridge.Hook): it delivers no credentials itself, so its success does
+// not make a profile deliver, while its failure makes the profile degraded.
+func (c *Command) IsHook() {}
+
 // cappedBuffer keeps the first limit bytes written to it and discards the rest.
 type cappedBuffer struct {
 	mu    sync.Mutex
@@ -320,6 +324,9 @@ func (s *Signal) readPIDFile() (pid, uid int, err error) {
 
 // Clear does nothing: there is nothing to signal when credentials expire.
 func (s *Signal) Clear(context.Context) error { return nil }
+
+// IsHook marks Signal as a hook (bridge.Hook), as Command.
+func (s *Signal) IsHook() {}
 
 // ParseSignal parses a signal name, with or without the SIG prefix and in any case: "SIGHUP", "HUP",
 // "hup"; accepted are HUP, USR1, USR2, TERM, INT and QUIT (the rule of package signame, which the config
