@@ -105,3 +105,42 @@ func TestReadOnlyCredentialsDirectoryIsNotReady(t *testing.T) {
 		t.Error("ready, but the files do not hold the credentials")
 	}
 }
+
+// TestFailingHookDegradesTheProfile: an on_refresh command that fails is a failing sink: the profile whose
+// file is written is degraded (200), its sinks naming the hook and its error; it never counts as
+// delivering, so a profile whose file cannot be written (a read-only directory) stays not ready while its
+// hook runs.
+func TestFailingHookDegradesTheProfile(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, time.Now)
+	credsPath := filepath.Join(w.dir, "credentials")
+	failing := filepath.Join(w.dir, "reload-app")
+	if err := os.WriteFile(failing, []byte("#!/bin/sh\necho cannot reload >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	roDir := filepath.Join(w.dir, "ro")
+	if err := os.Mkdir(roDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	safefstest.ReadOnly(t, roDir)
+	d, _ := w.start(t, clock.Real{}, time.Now,
+		w.profile("app", fmt.Sprintf("  credentials_file {\n    path = %q\n  }\n  on_refresh {\n    command = [%q]\n  }", credsPath, failing))+
+			w.profile("nofile", fmt.Sprintf("  credentials_file {\n    path = %q\n  }\n  on_refresh {\n    command = [\"/bin/true\"]\n  }", filepath.Join(roDir, "credentials"))))
+	var code int
+	var r sinkReport
+	within(t, 10*time.Second, "both profiles refreshed, their failing sinks reported", func() bool {
+		code, r = readySinks(t, d)
+		return len(r.Profiles) == 2 && r.Profiles[0].SinkFailures > 0 && r.Profiles[1].SinkFailures > 0 && fileKey(credsPath, "app") != ""
+	})
+	app, nofile := r.Profiles[0], r.Profiles[1]
+	if app.Status != "degraded" || app.Ready || len(app.Sinks) != 2 || !app.Sinks[0].OK || app.Sinks[1].OK ||
+		app.Sinks[1].Name != "on_refresh" || !strings.Contains(app.Sinks[1].LastError, "exit status 3") {
+		t.Errorf("profile app with a failing hook: %+v", app)
+	}
+	if nofile.Status != "not_ready" || !nofile.Sinks[1].OK || !strings.Contains(nofile.Reason, roDir) {
+		t.Errorf("profile nofile, its file failing and its hook running: %+v", nofile)
+	}
+	if code != http.StatusServiceUnavailable || r.Status != "not_ready" {
+		t.Errorf("/ready = %d %q, want 503 not_ready", code, r.Status)
+	}
+}
