@@ -28,8 +28,9 @@ func TestReadOnlyCredentialsDirectoryFailsCheckAndReady(t *testing.T) {
 	}
 	writable := safefstest.ReadOnly(t, roDir)
 	credsPath := filepath.Join(roDir, "credentials")
-	port := freeTCPPort(t)
-	cfg := w.bridgeConfig(t, "bridge.hcl", credsPath, fmt.Sprintf("health_checks {\n  bind_address = \"127.0.0.1\"\n  bind_port = %d\n}\n", port))
+	port, metricsPort := freeTCPPort(t), freeTCPPort(t)
+	cfg := w.bridgeConfig(t, "bridge.hcl", credsPath, fmt.Sprintf("health_checks {\n  bind_address = \"127.0.0.1\"\n  bind_port = %d\n}\n"+
+		"telemetry {\n  prometheus {\n    host = \"127.0.0.1\"\n    port = %d\n  }\n}\n", port, metricsPort))
 
 	r := runBin(t, nil, "check", "--config", cfg)
 	if r.code != 1 || !strings.Contains(r.stdout, "FAIL credentials_file "+credsPath+": ") || !strings.Contains(r.stdout, roDir) ||
@@ -64,6 +65,23 @@ func TestReadOnlyCredentialsDirectoryFailsCheckAndReady(t *testing.T) {
 	if code != http.StatusServiceUnavailable || rep.Ready || rep.Status != "not_ready" || rep.Profiles[0].Status != "not_ready" ||
 		!strings.Contains(rep.Profiles[0].Reason, credsPath) {
 		t.Errorf("/ready = %d %+v; want 503, not_ready, the reason naming %s", code, rep, credsPath)
+	}
+	// The metrics say the same.
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(metricsPort) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`spiffe_aws_bridge_profile_state{profile="app",state="not_ready"} 1`,
+		`spiffe_aws_bridge_profile_state{profile="app",state="ready"} 0`,
+		`spiffe_aws_bridge_profile_ready{profile="app"} 0`,
+		`spiffe_aws_bridge_sink_ok{profile="app",sink="credentials_file \"` + credsPath + `\" [app]"} 0`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 	if err := d.stop(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("exit: %v", err)
