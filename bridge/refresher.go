@@ -160,6 +160,7 @@ type Refresher struct {
 	svid         *svid.SVID   // nil: none, or lost (never signed with)
 	lostID       string       // the SPIFFE ID of the identity lost, while it is
 	pendingSinks map[int]bool // sinks whose last Put failed, by index
+	sinkState    []SinkState  // each sink's delivery state, by index; under mu
 	sinkRetry    time.Time
 	sinkFailures int
 	lastLogged   string // last configuration error message logged, to log each distinct one once
@@ -207,14 +208,23 @@ func NewRefresher(opts RefresherOptions) (*Refresher, error) {
 		pendingSinks: map[int]bool{},
 	}
 	r.state = ProfileState{Profile: opts.Profile, RoleARN: opts.Session.RoleARN, AssumeRoleARNs: opts.AssumeRoleARNs}
+	r.sinkState = make([]SinkState, len(opts.Sinks))
+	for i, s := range opts.Sinks {
+		_, hook := s.(Hook)
+		r.sinkState[i] = SinkState{Name: s.Name(), Hook: hook}
+	}
 	return r, nil
 }
 
-// State is a snapshot of the profile's refresh state (no secrets).
+// State is a snapshot of the profile's refresh state and of each sink's (no secrets).
 func (r *Refresher) State() ProfileState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.state
+	st := r.state
+	if len(r.sinkState) > 0 {
+		st.Sinks = append([]SinkState(nil), r.sinkState...)
+	}
+	return st
 }
 
 // Credentials returns the current credentials and when they were issued, if they are still valid.
@@ -423,6 +433,11 @@ func (r *Refresher) withdraw(ctx context.Context) {
 	r.state.Expiration = time.Time{}
 	r.mu.Unlock()
 	r.pendingSinks = map[int]bool{}
+	r.mu.Lock()
+	for i := range r.sinkState {
+		r.sinkState[i].OK = false // holds nothing now (or, failing to clear, expired credentials)
+	}
+	r.mu.Unlock()
 	for _, s := range r.o.Sinks {
 		if err := s.Clear(ctx); err != nil {
 			r.log.Error("could not withdraw credentials", "sink", s.Name(), "error", err)
@@ -544,6 +559,17 @@ func (r *Refresher) retrySinks(ctx context.Context) {
 		if r.o.Observer != nil {
 			r.o.Observer.ObserveSink(r.o.Profile, s.Name(), err)
 		}
+		r.mu.Lock()
+		st := &r.sinkState[i]
+		st.OK = err == nil
+		if err != nil {
+			st.LastError, st.LastErrorAt = err.Error(), r.o.Clock.Now()
+			st.Failures++
+			r.state.SinkFailures++
+		} else {
+			st.LastError = ""
+		}
+		r.mu.Unlock()
 		if err != nil {
 			r.log.Error("sink failed; will retry", "sink", s.Name(), "error", err)
 			failed = append(failed, s.Name())

@@ -337,6 +337,55 @@ func TestFailingSinkIsRetriedWithoutANewSession(t *testing.T) {
 	h.waitState("sink recovered", func(s ProfileState) bool { return len(s.FailingSinks) == 0 })
 }
 
+// hookSink is a recordingSink marked as a hook (bridge.Hook).
+type hookSink struct{ *recordingSink }
+
+func (hookSink) Name() string { return "hook" }
+func (hookSink) IsHook()      {}
+
+// TestSinkStateFollowsEveryWrite: each sink's state says whether its last write succeeded, why not, and
+// how often it failed; the profile counts every failed write; a hook is marked as one. A sink that
+// works again is OK again with the next retry, no new session needed.
+func TestSinkStateFollowsEveryWrite(t *testing.T) {
+	hook := hookSink{newRecordingSink()}
+	h := newHarnessWith(t, func(o *RefresherOptions) { o.Sinks = append(o.Sinks, hook) })
+	h.sink.setFail(errors.New("credfile: writing /ro/credentials: read-only file system"))
+	h.rotate()
+	h.expectCall()
+	s := h.waitState("the file sink failing, the hook run", func(s ProfileState) bool {
+		return len(s.Sinks) == 2 && s.Sinks[0].Failures == 1 && s.Sinks[1].OK
+	})
+	if f := s.Sinks[0]; f.Name != "recording" || f.OK || f.Hook || !strings.Contains(f.LastError, "/ro/credentials: read-only") || !f.LastErrorAt.Equal(start) {
+		t.Errorf("failing sink state %+v", f)
+	}
+	if k := s.Sinks[1]; k.Name != "hook" || !k.Hook || k.Failures != 0 || k.LastError != "" {
+		t.Errorf("hook state %+v", k)
+	}
+	if s.SinkFailures != 1 {
+		t.Errorf("SinkFailures = %d, want 1", s.SinkFailures)
+	}
+	// Still failing at the first retry (1 s later), then working at the second (2 s after that).
+	h.advanceTo(start.Add(time.Second))
+	h.waitState("a second failure", func(s ProfileState) bool { return s.SinkFailures == 2 && s.Sinks[0].Failures == 2 })
+	h.sink.setFail(nil)
+	h.advanceTo(start.Add(3 * time.Second))
+	h.expectPut()
+	s = h.waitState("the sink recovered", func(s ProfileState) bool { return s.Sinks[0].OK })
+	if f := s.Sinks[0]; f.LastError != "" || f.Failures != 2 || s.SinkFailures != 2 || len(s.FailingSinks) != 0 {
+		t.Errorf("recovered sink state %+v (profile: %d failures, failing %v)", f, s.SinkFailures, s.FailingSinks)
+	}
+	select {
+	case <-h.api.calls:
+		t.Fatal("a sink retry called CreateSession again")
+	default:
+	}
+	// The state handed out is a copy: changing it changes nothing in the refresher.
+	s.Sinks[0].OK = false
+	if !h.r.State().Sinks[0].OK {
+		t.Error("State() shares its Sinks with the refresher")
+	}
+}
+
 func TestCarriedOverCredentialsAreServedWithoutACall(t *testing.T) {
 	clk := clock.NewFake(start)
 	sink := newRecordingSink()

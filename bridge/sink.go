@@ -18,3 +18,13 @@ type Sink interface {
 	// fail loudly (HTTP 500, missing profile) rather than hand out stale credentials.
 	Clear(ctx context.Context) error
 }
+
+// Hook is implemented by sinks that tell something else about a refresh and deliver no credentials
+// themselves: the on_refresh command and the signal (package hook). A failing hook is a failing sink —
+// its profile is degraded, never ready — but a hook that works does not make a profile deliver: one whose
+// other sinks all fail is not ready (health.ProfileStatus.Readiness).
+type Hook interface {
+	Sink
+	// IsHook marks the sink as a hook; it does nothing.
+	IsHook()
+}

@@ -106,19 +106,29 @@ profile %q {
 // log buffer.
 func (w *world) start(t *testing.T, clk clock.Clock, now func() time.Time, cfgText string) (*daemon.Daemon, *logtest.Buffer) {
 	t.Helper()
+	return w.startWith(t, clk, now, cfgText, nil)
+}
+
+// startWith is start with the daemon's options changed by opt.
+func (w *world) startWith(t *testing.T, clk clock.Clock, now func() time.Time, cfgText string, opt func(*daemon.Options)) (*daemon.Daemon, *logtest.Buffer) {
+	t.Helper()
 	cfgText = fmt.Sprintf("agent_address = %q\nhealth_checks {\n  bind_port = 0\n}\n", w.agent.Addr()) + cfgText
 	cfg, err := config.Parse([]byte(cfgText), filepath.Join(w.dir, "bridge.hcl"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &logtest.Buffer{}
-	d, err := daemon.New(context.Background(), cfg, daemon.Options{
+	opts := daemon.Options{
 		Logger:             hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug}),
 		Clock:              clk,
 		Signer:             signer.Options{Now: now},
 		Policy:             schedule.Policy{JitterFraction: 1e-9, RotationSpread: -1},
 		WorkloadAPIBackoff: svid.Backoff{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond},
-	})
+	}
+	if opt != nil {
+		opt(&opts)
+	}
+	d, err := daemon.New(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -290,6 +290,10 @@ func (s *Source) watchError(err error) {
 			"address", s.addr, "error", err, "spiffe_ids", dropped)
 	case changed && st == StatusNoIdentity:
 		s.log.Error("Workload API issues no identity to this workload", "address", s.addr, "error", err)
+	case changed && kept == 0:
+		// Nothing to keep (none received yet, or the last update held none): say what that means.
+		s.log.Error("Workload API unavailable and there are no SVIDs to keep: no workload can be served new AWS credentials until the agent is back; reconnecting",
+			"address", s.addr, "state", st.String(), "error", err, "hint", Hint(s.addr, err))
 	case changed:
 		s.log.Warn("Workload API unavailable; keeping the last SVIDs and reconnecting",
 			"address", s.addr, "state", st.String(), "error", err, "hint", Hint(s.addr, err), "kept_svids", kept)

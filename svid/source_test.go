@@ -7,12 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 	"go.uber.org/goleak"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/logtest"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
 )
@@ -254,6 +256,56 @@ func TestNoAgent(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if st := src.State(); st.Status == svid.StatusConnected || st.Reason == "" && st.Status != svid.StatusConnecting {
 		t.Fatalf("state = %+v", st)
+	}
+}
+
+// TestAnAgentDownSaysWhetherThereAreSVIDsToKeep: with SVIDs received, an agent that goes away is a
+// warning that names how many are kept; with none (the agent never answered), it is an error saying
+// that no workload can be served until the agent is back, and never claims to keep anything.
+func TestAnAgentDownSaysWhetherThereAreSVIDsToKeep(t *testing.T) {
+	logger := func(b *logtest.Buffer) hclog.Logger {
+		return hclog.New(&hclog.LoggerOptions{Output: b, Level: hclog.Debug})
+	}
+	backoff := svid.Backoff{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond}
+	waitLog := func(b *logtest.Buffer, want string) string {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(b.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no log line with %q:\n%s", want, b.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return b.String()
+	}
+
+	// Never connected: nothing to keep.
+	none := &logtest.Buffer{}
+	src, err := svid.New(context.Background(), svid.Options{Address: "unix://" + t.TempDir() + "/agent.sock", Logger: logger(none), Backoff: backoff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := waitLog(none, "Workload API unavailable")
+	src.Close()
+	if !strings.Contains(logs, "[ERROR] Workload API unavailable and there are no SVIDs to keep: no workload can be served new AWS credentials until the agent is back") ||
+		strings.Contains(logs, "keeping the last SVIDs") || strings.Contains(logs, "kept_svids") {
+		t.Errorf("with no SVIDs received, the log claims to keep some or is not an error:\n%s", logs)
+	}
+
+	// Connected, then the agent stops: the SVID is kept, and the warning says so.
+	kept := &logtest.Buffer{}
+	agent := svidtest.NewServer(t, svidtest.ServerOptions{Entries: []svidtest.Entry{{ID: appID}}})
+	src, err = svid.New(context.Background(), svid.Options{Address: agent.Addr(), Logger: logger(kept), Backoff: backoff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	waitStatus(t, src, svid.StatusConnected)
+	agent.Stop()
+	logs = waitLog(kept, "Workload API unavailable")
+	if !strings.Contains(logs, "[WARN]  Workload API unavailable; keeping the last SVIDs and reconnecting") || !strings.Contains(logs, "kept_svids=1") ||
+		strings.Contains(logs, "no SVIDs to keep") {
+		t.Errorf("with one SVID received, the log does not say it is kept:\n%s", logs)
 	}
 }
 

@@ -226,6 +226,19 @@ func (s *Sink) Check() error {
 	return nil
 }
 
+// Probe proves, leaving nothing behind, that Put can write the file as configured: every directory on
+// the path and the file and its lock, when they exist, pass the same checks as Put, and a temporary file
+// is created in the file's directory with the file's final owner, group and mode, then removed (a missing
+// directory: one is created and removed where Put would create it). It returns what it proved; the error
+// names the path that cannot be used and why. `check --config` calls it.
+func (s *Sink) Probe() (string, error) {
+	what, err := safefs.ProbeWrite(s.path, s.rules, ".lock")
+	if err != nil {
+		return "", fmt.Errorf("credfile: %w", err)
+	}
+	return what, nil
+}
+
 // Name identifies the sink in logs, health output and metrics: credentials_file "<path>" [<profile>].
 func (s *Sink) Name() string { return fmt.Sprintf("credentials_file %q [%s]", s.path, s.profile) }
 

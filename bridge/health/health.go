@@ -1,9 +1,13 @@
 // Package health serves SPIRE-style liveness and readiness checks for the bridge daemon.
 //
-// The live path answers 200 for as long as the process serves HTTP. The ready path answers 200 when
-// every configured profile holds credentials with at least Options.MinRemaining left, and 503
-// otherwise. Both return the same JSON Report, which describes each profile's state. The report never
-// contains secrets: ProfileStatus carries names, identifiers, timestamps and error summaries only.
+// The live path answers 200 for as long as the process serves HTTP. The ready path answers 200 when no
+// profile is StateNotReady, and 503 otherwise. A profile is StateReady when it holds credentials with at
+// least Options.MinRemaining left and every one of its sinks holds them; StateDegraded when some of its
+// sinks hold them and others fail (it still delivers to some workloads, so the ready path still answers
+// 200, with "status": "degraded"); StateNotReady when it has no usable credentials or none of its sinks
+// delivers them. Both paths return the same JSON Report, which describes each profile's state. The
+// report never contains secrets: ProfileStatus carries names, identifiers, timestamps and error
+// summaries only.
 //
 // The package is a leaf: it does not import package bridge, the daemon adapts its state into
 // ProfileStatus values.
@@ -69,6 +73,10 @@ type ProfileStatus struct {
 	Refreshes int `json:"refreshes"`
 	// FailingSinks names the sinks whose last write failed.
 	FailingSinks []string `json:"failing_sinks,omitempty"`
+	// Sinks is each sink's delivery state, in the profile's order; readiness follows it (see Readiness).
+	Sinks []SinkStatus `json:"sinks,omitempty"`
+	// SinkFailures counts the failed sink writes (every sink, every attempt) since the profile started.
+	SinkFailures int `json:"sink_failures"`
 	// WorkloadSelectors are a node-mode profile's workload selectors (absent for the bridge's own
 	// identity).
 	WorkloadSelectors []string `json:"workload_selectors,omitempty"`
@@ -78,6 +86,42 @@ type ProfileStatus struct {
 	// DelegatedIdentityError says why the stream gives the profile no SVID, with the fix.
 	DelegatedIdentityError string `json:"delegated_identity_error,omitempty"`
 }
+
+// SinkStatus is one sink's delivery state. It never holds secrets: a sink's name is its kind and path or
+// address, and its error names a path, never file contents.
+type SinkStatus struct {
+	// Name identifies the sink, as in logs and metrics, e.g. `credentials_file "/home/app/.aws/credentials" [app]`.
+	Name string `json:"name"`
+	// Hook is true for a sink that tells something else about a refresh and delivers no credentials
+	// itself (on_refresh, signal). A failing hook makes its profile degraded, but hooks alone never
+	// count as delivering: a profile whose credentials-delivering sinks all fail is not ready.
+	Hook bool `json:"hook,omitempty"`
+	// OK is true when the sink's last write succeeded: it holds the profile's current credentials (a
+	// hook: it ran for them). While a refresh writes, a sink keeps the previous, still valid ones.
+	OK bool `json:"ok"`
+	// LastError is why the last failed write failed, with the path or address; empty after a success.
+	LastError string `json:"last_error,omitempty"`
+	// LastErrorAt is when a write of this sink last failed.
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Failures counts this sink's failed writes since the profile started.
+	Failures int `json:"failures"`
+}
+
+// Profile and report states.
+const (
+	// StateReady is a profile whose every sink holds credentials with enough life left.
+	StateReady = "ready"
+	// StateDegraded is a profile with valid credentials that some of its sinks hold while others fail
+	// (a hook failing included): it still delivers to some workloads. The ready path answers 200.
+	StateDegraded = "degraded"
+	// StateNotReady is a profile that delivers to no workload: no credentials, credentials too close to
+	// expiry, no identity, or none of its credentials-delivering sinks holds them. The ready path
+	// answers 503.
+	StateNotReady = "not_ready"
+)
+
+// States are the profile states, in order of health: StateReady, StateDegraded, StateNotReady.
+var States = []string{StateReady, StateDegraded, StateNotReady}
 
 // Options configures a Server.
 type Options struct {
@@ -133,8 +177,11 @@ type ReloadReport struct {
 
 // Report is what the live and ready handlers serve.
 type Report struct {
-	// Ready is true when every profile is ready (or there are none).
+	// Ready is true when the ready path answers 200: no profile is StateNotReady (or there are none).
+	// Status tells ready from degraded.
 	Ready bool `json:"ready"`
+	// Status is the worst profile state: StateReady, StateDegraded or StateNotReady.
+	Status string `json:"status"`
 	// Live is true whenever the server answers.
 	Live bool `json:"live"`
 	// WorkloadAPI is the Workload API connection's state.
@@ -148,12 +195,15 @@ type Report struct {
 // ProfileReport is one profile's state and readiness.
 type ProfileReport struct {
 	ProfileStatus
-	// Ready is true when the profile's credentials have at least MinRemaining left.
+	// Ready is true when the profile is StateReady: its credentials have at least MinRemaining left and
+	// every one of its sinks holds them.
 	Ready bool `json:"ready"`
+	// Status is the profile's state: StateReady, StateDegraded or StateNotReady.
+	Status string `json:"status"`
 	// Remaining is how long the credentials have left, e.g. "42m10s"; empty without credentials.
 	Remaining string `json:"remaining,omitempty"`
-	// Reason explains why the profile is not ready, e.g. "no credentials yet" or
-	// "credentials expire in 9m59s (< 15m0s)".
+	// Reason explains why the profile is not ready, e.g. "no credentials yet",
+	// "credentials expire in 9m59s (< 15m0s)" or which sinks fail and why.
 	Reason string `json:"reason,omitempty"`
 }
 
@@ -241,7 +291,7 @@ func (s *Server) Close() error { return s.srv.Close() }
 // Report computes the current report, as the handlers serve it.
 func (s *Server) Report() Report {
 	now := s.clock()
-	r := Report{Ready: true, Live: true, WorkloadAPI: WorkloadAPIReport{Status: "unknown"}, Profiles: []ProfileReport{}}
+	r := Report{Ready: true, Status: StateReady, Live: true, WorkloadAPI: WorkloadAPIReport{Status: "unknown"}, Profiles: []ProfileReport{}}
 	if s.workloadAPI != nil {
 		r.WorkloadAPI.Status, r.WorkloadAPI.Reason = s.workloadAPI()
 	}
@@ -254,8 +304,13 @@ func (s *Server) Report() Report {
 	}
 	for _, p := range s.profiles() {
 		pr := s.profileReport(p, now)
-		if !pr.Ready {
-			r.Ready = false
+		switch pr.Status {
+		case StateNotReady:
+			r.Ready, r.Status = false, StateNotReady
+		case StateDegraded:
+			if r.Status == StateReady {
+				r.Status = StateDegraded
+			}
 		}
 		r.Profiles = append(r.Profiles, pr)
 	}
@@ -276,29 +331,72 @@ func (s *Server) profileReport(p ProfileStatus, now time.Time) ProfileReport {
 	if p.FailingSinks != nil {
 		p.FailingSinks = append([]string(nil), p.FailingSinks...)
 	}
+	if p.Sinks != nil {
+		p.Sinks = append([]SinkStatus(nil), p.Sinks...)
+	}
 	pr := ProfileReport{ProfileStatus: p}
 	if p.Expiration.After(now) {
 		pr.Remaining = p.Expiration.Sub(now).Truncate(time.Second).String()
 	}
+	pr.Status, pr.Reason = p.Readiness(now, s.minRemaining)
+	pr.Ready = pr.Status == StateReady
+	return pr
+}
+
+// Readiness is p's state at now, and why it is not StateReady ("" when it is): StateNotReady without an
+// identity, without credentials, with credentials that have less than ReadyThreshold(minRemaining)
+// left, or when none of its sinks that deliver credentials holds them (hooks deliver none: a profile
+// with hooks only counts them); StateDegraded when some sinks hold them and others (a hook among them)
+// fail; else StateReady. Without Sinks, FailingSinks decides: any makes the profile degraded.
+func (p ProfileStatus) Readiness(now time.Time, minRemaining time.Duration) (state, reason string) {
 	if p.Identity != "" {
-		pr.Reason = fmt.Sprintf("%s: no new AWS sessions for %s (%s)", p.Identity, p.SpiffeID, p.LastError)
-		return pr
+		return StateNotReady, fmt.Sprintf("%s: no new AWS sessions for %s (%s)", p.Identity, p.SpiffeID, p.LastError)
 	}
 	if p.Expiration.IsZero() {
-		pr.Reason = "no credentials yet"
-		return pr
+		return StateNotReady, "no credentials yet"
 	}
 	remaining := p.Expiration.Sub(now)
-	pr.Remaining = remaining.Truncate(time.Second).String()
 	switch {
 	case remaining <= 0:
-		pr.Reason = fmt.Sprintf("credentials expired %s ago", (-remaining).Truncate(time.Second))
-	case remaining < p.ReadyThreshold(s.minRemaining):
-		pr.Reason = fmt.Sprintf("credentials expire in %s (< %s)", remaining.Truncate(time.Second), p.ReadyThreshold(s.minRemaining))
-	default:
-		pr.Ready = true
+		return StateNotReady, fmt.Sprintf("credentials expired %s ago", (-remaining).Truncate(time.Second))
+	case remaining < p.ReadyThreshold(minRemaining):
+		return StateNotReady, fmt.Sprintf("credentials expire in %s (< %s)", remaining.Truncate(time.Second), p.ReadyThreshold(minRemaining))
 	}
-	return pr
+	if len(p.Sinks) == 0 {
+		if len(p.FailingSinks) > 0 {
+			return StateDegraded, "failing sinks: " + strings.Join(p.FailingSinks, ", ")
+		}
+		return StateReady, ""
+	}
+	hooksOnly := true
+	for _, sk := range p.Sinks {
+		if !sk.Hook {
+			hooksOnly = false
+		}
+	}
+	delivering := 0
+	var failing []string
+	for _, sk := range p.Sinks {
+		if sk.OK {
+			if !sk.Hook || hooksOnly {
+				delivering++
+			}
+			continue
+		}
+		msg := sk.Name
+		if sk.LastError != "" {
+			msg += ": " + sk.LastError
+		}
+		failing = append(failing, msg)
+	}
+	switch {
+	case len(failing) == 0:
+		return StateReady, ""
+	case delivering == 0:
+		return StateNotReady, "no sink delivers the credentials: " + strings.Join(failing, "; ")
+	default:
+		return StateDegraded, fmt.Sprintf("%d of %d sinks fail: %s", len(failing), len(p.Sinks), strings.Join(failing, "; "))
+	}
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, req *http.Request) {

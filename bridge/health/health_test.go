@@ -250,8 +250,13 @@ func TestBodyFields(t *testing.T) {
 		"consecutive_failures": 0.0,
 		"refreshes":            3.0,
 		"failing_sinks":        []any{"file:/tmp/creds"},
-		"ready":                true,
-		"remaining":            "59m0s",
+		"sink_failures":        0.0,
+		// A failing sink makes the profile degraded, no longer ready (it still answers 200: see
+		// TestReadinessFollowsDelivery).
+		"ready":     false,
+		"status":    "degraded",
+		"reason":    "failing sinks: file:/tmp/creds",
+		"remaining": "59m0s",
 	}
 	for k, v := range want {
 		got, ok := p[k]
@@ -530,5 +535,77 @@ func TestIdentityLossIsNotReadyAndReloadIsReported(t *testing.T) {
 	profiles = profiles[:1]
 	if r := s.Report(); !r.Ready {
 		t.Error("a refused reload made the bridge unready")
+	}
+}
+
+// TestReadinessFollowsDelivery: a profile is ready only when every one of its sinks holds its current
+// credentials; some failing makes it degraded (200, "status": "degraded"); none delivering makes /ready
+// fail (503). A hook's failure degrades, a hook's success delivers nothing.
+func TestReadinessFollowsDelivery(t *testing.T) {
+	file := func(ok bool) SinkStatus {
+		s := SinkStatus{Name: `credentials_file "/ro/credentials" [app]`, OK: ok}
+		if !ok {
+			s.LastError = "credfile: writing /ro/credentials: read-only file system"
+		}
+		return s
+	}
+	imds := SinkStatus{Name: "imds", OK: true}
+	hook := func(ok bool) SinkStatus {
+		s := SinkStatus{Name: "on_refresh", Hook: true, OK: ok}
+		if !ok {
+			s.LastError = `on_refresh: command "/bin/reload" failed: exit status 1`
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name       string
+		sinks      []SinkStatus
+		code       int
+		status     string
+		reasonHas  string
+		topStatus  string
+		profileSet bool
+	}{
+		{"every sink holds the credentials: ready", []SinkStatus{file(true), imds, hook(true)}, 200, StateReady, "", StateReady, true},
+		{"the only sink fails: not ready, naming the path", []SinkStatus{file(false)}, 503, StateNotReady, "/ro/credentials: read-only file system", StateNotReady, false},
+		{"one of two sinks fails: degraded", []SinkStatus{file(false), imds}, 200, StateDegraded, "1 of 2 sinks fail: credentials_file", StateDegraded, false},
+		{"the file fails, the hook runs: not ready (a hook delivers nothing)", []SinkStatus{file(false), hook(true)}, 503, StateNotReady, "no sink delivers", StateNotReady, false},
+		{"the file is written, the hook fails: degraded", []SinkStatus{file(true), hook(false)}, 200, StateDegraded, "exit status 1", StateDegraded, false},
+		{"hooks only, failing: not ready", []SinkStatus{hook(false)}, 503, StateNotReady, "no sink delivers", StateNotReady, false},
+		{"hooks only, running: ready", []SinkStatus{hook(true)}, 200, StateReady, "", StateReady, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &fakeState{}
+			st.set(t0, ProfileStatus{Profile: "app", LastSuccess: t0, Expiration: t0.Add(time.Hour), Sinks: tc.sinks})
+			s := startServer(t, Options{Profiles: st.Profiles, Clock: st.Clock})
+			code, _, body := get(t, http.MethodGet, "http://"+s.Addr()+"/ready")
+			r := decode(t, body)
+			if code != tc.code || r.Status != tc.topStatus || r.Ready != (tc.code == 200) {
+				t.Errorf("/ready = %d status %q ready %v, want %d %q: %s", code, r.Status, r.Ready, tc.code, tc.topStatus, body)
+			}
+			p := r.Profiles[0]
+			if p.Status != tc.status || p.Ready != tc.profileSet || !strings.Contains(p.Reason, tc.reasonHas) || (tc.reasonHas == "") != (p.Reason == "") {
+				t.Errorf("profile status %q ready %v reason %q; want %q, reason with %q", p.Status, p.Ready, p.Reason, tc.status, tc.reasonHas)
+			}
+		})
+	}
+
+	// One profile degraded, another not ready: the report is not ready; both degraded: degraded.
+	st := &fakeState{}
+	good := ProfileStatus{Profile: "a", LastSuccess: t0, Expiration: t0.Add(time.Hour), Sinks: []SinkStatus{file(false), imds}}
+	bad := ProfileStatus{Profile: "b", LastSuccess: t0, Expiration: t0.Add(time.Hour), Sinks: []SinkStatus{file(false)}}
+	st.set(t0, good, bad)
+	s := startServer(t, Options{Profiles: st.Profiles, Clock: st.Clock})
+	if r := s.Report(); r.Ready || r.Status != StateNotReady {
+		t.Errorf("degraded + not ready = %v %q, want not_ready", r.Ready, r.Status)
+	}
+	st.set(t0, good, ProfileStatus{Profile: "c", LastSuccess: t0, Expiration: t0.Add(time.Hour)})
+	if r := s.Report(); !r.Ready || r.Status != StateDegraded {
+		t.Errorf("degraded + ready = %v %q, want ready=true status degraded", r.Ready, r.Status)
+	}
+	// Expiring credentials make even a fully delivering profile not ready.
+	st.set(t0.Add(50*time.Minute), ProfileStatus{Profile: "a", LastSuccess: t0, Expiration: t0.Add(time.Hour), Sinks: []SinkStatus{file(true)}})
+	if r := s.Report(); r.Ready || r.Profiles[0].Status != StateNotReady {
+		t.Errorf("10m left, every sink ok: %+v", r)
 	}
 }

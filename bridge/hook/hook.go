@@ -145,6 +145,10 @@ func (c *Command) Put(ctx context.Context, cr creds.Credentials) error {
 // Clear does nothing: there is nothing to run when credentials expire.
 func (c *Command) Clear(context.Context) error { return nil }
 
+// IsHook marks Command as a hook (bridge.Hook): it delivers no credentials itself, so its success does
+// not make a profile deliver, while its failure makes the profile degraded.
+func (c *Command) IsHook() {}
+
 // cappedBuffer keeps the first limit bytes written to it and discards the rest.
 type cappedBuffer struct {
 	mu    sync.Mutex
@@ -339,8 +343,37 @@ func (s *Signal) readPIDFile() (pid, uid int, err error) {
 	return pid, int(st.Uid), nil
 }
 
+// Check reads the pid file and checks, without sending anything, what Put checks before it signals: the
+// pid file's owner and mode, a pid that is neither 1 nor the bridge's, and a live process owned by the pid
+// file's owner. It returns the pid. A missing pid file is an error wrapping fs.ErrNotExist.
+func (s *Signal) Check() (int, error) {
+	pid, fileUID, err := s.readPIDFile()
+	if err != nil {
+		return 0, err
+	}
+	switch pid {
+	case 1:
+		return 0, fmt.Errorf("signal: pid file %s names pid 1 (init); the bridge refuses to signal it", s.pidFile)
+	case s.self:
+		return 0, fmt.Errorf("signal: pid file %s names the bridge's own pid %d; the bridge refuses to signal it", s.pidFile, pid)
+	}
+	var st unix.Stat_t
+	procDir := "/proc/" + strconv.Itoa(pid)
+	if err := unix.Stat(procDir, &st); err != nil {
+		return 0, fmt.Errorf("signal: pid file %s names process %d, which does not run (%s: %w)", s.pidFile, pid, procDir, err)
+	}
+	if int(st.Uid) != fileUID {
+		return 0, fmt.Errorf("signal: pid file %s (owned by uid %d) names process %d, owned by uid %d; the bridge refuses to "+
+			"signal a process of another user", s.pidFile, fileUID, pid, st.Uid)
+	}
+	return pid, nil
+}
+
 // Clear does nothing: there is nothing to signal when credentials expire.
 func (s *Signal) Clear(context.Context) error { return nil }
+
+// IsHook marks Signal as a hook (bridge.Hook), as Command.
+func (s *Signal) IsHook() {}
 
 // ParseSignal parses a signal name, with or without the SIG prefix and in any case: "SIGHUP", "HUP",
 // "hup"; accepted are HUP, USR1, USR2, TERM, INT and QUIT (the rule of package signame, which the config

@@ -238,6 +238,7 @@ type stateCollector struct {
 	clock        func() time.Time
 
 	credsExpiry, svidExpiry, lastSuccess, failures, ready, identity *prometheus.Desc
+	state, sinkOK, sinkFailures                                     *prometheus.Desc
 	wlConnected, wlState                                            *prometheus.Desc
 }
 
@@ -259,7 +260,13 @@ func newStateCollector(ns string, profiles func() []health.ProfileStatus, worklo
 		failures: prometheus.NewDesc(name("consecutive_failures"),
 			"Refresh failures since the profile's last success.", profile, nil),
 		ready: prometheus.NewDesc(name("profile_ready"),
-			"1 if the profile's credentials have at least "+minRemaining.String()+" left (half the session for shorter sessions), else 0.", profile, nil),
+			"1 if the profile is ready: its credentials have at least "+minRemaining.String()+" left (half the session for shorter sessions) and every one of its sinks holds them, else 0.", profile, nil),
+		state: prometheus.NewDesc(name("profile_state"),
+			"1 for the profile's state, 0 for the others: ready (every sink holds fresh credentials), degraded (some sinks hold them, others fail: /ready still answers 200) or not_ready (it delivers to no workload: /ready answers 503).", []string{"profile", "state"}, nil),
+		sinkOK: prometheus.NewDesc(name("sink_ok"),
+			"1 if the sink's last write succeeded (it holds the profile's current credentials; a hook ran for them), else 0.", []string{"profile", "sink"}, nil),
+		sinkFailures: prometheus.NewDesc(name("sink_failures"),
+			"Failed writes to the profile's sinks since the profile started (every sink, every attempt; sink_writes_total has them by sink).", profile, nil),
 		identity: prometheus.NewDesc(name("profile_identity"),
 			"1 for the profile's identity state, 0 for the others: ok (a usable X.509-SVID), no_identity (the Workload API no longer issues it) or svid_expired (past NotAfter). Only ok mints credentials.", []string{"profile", "state"}, nil),
 		wlConnected: prometheus.NewDesc(name("workload_api_connected"),
@@ -271,7 +278,7 @@ func newStateCollector(ns string, profiles func() []health.ProfileStatus, worklo
 
 // Describe implements prometheus.Collector.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.credsExpiry, c.svidExpiry, c.lastSuccess, c.failures, c.ready, c.identity, c.wlConnected, c.wlState} {
+	for _, d := range []*prometheus.Desc{c.credsExpiry, c.svidExpiry, c.lastSuccess, c.failures, c.ready, c.identity, c.state, c.sinkOK, c.sinkFailures, c.wlConnected, c.wlState} {
 		ch <- d
 	}
 }
@@ -305,8 +312,19 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		timestamp(c.svidExpiry, p.SVIDExpiry)
 		timestamp(c.lastSuccess, p.LastSuccess)
 		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.GaugeValue, float64(p.ConsecutiveFailures), p.Profile)
-		ready := p.Identity == "" && !p.Expiration.IsZero() && p.Expiration.Sub(now) >= p.ReadyThreshold(c.minRemaining)
-		ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, boolValue(ready), p.Profile)
+		state, _ := p.Readiness(now, c.minRemaining)
+		ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, boolValue(state == health.StateReady), p.Profile)
+		for _, st := range health.States {
+			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, boolValue(st == state), p.Profile, st)
+		}
+		ch <- prometheus.MustNewConstMetric(c.sinkFailures, prometheus.GaugeValue, float64(p.SinkFailures), p.Profile)
+		sinks := map[string]bool{}
+		for _, sk := range p.Sinks {
+			if !sinks[sk.Name] { // a sink named twice would make the whole scrape fail; keep the first
+				sinks[sk.Name] = true
+				ch <- prometheus.MustNewConstMetric(c.sinkOK, prometheus.GaugeValue, boolValue(sk.OK), p.Profile, sk.Name)
+			}
+		}
 		for _, st := range IdentityStates {
 			cur := p.Identity
 			if cur == "" {

@@ -167,7 +167,7 @@ spiffe_aws_bridge_credentials_expiry_timestamp_seconds{profile="app"} %d
 # HELP spiffe_aws_bridge_last_success_timestamp_seconds When the profile last obtained credentials, in Unix seconds.
 # TYPE spiffe_aws_bridge_last_success_timestamp_seconds gauge
 spiffe_aws_bridge_last_success_timestamp_seconds{profile="app"} %d
-# HELP spiffe_aws_bridge_profile_ready 1 if the profile's credentials have at least 15m0s left (half the session for shorter sessions), else 0.
+# HELP spiffe_aws_bridge_profile_ready 1 if the profile is ready: its credentials have at least 15m0s left (half the session for shorter sessions) and every one of its sinks holds them, else 0.
 # TYPE spiffe_aws_bridge_profile_ready gauge
 spiffe_aws_bridge_profile_ready{profile="app"} 1
 spiffe_aws_bridge_profile_ready{profile="new"} 0
@@ -467,5 +467,55 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	if got := testutil.ToFloat64(m.refreshes.WithLabelValues("a", "success")); got != 200 {
 		t.Errorf("refreshes = %v, want 200", got)
+	}
+}
+
+// TestProfileStateAndSinkGauges: profile_state tells ready, degraded and not_ready apart, as /ready does;
+// sink_ok has one series per sink; sink_failures counts failed writes.
+func TestProfileStateAndSinkGauges(t *testing.T) {
+	now := baseTime()
+	st := &fakeState{}
+	m := New(Options{Profiles: st.Profiles, Clock: st.Clock})
+	file := `credentials_file "/ro/credentials" [app]`
+	profile := func(name string, sinks ...health.SinkStatus) health.ProfileStatus {
+		failures := 0
+		for _, s := range sinks {
+			failures += s.Failures
+		}
+		return health.ProfileStatus{Profile: name, LastSuccess: now, Expiration: now.Add(time.Hour), Sinks: sinks, SinkFailures: failures}
+	}
+	st.set(now, "connected",
+		profile("good", health.SinkStatus{Name: file, OK: true}),
+		profile("some", health.SinkStatus{Name: file, Failures: 3, LastError: "read-only file system"}, health.SinkStatus{Name: "imds", OK: true}),
+		profile("none", health.SinkStatus{Name: file, Failures: 1, LastError: "read-only file system"}),
+	)
+	got := scrapeRegistry(t, m)
+	for series, v := range map[string]float64{
+		ns + `profile_state{profile="good",state="ready"}`:                                1,
+		ns + `profile_state{profile="good",state="degraded"}`:                             0,
+		ns + `profile_state{profile="some",state="degraded"}`:                             1,
+		ns + `profile_state{profile="some",state="ready"}`:                                0,
+		ns + `profile_state{profile="none",state="not_ready"}`:                            1,
+		ns + `profile_state{profile="none",state="degraded"}`:                             0,
+		ns + `profile_ready{profile="good"}`:                                              1,
+		ns + `profile_ready{profile="some"}`:                                              0,
+		ns + `profile_ready{profile="none"}`:                                              0,
+		ns + `sink_ok{profile="good",sink="` + strings.ReplaceAll(file, `"`, `\"`) + `"}`: 1,
+		ns + `sink_ok{profile="some",sink="imds"}`:                                        1,
+		ns + `sink_ok{profile="none",sink="` + strings.ReplaceAll(file, `"`, `\"`) + `"}`: 0,
+		ns + `sink_failures{profile="some"}`:                                              3,
+		ns + `sink_failures{profile="good"}`:                                              0,
+	} {
+		if g, ok := got[series]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", series, g, ok, v)
+		}
+	}
+	if n := testutil.CollectAndCount(m.Registry(), ns+"profile_state"); n != 9 {
+		t.Errorf("profile_state has %d series, want 3 per profile", n)
+	}
+	for series := range got {
+		if strings.Contains(series, "read-only") {
+			t.Errorf("an error message leaked into %s", series)
+		}
 	}
 }

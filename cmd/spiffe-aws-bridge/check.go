@@ -38,7 +38,9 @@ Anywhere's requirements (key type, CA flag, key usage, validity, chain); print t
 derives from it and a minimal role trust policy that admits it. With --config, also try one
 CreateSession per profile and explain any AWS error in plain words, then walk the profile's assume_role
 hops (STS AssumeRole), printing for each the trust policy its role needs and the permission the
-previous role needs.
+previous role needs; and prove each profile's sinks as the daemon would use them (a file created and
+removed in each target directory with the configured owner and mode, each port bound, each hook's
+command found), naming what cannot work.
 
 Exits 0 only when every check passes.`,
 		Args: cobra.NoArgs,
@@ -129,7 +131,7 @@ func runChecks(ctx context.Context, out io.Writer, addr svid.Address, cfg *confi
 	svids, err := fetchRawSVIDs(ctx, addr.Addr)
 	if err != nil {
 		fmt.Fprintf(out, "  FAIL cannot fetch X.509-SVIDs: %v\n", svid.Diagnose(addr, err))
-		return 1
+		return 1 + checkSinks(ctx, out, cfg)
 	}
 	fmt.Fprintf(out, "  ok   connected; %d X.509-SVID(s) offered\n", len(svids))
 	for i, s := range svids {
@@ -145,7 +147,7 @@ func runChecks(ctx context.Context, out io.Writer, addr svid.Address, cfg *confi
 		}
 		failures += checkProfile(ctx, out, p, svids)
 	}
-	return failures
+	return failures + checkSinks(ctx, out, cfg)
 }
 
 // checkDelegatedProfile asks the agent's Delegated Identity API for the workload's SVIDs by the

@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
@@ -115,14 +114,7 @@ func runDaemon(ctx context.Context, configPath string, cfg *config.Config, log h
 	defer func() {
 		// One line per profile on the way out: what it did while the bridge ran.
 		for _, st := range d.States() {
-			args := []any{"profile", st.Profile, "refreshes", st.Refreshes, "consecutive_failures", st.ConsecutiveFailures}
-			if !st.Expiration.IsZero() {
-				args = append(args, "credentials_expire", st.Expiration.UTC().Format(time.RFC3339))
-			}
-			if st.LastErrorType != "" {
-				args = append(args, "last_error_type", st.LastErrorType)
-			}
-			log.Info("profile stopped", args...)
+			log.Info("profile stopped", daemon.StopSummary(st)...)
 		}
 	}()
 	hup := make(chan os.Signal, 1)

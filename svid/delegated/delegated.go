@@ -410,10 +410,17 @@ func (st *stream) failed(err *Error, log hclog.Logger) {
 	switch {
 	case drop:
 		log.Error("Delegated Identity API refused the bridge; no new AWS sessions for this workload", "error", err.Error(), "dropped_svids", kept)
+	case status == StatusConnecting && kept == 0:
+		// Nothing to keep (none received yet, or the last update held none): say what that means.
+		log.Error("Delegated Identity API unavailable and there are no SVIDs to keep for this workload: it gets no new AWS credentials until the agent is back; reconnecting",
+			"error", err.Error())
+	case kept == 0:
+		log.Error("Delegated Identity API stream failed and there are no SVIDs to keep for this workload: it gets no new AWS credentials until the stream works; reconnecting",
+			"error", err.Error())
 	case status == StatusConnecting:
 		log.Warn("Delegated Identity API unavailable; keeping the workload's last SVIDs and reconnecting", "error", err.Error(), "kept_svids", kept)
 	default:
-		log.Error("Delegated Identity API stream failed; reconnecting", "error", err.Error(), "kept_svids", kept)
+		log.Error("Delegated Identity API stream failed; keeping the workload's last SVIDs and reconnecting", "error", err.Error(), "kept_svids", kept)
 	}
 }
 

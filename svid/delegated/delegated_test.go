@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/logtest"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/delegated"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
@@ -307,6 +309,62 @@ func TestAgentRestartKeepsSVIDs(t *testing.T) {
 	}
 	if v := next(t, b); v == nil || v.Leaf().Equal(first.Leaf()) {
 		t.Fatalf("after restart and rotation got %v", v)
+	}
+}
+
+// TestAnAgentDownSaysWhetherThereAreSVIDsToKeep: a workload whose stream never delivered has nothing to
+// keep; the log says it gets no new credentials until the agent is back, at ERROR, and claims to keep
+// nothing. A workload with SVIDs keeps them, and the warning counts them.
+func TestAnAgentDownSaysWhetherThereAreSVIDsToKeep(t *testing.T) {
+	waitLog := func(b *logtest.Buffer, want string) string {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(b.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no log line with %q:\n%s", want, b.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return b.String()
+	}
+	start := func(addr string, b *logtest.Buffer) *delegated.Source {
+		src, err := delegated.New(delegated.Options{Address: addr, Logger: hclog.New(&hclog.LoggerOptions{Output: b, Level: hclog.Debug}),
+			Backoff: svid.Backoff{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { src.Close() })
+		return src
+	}
+
+	none := &logtest.Buffer{}
+	src := start("unix://"+t.TempDir()+"/admin.sock", none)
+	sub, err := src.Subscribe([]string{"unix:uid:1001"}, svid.Selector{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	logs := waitLog(none, "Delegated Identity API unavailable")
+	line := logs[strings.LastIndex(logs[:strings.Index(logs, "Delegated Identity API unavailable")], "\n")+1:]
+	line, _, _ = strings.Cut(line, "\n")
+	if !strings.Contains(line, "[ERROR]") || !strings.Contains(line, "Delegated Identity API unavailable and there are no SVIDs to keep for this workload: it gets no new AWS credentials until the agent is back") ||
+		strings.Contains(logs, "keeping the workload's last SVIDs") || strings.Contains(logs, "kept_svids") {
+		t.Errorf("with no SVIDs received, the log claims to keep some or is not an error:\n%s", logs)
+	}
+
+	kept := &logtest.Buffer{}
+	agent := svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{Entries: entries()})
+	src = start(agent.Addr(), kept)
+	b, err := src.Subscribe([]string{"unix:uid:1001"}, svid.Selector{ID: billing.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	next(t, b)
+	agent.Stop()
+	logs = waitLog(kept, "Delegated Identity API unavailable")
+	if !strings.Contains(logs, "keeping the workload's last SVIDs and reconnecting") || !strings.Contains(logs, "kept_svids=") || strings.Contains(logs, "no SVIDs to keep") {
+		t.Errorf("with SVIDs received, the log does not say they are kept:\n%s", logs)
 	}
 }
 

@@ -3,9 +3,13 @@
 package safefstest
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Nobody is the uid and gid of the unprivileged user the tests give files to (nobody:nogroup).
@@ -55,4 +59,59 @@ func Symlink(t testing.TB, target, link string, uid, gid int) {
 		t.Fatal(err)
 	}
 	Give(t, link, uid, gid)
+}
+
+// ReadOnly makes dir unwritable for the test process, root included, the way an operator meets it: as
+// root, dir becomes a read-only bind mount of itself (a read-only volume: writes fail with EROFS whoever
+// writes, and root ignores permission bits); otherwise dir gets mode 0555 (EACCES). It returns a function
+// that makes dir writable again (unmounts, or restores the mode), which also runs at cleanup. A root
+// process that may not mount (a container without CAP_SYS_ADMIN) skips the test.
+func ReadOnly(t testing.TB, dir string) (writable func()) {
+	t.Helper()
+	var once sync.Once
+	if os.Geteuid() != 0 {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		writable = func() {
+			once.Do(func() {
+				if err := os.Chmod(dir, fi.Mode().Perm()); err != nil {
+					t.Errorf("restoring the mode of %s: %v", dir, err)
+				}
+			})
+		}
+		t.Cleanup(writable)
+		return writable
+	}
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			t.Skipf("needs to mount (CAP_SYS_ADMIN) to make %s read-only for root: %v", dir, err)
+		}
+		t.Fatalf("bind-mounting %s: %v", dir, err)
+	}
+	writable = func() {
+		once.Do(func() {
+			if err := unix.Unmount(dir, 0); err != nil {
+				if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+					t.Errorf("unmounting %s: %v", dir, err)
+				}
+			}
+		})
+	}
+	t.Cleanup(writable)
+	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+		t.Fatalf("remounting %s read-only: %v", dir, err)
+	}
+	// Prove it: a test that thinks the directory is read-only when it is not proves nothing.
+	probe := filepath.Join(dir, ".readonly-probe")
+	if f, err := os.Create(probe); err == nil {
+		f.Close()
+		_ = os.Remove(probe)
+		t.Fatalf("%s is still writable after the read-only remount", dir)
+	}
+	return writable
 }
