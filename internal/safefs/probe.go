@@ -84,16 +84,27 @@ func probeMissingDir(dir string, r Rules) (string, error) {
 			return "", err
 		}
 		defer d.Close()
+		// As Dir's walk creates it: for another user, only the file's own directory (or one inside
+		// theirs) is theirs; the bridge's own directories above it are 0755.
+		var pst unix.Stat_t
+		if err := unix.Fstat(d.fd, &pst); err != nil {
+			return "", &fs.PathError{Op: "stat", Path: parent, Err: err}
+		}
+		forOwner := !r.foreignOwner() || parent == filepath.Dir(dir) || int(pst.Uid) == r.Owner.Int()
+		mode := r.DirMode()
+		if !forOwner {
+			mode = 0o755
+		}
 		for range 100 {
 			name := ".probe" + strconv.FormatUint(uint64(rand.Uint32()), 10)
-			err := unix.Mkdirat(d.fd, name, uint32(r.DirMode()))
+			err := unix.Mkdirat(d.fd, name, uint32(mode))
 			if errors.Is(err, unix.EEXIST) {
 				continue
 			}
 			if err != nil {
 				return "", fmt.Errorf("%s does not exist and cannot be created: %w", dir, &fs.PathError{Op: "mkdir", Path: d.Join(name), Err: err})
 			}
-			fd, err := r.adoptDir(d.fd, name, d.Join(name))
+			fd, err := r.adoptDir(d.fd, name, d.Join(name), forOwner, mode, "")
 			if fd >= 0 {
 				unix.Close(fd)
 			}
@@ -103,7 +114,11 @@ func probeMissingDir(dir string, r Rules) (string, error) {
 			if err != nil {
 				return "", fmt.Errorf("%s does not exist and cannot be created: %w", dir, err)
 			}
-			return fmt.Sprintf("%s does not exist yet: created and removed a directory in %s with mode %04o%s", dir, parent, uint32(r.DirMode()), r.ownerText()), nil
+			owner := ""
+			if forOwner {
+				owner = r.ownerText()
+			}
+			return fmt.Sprintf("%s does not exist yet: created and removed a directory in %s with mode %04o%s", dir, parent, uint32(mode), owner), nil
 		}
 		return "", &fs.PathError{Op: "mkdir", Path: d.Join(".probe*"), Err: unix.EEXIST}
 	}
