@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -80,7 +81,7 @@ func TestSecurityOwnerNameIsResolvedAgainBeforeEveryWrite(t *testing.T) {
 	safefstest.NeedRoot(t, "gives files to other users (uids 65534 and 65533)")
 	const oldUID, newUID = nobody, nobody - 1
 	db := &accounts{users: map[string]uint32{"app": oldUID}}
-	path := filepath.Join(t.TempDir(), "credentials")
+	path := filepath.Join(stickyDir(t), "credentials")
 	log, logs := logtest.New()
 	s := sinkWith(t, Options{Path: path, Owner: safefs.NewID(oldUID), OwnerName: "app", LookupOwner: db.lookup, Logger: log})
 	mustPut(t, s, testCreds("app", 1))
@@ -100,7 +101,7 @@ func TestSecurityOwnerNameIsResolvedAgainBeforeEveryWrite(t *testing.T) {
 
 	// The operator removes the old uid's file and lock: the new uid gets its own.
 	for _, p := range []string{path, path + ".lock"} {
-		if err := os.Remove(p); err != nil {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			t.Fatal(err)
 		}
 	}
@@ -144,7 +145,7 @@ func TestSecurityOwnerAccountRecreatedWithAnotherUIDRealUsers(t *testing.T) {
 	if err != nil || id.Int() != oldUID {
 		t.Fatalf("lookup %s: %v %v", name, id, err)
 	}
-	path := filepath.Join(t.TempDir(), "credentials")
+	path := filepath.Join(stickyDir(t), "credentials")
 	log, logs := logtest.New()
 	s := sinkWith(t, Options{Path: path, Owner: id, OwnerName: name, Logger: log})
 	mustPut(t, s, testCreds("app", 1))

@@ -682,7 +682,11 @@ func TestSecurityTokenOwnerNameIsResolvedAgain(t *testing.T) {
 		return safefs.NewID(uid), nil
 	}
 	clock := newClock()
-	path := filepath.Join(t.TempDir(), "token")
+	dir := t.TempDir() // as /tmp: root's, sticky, every user can create files in it
+	if err := os.Chmod(dir, os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "token")
 	s, tok, logs := startContainer(t, clock, ContainerOptions{AuthTokenFile: path, TokenOwner: safefs.NewID(oldUID), TokenOwnerName: "app", LookupOwner: lookup})
 	if err := s.Put(context.Background(), testCreds(clock.Now())); err != nil {
 		t.Fatal(err)
