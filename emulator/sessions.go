@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -193,13 +194,19 @@ func (e *Emulator) verify(r *http.Request, now time.Time) (*sessionRequest, *api
 	}
 	// The signature.
 	var wantAlg string
-	switch leaf.PublicKey.(type) {
+	switch k := leaf.PublicKey.(type) {
 	case *rsa.PublicKey:
+		if bits := k.N.BitLen(); bits < 2048 || bits > 4096 {
+			return nil, validation("certificate key RSA-%d is not supported: RSA keys must have 2048 to 4096 bits", bits)
+		}
 		wantAlg = algRSA
 	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
+			return nil, validation("certificate key ECDSA %s is not supported: only the P-256 and P-384 curves are accepted", k.Curve.Params().Name)
+		}
 		wantAlg = algECDSA
 	default:
-		return nil, validation("certificate key type %T is not supported (RSA or ECDSA only)", leaf.PublicKey)
+		return nil, validation("certificate key type %T is not supported (RSA 2048-4096 bits or ECDSA P-256/P-384 only)", leaf.PublicKey)
 	}
 	if auth.algorithm != wantAlg {
 		return nil, denied("algorithm %s does not match the certificate's key (want %s)", auth.algorithm, wantAlg)

@@ -202,9 +202,15 @@ func (e *Emulator) verifySigV4(r *http.Request, body []byte, now time.Time) (*se
 		}
 		hb.WriteString(n + ":" + strings.Join(vals, ",") + "\n")
 	}
-	payload := r.Header.Get("X-Amz-Content-Sha256")
-	if payload == "" || payload != "UNSIGNED-PAYLOAD" {
-		payload = hexSHA256(body)
+	// STS signs its payload: the canonical request always ends in the body's own hash. An
+	// X-Amz-Content-Sha256 header, when sent, must be that hash; "UNSIGNED-PAYLOAD" (S3's opt-out) is
+	// refused, or a signature made for one action could carry another action's body.
+	payload := hexSHA256(body)
+	if h := r.Header.Get("X-Amz-Content-Sha256"); h != "" && h != payload {
+		if h == "UNSIGNED-PAYLOAD" {
+			return nil, &stsError{400, "InvalidRequest", "X-Amz-Content-Sha256 is UNSIGNED-PAYLOAD: STS requires the request body to be signed (send the hex SHA-256 of the body, or no X-Amz-Content-Sha256 header)"}
+		}
+		return nil, &stsError{400, "XAmzContentSHA256Mismatch", fmt.Sprintf("The provided X-Amz-Content-Sha256 header %q does not match what was computed from the body (%s)", h, payload)}
 	}
 	canonPath := r.URL.EscapedPath()
 	if canonPath == "" {
