@@ -344,6 +344,14 @@ func (e *Emulator) SetSTSTrust(roleARN string, t *STSTrust) bool {
 	}
 	if t != nil {
 		c := *t
+		c.Conditions = nil
+		for _, cond := range t.Conditions {
+			cc := *cond
+			cc.Values = append([]string(nil), cond.Values...)
+			// An invalid condition (an unknown operator) is kept: it never holds, so the role fails closed.
+			_ = cc.normalize()
+			c.Conditions = append(c.Conditions, &cc)
+		}
 		t = &c
 	}
 	r.STSTrust = t

@@ -173,6 +173,9 @@ func (c *Condition) holds(ctx map[string]string) bool {
 	}
 	v, present := lookupKey(ctx, key)
 	op, ifExists := strings.CutSuffix(test, "IfExists")
+	if !conditionOperators[op] {
+		return false // an operator outside the evaluator's scope never holds: fail closed
+	}
 	if !present {
 		// A missing key fails a positive operator and satisfies a negated one (and every …IfExists).
 		return ifExists || strings.Contains(op, "Not")
