@@ -184,6 +184,15 @@ func Explain(code, message, caller, roleARN string) string {
 	}
 	switch code {
 	case "AccessDenied":
+		if strings.Contains(message, "session policy") {
+			return fmt.Sprintf("a session policy of %s does not allow this call on %s: that is the previous hop's policy/policy_arns, "+
+				"or for hop 1 the Roles Anywhere profile's session policy and managed policies (aws rolesanywhere get-profile shows them); "+
+				"allow sts:AssumeRole (and sts:TagSession, sts:SetSourceIdentity) on it there", caller, roleARN)
+		}
+		if strings.Contains(message, "identity-based policy") {
+			return fmt.Sprintf("the permission policy of the role of %s must allow sts:AssumeRole (and sts:TagSession, sts:SetSourceIdentity) on %s "+
+				"(run `check --config` for the exact policy)", caller, roleARN)
+		}
 		if strings.Contains(message, "sts:TagSession") {
 			return fmt.Sprintf("the trust policy of %s must allow sts:TagSession (session tags, including the SPIFFE ID tag, are sent)", roleARN)
 		}
@@ -191,7 +200,8 @@ func Explain(code, message, caller, roleARN string) string {
 			return fmt.Sprintf("the trust policy of %s must allow sts:SetSourceIdentity (the Roles Anywhere session carries a source identity)", roleARN)
 		}
 		return fmt.Sprintf("the trust policy of %s must name the role of %s as a Principal for sts:AssumeRole, "+
-			"and its sts:ExternalId condition (if any) must equal external_id; the caller's own policy must allow "+
+			"its sts:ExternalId condition (if any) must equal external_id, and its other conditions must hold "+
+			"(aws:OriginIdentity/Subject needs trusted identity propagation on the Roles Anywhere profile); the caller's own policy must allow "+
 			"sts:AssumeRole on it (run `check --config` for the exact trust policy)", roleARN, caller)
 	case "ValidationError":
 		if strings.Contains(message, "1 hour") {

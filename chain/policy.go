@@ -12,6 +12,14 @@ import (
 // included) or tagged is set (transitive tags arrive from an earlier hop), and an sts:ExternalId
 // condition when h has an external id.
 func TrustPolicy(callerRoleARN string, h Hop, tagged bool) string {
+	return OriginTrustPolicy(callerRoleARN, h, tagged, "")
+}
+
+// OriginTrustPolicy is TrustPolicy with, when subject is not empty, the condition that admits only the
+// sessions whose origin identity is subject: StringEquals aws:OriginIdentity/Subject, which Roles
+// Anywhere sets from the certificate when the profile has trusted identity propagation on (subject
+// source x509SAN/URI: the SPIFFE ID), and which no caller can set or change, across every hop.
+func OriginTrustPolicy(callerRoleARN string, h Hop, tagged bool, subject string) string {
 	actions := []string{"sts:AssumeRole", "sts:SetSourceIdentity"}
 	if tagged || h.SPIFFEIDTag != "" || len(h.SessionTags) > 0 {
 		actions = append(actions, "sts:TagSession")
@@ -21,8 +29,15 @@ func TrustPolicy(callerRoleARN string, h Hop, tagged bool) string {
 		"Principal": map[string]any{"AWS": callerRoleARN},
 		"Action":    actions,
 	}
+	equals := map[string]string{}
 	if h.ExternalID != "" {
-		stmt["Condition"] = map[string]any{"StringEquals": map[string]string{"sts:ExternalId": h.ExternalID}}
+		equals["sts:ExternalId"] = h.ExternalID
+	}
+	if subject != "" {
+		equals["aws:OriginIdentity/Subject"] = subject
+	}
+	if len(equals) > 0 {
+		stmt["Condition"] = map[string]any{"StringEquals": equals}
 	}
 	b, _ := json.MarshalIndent(map[string]any{"Version": "2012-10-17", "Statement": []any{stmt}}, "", "  ")
 	return string(b)

@@ -118,11 +118,18 @@ func (e *Emulator) assumeRole(w http.ResponseWriter, caller *session, form url.V
 		invalid("The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.")
 		return
 	}
+	var sessionPolicies []*Policy
 	if p := form.Get("Policy"); p != "" {
 		if len(p) > 2048 || !json.Valid([]byte(p)) {
 			invalid("1 validation error detected: Value at 'policy' failed to satisfy constraint: a JSON policy document of at most 2048 characters")
 			return
 		}
+		pol, err := ParsePolicy(p)
+		if err != nil {
+			fail(400, "MalformedPolicyDocument", err.Error(), "The session policy is not a valid IAM policy document (as the emulator evaluates them): "+err.Error())
+			return
+		}
+		sessionPolicies = append(sessionPolicies, pol)
 	}
 	policyARNs := members(form, "PolicyArns", "arn")
 	if len(policyARNs) > 10 {
@@ -134,6 +141,14 @@ func (e *Emulator) assumeRole(w http.ResponseWriter, caller *session, form url.V
 			invalid(fmt.Sprintf("Invalid ARN %s: not an IAM policy ARN", a))
 			return
 		}
+		e.mu.Lock()
+		pol := e.cfg.managedPolicy(a)
+		e.mu.Unlock()
+		if pol == nil {
+			invalid(fmt.Sprintf("Policy %s does not exist or is not attachable (the emulator knows the managed policies its config declares: add a managed_policy %q block)", a, a))
+			return
+		}
+		sessionPolicies = append(sessionPolicies, pol)
 	}
 	keys, values := members(form, "Tags", "Key"), members(form, "Tags", "Value")
 	if len(keys) != len(values) || len(keys) > 50 {
@@ -142,6 +157,10 @@ func (e *Emulator) assumeRole(w http.ResponseWriter, caller *session, form url.V
 	}
 	reqTags := map[string]string{}
 	for i, k := range keys {
+		if strings.HasPrefix(strings.ToLower(k), "aws:") {
+			invalid(fmt.Sprintf("1 validation error detected: Value at 'tags.%d.member.key' failed to satisfy constraint: tag keys cannot start with aws: (%q); aws: keys such as aws:OriginIdentity/Subject are set by AWS only", i+1, k))
+			return
+		}
 		if !tagKeyRE().MatchString(k) || !tagValueRE().MatchString(values[i]) {
 			invalid(fmt.Sprintf("1 validation error detected: Value at 'tags.%d' failed to satisfy constraint: tag key %q or its value has characters or a length STS does not allow", i+1, k))
 			return
@@ -172,7 +191,39 @@ func (e *Emulator) assumeRole(w http.ResponseWriter, caller *session, form url.V
 	}
 	callerTransitive := append([]string(nil), caller.transitive...)
 	callerSource := caller.sourceIdentity
+	callerOrigin := caller.origin
+	callerChain := append(append([]string(nil), caller.chain...), caller.assumedRoleARN)
+	callerProfile := caller.profileARN
+	perms := permissions{session: caller.sessionPolicies}
+	if r := e.role(caller.roleARN); r != nil && (r.identityPolicy != nil || len(r.ManagedPolicyARNs) > 0) {
+		perms.identity = []*Policy{}
+		if r.identityPolicy != nil {
+			perms.identity = append(perms.identity, r.identityPolicy)
+		}
+		for _, a := range r.ManagedPolicyARNs {
+			perms.identity = append(perms.identity, e.cfg.managedPolicy(a))
+		}
+	}
+	// The request context the caller's policies and the target's trust policy are evaluated in.
+	ctx := map[string]string{"aws:PrincipalArn": caller.roleARN, "aws:PrincipalAccount": caller.account,
+		"sts:RoleSessionName": sessionName}
+	for k, v := range caller.tags {
+		ctx["aws:PrincipalTag/"+k] = v
+	}
 	e.mu.Unlock()
+	callerOrigin.addTo(ctx)
+	if callerSource != "" {
+		ctx["aws:SourceIdentity"] = callerSource
+	}
+	if si := form.Get("SourceIdentity"); si != "" {
+		ctx["sts:SourceIdentity"] = si
+	}
+	if x := form.Get("ExternalId"); x != "" {
+		ctx["sts:ExternalId"] = x
+	}
+	for k, v := range reqTags {
+		ctx["aws:RequestTag/"+k] = v
+	}
 	for ck := range callerTags {
 		for rk := range reqTags {
 			if strings.EqualFold(ck, rk) {
@@ -189,6 +240,21 @@ func (e *Emulator) assumeRole(w http.ResponseWriter, caller *session, form url.V
 	// which condition failed.
 	deny := func(reason string) {
 		fail(403, "AccessDenied", reason, fmt.Sprintf("User: %s is not authorized to perform: sts:AssumeRole on resource: %s", caller.assumedRoleARN, roleARN))
+	}
+	// The caller's own permissions: its role's identity policies and its session policies.
+	actions := []string{"sts:AssumeRole"}
+	if len(reqTags) > 0 || len(callerTags) > 0 {
+		actions = append(actions, "sts:TagSession")
+	}
+	if callerSource != "" || form.Get("SourceIdentity") != "" {
+		actions = append(actions, "sts:SetSourceIdentity")
+	}
+	for _, a := range actions {
+		if d := perms.authorize(a, roleARN, ctx); d != nil {
+			fail(403, "AccessDenied", "the caller's policies: "+d.reason,
+				fmt.Sprintf("User: %s is not authorized to perform: %s on resource: %s %s", caller.assumedRoleARN, a, roleARN, d.reason))
+			return
+		}
 	}
 	var trust *STSTrust
 	e.mu.Lock()
@@ -216,6 +282,16 @@ func (e *Emulator) assumeRole(w http.ResponseWriter, caller *session, form url.V
 			fmt.Sprintf("User: %s is not authorized to perform: sts:SetSourceIdentity on resource: %s", caller.assumedRoleARN, roleARN))
 		return
 	}
+	for _, c := range trust.Conditions {
+		if !c.holds(ctx) {
+			v, present := lookupKey(ctx, c.Key)
+			if !present {
+				v = "(absent)"
+			}
+			deny(fmt.Sprintf("the trust policy's condition %s %s %q does not hold (the request's value: %q)", c.Test, c.Key, c.Values, v))
+			return
+		}
+	}
 	source := callerSource
 	if source == "" {
 		source = form.Get("SourceIdentity")
@@ -229,8 +305,10 @@ func (e *Emulator) assumeRole(w http.ResponseWriter, caller *session, form url.V
 			s.tags[k] = v
 		}
 		s.transitive = append(callerTransitive, transitive...)
+		s.origin, s.chain, s.profileARN = callerOrigin, callerChain, callerProfile
+		s.sessionPolicies = sessionPolicies
 	})
-	e.log.Info("AssumeRole: issued", "access_key_id", s.id, "caller", caller.assumedRoleARN, "role", roleARN,
+	e.log.Info("AssumeRole: issued", "access_key_id", s.id, "caller", caller.assumedRoleARN, "role", roleARN, "origin_subject", originSubject(callerOrigin),
 		"session", sessionName, "expires", s.expires.UTC().Format(time.RFC3339))
 	e.countSTSOK()
 	type result struct {
@@ -266,6 +344,14 @@ func (e *Emulator) SetSTSTrust(roleARN string, t *STSTrust) bool {
 	}
 	if t != nil {
 		c := *t
+		c.Conditions = nil
+		for _, cond := range t.Conditions {
+			cc := *cond
+			cc.Values = append([]string(nil), cond.Values...)
+			// An invalid condition (an unknown operator) is kept: it never holds, so the role fails closed.
+			_ = cc.normalize()
+			c.Conditions = append(c.Conditions, &cc)
+		}
 		t = &c
 	}
 	r.STSTrust = t
@@ -285,6 +371,22 @@ type SessionView struct {
 	TransitiveTagKeys []string          `json:"transitive_tag_keys,omitempty"`
 	Chained           bool              `json:"chained"`
 	Expiration        time.Time         `json:"expiration"`
+	// OriginIdentity is the session's aws:OriginIdentity context (trusted identity propagation).
+	OriginIdentity *OriginIdentity `json:"origin_identity,omitempty"`
+	// Chain lists the assumed-role ARNs this session was chained from, first the Roles Anywhere one.
+	Chain []string `json:"chain,omitempty"`
+	// Profile is the Roles Anywhere profile of the chain's first session.
+	Profile string `json:"profile_arn,omitempty"`
+	// SessionPolicies counts the session policies that narrow the session.
+	SessionPolicies int `json:"session_policies,omitempty"`
+}
+
+// originSubject is o's subject for a log line ("" without TIP).
+func originSubject(o *OriginIdentity) string {
+	if o == nil {
+		return ""
+	}
+	return o.Subject
 }
 
 // Sessions lists the sessions the emulator has issued (optionally only accessKeyID's), sorted by
@@ -303,7 +405,8 @@ func (e *Emulator) Sessions(accessKeyID string) []SessionView {
 		}
 		out = append(out, SessionView{AccessKeyID: id, Arn: s.assumedRoleARN, Account: s.account, RoleArn: s.roleARN,
 			SessionName: s.sessionName, IssuedBy: s.issuedBy, SourceIdentity: s.sourceIdentity, Tags: tags,
-			TransitiveTagKeys: append([]string(nil), s.transitive...), Chained: s.chained, Expiration: s.expires.UTC()})
+			TransitiveTagKeys: append([]string(nil), s.transitive...), Chained: s.chained, Expiration: s.expires.UTC(),
+			OriginIdentity: s.origin, Chain: append([]string(nil), s.chain...), Profile: s.profileARN, SessionPolicies: len(s.sessionPolicies)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].AccessKeyID < out[j].AccessKeyID })
 	return out

@@ -31,12 +31,33 @@ import (
 //	  role_arns                = ["arn:aws:iam::123456789012:role/app"]
 //	  duration_seconds         = 3600
 //	  accept_role_session_name = true
+//	  tip {                                  # trusted identity propagation
+//	    status         = "ENABLED"
+//	    subject_source = "x509SAN/URI"         # or x509Subject/CN
+//	    subject_type   = "workload"            # or user
+//	  }
+//	  attribute_mapping {                    # replaces the default mapping of one field
+//	    certificate_field = "x509SAN"
+//	    specifiers        = ["URI"]
+//	  }
+//	  session_policy      = "{...}"          # inline session policy (JSON)
+//	  managed_policy_arns = ["arn:aws:iam::123456789012:policy/read-only"]
 //	}
 //	role "arn:aws:iam::123456789012:role/app" {
 //	  condition {
 //	    tag    = "x509SAN/URI"
 //	    values = ["spiffe://example.org/ns/prod/*"]
 //	  }
+//	  condition {                            # any condition key, StringEquals/StringLike/...
+//	    test   = "StringEquals"
+//	    key    = "aws:OriginIdentity/SubjectType"
+//	    values = ["workload"]
+//	  }
+//	  identity_policy     = "{...}"          # the role's permissions (default: not modelled, all allowed)
+//	  managed_policy_arns = ["arn:aws:iam::123456789012:policy/read-only"]
+//	}
+//	managed_policy "arn:aws:iam::123456789012:policy/read-only" {
+//	  document = "{...}"
 //	}
 //	role "arn:aws:iam::123456789012:role/jwt-app" {
 //	  web_identity {
@@ -54,6 +75,11 @@ import (
 //	    external_id         = "tenant-7"  # optional: the sts:ExternalId condition
 //	    tag_session         = true        # sts:TagSession: session tags (and incoming transitive tags) allowed
 //	    set_source_identity = true        # sts:SetSourceIdentity: needed when the caller carries a source identity
+//	    condition {                       # e.g. the SPIFFE ID as the origin identity (TIP)
+//	      test   = "StringEquals"
+//	      key    = "aws:OriginIdentity/Subject"
+//	      values = ["spiffe://example.org/ns/prod/web"]
+//	    }
 //	  }
 //	}
 //	sts_regions = ["us-east-1"] # regions STS accepts in the SigV4 scope; default: the trust anchors' regions
@@ -71,7 +97,31 @@ type Config struct {
 	Profiles       []*Profile
 	Roles          []*Role
 	JWTBundle      *JWTBundle
+	// ManagedPolicies are the customer managed policies that roles, profiles and AssumeRole's
+	// PolicyArns may name.
+	ManagedPolicies []*ManagedPolicy
 }
+
+// ManagedPolicy is an IAM managed policy: its ARN and JSON document (see ParsePolicy for the scope).
+type ManagedPolicy struct {
+	ARN      string
+	Document string
+	policy   *Policy
+}
+
+// TIP is a profile's trusted identity propagation setting (Roles Anywhere's tipConfiguration).
+type TIP struct {
+	// Status is ENABLED or DISABLED.
+	Status string
+	// SubjectSource is the certificate field that becomes aws:OriginIdentity/Subject: x509SAN/URI (the
+	// first URI SAN, a SPIFFE ID) or x509Subject/CN (AWS's default).
+	SubjectSource string
+	// SubjectType is aws:OriginIdentity/SubjectType: workload or user.
+	SubjectType string
+}
+
+// Enabled reports whether t is set and ENABLED.
+func (t *TIP) Enabled() bool { return t != nil && t.Status == "ENABLED" }
 
 // TrustAnchor is a Roles Anywhere trust anchor with its CA bundle (at most 2 CAs, ≤ 8000 characters of
 // PEM, as AWS allows).
@@ -91,6 +141,14 @@ type Profile struct {
 	// DurationSeconds caps the sessions this profile issues (AWS default 3600).
 	DurationSeconds       int
 	AcceptRoleSessionName bool
+	// TIP is the profile's trusted identity propagation; nil is off (as profiles made with the API are).
+	TIP *TIP
+	// AttributeMappings replace the default mapping of the fields they name (DefaultAttributeMappings).
+	AttributeMappings []*AttributeMapping
+	// SessionPolicy (JSON) and ManagedPolicyARNs are session policies on every session of the profile.
+	SessionPolicy     string
+	ManagedPolicyARNs []string
+	sessionPolicy     *Policy
 }
 
 // Role is an IAM role and its trust policy, reduced to what the emulator checks: for Roles Anywhere,
@@ -102,6 +160,12 @@ type Role struct {
 	WebIdentity *WebIdentity
 	// STSTrust, when set, lets other roles' sessions assume this role with STS AssumeRole.
 	STSTrust *STSTrust
+	// IdentityPolicy (JSON) and ManagedPolicyARNs are the role's permissions, which bound what its
+	// sessions may do (sts:AssumeRole, sts:TagSession, sts:SetSourceIdentity). A role with neither is not
+	// modelled: its sessions may do everything.
+	IdentityPolicy    string
+	ManagedPolicyARNs []string
+	identityPolicy    *Policy
 }
 
 // STSTrust is the part of a role's trust policy that STS AssumeRole checks: which principals may
@@ -119,12 +183,37 @@ type STSTrust struct {
 	// SetSourceIdentity grants sts:SetSourceIdentity: without it a caller whose session carries a source
 	// identity (every Roles Anywhere session) is refused, as AWS does.
 	SetSourceIdentity bool
+	// Conditions must all hold for the request (aws:PrincipalTag/*, aws:RequestTag/*,
+	// aws:OriginIdentity/*, aws:SourceIdentity, sts:RoleSessionName, sts:ExternalId, aws:PrincipalArn,
+	// aws:PrincipalAccount).
+	Conditions []*Condition
 }
 
-// Condition requires principal tag Tag (e.g. "x509SAN/URI", "x509Subject/CN") to match one of Values.
+// Condition is one IAM policy condition: operator Test on condition key Key, true when the key's value
+// matches one of Values. Tag is the older short form: principal tag Tag (e.g. "x509SAN/URI") with
+// StringLike, i.e. Key aws:PrincipalTag/<Tag>.
 type Condition struct {
+	// Test is StringEquals, StringNotEquals, StringLike (the default), StringNotLike, or an IgnoreCase
+	// form, optionally ending in IfExists.
+	Test string
+	// Key is the condition key, e.g. aws:OriginIdentity/Subject.
+	Key    string
 	Tag    string
 	Values []string
+}
+
+// normalize fills Key and Test from the short form and checks the condition.
+func (c *Condition) normalize() error {
+	if (c.Tag == "") == (c.Key == "") && (c.Tag == "" || c.Key != "aws:PrincipalTag/"+c.Tag) {
+		return fmt.Errorf("condition: set exactly one of tag and key")
+	}
+	if c.Tag != "" {
+		c.Key = "aws:PrincipalTag/" + c.Tag
+	}
+	if c.Test == "" {
+		c.Test = "StringLike"
+	}
+	return c.check()
 }
 
 // WebIdentity lets AssumeRoleWithWebIdentity assume the role with a JWT from the jwt_bundle issuer whose
@@ -295,6 +384,9 @@ func (c *Config) load(dir string, readFiles bool) error {
 			}
 		}
 	}
+	if err := c.compile(); err != nil {
+		return err
+	}
 	if b := c.JWTBundle; b != nil && (readFiles || b.JWKS != "") {
 		if b.JWKS == "" {
 			p := b.JWKSFile
@@ -315,6 +407,114 @@ func (c *Config) load(dir string, readFiles bool) error {
 		}
 		if len(b.Keys.Keys) == 0 {
 			return fmt.Errorf("jwt_bundle: the JWKS has no keys")
+		}
+	}
+	return nil
+}
+
+// compile checks and parses what the emulator evaluates at request time: TIP settings, attribute
+// mappings, conditions and policies. New calls it too, for configs built in Go.
+func (c *Config) compile() error {
+	managed := map[string]*ManagedPolicy{}
+	for _, m := range c.ManagedPolicies {
+		if p := strings.Split(m.ARN, ":"); len(p) != 6 || p[0] != "arn" || p[2] != "iam" || !strings.HasPrefix(p[5], "policy/") {
+			return fmt.Errorf("managed_policy %q is not an IAM policy ARN (arn:aws:iam::<account>:policy/<name>)", m.ARN)
+		}
+		if managed[m.ARN] != nil {
+			return fmt.Errorf("managed_policy %q is declared twice", m.ARN)
+		}
+		pol, err := ParsePolicy(m.Document)
+		if err != nil {
+			return fmt.Errorf("managed_policy %q: document: %w", m.ARN, err)
+		}
+		m.policy, managed[m.ARN] = pol, m
+	}
+	known := func(where string, arns []string) error {
+		for _, a := range arns {
+			if managed[a] == nil {
+				return fmt.Errorf("%s: managed policy %q is not declared (add a managed_policy %q block with its document)", where, a, a)
+			}
+		}
+		return nil
+	}
+	for _, p := range c.Profiles {
+		where := fmt.Sprintf("profile %q", p.ARN)
+		if t := p.TIP; t != nil {
+			if t.Status != "ENABLED" && t.Status != "DISABLED" {
+				return fmt.Errorf("%s: tip: status %q is neither ENABLED nor DISABLED", where, t.Status)
+			}
+			if t.SubjectSource == "" {
+				t.SubjectSource = "x509Subject/CN"
+			}
+			if t.SubjectSource != "x509SAN/URI" && t.SubjectSource != "x509Subject/CN" {
+				return fmt.Errorf("%s: tip: subject_source %q is neither x509SAN/URI nor x509Subject/CN", where, t.SubjectSource)
+			}
+			if t.SubjectType == "" {
+				t.SubjectType = "workload"
+			}
+			if t.SubjectType != "workload" && t.SubjectType != "user" {
+				return fmt.Errorf("%s: tip: subject_type %q is neither workload nor user", where, t.SubjectType)
+			}
+		}
+		seen := map[string]bool{}
+		for _, m := range p.AttributeMappings {
+			if err := checkMapping(m); err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			if seen[m.CertificateField] {
+				return fmt.Errorf("%s: attribute_mapping for %s is declared twice", where, m.CertificateField)
+			}
+			seen[m.CertificateField] = true
+		}
+		if p.TIP.Enabled() && !p.maps(p.TIP.SubjectSource) {
+			return fmt.Errorf("%s: tip: subject_source %s is not in the profile's attribute mapping (Roles Anywhere requires a mapping rule for it)", where, p.TIP.SubjectSource)
+		}
+		p.sessionPolicy = nil
+		if p.SessionPolicy != "" {
+			pol, err := ParsePolicy(p.SessionPolicy)
+			if err != nil {
+				return fmt.Errorf("%s: session_policy: %w", where, err)
+			}
+			p.sessionPolicy = pol
+		}
+		if err := known(where+": managed_policy_arns", p.ManagedPolicyARNs); err != nil {
+			return err
+		}
+	}
+	for _, r := range c.Roles {
+		where := fmt.Sprintf("role %q", r.ARN)
+		for _, cond := range r.Conditions {
+			if err := cond.normalize(); err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+		}
+		if t := r.STSTrust; t != nil {
+			for _, cond := range t.Conditions {
+				if err := cond.normalize(); err != nil {
+					return fmt.Errorf("%s: sts_trust: %w", where, err)
+				}
+			}
+		}
+		r.identityPolicy = nil
+		if r.IdentityPolicy != "" {
+			pol, err := ParsePolicy(r.IdentityPolicy)
+			if err != nil {
+				return fmt.Errorf("%s: identity_policy: %w", where, err)
+			}
+			r.identityPolicy = pol
+		}
+		if err := known(where+": managed_policy_arns", r.ManagedPolicyARNs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// managedPolicy finds a declared managed policy; the caller holds e.mu or the config is not shared yet.
+func (c *Config) managedPolicy(arn string) *Policy {
+	for _, m := range c.ManagedPolicies {
+		if m.ARN == arn {
+			return m.policy
 		}
 	}
 	return nil
@@ -437,17 +637,28 @@ func decodeConfig(body hcl.Body, c *Config) hcl.Diagnostics {
 			p := &Profile{ARN: b.Labels[0]}
 			c.Profiles = append(c.Profiles, p)
 			return decodeBody(b.Body, []attr{{"role_arns", true, &p.RoleARNs}, {"duration_seconds", false, &p.DurationSeconds},
-				{"accept_role_session_name", false, &p.AcceptRoleSessionName}}, nil)
+				{"accept_role_session_name", false, &p.AcceptRoleSessionName}, {"session_policy", false, &p.SessionPolicy},
+				{"managed_policy_arns", false, &p.ManagedPolicyARNs}}, []block{
+				{"tip", nil, func(b *hcl.Block) hcl.Diagnostics {
+					if p.TIP != nil {
+						return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Duplicate tip block", Subject: b.DefRange.Ptr()}}
+					}
+					p.TIP = &TIP{}
+					return decodeBody(b.Body, []attr{{"status", true, &p.TIP.Status}, {"subject_source", false, &p.TIP.SubjectSource},
+						{"subject_type", false, &p.TIP.SubjectType}}, nil)
+				}},
+				{"attribute_mapping", nil, func(b *hcl.Block) hcl.Diagnostics {
+					m := &AttributeMapping{}
+					p.AttributeMappings = append(p.AttributeMappings, m)
+					return decodeBody(b.Body, []attr{{"certificate_field", true, &m.CertificateField}, {"specifiers", true, &m.Specifiers}}, nil)
+				}},
+			})
 		}},
 		{"role", []string{"arn"}, func(b *hcl.Block) hcl.Diagnostics {
 			r := &Role{ARN: b.Labels[0]}
 			c.Roles = append(c.Roles, r)
-			return decodeBody(b.Body, nil, []block{
-				{"condition", nil, func(b *hcl.Block) hcl.Diagnostics {
-					cond := &Condition{}
-					r.Conditions = append(r.Conditions, cond)
-					return decodeBody(b.Body, []attr{{"tag", true, &cond.Tag}, {"values", true, &cond.Values}}, nil)
-				}},
+			return decodeBody(b.Body, []attr{{"identity_policy", false, &r.IdentityPolicy}, {"managed_policy_arns", false, &r.ManagedPolicyARNs}}, []block{
+				{"condition", nil, decodeCondition(&r.Conditions)},
 				{"web_identity", nil, func(b *hcl.Block) hcl.Diagnostics {
 					if r.WebIdentity != nil {
 						return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Duplicate web_identity block", Subject: b.DefRange.Ptr()}}
@@ -462,9 +673,15 @@ func decodeConfig(body hcl.Body, c *Config) hcl.Diagnostics {
 					t := &STSTrust{}
 					r.STSTrust = t
 					return decodeBody(b.Body, []attr{{"principals", true, &t.Principals}, {"external_id", false, &t.ExternalID},
-						{"tag_session", false, &t.TagSession}, {"set_source_identity", false, &t.SetSourceIdentity}}, nil)
+						{"tag_session", false, &t.TagSession}, {"set_source_identity", false, &t.SetSourceIdentity}},
+						[]block{{"condition", nil, decodeCondition(&t.Conditions)}})
 				}},
 			})
+		}},
+		{"managed_policy", []string{"arn"}, func(b *hcl.Block) hcl.Diagnostics {
+			m := &ManagedPolicy{ARN: b.Labels[0]}
+			c.ManagedPolicies = append(c.ManagedPolicies, m)
+			return decodeBody(b.Body, []attr{{"document", true, &m.Document}}, nil)
 		}},
 		{"jwt_bundle", nil, func(b *hcl.Block) hcl.Diagnostics {
 			if c.JWTBundle != nil {
@@ -474,4 +691,14 @@ func decodeConfig(body hcl.Body, c *Config) hcl.Diagnostics {
 			return decodeBody(b.Body, []attr{{"jwks_file", false, &c.JWTBundle.JWKSFile}, {"jwks", false, &c.JWTBundle.JWKS}}, nil)
 		}},
 	})
+}
+
+// decodeCondition decodes a condition block (tag, or test + key) into a list.
+func decodeCondition(list *[]*Condition) func(b *hcl.Block) hcl.Diagnostics {
+	return func(b *hcl.Block) hcl.Diagnostics {
+		cond := &Condition{}
+		*list = append(*list, cond)
+		return decodeBody(b.Body, []attr{{"tag", false, &cond.Tag}, {"test", false, &cond.Test}, {"key", false, &cond.Key},
+			{"values", true, &cond.Values}}, nil)
+	}
 }

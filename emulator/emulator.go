@@ -79,6 +79,11 @@ type session struct {
 	tags           map[string]string // session tags, by key as sent
 	transitive     []string          // keys of tags that pass to the next hop
 	chained        bool              // issued by AssumeRole to a role session (capped at 1 h)
+
+	origin          *OriginIdentity // trusted identity propagation; carried unchanged across AssumeRole
+	sessionPolicies []*Policy       // the session policies that narrow this session
+	chain           []string        // the assumed-role ARNs of the sessions this one was chained from, first the Roles Anywhere one
+	profileARN      string          // the Roles Anywhere profile of the chain's first session
 }
 
 // New checks cfg and returns the emulator's handler.
@@ -94,6 +99,9 @@ func New(o Options) (*Emulator, error) {
 	}
 	if o.Config.QuotaPerSecond == 0 {
 		o.Config.QuotaPerSecond = 10
+	}
+	if err := o.Config.compile(); err != nil {
+		return nil, fmt.Errorf("emulator: %w", err)
 	}
 	return &Emulator{
 		cfg: o.Config, log: o.Logger, clock: o.Clock,

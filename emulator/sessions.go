@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -67,6 +68,27 @@ type sessionRequest struct {
 	duration      int
 	sessionName   string
 	intermediates []*x509.Certificate
+	tags          map[string]string // the mapped principal tags
+	origin        *OriginIdentity   // with trusted identity propagation
+}
+
+// OriginIdentity is a session's aws:OriginIdentity context (trusted identity propagation): set by
+// Roles Anywhere from the certificate, never by the caller, and kept unchanged across role chaining.
+type OriginIdentity struct {
+	Subject     string `json:"subject" xml:"Subject"`
+	SubjectType string `json:"subject_type" xml:"SubjectType"`
+	// Issuer is the trust anchor ARN that vouched for the certificate (the emulator's choice of value).
+	Issuer string `json:"issuer" xml:"Issuer"`
+}
+
+// addTo adds the aws:OriginIdentity/* keys to a request context (nothing when o is nil).
+func (o *OriginIdentity) addTo(ctx map[string]string) {
+	if o == nil {
+		return
+	}
+	ctx["aws:OriginIdentity/Subject"] = o.Subject
+	ctx["aws:OriginIdentity/SubjectType"] = o.SubjectType
+	ctx["aws:OriginIdentity/Issuer"] = o.Issuer
 }
 
 func (e *Emulator) createSession(w http.ResponseWriter, r *http.Request) {
@@ -193,13 +215,19 @@ func (e *Emulator) verify(r *http.Request, now time.Time) (*sessionRequest, *api
 	}
 	// The signature.
 	var wantAlg string
-	switch leaf.PublicKey.(type) {
+	switch k := leaf.PublicKey.(type) {
 	case *rsa.PublicKey:
+		if bits := k.N.BitLen(); bits < 2048 || bits > 4096 {
+			return nil, validation("certificate key RSA-%d is not supported: RSA keys must have 2048 to 4096 bits", bits)
+		}
 		wantAlg = algRSA
 	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
+			return nil, validation("certificate key ECDSA %s is not supported: only the P-256 and P-384 curves are accepted", k.Curve.Params().Name)
+		}
 		wantAlg = algECDSA
 	default:
-		return nil, validation("certificate key type %T is not supported (RSA or ECDSA only)", leaf.PublicKey)
+		return nil, validation("certificate key type %T is not supported (RSA 2048-4096 bits or ECDSA P-256/P-384 only)", leaf.PublicKey)
 	}
 	if auth.algorithm != wantAlg {
 		return nil, denied("algorithm %s does not match the certificate's key (want %s)", auth.algorithm, wantAlg)
@@ -275,13 +303,37 @@ func (e *Emulator) verify(r *http.Request, now time.Time) (*sessionRequest, *api
 	if role == nil {
 		return nil, denied("role %s does not exist or does not trust rolesanywhere.amazonaws.com", roleARN)
 	}
-	tags := principalTags(leaf)
-	for _, c := range role.Conditions {
-		v, present := tags[c.Tag]
-		if !present || !matchAny(c.Values, v) {
-			return nil, denied("role %s does not trust this certificate: aws:PrincipalTag/%s is %q, the trust policy wants %q",
-				roleARN, c.Tag, v, c.Values)
+	// The session's principal tags are what the profile's attribute mapping keeps; with trusted identity
+	// propagation the subject source must be in the certificate.
+	tags := mappedTags(prof, leaf)
+	var origin *OriginIdentity
+	if prof.TIP.Enabled() {
+		subject := x509tags.Map(leaf)[prof.TIP.SubjectSource]
+		if subject == "" {
+			return nil, denied("profile %s uses trusted identity propagation with subject source %s, and certificate %s has no %s",
+				profARN, prof.TIP.SubjectSource, leaf.SerialNumber, prof.TIP.SubjectSource)
 		}
+		origin = &OriginIdentity{Subject: subject, SubjectType: prof.TIP.SubjectType, Issuer: taARN}
+	}
+	ctx := map[string]string{"aws:SourceArn": taARN}
+	for k, v := range tags {
+		ctx["aws:PrincipalTag/"+k] = v
+	}
+	origin.addTo(ctx)
+	for _, c := range role.Conditions {
+		if c.holds(ctx) {
+			continue
+		}
+		if c.Tag != "" {
+			return nil, denied("role %s does not trust this certificate: aws:PrincipalTag/%s is %q, the trust policy wants %q",
+				roleARN, c.Tag, tags[c.Tag], c.Values)
+		}
+		v, present := lookupKey(ctx, c.Key)
+		if !present {
+			v = "(absent)"
+		}
+		return nil, denied("role %s does not trust this certificate: the trust policy's condition %s %s %q does not hold (the session's value: %q)",
+			roleARN, c.Test, c.Key, c.Values, v)
 	}
 	// The body.
 	var in struct {
@@ -315,7 +367,7 @@ func (e *Emulator) verify(r *http.Request, now time.Time) (*sessionRequest, *api
 		name = *in.RoleSessionName
 	}
 	return &sessionRequest{leaf: leaf, region: region, trustAnchor: ta, profile: prof, role: role,
-		duration: dur, sessionName: name, intermediates: inters}, nil
+		duration: dur, sessionName: name, intermediates: inters, tags: tags, origin: origin}, nil
 }
 
 type authorization struct {
@@ -458,10 +510,6 @@ func parseCertHeader(v string) (*x509.Certificate, error) {
 	return c, nil
 }
 
-// principalTags are the aws:PrincipalTag keys Roles Anywhere derives from a certificate (default
-// attribute mapping; rules in package x509tags, shared with `check`).
-func principalTags(c *x509.Certificate) map[string]string { return x509tags.Map(c) }
-
 // matchAny is StringLike: exact, or with `*` matching any run of characters (including `/`).
 func matchAny(patterns []string, v string) bool {
 	for _, p := range patterns {
@@ -572,9 +620,18 @@ func (e *Emulator) issue(req *sessionRequest, now time.Time) createSessionRespon
 	s := e.newSession(req.role.ARN, req.sessionName, now.Add(life), func(s *session) {
 		s.issuedBy = "CreateSession"
 		s.sourceIdentity = sourceIdentity
-		// The certificate's principal tags are the session's tags; Roles Anywhere does not make them
-		// transitive, so they do not follow the session into a chained role.
-		s.tags = principalTags(req.leaf)
+		// The certificate's mapped principal tags are the session's tags; Roles Anywhere does not make
+		// them transitive, so they do not follow the session into a chained role. The origin identity
+		// does.
+		s.tags = req.tags
+		s.origin = req.origin
+		s.profileARN = req.profile.ARN
+		if req.profile.sessionPolicy != nil {
+			s.sessionPolicies = append(s.sessionPolicies, req.profile.sessionPolicy)
+		}
+		for _, a := range req.profile.ManagedPolicyARNs {
+			s.sessionPolicies = append(s.sessionPolicies, e.cfg.managedPolicy(a))
+		}
 	})
 	e.log.Info("CreateSession: issued", "access_key_id", s.id, "role", req.role.ARN, "session", req.sessionName,
 		"subject", req.leaf.URIs, "serial", req.leaf.SerialNumber.String(), "expires", s.expires.UTC().Format(time.RFC3339))

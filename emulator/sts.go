@@ -81,28 +81,18 @@ func (e *Emulator) sts(w http.ResponseWriter, r *http.Request) {
 		e.countSTSOK()
 		e.mu.Lock()
 		tags := tagList(s.tags)
+		result := callerIdentityResult{Arn: s.assumedRoleARN, UserID: s.assumedRoleID, Account: s.account,
+			SourceIdentity: s.sourceIdentity, SessionTags: tags, OriginIdentity: s.origin, RoleChain: append([]string(nil), s.chain...)}
 		e.mu.Unlock()
-		// Arn, UserId and Account are AWS's answer. SourceIdentity and SessionTags are the emulator's
-		// additions (AWS does not return them; SDKs and the aws CLI ignore unknown elements) so that a
-		// test can see what the session carries without the admin view.
+		// Arn, UserId and Account are AWS's answer. SourceIdentity, SessionTags, OriginIdentity and
+		// RoleChain are the emulator's additions (AWS does not return them; SDKs and the aws CLI ignore
+		// unknown elements) so that a test can see what the session carries without the admin view.
 		writeXML(w, 200, struct {
-			XMLName xml.Name `xml:"GetCallerIdentityResponse"`
-			XMLNS   string   `xml:"xmlns,attr"`
-			Result  struct {
-				Arn            string   `xml:"Arn"`
-				UserID         string   `xml:"UserId"`
-				Account        string   `xml:"Account"`
-				SourceIdentity string   `xml:"SourceIdentity,omitempty"`
-				SessionTags    []xmlTag `xml:"SessionTags>member"`
-			} `xml:"GetCallerIdentityResult"`
-			Meta responseMetadata `xml:"ResponseMetadata"`
-		}{XMLNS: stsNS, Result: struct {
-			Arn            string   `xml:"Arn"`
-			UserID         string   `xml:"UserId"`
-			Account        string   `xml:"Account"`
-			SourceIdentity string   `xml:"SourceIdentity,omitempty"`
-			SessionTags    []xmlTag `xml:"SessionTags>member"`
-		}{s.assumedRoleARN, s.assumedRoleID, s.account, s.sourceIdentity, tags}, Meta: responseMetadata{requestID()}})
+			XMLName xml.Name             `xml:"GetCallerIdentityResponse"`
+			XMLNS   string               `xml:"xmlns,attr"`
+			Result  callerIdentityResult `xml:"GetCallerIdentityResult"`
+			Meta    responseMetadata     `xml:"ResponseMetadata"`
+		}{XMLNS: stsNS, Result: result, Meta: responseMetadata{requestID()}})
 	case "AssumeRoleWithWebIdentity":
 		e.assumeRoleWithWebIdentity(w, form, now)
 	case "AssumeRole":
@@ -116,6 +106,17 @@ func (e *Emulator) sts(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeSTSError(w, &stsError{400, "InvalidAction", fmt.Sprintf("could not find operation %q", a)})
 	}
+}
+
+// callerIdentityResult is GetCallerIdentity's result element, with the emulator's additions.
+type callerIdentityResult struct {
+	Arn            string          `xml:"Arn"`
+	UserID         string          `xml:"UserId"`
+	Account        string          `xml:"Account"`
+	SourceIdentity string          `xml:"SourceIdentity,omitempty"`
+	SessionTags    []xmlTag        `xml:"SessionTags>member"`
+	OriginIdentity *OriginIdentity `xml:"OriginIdentity,omitempty"`
+	RoleChain      []string        `xml:"RoleChain>member"`
 }
 
 func (e *Emulator) countSTSOK() {
@@ -202,9 +203,15 @@ func (e *Emulator) verifySigV4(r *http.Request, body []byte, now time.Time) (*se
 		}
 		hb.WriteString(n + ":" + strings.Join(vals, ",") + "\n")
 	}
-	payload := r.Header.Get("X-Amz-Content-Sha256")
-	if payload == "" || payload != "UNSIGNED-PAYLOAD" {
-		payload = hexSHA256(body)
+	// STS signs its payload: the canonical request always ends in the body's own hash. An
+	// X-Amz-Content-Sha256 header, when sent, must be that hash; "UNSIGNED-PAYLOAD" (S3's opt-out) is
+	// refused, or a signature made for one action could carry another action's body.
+	payload := hexSHA256(body)
+	if h := r.Header.Get("X-Amz-Content-Sha256"); h != "" && h != payload {
+		if h == "UNSIGNED-PAYLOAD" {
+			return nil, &stsError{400, "InvalidRequest", "X-Amz-Content-Sha256 is UNSIGNED-PAYLOAD: STS requires the request body to be signed (send the hex SHA-256 of the body, or no X-Amz-Content-Sha256 header)"}
+		}
+		return nil, &stsError{400, "XAmzContentSHA256Mismatch", fmt.Sprintf("The provided X-Amz-Content-Sha256 header %q does not match what was computed from the body (%s)", h, payload)}
 	}
 	canonPath := r.URL.EscapedPath()
 	if canonPath == "" {

@@ -58,9 +58,11 @@ func newCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rolesanywhere-emulator --config FILE",
 		Short: "A local IAM Roles Anywhere + STS that verifies signatures as AWS does",
-		Long: `A local IAM Roles Anywhere (CreateSession) and STS (GetCallerIdentity, AssumeRoleWithWebIdentity)
-that verify requests as AWS does and issue credentials that work against its own STS: for demos, CI and
-your own tests. It prints its URL on stdout when it is ready.
+		Long: `A local IAM Roles Anywhere (CreateSession) and STS (GetCallerIdentity, AssumeRole,
+AssumeRoleWithWebIdentity) that verify requests as AWS does and issue credentials that work against its
+own STS: for demos, CI and your own tests. Profiles model trusted identity propagation (the origin
+identity), attribute mappings and session policies; trust policies take conditions on any key. It prints
+its URL on stdout when it is ready.
 
 Exit status: 0 after SIGTERM or SIGINT, 1 on a runtime failure, 2 on a usage or configuration error.`,
 		Args: cobra.NoArgs,

@@ -27,6 +27,12 @@ const (
 // an external id), C's role trusts B's.
 func chainWorld(t *testing.T) *world {
 	t.Helper()
+	return chainWorldWith(t, "")
+}
+
+// chainWorldWith is chainWorld with profileBody (HCL lines) added to the Roles Anywhere profile.
+func chainWorldWith(t *testing.T, profileBody string) *world {
+	t.Helper()
 	w := newWorld(t)
 	w.emu.Close()
 	caFile := filepath.Join(w.dir, "ca.pem")
@@ -37,7 +43,7 @@ trust_anchor %q {
 }
 profile %q {
   role_arns = [%q]
-}
+%s}
 role %q {
   condition {
     tag    = "x509SAN/URI"
@@ -59,7 +65,7 @@ role %q {
     set_source_identity = true
   }
 }
-`, e2eAccount, e2eTrustAnchor, caFile, e2eProfile, e2eRole, e2eRole, chainRoleB, e2eRole, chainExternal, chainRoleC, chainRoleB)))
+`, e2eAccount, e2eTrustAnchor, caFile, e2eProfile, e2eRole, profileBody, e2eRole, chainRoleB, e2eRole, chainExternal, chainRoleC, chainRoleB)))
 	cfg, err := emulator.LoadConfig(cfgFile)
 	if err != nil {
 		t.Fatal(err)

@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -20,9 +23,11 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/chain/sdksts"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/certcheck"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/credproc"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/x509tags"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/delegated"
@@ -36,11 +41,13 @@ func newCheckCommand(stdout, stderr io.Writer) *cobra.Command {
 		Long: `Connect to the SPIFFE Workload API and list the X.509-SVIDs offered; check each against IAM Roles
 Anywhere's requirements (key type, CA flag, key usage, validity, chain); print the principal tags AWS
 derives from it and a minimal role trust policy that admits it. With --config, also try one
-CreateSession per profile and explain any AWS error in plain words, then walk the profile's assume_role
-hops (STS AssumeRole), printing for each the trust policy its role needs and the permission the
-previous role needs; and prove each profile's sinks as the daemon would use them (a file created and
-removed in each target directory with the configured owner and mode, each port bound, each hook's
-command found), naming what cannot work.
+CreateSession per profile and explain any AWS error in plain words, read the profile's trusted identity
+propagation and attribute mappings (from the emulator; for AWS it prints the get-profile command), then
+walk the profile's assume_role hops (STS AssumeRole), printing for each the trust policy its role needs
+(conditioned on aws:OriginIdentity/Subject when TIP is on) and the permission the previous role needs,
+and warning when a hop relies on the spoofable spiffe-id session tag without TIP; and prove each
+profile's sinks as the daemon would use them (a file created and removed in each target directory with
+the configured owner and mode, each port bound, each hook's command found), naming what cannot work.
 
 Exits 0 only when every check passes.`,
 		Args: cobra.NoArgs,
@@ -278,13 +285,84 @@ func checkProfile(ctx context.Context, out io.Writer, p config.Profile, svids []
 		return 1
 	}
 	fmt.Fprintf(out, "  ok   CreateSession succeeded: %s until %s\n", c.AssumedRoleARN, c.Expiration.UTC().Format(time.RFC3339))
-	return checkHops(ctx, out, p, chosen.id, c)
+	return checkHops(ctx, out, p, chosen.id, c, readProfileSettings(ctx, out, p, chosen.certs[0]))
+}
+
+// profileSettings is what check learned of a profile's trusted identity propagation (TIP).
+type profileSettings struct {
+	known   bool   // read (from the emulator's get-profile view)
+	tipOn   bool   // tipConfiguration status ENABLED
+	subject string // aws:OriginIdentity/Subject of the checked SVID's sessions, with TIP on
+}
+
+// readProfileSettings reads the profile's TIP and attribute mappings where it can: from the emulator's
+// /_emulator/profiles view (the shape of `aws rolesanywhere get-profile`). AWS's GetProfile needs IAM
+// credentials the workload's certificate does not give, so against AWS it prints the command to run.
+func readProfileSettings(ctx context.Context, out io.Writer, p config.Profile, leaf *x509.Certificate) profileSettings {
+	profileID := p.ProfileARN[strings.LastIndex(p.ProfileARN, "/")+1:]
+	view, err := emulatorProfile(ctx, p)
+	if err != nil {
+		fmt.Fprintf(out, "  info trusted identity propagation and attribute mappings are not readable with the workload's certificate: run\n"+
+			"         aws rolesanywhere get-profile --profile-id %s --region %s\n"+
+			"       and look at tipConfiguration (status ENABLED, subjectSource x509SAN/URI puts the SPIFFE ID in aws:OriginIdentity/Subject) and attributeMappings\n",
+			profileID, p.Region)
+		return profileSettings{}
+	}
+	st := profileSettings{known: true}
+	if t := view.TipConfiguration; t != nil && t.Status == "ENABLED" {
+		st.tipOn = true
+		st.subject = x509tags.Map(leaf)[t.SubjectSource]
+		fmt.Fprintf(out, "  ok   trusted identity propagation is on: subject source %s, subject type %s; aws:OriginIdentity/Subject = %s\n",
+			t.SubjectSource, t.SubjectType, st.subject)
+	} else {
+		fmt.Fprintf(out, "  warn trusted identity propagation is off for profile %s: no session has an origin identity "+
+			"(turn it on: aws rolesanywhere update-profile --profile-id %s --tip-configuration status=ENABLED,subjectSource=x509SAN/URI,subjectType=workload)\n",
+			p.ProfileARN, profileID)
+	}
+	fmt.Fprintln(out, "  Principal tags this profile maps from the SVID (its attribute mappings):")
+	for _, t := range x509tags.Of(leaf) {
+		field, rest, _ := strings.Cut(t.Key, "/")
+		spec, _, _ := strings.Cut(rest, "/")
+		for _, m := range view.AttributeMappings {
+			for _, r := range m.MappingRules {
+				if m.CertificateField == field && r.Specifier == spec {
+					fmt.Fprintf(out, "    %-18s %s\n", t.Key, t.Value)
+				}
+			}
+		}
+	}
+	return st
+}
+
+// emulatorProfile reads the profile from the emulator at the profile's endpoint; an error when the
+// endpoint is AWS or answers otherwise.
+func emulatorProfile(ctx context.Context, p config.Profile) (*emulator.ProfileDetail, error) {
+	if p.Endpoint == "" {
+		return nil, errors.New("no emulator endpoint")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(p.Endpoint, "/")+"/_emulator/profiles?arn="+url.QueryEscape(p.ProfileARN), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := signer.DefaultHTTPClient(false).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var views []emulator.ProfileView
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&views); err != nil || len(views) != 1 {
+		return nil, fmt.Errorf("not an emulator profiles view: %v", err)
+	}
+	return &views[0].Profile, nil
 }
 
 // checkHops walks the profile's assume_role hops with aws-sdk-go-v2's STS client, printing for each the
 // trust policy its role needs and the permission the previous role needs, and the explained AWS error
 // of the first hop that fails (the hops after it are printed, not tried).
-func checkHops(ctx context.Context, out io.Writer, p config.Profile, spiffeID string, start creds.Credentials) int {
+func checkHops(ctx context.Context, out io.Writer, p config.Profile, spiffeID string, start creds.Credentials, st profileSettings) int {
 	hops := chain.FromConfig(p.AssumeRole)
 	caller, cur := p.RoleARN, start
 	failed := 0
@@ -292,12 +370,26 @@ func checkHops(ctx context.Context, out io.Writer, p config.Profile, spiffeID st
 		tagged := i > 0 && chain.Transitive(hops, i-1)
 		fmt.Fprintf(out, "\n  Hop %d: sts:AssumeRole into %s (account %s) as %s\n", i+1, h.RoleARN, chain.AccountOf(h.RoleARN), caller)
 		fmt.Fprintf(out, "    Trust policy %s needs (account %s):\n", h.RoleARN, chain.AccountOf(h.RoleARN))
-		for _, line := range strings.Split(chain.TrustPolicy(caller, h, tagged), "\n") {
+		// With TIP on, the trust policy admits only this workload's origin identity.
+		for _, line := range strings.Split(chain.OriginTrustPolicy(caller, h, tagged, st.subject), "\n") {
 			fmt.Fprintln(out, "      "+line)
 		}
 		fmt.Fprintf(out, "    Permission policy %s needs (account %s):\n", caller, chain.AccountOf(caller))
 		for _, line := range strings.Split(chain.CallerPolicy(h, tagged), "\n") {
 			fmt.Fprintln(out, "      "+line)
+		}
+		if !st.tipOn && h.SPIFFEIDTag != "" {
+			state := "is off for the profile"
+			if !st.known {
+				state = "may be off for the profile (see get-profile above)"
+			}
+			fmt.Fprintf(out, "  warn hop %d relies on the %q session tag, but trusted identity propagation %s: any principal allowed "+
+				"sts:TagSession on %s can set that tag to any SPIFFE ID, so a policy on aws:RequestTag/%s or aws:PrincipalTag/%s "+
+				"trusts whoever holds %s. Turn TIP on (subjectSource x509SAN/URI) and condition the trust on the origin identity instead:\n",
+				i+1, h.SPIFFEIDTag, state, h.RoleARN, h.SPIFFEIDTag, h.SPIFFEIDTag, caller)
+			for _, line := range strings.Split(chain.OriginTrustPolicy(caller, h, tagged, spiffeID), "\n") {
+				fmt.Fprintln(out, "      "+line)
+			}
 		}
 		caller = h.RoleARN
 		if failed > 0 {

@@ -238,6 +238,12 @@ trust_anchor %q {
 profile %q {
   role_arns        = [%q]
   duration_seconds = 43200
+  # Trusted identity propagation: every session carries the SPIFFE ID as aws:OriginIdentity/Subject.
+  tip {
+    status         = "ENABLED"
+    subject_source = "x509SAN/URI"
+    subject_type   = "workload"
+  }
 }
 
 role %q {
@@ -254,9 +260,15 @@ role %q {
     external_id         = %q
     tag_session         = true
     set_source_identity = true
+    # Only the dev workload's chain: its SPIFFE ID as the origin identity, which no caller can set.
+    condition {
+      test   = "StringEquals"
+      key    = "aws:OriginIdentity/Subject"
+      values = [%q]
+    }
   }
 }
-`, devAccount, devTrustAnchor, caPath, devProfileARN, devRoleARN, devRoleARN, devAccountB, devAccount, devRoleB, devRoleARN, devExternalID)
+`, devAccount, devTrustAnchor, caPath, devProfileARN, devRoleARN, devRoleARN, devAccountB, devAccount, devRoleB, devRoleARN, devExternalID, devSpiffeID)
 }
 
 // devChainProfileConfig is dev --chain's second profile: account A's Roles Anywhere session, then STS
@@ -296,9 +308,10 @@ func devChainBanner(on bool, credsPath, endpoint string) string {
 	}
 	return fmt.Sprintf(`  # role chaining (--chain): account %s's role, reached from account %s's Roles Anywhere session
   AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=%s aws sts get-caller-identity --region %s --endpoint-url %s
-  curl -s %s/_emulator/sessions   # the session's spiffe-id tag and source identity
+  curl -s "%s/_emulator/sessions?access_key_id=$(AWS_SHARED_CREDENTIALS_FILE=%s aws configure get aws_access_key_id --profile %s)"
+      # account B's session: origin_identity (the SPIFFE ID, set by Roles Anywhere, kept across the hop), chain, spiffe-id tag
 
-`, devAccountB, devAccount, credsPath, devChainProfile, devRegion, endpoint, endpoint)
+`, devAccountB, devAccount, credsPath, devChainProfile, devRegion, endpoint, endpoint, credsPath, devChainProfile)
 }
 
 func devBridgeConfig(agentAddr, endpoint string, session time.Duration, credsPath string, port int, tokenPath, level string) string {

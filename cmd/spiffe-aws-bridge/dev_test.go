@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
 )
 
 // TestDevModeWorksEndToEnd runs the README's first command as a user would and follows the commands it
@@ -176,6 +178,24 @@ func TestDevChainReachesTheSecondAccount(t *testing.T) {
 	key := profileKeys(line[1], "dev-cross-account")["aws_access_key_id"]
 	if err := json.Unmarshal([]byte(httpBody(t, line[3]+"/_emulator/sessions?access_key_id="+key)), &views); err != nil || len(views) != 1 || views[0].Tags["spiffe-id"] != devSpiffeID {
 		t.Fatalf("the cross-account session: %v %+v", err, views)
+	}
+	// dev runs with trusted identity propagation on: the banner's command shows account B's session with
+	// the SPIFFE ID as its origin identity.
+	show := regexp.MustCompile(`(?m)^\s*(curl -s "\S+/_emulator/sessions\?access_key_id=\$\(.*\)")$`).FindStringSubmatch(banner.String())
+	if show == nil {
+		t.Fatalf("the banner has no command showing account B's origin identity:\n%s", banner.String())
+	}
+	sh := exec.Command("sh", "-c", show[1])
+	sh.Env = append(os.Environ(), "AWS_CONFIG_FILE="+filepath.Join(dir, "none"))
+	out, err = sh.Output()
+	var origin []struct {
+		Account        string
+		OriginIdentity emulator.OriginIdentity `json:"origin_identity"`
+		Chain          []string
+	}
+	if err != nil || json.Unmarshal(out, &origin) != nil || len(origin) != 1 || origin[0].Account != devAccountB ||
+		origin[0].OriginIdentity.Subject != devSpiffeID || origin[0].OriginIdentity.SubjectType != "workload" || len(origin[0].Chain) != 1 {
+		t.Fatalf("%s: %v\n%s", show[1], err, out)
 	}
 }
 
