@@ -29,6 +29,7 @@ import (
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/duration"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 )
 
@@ -53,7 +54,7 @@ func newCommand() *cobra.Command {
 		allowRemote                                 bool
 		allowedHosts                                []string
 		failNext, failStatus                        int
-		latency                                     time.Duration
+		latency                                     = duration.NewValue("0s", duration.Range{Example: "500ms"})
 	)
 	cmd := &cobra.Command{
 		Use:   "rolesanywhere-emulator --config FILE",
@@ -83,8 +84,8 @@ Exit status: 0 after SIGTERM or SIGINT, 1 on a runtime failure, 2 on a usage or 
 			if failStatus < 400 || failStatus > 599 {
 				return cli.Usagef("--fail-status %d is not an HTTP error status: use 400 to 599", failStatus)
 			}
-			if failNext < 0 || latency < 0 {
-				return cli.Usagef("--fail-next and --latency must not be negative")
+			if failNext < 0 {
+				return cli.Usagef("--fail-next %d is negative: give how many CreateSession calls to fail, e.g. 3", failNext)
 			}
 			cfg, err := emulator.LoadConfig(configPath)
 			if err != nil {
@@ -107,7 +108,7 @@ Exit status: 0 after SIGTERM or SIGINT, 1 on a runtime failure, 2 on a usage or 
 			if failNext > 0 {
 				srv.FailNext(failNext, failStatus, failType)
 			}
-			srv.SetLatency(latency)
+			srv.SetLatency(latency.Duration())
 			fmt.Fprintln(cmd.OutOrStdout(), srv.URL)
 			<-ctx.Done()
 			log.Info("shutting down")
@@ -124,7 +125,7 @@ Exit status: 0 after SIGTERM or SIGINT, 1 on a runtime failure, 2 on a usage or 
 	f.IntVar(&failNext, "fail-next", 0, "fail the first N CreateSession requests (fault injection)")
 	f.IntVar(&failStatus, "fail-status", 500, "HTTP status of injected faults")
 	f.StringVar(&failType, "fail-type", "InternalServerException", "x-amzn-ErrorType of injected faults")
-	f.DurationVar(&latency, "latency", 0, "latency added to every answer")
+	f.Var(latency, "latency", "latency added to every answer, e.g. 500ms")
 	f.StringVar(&now, "now", "", "freeze the emulator's clock at this RFC 3339 time (replaying recorded requests)")
 	cli.AddVersion(cmd, name)
 	return cmd

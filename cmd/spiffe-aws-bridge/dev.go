@@ -19,6 +19,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/daemon"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/duration"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
 )
 
@@ -54,6 +55,7 @@ var devWorkloads = []string{"billing", "reports"}
 
 func newDevCommand(stdout, stderr io.Writer) *cobra.Command {
 	var o devOptions
+	var rotateEvery, runFor, session *duration.Value // set below, with the flags
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole system locally: a fake SPIRE agent, a Roles Anywhere emulator and the bridge",
@@ -68,6 +70,7 @@ Without --dir it works in a new temporary directory and removes it on exit; with
 its files (credentials, configs, the fake agent's trust bundle) are kept.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.rotateEvery, o.duration, o.session = rotateEvery.Duration(), runFor.Duration(), session.Duration()
 			if err := o.validate(); err != nil {
 				return err
 			}
@@ -82,9 +85,12 @@ its files (credentials, configs, the fake agent's trust bundle) are kept.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.dir, "dir", "", "directory for the socket, configs and credentials file, kept on exit (default: a new temporary directory, removed on exit)")
-	f.DurationVar(&o.rotateEvery, "rotate-every", 30*time.Second, "how often the fake SPIRE agent rotates the X.509-SVID (at least 1s)")
-	f.DurationVar(&o.duration, "duration", 0, "stop after this long (default: run until interrupted)")
-	f.DurationVar(&o.session, "session-duration", time.Hour, "AWS session duration (15m to 12h)")
+	rotateEvery = duration.NewValue("30s", duration.Range{Min: time.Second, Example: "30s"})
+	runFor = duration.NewValue("0s", duration.Range{Example: "2m"})
+	session = duration.NewValue("1h", duration.Range{Min: config.MinSessionDuration, Max: config.MaxSessionDuration, Example: "1h, 3600 or PT1H"})
+	f.Var(rotateEvery, "rotate-every", "how often the fake SPIRE agent rotates the X.509-SVID (at least 1s)")
+	f.Var(runFor, "duration", "stop after this long (default: run until interrupted)")
+	f.Var(session, "session-duration", "AWS session duration (15m to 12h)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	f.BoolVar(&o.node, "node", false, "also show node mode: a fake SPIRE agent admin API (Delegated Identity API) serving two more workloads, each with its own SVID, credentials file and container endpoint")
 	f.BoolVar(&o.chain, "chain", false, "add a second profile, "+devChainProfile+", that chains from the Roles Anywhere role into a role of a second account ("+devAccountB+") with STS AssumeRole")

@@ -15,8 +15,10 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/buildinfo"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/duration"
 )
 
 // Exit codes.
@@ -66,7 +68,7 @@ func Execute(ctx context.Context, root *cobra.Command, args []string) int {
 	Prepare(root)
 	root.SetArgs(args)
 	root.SilenceUsage, root.SilenceErrors = true, true
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &ExitError{Code: ExitUsage, Err: err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &ExitError{Code: ExitUsage, Err: flagError(err)} })
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
@@ -111,6 +113,17 @@ func Prepare(root *cobra.Command) {
 	walk(root)
 }
 
+// flagError words a bad flag value's error as "--flag VALUE …" when the value's own error says what
+// is wrong and what to write (a duration: the forms and the range); pflag's generic wording otherwise.
+func flagError(err error) error {
+	var ive *pflag.InvalidValueError
+	var de *duration.Error
+	if errors.As(err, &ive) && errors.As(err, &de) {
+		return fmt.Errorf("--%s %w", ive.GetFlag().Name, de)
+	}
+	return err
+}
+
 // isCommandLineError reports whether err is about the command line itself (not a config file).
 func isCommandLineError(err error) bool {
 	s := err.Error()
@@ -148,7 +161,8 @@ func VersionString(name string) string {
 
 // AddVersion gives root a --version flag and a version command, both printing VersionString(name) on
 // stdout. It is done by hand: cobra's Command.Version makes a binary 2.5 MB larger. A root without a
-// RunE of its own prints its help when run without a command.
+// RunE of its own, run without a command, prints its help on stderr and exits 2 (a usage error); --help
+// and the help command still print it on stdout and exit 0.
 func AddVersion(root *cobra.Command, name string) {
 	version := root.Flags().Bool("version", false, "print the version and commit this binary was built from, and exit")
 	run := root.RunE
@@ -158,7 +172,13 @@ func AddVersion(root *cobra.Command, name string) {
 			return err
 		}
 		if run == nil {
-			return cmd.Help()
+			// A missing command is a usage error, as for cobra tools generally: the help goes to
+			// stderr (stdout may be a pipe expecting output) and the exit status is 2.
+			cmd.SetOut(cmd.ErrOrStderr())
+			if err := cmd.Help(); err != nil {
+				return err
+			}
+			return &ExitError{Code: ExitUsage, Err: errors.New("a command is required: pick one of those listed above")}
 		}
 		return run(cmd, a)
 	}
