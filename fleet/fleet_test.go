@@ -8,7 +8,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/schedule"
 )
 
-// TestDefaultPolicyKeepsTenThousandBridgesFresh is the goal: 10,000 bridges, one account's 10 TPS
+// TestDefaultPolicyKeepsTenThousandBridgesFresh is the fleet's goal: 10,000 bridges, one account's 10 TPS
 // quota, 1h SVIDs rotated at half-life, 1h sessions, 24h with a SPIRE server restart that makes every
 // agent rotate at once — and no workload ever holds credentials with less than 15 minutes left.
 func TestDefaultPolicyKeepsTenThousandBridgesFresh(t *testing.T) {

@@ -1,6 +1,6 @@
 package main
 
-// End-to-end tests of role chaining (issue 16): account A's Roles Anywhere session → role in account B →
+// End-to-end tests of role chaining: account A's Roles Anywhere session → role in account B →
 // role in account C, by the daemon and the one-shots, read by the aws CLI from the emulator's STS.
 
 import (
@@ -102,7 +102,7 @@ func chainHops(w *world, externalID, extraC string) string {
 `, chainRoleB, externalID, w.emu.URL, chainRoleC, w.emu.URL, extraC)
 }
 
-// TestDaemonChainsIntoAccountCAndKeepsCredentialsWhenAHopFails is issue 16's end-to-end story.
+// TestDaemonChainsIntoAccountCAndKeepsCredentialsWhenAHopFails is role chaining's end-to-end story.
 func TestDaemonChainsIntoAccountCAndKeepsCredentialsWhenAHopFails(t *testing.T) {
 	w := chainWorld(t)
 	healthPort, err := freePort()
