@@ -242,9 +242,12 @@ func TestOneShotsChainIntoAccountC(t *testing.T) {
 				"duration over 1h":  append(flags, "--assume-role-duration", "2h"),
 			} {
 				r := runArgv(t, nil, append(argv, bad...)...)
-				want := map[string]string{"wrong external id": "AccessDenied", "duration over 1h": "ValidationError"}[name]
-				if r.code == 0 || r.stdout != "" || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "hop") {
-					t.Errorf("%s: exit %d, stdout %q, stderr %s; want a failure naming the hop and %s", name, r.code, r.stdout, r.stderr, want)
+				// AWS refuses a chained session over 1h, so the flag's range says so before anything is
+				// fetched (exit 2, as every flag error); STS's refusal names the hop.
+				want := map[string]string{"wrong external id": "AccessDenied", "duration over 1h": "--assume-role-duration 2h is too long: the maximum is 1h"}[name]
+				wantHop := map[string]string{"wrong external id": "hop"}[name]
+				if r.code == 0 || r.stdout != "" || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, wantHop) {
+					t.Errorf("%s: exit %d, stdout %q, stderr %s; want a failure naming %s", name, r.code, r.stdout, r.stderr, want)
 				}
 			}
 		})

@@ -345,7 +345,7 @@ func TestOneShotErrorsGoToStderrWithTheAWSErrorType(t *testing.T) {
 			"--role-arn", e2eRole, "--workload-socket", w.agent.Addr()}, 2, `--trust-anchor-arn "arn:aws:rolesanywhere:us-east-1:1:x": account "1" is not 12 digits`},
 		{"unknown SPIFFE ID", []string{"credential-process", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
 			"--role-arn", e2eRole, "--endpoint", w.emu.URL, "--workload-socket", w.agent.Addr(), "--spiffe-id", "spiffe://example.org/nope"}, 1, e2eSpiffeID},
-		{"bad ISO duration", []string{"rolesanywhere", "--session-duration", "1h"}, 2, `--session-duration: "1h" is not an ISO 8601 duration`},
+		{"bad duration", []string{"rolesanywhere", "--session-duration", "1 hour"}, 2, `--session-duration "1 hour" is not a duration: write a Go duration (90m, 1h), seconds (3600) or ISO 8601 (PT1H)`},
 		{"--profile without --config", []string{"credential-process", "--profile", "app"}, 2, "--profile needs --config"},
 	}
 	for _, tc := range cases {
