@@ -2,6 +2,7 @@
 // does and issue working credentials: for demos (the docker-compose example), CI, and your own tests.
 //
 //	rolesanywhere-emulator --config emulator.hcl [--listen 127.0.0.1:8443] [--allowed-hosts emulator]
+//	rolesanywhere-emulator init DIR   a CA, a leaf and its key, a config: a walkthrough without SPIRE
 //
 // Point the bridge's `endpoint` (with `insecure_endpoint = true`) and your SDK's STS endpoint at its URL.
 // Like every server of the bridge it refuses requests from web pages and requests whose Host does not
@@ -127,6 +128,7 @@ Exit status: 0 after SIGTERM or SIGINT, 1 on a runtime failure, 2 on a usage or 
 	f.StringVar(&failType, "fail-type", "InternalServerException", "x-amzn-ErrorType of injected faults")
 	f.Var(latency, "latency", "latency added to every answer, e.g. 500ms")
 	f.StringVar(&now, "now", "", "freeze the emulator's clock at this RFC 3339 time (replaying recorded requests)")
+	cmd.AddCommand(newInitCommand())
 	cli.AddVersion(cmd, name)
 	return cmd
 }

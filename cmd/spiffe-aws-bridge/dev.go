@@ -173,6 +173,11 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	credsPath := filepath.Join(dir, "credentials")
 	tokenPath := filepath.Join(dir, "container-token")
 	bridgeConfig := filepath.Join(dir, "bridge.hcl")
+	// Every run starts with an empty credentials file: a --dir kept from an earlier run (with --chain, say)
+	// must not leave sections no profile of this run refreshes.
+	if err := os.Remove(credsPath); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("dev: removing the credentials file of an earlier run: %w", err)
+	}
 	src := devBridgeConfig(agent.Addr(), emu.URL, o.session, credsPath, port, tokenPath, o.logLevel)
 	nodeBanner := ""
 	if o.node {
@@ -220,7 +225,7 @@ Use the credentials from another terminal:
 %[13]sStop with Ctrl-C.%[12]s
 
 `, dir, agent.Addr(), o.rotateEvery, devSpiffeID, emu.URL, bridgeConfig, credsPath, devProfile, port, devRegion, tokenPath, keptNote(o.dir),
-		devChainBanner(o.chain, credsPath, emu.URL)+nodeBanner)
+		devChainBanner(o.chain, credsPath, emu.URL, bridgeConfig)+nodeBanner)
 
 	return runDaemon(ctx, bridgeConfig, cfg, log, daemon.Options{Logger: log})
 }
@@ -274,8 +279,7 @@ profile %q {
   trust_anchor_arn  = %q
   profile_arn       = %q
   role_arn          = %q
-  endpoint          = %q
-  insecure_endpoint = true
+  endpoint          = %q # the local emulator: plain http is allowed to loopback
 
   refresh {
     rotation_spread = "0s"
@@ -296,15 +300,16 @@ profile %q {
 `, devChainProfile, devSpiffeID, devTrustAnchor, devProfileARN, devRoleARN, endpoint, devAccount, devAccountB, devRegion, devRoleB, devExternalID, endpoint, credsPath)
 }
 
-func devChainBanner(on bool, credsPath, endpoint string) string {
+func devChainBanner(on bool, credsPath, endpoint, bridgeConfig string) string {
 	if !on {
 		return ""
 	}
 	return fmt.Sprintf(`  # role chaining (--chain): account %s's role, reached from account %s's Roles Anywhere session
   AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=%s aws sts get-caller-identity --region %s --endpoint-url %s
   curl -s %s/_emulator/sessions   # the session's spiffe-id tag and source identity
+  spiffe-aws-bridge check --config %s   # walks both hops and prints each trust policy
 
-`, devAccountB, devAccount, credsPath, devChainProfile, devRegion, endpoint, endpoint)
+`, devAccountB, devAccount, credsPath, devChainProfile, devRegion, endpoint, endpoint, bridgeConfig)
 }
 
 func devBridgeConfig(agentAddr, endpoint string, session time.Duration, credsPath string, port int, tokenPath, level string) string {
@@ -318,8 +323,7 @@ profile %q {
   profile_arn       = %q
   role_arn          = %q
   session_duration  = %q
-  endpoint          = %q
-  insecure_endpoint = true
+  endpoint          = %q # the local emulator: plain http is allowed to loopback
 
   # A single dev machine has no fleet to spread refreshes over: refresh on every rotation at once.
   refresh {
@@ -335,7 +339,7 @@ profile %q {
     auth_token_file = %q
   }
 }
-`, agentAddr, level, devProfile, devSpiffeID, devTrustAnchor, devProfileARN, devRoleARN, session.String(), endpoint, credsPath, port, tokenPath)
+`, agentAddr, level, devProfile, devSpiffeID, devTrustAnchor, devProfileARN, devRoleARN, duration.Format(session), endpoint, credsPath, port, tokenPath)
 }
 
 func freePort() (int, error) {
@@ -404,7 +408,6 @@ profile %q {
   role_arn           = %q
   session_duration   = %q
   endpoint           = %q
-  insecure_endpoint  = true
   refresh {
     rotation_spread = "0s"
   }
@@ -419,7 +422,7 @@ profile %q {
     auth_token_owner = %d
   }
 }
-`, w, "dev:service:"+w, devTrustAnchor, devProfileARN, devRoleARN, o.session.String(), endpoint, creds, os.Getuid(), port, token, os.Getuid())
+`, w, "dev:service:"+w, devTrustAnchor, devProfileARN, devRoleARN, duration.Format(o.session), endpoint, creds, os.Getuid(), port, token, os.Getuid())
 		fmt.Fprintf(&banner, "  %-8s spiffe://example.org/dev/%s  selector dev:service:%s\n           AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=%s aws sts get-caller-identity --region %s --endpoint-url %s\n           container endpoint http://127.0.0.1:%d/v1/credentials (token %s)\n",
 			w, w, w, creds, w, devRegion, endpoint, port, token)
 	}
