@@ -104,6 +104,9 @@ func chainHops(w *world, externalID, extraC string) string {
 
 // TestDaemonChainsIntoAccountCAndKeepsCredentialsWhenAHopFails is role chaining's end-to-end story.
 func TestDaemonChainsIntoAccountCAndKeepsCredentialsWhenAHopFails(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a daemon story of several refreshes through two STS hops (about 50 s); the full run covers it")
+	}
 	w := chainWorld(t)
 	healthPort, err := freePort()
 	if err != nil {
@@ -218,6 +221,9 @@ profile "app" {
 // TestOneShotsChainIntoAccountC: credential-process (both binaries) and rolesanywhere take the
 // --assume-role-* flags; a duration over 1h reaches STS and fails with its error named.
 func TestOneShotsChainIntoAccountC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: every one-shot binary through two hops and the aws CLI (about 35 s); the full run covers it")
+	}
 	w := chainWorld(t)
 	// One --external-id per hop, in order: C's trust policy has no external id condition.
 	flagsWith := func(external string) []string {

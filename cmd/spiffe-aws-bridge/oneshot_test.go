@@ -257,6 +257,9 @@ func awsGetCallerIdentity(t *testing.T, w *world, env []string, args ...string) 
 }
 
 func TestCredentialProcessFromTheWorkloadAPIWorksForTheAWSCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the aws CLI (a Python start-up per call) through every binary (about 20 s); the full run covers it")
+	}
 	w := newWorld(t)
 	for i, argv := range credentialProcesses() {
 		t.Run(strings.Join(argv, " "), func(t *testing.T) {
@@ -272,6 +275,9 @@ func TestCredentialProcessFromTheWorkloadAPIWorksForTheAWSCLI(t *testing.T) {
 }
 
 func TestCredentialProcessWithAWSSigningHelperFlagsAndKeyFiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the aws CLI (a Python start-up per call) through every binary (about 25 s); the full run covers it")
+	}
 	w := newWorld(t)
 	s := w.agent.Current()[0]
 	certs, key, err := s.Marshal()
