@@ -4,7 +4,8 @@
 //	rolesanywhere-emulator --config emulator.hcl [--listen 127.0.0.1:8443] [--allowed-hosts emulator]
 //	rolesanywhere-emulator init DIR   a CA, a leaf and its key, a config: a walkthrough without SPIRE
 //
-// Point the bridge's `endpoint` (with `insecure_endpoint = true`) and your SDK's STS endpoint at its URL.
+// Point the bridge's `endpoint` (plain http to loopback needs no `insecure_endpoint`) and your SDK's STS
+// endpoint at its URL.
 // Like every server of the bridge it refuses requests from web pages and requests whose Host does not
 // name the address it listens on: when clients reach it by another name (a compose service name, say),
 // list that name with --allowed-hosts.
