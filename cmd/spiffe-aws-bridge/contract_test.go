@@ -72,6 +72,9 @@ func TestExitCodeContract(t *testing.T) {
 		want []string // substrings of stderr; the first names the flag or key
 	}{
 		// spiffe-aws-bridge
+		{"bare spiffe-aws-bridge", []string{bridge}, nil, []string{"spiffe-aws-bridge: a command is required: pick one of those listed below\n\nUsage:", "Available Commands:"}},
+		{"bare spiffe-aws-credential-process", []string{lean}, nil, []string{"spiffe-aws-credential-process: missing required flag(s): --trust-anchor-arn, --profile-arn, --role-arn\n\nUsage:", "--session-duration duration"}},
+		{"bare rolesanywhere-emulator", []string{emu}, nil, []string{"rolesanywhere-emulator: missing required flag(s): --config", "\n\nUsage:", "init        Write a CA"}},
 		{"unknown command", []string{bridge, "bogus"}, nil, []string{`unknown command "bogus" for "spiffe-aws-bridge"`, "Run 'spiffe-aws-bridge --help' for usage."}},
 		{"unknown flag", []string{bridge, "run", "--nope"}, nil, []string{"unknown flag: --nope", "Run 'spiffe-aws-bridge run --help' for usage."}},
 		{"run without --config", []string{bridge, "run"}, nil, []string{"missing required flag(s): --config", "Run 'spiffe-aws-bridge run --help'"}},

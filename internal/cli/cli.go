@@ -62,7 +62,8 @@ var requiredFlags = regexp.MustCompile(`^required flag\(s\) (.*) not set$`)
 // Execute runs root with args and returns the process exit code: 0, the code of an ExitError, 2 for a
 // command-line error (unknown command or flag, bad value, missing required flags), 1 for any other error.
 // A failure is printed on root's stderr (set it with SetErr) behind root's name, without the usage
-// text; a command-line error is followed by where to find the usage. Every binary ends in it, so that
+// text; a command-line error is followed by where to find the usage, and a usage error of a bare
+// invocation (no arguments at all) by the usage itself. Every binary ends in it, so that
 // they fail alike.
 func Execute(ctx context.Context, root *cobra.Command, args []string) int {
 	Prepare(root)
@@ -87,7 +88,11 @@ func Execute(ctx context.Context, root *cobra.Command, args []string) int {
 	if !ee.Reported {
 		msg := err.Error()
 		fmt.Fprintf(root.ErrOrStderr(), "%s: %s\n", root.Name(), msg)
-		if ee.Code == ExitUsage && cmd != nil && !strings.Contains(msg, "--help") && isCommandLineError(err) {
+		switch {
+		case ee.Code == ExitUsage && cmd != nil && len(args) == 0 && (isCommandLineError(err) || errors.Is(err, errNoCommand)):
+			// Run bare: the usage, on stderr, is the answer (as cobra tools commonly do).
+			fmt.Fprintf(root.ErrOrStderr(), "\n%s", cmd.UsageString())
+		case ee.Code == ExitUsage && cmd != nil && !strings.Contains(msg, "--help") && isCommandLineError(err):
 			fmt.Fprintf(root.ErrOrStderr(), "Run '%s --help' for usage.\n", cmd.CommandPath())
 		}
 	}
@@ -154,6 +159,9 @@ func MissingFlags(names []string, values []string) error {
 	return Usagef("missing required flag(s): %s", strings.Join(missing, ", "))
 }
 
+// errNoCommand is the error of a root that only groups commands, run without one.
+var errNoCommand = errors.New("a command is required: pick one of those listed below")
+
 // VersionString is the one version line of every binary: "NAME VERSION (commit C, built with GO)".
 func VersionString(name string) string {
 	return fmt.Sprintf("%s %s (commit %s, built with %s)", name, buildinfo.Version(), buildinfo.Commit(), runtime.Version())
@@ -161,8 +169,8 @@ func VersionString(name string) string {
 
 // AddVersion gives root a --version flag and a version command, both printing VersionString(name) on
 // stdout. It is done by hand: cobra's Command.Version makes a binary 2.5 MB larger. A root without a
-// RunE of its own, run without a command, prints its help on stderr and exits 2 (a usage error); --help
-// and the help command still print it on stdout and exit 0.
+// RunE of its own, run without a command, is a usage error (exit 2, the usage on stderr); --help and the
+// help command still print the help on stdout and exit 0.
 func AddVersion(root *cobra.Command, name string) {
 	version := root.Flags().Bool("version", false, "print the version and commit this binary was built from, and exit")
 	run := root.RunE
@@ -172,13 +180,9 @@ func AddVersion(root *cobra.Command, name string) {
 			return err
 		}
 		if run == nil {
-			// A missing command is a usage error, as for cobra tools generally: the help goes to
-			// stderr (stdout may be a pipe expecting output) and the exit status is 2.
-			cmd.SetOut(cmd.ErrOrStderr())
-			if err := cmd.Help(); err != nil {
-				return err
-			}
-			return &ExitError{Code: ExitUsage, Err: errors.New("a command is required: pick one of those listed above")}
+			// A missing command is a usage error, as for cobra tools generally: Execute prints the
+			// usage on stderr (stdout may be a pipe expecting output) and the exit status is 2.
+			return &ExitError{Code: ExitUsage, Err: errNoCommand}
 		}
 		return run(cmd, a)
 	}

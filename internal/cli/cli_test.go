@@ -110,8 +110,8 @@ func TestMissingFlagsListsAllAtOnce(t *testing.T) {
 	}
 }
 
-// TestBareInvocationIsAUsageError: a root that only groups commands, run without one, prints its help on
-// stderr and exits 2; --help still prints it on stdout and exits 0.
+// TestBareInvocationIsAUsageError: a root that only groups commands, run without one, prints why and its
+// usage on stderr and exits 2; --help still prints the help on stdout and exits 0.
 func TestBareInvocationIsAUsageError(t *testing.T) {
 	newRoot := func() (*cobra.Command, *bytes.Buffer, *bytes.Buffer) {
 		var stdout, stderr bytes.Buffer
@@ -126,8 +126,8 @@ func TestBareInvocationIsAUsageError(t *testing.T) {
 	if code := Execute(context.Background(), root, nil); code != 2 {
 		t.Errorf("bare: exit %d, want 2", code)
 	}
-	if stdout.Len() != 0 || !strings.Contains(stderr.String(), "Available Commands:") ||
-		!strings.HasSuffix(stderr.String(), "prog: a command is required: pick one of those listed above\n") {
+	if stdout.Len() != 0 || !strings.HasPrefix(stderr.String(), "prog: a command is required: pick one of those listed below\n\nUsage:") ||
+		!strings.Contains(stderr.String(), "Available Commands:") {
 		t.Errorf("bare: stdout %q, stderr %q", stdout.String(), stderr.String())
 	}
 	root, stdout, stderr = newRoot()
