@@ -141,7 +141,7 @@ func stopDev(t *testing.T, c *exec.Cmd) {
 // --chain.
 func TestANewUsersFirstHour(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: runs dev three times and the emulator walkthrough (about 30 s); the full run covers it")
+		t.Skip("-short: dev three times, the emulator walkthrough and the aws CLI (a Python start-up per call); the full run covers it")
 	}
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {

@@ -14,9 +14,6 @@ var durationAnswers = map[string]time.Duration{"5m": 5 * time.Minute, "90m": 90 
 // spiffe-aws-assume-role's), and a value out of range exits 2 naming the flag, the range in the three
 // forms and the bound it crossed.
 func TestEveryDurationTakesTheOneGrammar(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: about 40 runs of the binaries; internal/duration and the contract test cover the grammar")
-	}
 	w := newWorld(t)
 	const tooShort = "is too short: the minimum is 15m; give 15m to 12h (900 to 43200 seconds, PT15M to PT12H)"
 
