@@ -33,6 +33,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/duration"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/ininame"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
@@ -722,24 +723,32 @@ func (s *scope) float(name string, dst *float64) (*hcl.Attribute, bool) {
 	return a, true
 }
 
-// duration decodes a Go duration string attribute into dst, checking it against [lo, hi].
+// duration decodes a duration attribute into dst, checking it against [lo, hi]: a string in any form of
+// package duration ("90m", "3600", "PT1H"), or a number of seconds.
 func (s *scope) duration(name string, dst *time.Duration, lo, hi time.Duration, rangeText string) {
 	v, a := s.value(name)
 	if a == nil {
 		return
 	}
-	if v.Type() == cty.Number {
-		s.errAt(a, `%s must be a duration string such as "90s", "15m" or "1h", not a number`, s.name(name))
+	var text string
+	switch {
+	case v.Type() == cty.Number:
+		f, _ := v.AsBigFloat().Float64()
+		if f != float64(int64(f)) || f < 0 {
+			s.errAt(a, `%s %v is not a whole number of seconds: write %s, as a string such as "1h", or seconds such as 3600; accepted: %s`,
+				s.name(name), f, duration.Forms, rangeText)
+			return
+		}
+		text = strconv.FormatInt(int64(f), 10)
+	case v.Type() == cty.String:
+		text = v.AsString()
+	default:
+		s.errAt(a, `%s must be a duration such as "1h", "3600" or "PT1H", not a %s`, s.name(name), typeName(v))
 		return
 	}
-	if v.Type() != cty.String {
-		s.errAt(a, `%s must be a duration string such as "90s", "15m" or "1h", not a %s`, s.name(name), typeName(v))
-		return
-	}
-	text := v.AsString()
-	dur, err := time.ParseDuration(text)
+	dur, err := duration.Parse(text)
 	if err != nil {
-		s.errAt(a, `%s %q is not a duration (use Go syntax such as "90s", "15m" or "1h")`, s.name(name), text)
+		s.errAt(a, `%s %q is not a duration: write %s; accepted: %s`, s.name(name), text, duration.Forms, rangeText)
 		return
 	}
 	if dur < lo || dur > hi {

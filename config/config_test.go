@@ -239,6 +239,22 @@ func TestNullIsUnset(t *testing.T) {
 	}
 }
 
+// TestDurationKeysTakeTheThreeForms: a config duration is a Go duration, seconds (a string or a number)
+// or ISO 8601, as every duration flag of the binaries.
+func TestDurationKeysTakeTheThreeForms(t *testing.T) {
+	for src, want := range map[string]time.Duration{
+		`"90m"`: 90 * time.Minute, `"1h"`: time.Hour, `"3600"`: time.Hour, `3600`: time.Hour, `"PT1H"`: time.Hour, `"PT2H30M"`: 150 * time.Minute,
+	} {
+		c := mustParse(t, prof("app", "  session_duration = "+src+"\n  refresh {\n    rotation_spread = "+src+"\n  }"))
+		if got := c.Profiles[0].SessionDuration; got != want {
+			t.Errorf("session_duration = %s: got %v, want %v", src, got, want)
+		}
+		if got := c.Profiles[0].Refresh.RotationSpread; got != want {
+			t.Errorf("rotation_spread = %s: got %v, want %v", src, got, want)
+		}
+	}
+}
+
 func TestReadmeExampleParses(t *testing.T) {
 	data, err := os.ReadFile("../README.md")
 	if err != nil {
@@ -282,8 +298,10 @@ func TestErrors(t *testing.T) {
 		{"region attribute mismatch", prof("app", `  region = "eu-west-1"`), `test.hcl:6:3: profile "app": region "eu-west-1": differs from the trust anchor's region "us-east-1"`},
 		{"session_duration too short", prof("app", `  session_duration = "10m"`), `test.hcl:6:22: profile "app": session_duration "10m" is out of range (15m–12h)`},
 		{"session_duration too long", prof("app", `  session_duration = "20h"`), `test.hcl:6:22: profile "app": session_duration "20h" is out of range (15m–12h)`},
-		{"session_duration unparsable", prof("app", `  session_duration = "forever"`), `test.hcl:6:22: profile "app": session_duration "forever" is not a duration (use Go syntax such as "90s", "15m" or "1h")`},
-		{"session_duration number", prof("app", `  session_duration = 3600`), `test.hcl:6:22: profile "app": session_duration must be a duration string such as "90s", "15m" or "1h", not a number`},
+		{"session_duration unparsable", prof("app", `  session_duration = "forever"`), `test.hcl:6:22: profile "app": session_duration "forever" is not a duration: write a Go duration (90m, 1h), seconds (3600) or ISO 8601 (PT1H); accepted: 15m–12h`},
+		{"session_duration fractional seconds", prof("app", `  session_duration = 3600.5`), `test.hcl:6:22: profile "app": session_duration 3600.5 is not a whole number of seconds`},
+		{"session_duration 5m", prof("app", `  session_duration = "5m"`), `test.hcl:6:22: profile "app": session_duration "5m" is out of range (15m–12h)`},
+		{"session_duration bool", prof("app", `  session_duration = true`), `test.hcl:6:22: profile "app": session_duration must be a duration such as "1h", "3600" or "PT1H", not a bool`},
 		{"bad role_session_name", prof("app", `  role_session_name = "a"`), `test.hcl:6:23: profile "app": role_session_name "a" must be 2–64 of [A-Za-z0-9_+=,.@-]`},
 		{"role_session_name bad char", prof("app", `  role_session_name = "a/b"`), `test.hcl:6:23: profile "app": role_session_name "a/b"`},
 		{"http endpoint not loopback", prof("app", `  endpoint = "http://emulator.internal:8080"`), `test.hcl:6:14: profile "app": endpoint "http://emulator.internal:8080" is plain http to a host that is not loopback; use https, or set insecure_endpoint = true`},

@@ -277,6 +277,9 @@ func TestSecurityDeletedEntryStopsMintingAtOnce(t *testing.T) {
 // that steps 2h forward (an NTP step or a resume from suspend). The endpoint never serves the expired
 // credentials, and within 30 s they leave the file and fresh ones are everywhere.
 func TestClockJumpWithdrawsExpiredCredentialsAndRefreshesWithin30s(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: waits for the 30 s wall-clock watch; the full run covers it")
+	}
 	t.Parallel()
 	clk := &clock.Shifted{}
 	w := newWorld(t, clk.Now)

@@ -405,8 +405,13 @@ func (c *Config) load(dir string, readFiles bool) error {
 		if err := json.Unmarshal([]byte(b.JWKS), &b.Keys); err != nil {
 			return fmt.Errorf("jwt_bundle: not a JWKS document: %w", err)
 		}
+		// A JWKS without keys is fine until a JWT must be verified: only a role with web_identity needs one.
 		if len(b.Keys.Keys) == 0 {
-			return fmt.Errorf("jwt_bundle: the JWKS has no keys")
+			for _, r := range c.Roles {
+				if r.WebIdentity != nil {
+					return fmt.Errorf("jwt_bundle: the JWKS has no keys, and role %q has web_identity: write the JWKS of SPIRE's OIDC discovery provider into %s", r.ARN, orInline(b.JWKSFile))
+				}
+			}
 		}
 	}
 	return nil
@@ -518,6 +523,14 @@ func (c *Config) managedPolicy(arn string) *Policy {
 		}
 	}
 	return nil
+}
+
+// orInline names where a JWKS came from: its file, or the config itself.
+func orInline(file string) string {
+	if file == "" {
+		return "the jwks attribute"
+	}
+	return file
 }
 
 // validPrincipal reports whether p is a role ARN or an account root ARN.

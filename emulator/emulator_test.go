@@ -504,6 +504,21 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// TestEmptyJWKSIsFatalOnlyWhenAJWTIsUsed: a jwt_bundle whose JWKS has no keys (an OIDC provider that has
+// published none yet) loads while no role has web_identity, and is refused, naming the role, when one does.
+func TestEmptyJWKSIsFatalOnlyWhenAJWTIsUsed(t *testing.T) {
+	dir := t.TempDir()
+	base := `account_id = "123456789012"` + "\njwt_bundle {\n  jwks = \"{\\\"keys\\\": []}\"\n}\n"
+	if _, err := emulator.ParseConfig([]byte(base), filepath.Join(dir, "x.hcl")); err != nil {
+		t.Fatalf("empty JWKS without web_identity: %v", err)
+	}
+	withJWT := base + `role "arn:aws:iam::123456789012:role/jwt" {` + "\n  web_identity {\n    audiences = [\"sts.amazonaws.com\"]\n    subjects = [\"spiffe://example.org/*\"]\n  }\n}\n"
+	_, err := emulator.ParseConfig([]byte(withJWT), filepath.Join(dir, "x.hcl"))
+	if err == nil || !strings.Contains(err.Error(), `jwt_bundle: the JWKS has no keys, and role "arn:aws:iam::123456789012:role/jwt" has web_identity`) {
+		t.Fatalf("empty JWKS with web_identity: %v", err)
+	}
+}
+
 func TestLoopbackOnly(t *testing.T) {
 	cfg := &emulator.Config{AccountID: account}
 	if _, err := emulator.NewServer(emulator.Options{Config: cfg, Addr: "0.0.0.0:0"}); err == nil || !strings.Contains(err.Error(), "non-loopback") {

@@ -51,7 +51,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 )
 
-// FreshnessGoal is the goal: no workload may ever hold credentials with less than this left.
+// FreshnessGoal is the fleet's goal: no workload may ever hold credentials with less than this left.
 // A replacement that finds less than this remaining on the old credentials is a violation.
 const FreshnessGoal = 15 * time.Minute
 
@@ -103,7 +103,7 @@ type Options struct {
 	STSBurst          int
 }
 
-// DefaultOptions is the scenario with the project's default policy: 10,000 bridges sharing one
+// DefaultOptions is the reference scenario with the project's default policy: 10,000 bridges sharing one
 // account's 10 requests/s CreateSession quota (burst 10), 1h SVIDs rotated at half-life, 1h sessions,
 // 24 simulated hours with a SPIRE server restart at 12h that rotates every SVID within 5 seconds, calls
 // taking 50–150 ms.
@@ -206,7 +206,7 @@ type Result struct {
 	// also holds anything longer).
 	RemainingHistogram []int
 	// Violations counts refreshes that found less than FreshnessGoal left on the credentials they
-	// replaced, plus expiries. The goal is zero.
+	// replaced, plus expiries. The goal is zero.
 	Violations int
 	// Expiries counts credentials that ran out without a replacement: moments a workload had none.
 	Expiries int

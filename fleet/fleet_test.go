@@ -8,7 +8,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/schedule"
 )
 
-// TestDefaultPolicyKeepsTenThousandBridgesFresh is the goal: 10,000 bridges, one account's 10 TPS
+// TestDefaultPolicyKeepsTenThousandBridgesFresh is the fleet's goal: 10,000 bridges, one account's 10 TPS
 // quota, 1h SVIDs rotated at half-life, 1h sessions, 24h with a SPIRE server restart that makes every
 // agent rotate at once — and no workload ever holds credentials with less than 15 minutes left.
 func TestDefaultPolicyKeepsTenThousandBridgesFresh(t *testing.T) {
@@ -28,6 +28,9 @@ func TestDefaultPolicyKeepsTenThousandBridgesFresh(t *testing.T) {
 // TestNarrowRotationSpreadStarvesWorkloads shows that the simulation can fail: the previous default
 // spread (10m) makes a fleet that rotates in step exceed the quota, and some workloads fall below 15m.
 func TestNarrowRotationSpreadStarvesWorkloads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a 24 h simulation of 10,000 bridges per policy (about 20 s of CPU); TestDefaultPolicyKeepsTenThousandBridgesFresh still runs")
+	}
 	o := DefaultOptions()
 	o.Policy = schedule.Policy{RotationSpread: 10 * time.Minute}
 	r := Simulate(o)
@@ -56,6 +59,9 @@ func TestSimulationIsDeterministic(t *testing.T) {
 // costs one CreateSession and two STS calls, STS's own quota (600/s per hop's account) never throttles,
 // and the freshness goal holds.
 func TestTwoHopChainsKeepTheFleetFresh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a 24 h simulation of 10,000 bridges with two hops each (about 10 s of CPU); the full run covers it")
+	}
 	o := DefaultOptions()
 	o.ChainHops = 2
 	r := Simulate(o)

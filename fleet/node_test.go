@@ -11,6 +11,9 @@ import (
 // one supplied with one call per session. The 200,000-profile run is `go run ./cmd/bench -fleet -only
 // fleet` (minutes; docs/fleet-simulation.md has its figures).
 func TestTimerOnlyServesAFleetTheDefaultCannot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: two 24 h simulations of 20,000 profiles (about 10 s of CPU); the full run covers it")
+	}
 	policies := NodePolicies()
 	base := DefaultOptions()
 	base.Bridges = 20000
@@ -39,6 +42,9 @@ func TestTimerOnlyServesAFleetTheDefaultCannot(t *testing.T) {
 
 // The capacity search brackets the answer: the fleet it reports passes, the first failing one fails.
 func TestCapacitySearchBrackets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a capacity search of several 24 h simulations (about 12 s of CPU); the full run covers it")
+	}
 	o := DefaultOptions()
 	o.Duration, o.RestartAt = 6*time.Hour, 3*time.Hour
 	np := NodePolicies()[0]

@@ -15,7 +15,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
 )
 
-// The adversarial suite of issue 14 (parts 2 and 3): the bridge runs as root and writes into directories
+// The adversarial suite: the bridge runs as root and writes into directories
 // other users own. Tests named TestSecurity… are counted by CI.
 
 const nobody = safefstest.Nobody

@@ -275,7 +275,7 @@ func TestContainerWithAWSSDK(t *testing.T) {
 	assertNoSecrets(t, "log", logs.String(), tok)
 }
 
-// The token file's adversarial suite (issue 14, part 3). Tests named TestSecurity… are counted by CI.
+// The token file's adversarial suite. Tests named TestSecurity… are counted by CI.
 
 const nobody = safefstest.Nobody
 

@@ -43,7 +43,7 @@ func (b *bench) credentialProcess() error {
 	programs := []struct {
 		name   string
 		argv   []string
-		target bool // the targets apply
+		target bool // the start-up targets of docs/benchmarks.md apply
 	}{
 		{"spiffe-aws-credential-process", []string{filepath.Join(filepath.Dir(bin), "spiffe-aws-credential-process")}, true},
 		{"spiffe-aws-bridge credential-process", []string{bin, "credential-process"}, false},
@@ -97,7 +97,7 @@ func (b *bench) credentialProcess() error {
 }
 
 // timeOneShot runs argv once and returns the time from starting the process to the credential_process
-// JSON complete on its stdout (the measure), and to the process's exit, which AWS SDKs also
+// JSON complete on its stdout (what an SDK waits for), and to the process's exit, which AWS SDKs also
 // wait for. The difference is the process tearing down its address space.
 func timeOneShot(argv []string) (toJSON, toExit time.Duration, err error) {
 	cmd := exec.Command(argv[0], argv[1:]...)

@@ -2,8 +2,10 @@
 // does and issue working credentials: for demos (the docker-compose example), CI, and your own tests.
 //
 //	rolesanywhere-emulator --config emulator.hcl [--listen 127.0.0.1:8443] [--allowed-hosts emulator]
+//	rolesanywhere-emulator init DIR   a CA, a leaf and its key, a config: a walkthrough without SPIRE
 //
-// Point the bridge's `endpoint` (with `insecure_endpoint = true`) and your SDK's STS endpoint at its URL.
+// Point the bridge's `endpoint` (plain http to loopback needs no `insecure_endpoint`) and your SDK's STS
+// endpoint at its URL.
 // Like every server of the bridge it refuses requests from web pages and requests whose Host does not
 // name the address it listens on: when clients reach it by another name (a compose service name, say),
 // list that name with --allowed-hosts.
@@ -29,6 +31,7 @@ import (
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/duration"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 )
 
@@ -53,7 +56,7 @@ func newCommand() *cobra.Command {
 		allowRemote                                 bool
 		allowedHosts                                []string
 		failNext, failStatus                        int
-		latency                                     time.Duration
+		latency                                     = duration.NewValue("0s", duration.Range{Example: "500ms"})
 	)
 	cmd := &cobra.Command{
 		Use:   "rolesanywhere-emulator --config FILE",
@@ -85,8 +88,8 @@ Exit status: 0 after SIGTERM or SIGINT, 1 on a runtime failure, 2 on a usage or 
 			if failStatus < 400 || failStatus > 599 {
 				return cli.Usagef("--fail-status %d is not an HTTP error status: use 400 to 599", failStatus)
 			}
-			if failNext < 0 || latency < 0 {
-				return cli.Usagef("--fail-next and --latency must not be negative")
+			if failNext < 0 {
+				return cli.Usagef("--fail-next %d is negative: give how many CreateSession calls to fail, e.g. 3", failNext)
 			}
 			cfg, err := emulator.LoadConfig(configPath)
 			if err != nil {
@@ -109,7 +112,7 @@ Exit status: 0 after SIGTERM or SIGINT, 1 on a runtime failure, 2 on a usage or 
 			if failNext > 0 {
 				srv.FailNext(failNext, failStatus, failType)
 			}
-			srv.SetLatency(latency)
+			srv.SetLatency(latency.Duration())
 			fmt.Fprintln(cmd.OutOrStdout(), srv.URL)
 			<-ctx.Done()
 			log.Info("shutting down")
@@ -126,8 +129,9 @@ Exit status: 0 after SIGTERM or SIGINT, 1 on a runtime failure, 2 on a usage or 
 	f.IntVar(&failNext, "fail-next", 0, "fail the first N CreateSession requests (fault injection)")
 	f.IntVar(&failStatus, "fail-status", 500, "HTTP status of injected faults")
 	f.StringVar(&failType, "fail-type", "InternalServerException", "x-amzn-ErrorType of injected faults")
-	f.DurationVar(&latency, "latency", 0, "latency added to every answer")
+	f.Var(latency, "latency", "latency added to every answer, e.g. 500ms")
 	f.StringVar(&now, "now", "", "freeze the emulator's clock at this RFC 3339 time (replaying recorded requests)")
+	cmd.AddCommand(newInitCommand())
 	cli.AddVersion(cmd, name)
 	return cmd
 }

@@ -78,7 +78,7 @@ Exits 0 only when every check passes.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&configPath, "config", "", "bridge config: also check each profile with a real CreateSession")
+	cmd.Flags().StringVarP(&configPath, "config", "c", "", "bridge config: also check each profile with a real CreateSession")
 	cmd.Flags().StringVar(&socket, "workload-socket", "", "Workload API address (default: the config's agent_address, $SPIFFE_ENDPOINT_SOCKET, SPIRE's default)")
 	return cmd
 }

@@ -1,6 +1,6 @@
 package main
 
-// The CLI contract of the three binaries (issue 18): exit 0 on success, 1 on a runtime failure, 2 on a
+// The CLI contract of the three binaries: exit 0 on success, 1 on a runtime failure, 2 on a
 // usage or configuration error whichever layer finds it, with the flag or key named as the user wrote it
 // and what to do next; --version and version on each, in one format.
 
@@ -72,6 +72,9 @@ func TestExitCodeContract(t *testing.T) {
 		want []string // substrings of stderr; the first names the flag or key
 	}{
 		// spiffe-aws-bridge
+		{"bare spiffe-aws-bridge", []string{bridge}, nil, []string{"spiffe-aws-bridge: a command is required: pick one of those listed below\n\nUsage:", "Available Commands:"}},
+		{"bare spiffe-aws-credential-process", []string{lean}, nil, []string{"spiffe-aws-credential-process: missing required flag(s): --trust-anchor-arn, --profile-arn, --role-arn\n\nUsage:", "--session-duration duration"}},
+		{"bare rolesanywhere-emulator", []string{emu}, nil, []string{"rolesanywhere-emulator: missing required flag(s): --config", "\n\nUsage:", "init        Write a CA"}},
 		{"unknown command", []string{bridge, "bogus"}, nil, []string{`unknown command "bogus" for "spiffe-aws-bridge"`, "Run 'spiffe-aws-bridge --help' for usage."}},
 		{"unknown flag", []string{bridge, "run", "--nope"}, nil, []string{"unknown flag: --nope", "Run 'spiffe-aws-bridge run --help' for usage."}},
 		{"run without --config", []string{bridge, "run"}, nil, []string{"missing required flag(s): --config", "Run 'spiffe-aws-bridge run --help'"}},
@@ -82,23 +85,28 @@ func TestExitCodeContract(t *testing.T) {
 		{"agent_address with a host name", []string{bridge, "run", "--config", tcpName}, nil, []string{`agent_address "tcp://agent:8081"`, `host "agent" is not an IP address`}},
 		{"same credentials file through a symlink", []string{bridge, "run", "--config", sameFile}, nil, []string{`credentials_file ` + filepath.Join(dir, "alias", "credentials") + ` is the same file as ` + filepath.Join(dir, "real", "credentials")}},
 		{"owner that is no user, found at start", []string{bridge, "run", "--config", noUser}, nil, []string{`credentials_file.owner \"no-such-user-here\": no such user (name an existing user or a numeric id)`}},
-		{"dev --rotate-every 0s", []string{bridge, "dev", "--rotate-every", "0s"}, nil, []string{"--rotate-every 0s is too short: give at least 1s"}},
+		{"dev --rotate-every 0s", []string{bridge, "dev", "--rotate-every", "0s"}, nil, []string{"--rotate-every 0s is too short: the minimum is 1s; give at least 1s"}},
 		{"dev --rotate-every -5s", []string{bridge, "dev", "--rotate-every", "-5s"}, nil, []string{"--rotate-every -5s is too short"}},
-		{"dev --session-duration 5m", []string{bridge, "dev", "--session-duration", "5m"}, nil, []string{"--session-duration 5m0s is out of range: give 15m0s to 12h0m0s"}},
+		{"dev --session-duration 5m", []string{bridge, "dev", "--session-duration", "5m"}, nil, []string{"--session-duration 5m is too short: the minimum is 15m; give 15m to 12h (900 to 43200 seconds, PT15M to PT12H)"}},
 		{"dev --log-level loud", []string{bridge, "dev", "--log-level", "loud"}, nil, []string{`--log-level "loud" is not a log level: use one of trace, debug, info, warn, error`}},
 		{"dev --duration -1s", []string{bridge, "dev", "--duration", "-1s"}, nil, []string{"--duration -1s is negative"}},
 		{"credential-process without flags", []string{bridge, "credential-process"}, nil, []string{"missing required flag(s): --trust-anchor-arn, --profile-arn, --role-arn"}},
-		{"credential-process --session-duration 300", with([]string{bridge, "credential-process"}, with(arns, "--session-duration", "300")...), nil, []string{"--session-duration 300 is out of range: give seconds from 900 (15 minutes) to 43200 (12 hours)"}},
+		{"credential-process --session-duration 300", with([]string{bridge, "credential-process"}, with(arns, "--session-duration", "300")...), nil, []string{"--session-duration 300 is too short: the minimum is 15m; give 15m to 12h (900 to 43200 seconds, PT15M to PT12H)"}},
 		{"credential-process --role-arn garbage", []string{bridge, "credential-process", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile, "--role-arn", "garbage"}, nil, []string{`--role-arn "garbage": is not an ARN`}},
 		{"credential-process --workload-socket with two slashes", with([]string{bridge, "credential-process"}, with(arns, "--workload-socket", "unix://tmp/agent.sock")...), nil, []string{`(from --workload-socket)`, `use "unix:///tmp/agent.sock"`}},
 		{"credential-process bad $SPIFFE_ENDPOINT_SOCKET", with([]string{bridge, "credential-process"}, arns...), []string{"SPIFFE_ENDPOINT_SOCKET=unix://tmp/agent.sock"}, []string{`(from $SPIFFE_ENDPOINT_SOCKET)`, `use "unix:///tmp/agent.sock"`}},
 		{"credential-process encrypted key", with([]string{bridge, "credential-process"}, with(arns, "--certificate", cert, "--private-key", encKey)...), nil, []string{"--private-key " + encKey, "openssl pkey -in " + encKey + " -out key-plain.pem"}},
 		{"credential-process --config with an error", []string{bridge, "credential-process", "--config", twoSlashes, "--profile", "app"}, nil, []string{`agent_address "unix://tmp/agent.sock"`}},
+		{"credential-process --endpoint plain http to a remote host", with([]string{bridge, "credential-process"}, with(arns, "--endpoint", "http://10.0.0.5:8443")...), nil, []string{`--endpoint "http://10.0.0.5:8443" is plain http to a host that is not loopback: use https, or add --insecure-endpoint`}},
+		{"credential-process --session-duration soon", with([]string{bridge, "credential-process"}, with(arns, "--session-duration", "soon")...), nil, []string{`--session-duration "soon" is not a duration: write a Go duration (90m, 1h), seconds (3600) or ISO 8601 (PT1H); give 15m to 12h`}},
+		{"credential-process --assume-role-duration 90m", with([]string{bridge, "credential-process"}, with(arns, "--assume-role-arn", "arn:aws:iam::210987654321:role/b", "--assume-role-duration", "90m")...), nil, []string{"--assume-role-duration 90m is too long: the maximum is 1h; give 15m to 1h (900 to 3600 seconds, PT15M to PT1H)"}},
+		{"check -c with a bad config", []string{bridge, "check", "-c", twoSlashes}, nil, []string{`agent_address "unix://tmp/agent.sock"`}},
+		{"dev --rotate-every soon", []string{bridge, "dev", "--rotate-every", "soon"}, nil, []string{`--rotate-every "soon" is not a duration: write a Go duration (90m, 1h), seconds (3600) or ISO 8601 (PT1H); give at least 1s`}},
 		{"credentials without flags", []string{bridge, "credentials"}, nil, []string{"missing required flag(s): --audience, --role-arn"}},
-		{"credentials --session-duration PT1M", []string{bridge, "credentials", "--audience", "a", "--role-arn", e2eRole, "--session-duration", "PT1M"}, nil, []string{"--session-duration PT1M is out of range: give PT15M to PT12H"}},
+		{"credentials --session-duration PT1M", []string{bridge, "credentials", "--audience", "a", "--role-arn", e2eRole, "--session-duration", "PT1M"}, nil, []string{"--session-duration PT1M is too short: the minimum is 15m; give 15m to 12h (900 to 43200 seconds, PT15M to PT12H)"}},
 		{"credentials --role-arn garbage", []string{bridge, "credentials", "--audience", "a", "--role-arn", "garbage"}, nil, []string{`--role-arn "garbage": is not an ARN`}},
 		{"rolesanywhere without flags", []string{bridge, "rolesanywhere"}, nil, []string{"missing required flag(s): --trust-anchor-arn, --profile-arn, --role-arn"}},
-		{"rolesanywhere --session-duration PT5M", with([]string{bridge, "rolesanywhere"}, with(arns, "--session-duration", "PT5M")...), nil, []string{"--session-duration PT5M is out of range: give PT15M to PT12H"}},
+		{"rolesanywhere --session-duration PT5M", with([]string{bridge, "rolesanywhere"}, with(arns, "--session-duration", "PT5M")...), nil, []string{"--session-duration PT5M is too short: the minimum is 15m; give 15m to 12h (900 to 43200 seconds, PT15M to PT12H)"}},
 		{"check with a bad config", []string{bridge, "check", "--config", twoSlashes}, nil, []string{`agent_address "unix://tmp/agent.sock"`}},
 		{"check --workload-socket with two slashes", []string{bridge, "check", "--workload-socket", "unix://tmp/agent.sock"}, nil, []string{`(from --workload-socket)`, `use "unix:///tmp/agent.sock"`}},
 		{"version with an argument", []string{bridge, "version", "extra"}, nil, []string{`unknown command "extra" for "spiffe-aws-bridge version"`}},
@@ -106,8 +114,9 @@ func TestExitCodeContract(t *testing.T) {
 		// spiffe-aws-credential-process
 		{"lean without flags", []string{lean}, nil, []string{"spiffe-aws-credential-process: missing required flag(s): --trust-anchor-arn, --profile-arn, --role-arn"}},
 		{"lean unknown command", []string{lean, "bogus"}, nil, []string{`unknown command "bogus" for "spiffe-aws-credential-process"`}},
-		{"lean --session-duration 300", with([]string{lean}, with(arns, "--session-duration", "300")...), nil, []string{"--session-duration 300 is out of range"}},
+		{"lean --session-duration 300", with([]string{lean}, with(arns, "--session-duration", "300")...), nil, []string{"--session-duration 300 is too short: the minimum is 15m"}},
 		{"lean --role-arn garbage", []string{lean, "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile, "--role-arn", "garbage"}, nil, []string{`--role-arn "garbage": is not an ARN`}},
+		{"lean --endpoint plain http to a remote host", with([]string{lean}, with(arns, "--endpoint", "http://10.0.0.5:8443")...), nil, []string{`--endpoint "http://10.0.0.5:8443" is plain http to a host that is not loopback: use https, or add --insecure-endpoint`}},
 		{"lean unknown flag", []string{lean, "--nope"}, nil, []string{"unknown flag: --nope", "Run 'spiffe-aws-credential-process --help' for usage."}},
 		// rolesanywhere-emulator
 		{"emulator without --config", []string{emu}, nil, []string{"rolesanywhere-emulator: missing required flag(s): --config"}},
@@ -117,6 +126,9 @@ func TestExitCodeContract(t *testing.T) {
 		{"emulator missing config file", []string{emu, "--config", filepath.Join(dir, "none.hcl")}, nil, []string{filepath.Join(dir, "none.hcl")}},
 		{"emulator unknown command", []string{emu, "bogus"}, nil, []string{`unknown command "bogus" for "rolesanywhere-emulator"`}},
 		{"emulator --fail-status 200", []string{emu, "--config", emuGood, "--fail-status", "200"}, nil, []string{"--fail-status 200 is not an HTTP error status"}},
+		{"emulator --latency soon", []string{emu, "--config", emuGood, "--latency", "soon"}, nil, []string{`--latency "soon" is not a duration: write a Go duration (90m, 1h), seconds (3600) or ISO 8601 (PT1H)`}},
+		{"emulator --latency -1s", []string{emu, "--config", emuGood, "--latency", "-1s"}, nil, []string{"--latency -1s is negative"}},
+		{"emulator --fail-next -1", []string{emu, "--config", emuGood, "--fail-next", "-1"}, nil, []string{"--fail-next -1 is negative"}},
 		{"emulator --now garbage", []string{emu, "--config", emuGood, "--now", "garbage"}, nil, []string{`--now "garbage": want an RFC 3339 time`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/credproc"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/duration"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/sessionname"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
@@ -25,12 +26,13 @@ import (
 // jwtOptions are the flags of spiffe-aws-assume-role's credentials command.
 type jwtOptions struct {
 	audience, spiffeID, roleARN, workloadSocket, sessionName string
-	stsEndpoint, stsRegion, duration                         string
+	stsEndpoint, stsRegion                                   string
+	duration                                                 *duration.Value
 	out                                                      credproc.Output
 }
 
 func newCredentialsCommand(stdout, stderr io.Writer) *cobra.Command {
-	o := jwtOptions{out: credproc.Output{Stdout: stdout, Stderr: stderr}}
+	o := jwtOptions{out: credproc.Output{Stdout: stdout, Stderr: stderr}, duration: duration.NewValue("PT1H", credproc.SessionRange)}
 	var ignored ignoredFlags
 	cmd := &cobra.Command{
 		Use:   "credentials",
@@ -56,7 +58,7 @@ accepted and ignored.
 	f.StringVar(&o.sessionName, "session-name", "", "role session name (default: derived from the SPIFFE ID)")
 	f.StringVar(&o.stsEndpoint, "sts-endpoint", "", "STS endpoint URL (default: the regional STS endpoint)")
 	f.StringVar(&o.stsRegion, "sts-region", "", "STS region (default $AWS_REGION, then us-east-1)")
-	f.StringVar(&o.duration, "session-duration", "PT1H", "session duration, ISO 8601 (PT15M to PT12H)")
+	f.Var(o.duration, "session-duration", "session duration: ISO 8601 (PT1H), seconds (3600) or a Go duration (1h); 15m to 12h")
 	o.out.AddFlags(f)
 	ignored.addFlags(f)
 	return cmd
@@ -71,13 +73,7 @@ func (o *jwtOptions) validate() (time.Duration, svid.Address, error) {
 	if _, err := awsarn.Role("--role-arn", o.roleARN); err != nil {
 		return 0, svid.Address{}, cli.Usage(err)
 	}
-	d, err := parseISODuration(o.duration)
-	if err != nil {
-		return 0, svid.Address{}, cli.Usagef("--session-duration: %w", err)
-	}
-	if d < 15*time.Minute || d > 12*time.Hour {
-		return 0, svid.Address{}, cli.Usagef("--session-duration %s is out of range: give PT15M to PT12H, e.g. PT1H", o.duration)
-	}
+	d := o.duration.Duration() // checked against its range as the flag was parsed
 	addr, err := svid.Locate(o.workloadSocket, "--workload-socket")
 	if err != nil {
 		return 0, svid.Address{}, cli.Usage(err)

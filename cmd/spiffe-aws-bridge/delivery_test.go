@@ -156,6 +156,9 @@ func runGoClient(t *testing.T, url string, d time.Duration) clientRun {
 }
 
 func TestDeliveryMethodsForLongRunningClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: long-running clients across real expiries (about 2 minutes); the full run covers it")
+	}
 	python := botocorePython()
 	w := newWorld(t)
 	w.emu.SetSessionLifetime(deliveryLifetime)

@@ -19,6 +19,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/daemon"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/duration"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
 )
 
@@ -54,6 +55,7 @@ var devWorkloads = []string{"billing", "reports"}
 
 func newDevCommand(stdout, stderr io.Writer) *cobra.Command {
 	var o devOptions
+	var rotateEvery, runFor, session *duration.Value // set below, with the flags
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole system locally: a fake SPIRE agent, a Roles Anywhere emulator and the bridge",
@@ -68,6 +70,7 @@ Without --dir it works in a new temporary directory and removes it on exit; with
 its files (credentials, configs, the fake agent's trust bundle) are kept.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.rotateEvery, o.duration, o.session = rotateEvery.Duration(), runFor.Duration(), session.Duration()
 			if err := o.validate(); err != nil {
 				return err
 			}
@@ -82,9 +85,12 @@ its files (credentials, configs, the fake agent's trust bundle) are kept.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.dir, "dir", "", "directory for the socket, configs and credentials file, kept on exit (default: a new temporary directory, removed on exit)")
-	f.DurationVar(&o.rotateEvery, "rotate-every", 30*time.Second, "how often the fake SPIRE agent rotates the X.509-SVID (at least 1s)")
-	f.DurationVar(&o.duration, "duration", 0, "stop after this long (default: run until interrupted)")
-	f.DurationVar(&o.session, "session-duration", time.Hour, "AWS session duration (15m to 12h)")
+	rotateEvery = duration.NewValue("30s", duration.Range{Min: time.Second, Example: "30s"})
+	runFor = duration.NewValue("0s", duration.Range{Example: "2m"})
+	session = duration.NewValue("1h", duration.Range{Min: config.MinSessionDuration, Max: config.MaxSessionDuration, Example: "1h, 3600 or PT1H"})
+	f.Var(rotateEvery, "rotate-every", "how often the fake SPIRE agent rotates the X.509-SVID (at least 1s)")
+	f.Var(runFor, "duration", "stop after this long (default: run until interrupted)")
+	f.Var(session, "session-duration", "AWS session duration (15m to 12h)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	f.BoolVar(&o.node, "node", false, "also show node mode: a fake SPIRE agent admin API (Delegated Identity API) serving two more workloads, each with its own SVID, credentials file and container endpoint")
 	f.BoolVar(&o.chain, "chain", false, "add a second profile, "+devChainProfile+", that chains from the Roles Anywhere role into a role of a second account ("+devAccountB+") with STS AssumeRole")
@@ -167,6 +173,11 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	credsPath := filepath.Join(dir, "credentials")
 	tokenPath := filepath.Join(dir, "container-token")
 	bridgeConfig := filepath.Join(dir, "bridge.hcl")
+	// Every run starts with an empty credentials file: a --dir kept from an earlier run (with --chain, say)
+	// must not leave sections no profile of this run refreshes.
+	if err := os.Remove(credsPath); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("dev: removing the credentials file of an earlier run: %w", err)
+	}
 	src := devBridgeConfig(agent.Addr(), emu.URL, o.session, credsPath, port, tokenPath, o.logLevel)
 	nodeBanner := ""
 	if o.node {
@@ -214,7 +225,7 @@ Use the credentials from another terminal:
 %[13]sStop with Ctrl-C.%[12]s
 
 `, dir, agent.Addr(), o.rotateEvery, devSpiffeID, emu.URL, bridgeConfig, credsPath, devProfile, port, devRegion, tokenPath, keptNote(o.dir),
-		devChainBanner(o.chain, credsPath, emu.URL)+nodeBanner)
+		devChainBanner(o.chain, credsPath, emu.URL, bridgeConfig)+nodeBanner)
 
 	return runDaemon(ctx, bridgeConfig, cfg, log, daemon.Options{Logger: log})
 }
@@ -280,8 +291,7 @@ profile %q {
   trust_anchor_arn  = %q
   profile_arn       = %q
   role_arn          = %q
-  endpoint          = %q
-  insecure_endpoint = true
+  endpoint          = %q # the local emulator: plain http is allowed to loopback
 
   refresh {
     rotation_spread = "0s"
@@ -302,7 +312,7 @@ profile %q {
 `, devChainProfile, devSpiffeID, devTrustAnchor, devProfileARN, devRoleARN, endpoint, devAccount, devAccountB, devRegion, devRoleB, devExternalID, endpoint, credsPath)
 }
 
-func devChainBanner(on bool, credsPath, endpoint string) string {
+func devChainBanner(on bool, credsPath, endpoint, bridgeConfig string) string {
 	if !on {
 		return ""
 	}
@@ -310,8 +320,9 @@ func devChainBanner(on bool, credsPath, endpoint string) string {
   AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=%s aws sts get-caller-identity --region %s --endpoint-url %s
   curl -s "%s/_emulator/sessions?access_key_id=$(AWS_SHARED_CREDENTIALS_FILE=%s aws configure get aws_access_key_id --profile %s)"
       # account B's session: origin_identity (the SPIFFE ID, set by Roles Anywhere, kept across the hop), chain, spiffe-id tag
+  spiffe-aws-bridge check --config %s   # walks both hops and prints each trust policy
 
-`, devAccountB, devAccount, credsPath, devChainProfile, devRegion, endpoint, endpoint, credsPath, devChainProfile)
+`, devAccountB, devAccount, credsPath, devChainProfile, devRegion, endpoint, endpoint, credsPath, devChainProfile, bridgeConfig)
 }
 
 func devBridgeConfig(agentAddr, endpoint string, session time.Duration, credsPath string, port int, tokenPath, level string) string {
@@ -325,8 +336,7 @@ profile %q {
   profile_arn       = %q
   role_arn          = %q
   session_duration  = %q
-  endpoint          = %q
-  insecure_endpoint = true
+  endpoint          = %q # the local emulator: plain http is allowed to loopback
 
   # A single dev machine has no fleet to spread refreshes over: refresh on every rotation at once.
   refresh {
@@ -342,7 +352,7 @@ profile %q {
     auth_token_file = %q
   }
 }
-`, agentAddr, level, devProfile, devSpiffeID, devTrustAnchor, devProfileARN, devRoleARN, session.String(), endpoint, credsPath, port, tokenPath)
+`, agentAddr, level, devProfile, devSpiffeID, devTrustAnchor, devProfileARN, devRoleARN, duration.Format(session), endpoint, credsPath, port, tokenPath)
 }
 
 func freePort() (int, error) {
@@ -411,7 +421,6 @@ profile %q {
   role_arn           = %q
   session_duration   = %q
   endpoint           = %q
-  insecure_endpoint  = true
   refresh {
     rotation_spread = "0s"
   }
@@ -426,7 +435,7 @@ profile %q {
     auth_token_owner = %d
   }
 }
-`, w, "dev:service:"+w, devTrustAnchor, devProfileARN, devRoleARN, o.session.String(), endpoint, creds, os.Getuid(), port, token, os.Getuid())
+`, w, "dev:service:"+w, devTrustAnchor, devProfileARN, devRoleARN, duration.Format(o.session), endpoint, creds, os.Getuid(), port, token, os.Getuid())
 		fmt.Fprintf(&banner, "  %-8s spiffe://example.org/dev/%s  selector dev:service:%s\n           AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=%s aws sts get-caller-identity --region %s --endpoint-url %s\n           container endpoint http://127.0.0.1:%d/v1/credentials (token %s)\n",
 			w, w, w, creds, w, devRegion, endpoint, port, token)
 	}

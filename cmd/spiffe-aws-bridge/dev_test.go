@@ -25,6 +25,9 @@ import (
 // TestDevModeWorksEndToEnd runs the README's first command as a user would and follows the commands it
 // prints: the aws CLI through the credentials file, and an SDK through the container endpoint.
 func TestDevModeWorksEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: dev for up to a minute, with every aws CLI installed (about 40 s); the full run covers it")
+	}
 	dir := t.TempDir()
 	cmd := exec.Command(binPath, "dev", "--dir", dir, "--rotate-every", "2s", "--duration", "60s", "--log-level", "trace")
 	stdout, err := cmd.StdoutPipe()
@@ -138,6 +141,9 @@ func TestDevModeWorksEndToEnd(t *testing.T) {
 // TestDevChainReachesTheSecondAccount runs `dev --chain` and the command its banner prints for the
 // cross-account profile: the aws CLI is account B's role, and the session carries the spiffe-id tag.
 func TestDevChainReachesTheSecondAccount(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: dev --chain and the aws CLI (about 20 s); the full run covers it")
+	}
 	aws, err := exec.LookPath("aws")
 	if err != nil {
 		t.Skip("the aws CLI is not installed")

@@ -129,6 +129,9 @@ func (e *endpointsWorld) served(t *testing.T) map[string]string {
 }
 
 func TestEndpointsServeTheAWSCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the aws CLI (a Python start-up per call) through both endpoints (about 20 s); the full run covers it")
+	}
 	e := startEndpointsDaemon(t)
 	want := "arn:aws:sts::123456789012:assumed-role/app/"
 	// IMDSv2, as on EC2.

@@ -1,6 +1,6 @@
 package main
 
-// Messages that diagnose (issue 18): each test runs the real binary into the situation and checks the
+// Messages that diagnose: each test runs the real binary into the situation and checks the
 // facts the message must carry — the path, the flag or key, the hint.
 
 import (

@@ -1,6 +1,6 @@
 package main
 
-// End-to-end tests of node mode (issue 17): one bridge serving several workloads, each with its own SVID
+// End-to-end tests of node mode: one bridge serving several workloads, each with its own SVID
 // from the SPIRE agent's Delegated Identity API (svidtest's fake, real gRPC on a unix socket), its own
 // files owned by its own user, over the real binary, the real emulator and aws-sdk-go-v2.
 

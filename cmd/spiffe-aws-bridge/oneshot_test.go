@@ -257,6 +257,9 @@ func awsGetCallerIdentity(t *testing.T, w *world, env []string, args ...string) 
 }
 
 func TestCredentialProcessFromTheWorkloadAPIWorksForTheAWSCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the aws CLI (a Python start-up per call) through every binary (about 20 s); the full run covers it")
+	}
 	w := newWorld(t)
 	for i, argv := range credentialProcesses() {
 		t.Run(strings.Join(argv, " "), func(t *testing.T) {
@@ -272,6 +275,9 @@ func TestCredentialProcessFromTheWorkloadAPIWorksForTheAWSCLI(t *testing.T) {
 }
 
 func TestCredentialProcessWithAWSSigningHelperFlagsAndKeyFiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the aws CLI (a Python start-up per call) through every binary (about 25 s); the full run covers it")
+	}
 	w := newWorld(t)
 	s := w.agent.Current()[0]
 	certs, key, err := s.Marshal()
@@ -345,7 +351,7 @@ func TestOneShotErrorsGoToStderrWithTheAWSErrorType(t *testing.T) {
 			"--role-arn", e2eRole, "--workload-socket", w.agent.Addr()}, 2, `--trust-anchor-arn "arn:aws:rolesanywhere:us-east-1:1:x": account "1" is not 12 digits`},
 		{"unknown SPIFFE ID", []string{"credential-process", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
 			"--role-arn", e2eRole, "--endpoint", w.emu.URL, "--workload-socket", w.agent.Addr(), "--spiffe-id", "spiffe://example.org/nope"}, 1, e2eSpiffeID},
-		{"bad ISO duration", []string{"rolesanywhere", "--session-duration", "1h"}, 2, `--session-duration: "1h" is not an ISO 8601 duration`},
+		{"bad duration", []string{"rolesanywhere", "--session-duration", "1 hour"}, 2, `--session-duration "1 hour" is not a duration: write a Go duration (90m, 1h), seconds (3600) or ISO 8601 (PT1H)`},
 		{"--profile without --config", []string{"credential-process", "--profile", "app"}, 2, "--profile needs --config"},
 	}
 	for _, tc := range cases {

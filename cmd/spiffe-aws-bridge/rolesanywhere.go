@@ -3,40 +3,30 @@ package main
 import (
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/credproc"
 )
 
 func newRolesAnywhereCommand(stdout, stderr io.Writer) *cobra.Command {
 	o := credproc.Options{Output: credproc.Output{Stdout: stdout, Stderr: stderr}}
-	var duration string
 	var ignored ignoredFlags
 	cmd := &cobra.Command{
 		Use:   "rolesanywhere",
 		Short: "spiffe-aws-assume-role's rolesanywhere command: Roles Anywhere credentials as credential_process JSON",
 		Long: `Drop-in for "spiffe-aws-assume-role rolesanywhere": the same flags, including --session-duration in
-ISO 8601 (PT1H). Without --certificate/--private-key the X.509-SVID comes from the Workload API.`,
+ISO 8601 (PT1H; seconds and Go durations such as 1h work too). Without --certificate/--private-key the
+X.509-SVID comes from the Workload API.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ignored.warn(stderr)
-			d, err := parseISODuration(duration)
-			if err != nil {
-				return cli.Usagef("--session-duration: %w", err)
-			}
-			if d < 15*time.Minute || d > 12*time.Hour {
-				return cli.Usagef("--session-duration %s is out of range: give PT15M to PT12H, e.g. PT1H", duration)
-			}
-			o.SetDurationSeconds(int(d / time.Second))
 			return o.Run(cmd.Context(), cmd.Flags())
 		},
 	}
 	o.AddFlags(cmd.Flags())
-	cmd.Flags().StringVar(&duration, "session-duration", "PT1H", "session duration, ISO 8601 (PT15M to PT12H)")
+	o.AddSessionDurationFlag(cmd.Flags(), "PT1H")
 	ignored.addFlags(cmd.Flags())
 	return cmd
 }

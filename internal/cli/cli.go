@@ -15,8 +15,10 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/buildinfo"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/duration"
 )
 
 // Exit codes.
@@ -60,13 +62,14 @@ var requiredFlags = regexp.MustCompile(`^required flag\(s\) (.*) not set$`)
 // Execute runs root with args and returns the process exit code: 0, the code of an ExitError, 2 for a
 // command-line error (unknown command or flag, bad value, missing required flags), 1 for any other error.
 // A failure is printed on root's stderr (set it with SetErr) behind root's name, without the usage
-// text; a command-line error is followed by where to find the usage. Every binary ends in it, so that
+// text; a command-line error is followed by where to find the usage, and a usage error of a bare
+// invocation (no arguments at all) by the usage itself. Every binary ends in it, so that
 // they fail alike.
 func Execute(ctx context.Context, root *cobra.Command, args []string) int {
 	Prepare(root)
 	root.SetArgs(args)
 	root.SilenceUsage, root.SilenceErrors = true, true
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &ExitError{Code: ExitUsage, Err: err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &ExitError{Code: ExitUsage, Err: flagError(err)} })
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
@@ -85,7 +88,11 @@ func Execute(ctx context.Context, root *cobra.Command, args []string) int {
 	if !ee.Reported {
 		msg := err.Error()
 		fmt.Fprintf(root.ErrOrStderr(), "%s: %s\n", root.Name(), msg)
-		if ee.Code == ExitUsage && cmd != nil && !strings.Contains(msg, "--help") && isCommandLineError(err) {
+		switch {
+		case ee.Code == ExitUsage && cmd != nil && len(args) == 0 && (isCommandLineError(err) || errors.Is(err, errNoCommand)):
+			// Run bare: the usage, on stderr, is the answer (as cobra tools commonly do).
+			fmt.Fprintf(root.ErrOrStderr(), "\n%s", cmd.UsageString())
+		case ee.Code == ExitUsage && cmd != nil && !strings.Contains(msg, "--help") && isCommandLineError(err):
 			fmt.Fprintf(root.ErrOrStderr(), "Run '%s --help' for usage.\n", cmd.CommandPath())
 		}
 	}
@@ -109,6 +116,17 @@ func Prepare(root *cobra.Command) {
 		}
 	}
 	walk(root)
+}
+
+// flagError words a bad flag value's error as "--flag VALUE …" when the value's own error says what
+// is wrong and what to write (a duration: the forms and the range); pflag's generic wording otherwise.
+func flagError(err error) error {
+	var ive *pflag.InvalidValueError
+	var de *duration.Error
+	if errors.As(err, &ive) && errors.As(err, &de) {
+		return fmt.Errorf("--%s %w", ive.GetFlag().Name, de)
+	}
+	return err
 }
 
 // isCommandLineError reports whether err is about the command line itself (not a config file).
@@ -141,6 +159,9 @@ func MissingFlags(names []string, values []string) error {
 	return Usagef("missing required flag(s): %s", strings.Join(missing, ", "))
 }
 
+// errNoCommand is the error of a root that only groups commands, run without one.
+var errNoCommand = errors.New("a command is required: pick one of those listed below")
+
 // VersionString is the one version line of every binary: "NAME VERSION (commit C, built with GO)".
 func VersionString(name string) string {
 	return fmt.Sprintf("%s %s (commit %s, built with %s)", name, buildinfo.Version(), buildinfo.Commit(), runtime.Version())
@@ -148,7 +169,8 @@ func VersionString(name string) string {
 
 // AddVersion gives root a --version flag and a version command, both printing VersionString(name) on
 // stdout. It is done by hand: cobra's Command.Version makes a binary 2.5 MB larger. A root without a
-// RunE of its own prints its help when run without a command.
+// RunE of its own, run without a command, is a usage error (exit 2, the usage on stderr); --help and the
+// help command still print the help on stdout and exit 0.
 func AddVersion(root *cobra.Command, name string) {
 	version := root.Flags().Bool("version", false, "print the version and commit this binary was built from, and exit")
 	run := root.RunE
@@ -158,7 +180,9 @@ func AddVersion(root *cobra.Command, name string) {
 			return err
 		}
 		if run == nil {
-			return cmd.Help()
+			// A missing command is a usage error, as for cobra tools generally: Execute prints the
+			// usage on stderr (stdout may be a pipe expecting output) and the exit status is 2.
+			return &ExitError{Code: ExitUsage, Err: errNoCommand}
 		}
 		return run(cmd, a)
 	}

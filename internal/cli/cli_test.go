@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/duration"
 )
 
 func TestExecuteMapsErrorsToExitCodes(t *testing.T) {
@@ -104,5 +107,50 @@ func TestMissingFlagsListsAllAtOnce(t *testing.T) {
 	}
 	if MissingFlags([]string{"a"}, []string{"x"}) != nil {
 		t.Fatal("nothing missing must be nil")
+	}
+}
+
+// TestBareInvocationIsAUsageError: a root that only groups commands, run without one, prints why and its
+// usage on stderr and exits 2; --help still prints the help on stdout and exits 0.
+func TestBareInvocationIsAUsageError(t *testing.T) {
+	newRoot := func() (*cobra.Command, *bytes.Buffer, *bytes.Buffer) {
+		var stdout, stderr bytes.Buffer
+		root := &cobra.Command{Use: "prog", Short: "the program"}
+		root.AddCommand(&cobra.Command{Use: "sub", Short: "a subcommand", RunE: func(*cobra.Command, []string) error { return nil }})
+		AddVersion(root, "prog")
+		root.SetOut(&stdout)
+		root.SetErr(&stderr)
+		return root, &stdout, &stderr
+	}
+	root, stdout, stderr := newRoot()
+	if code := Execute(context.Background(), root, nil); code != 2 {
+		t.Errorf("bare: exit %d, want 2", code)
+	}
+	if stdout.Len() != 0 || !strings.HasPrefix(stderr.String(), "prog: a command is required: pick one of those listed below\n\nUsage:") ||
+		!strings.Contains(stderr.String(), "Available Commands:") {
+		t.Errorf("bare: stdout %q, stderr %q", stdout.String(), stderr.String())
+	}
+	root, stdout, stderr = newRoot()
+	if code := Execute(context.Background(), root, []string{"--help"}); code != 0 || stderr.Len() != 0 ||
+		!strings.Contains(stdout.String(), "Available Commands:") {
+		t.Errorf("--help: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+}
+
+// TestDurationFlagErrorsNameTheFlagAndTheForms: a bad duration flag's message is "--flag VALUE …" with
+// the accepted forms and range, not pflag's generic wording.
+func TestDurationFlagErrorsNameTheFlagAndTheForms(t *testing.T) {
+	for _, tc := range []struct{ arg, want string }{
+		{"5m", "prog: --session-duration 5m is too short: the minimum is 15m; give 15m to 12h (900 to 43200 seconds, PT15M to PT12H), e.g. 1h\n"},
+		{"soon", `prog: --session-duration "soon" is not a duration: write a Go duration (90m, 1h), seconds (3600) or ISO 8601 (PT1H); give 15m to 12h (900 to 43200 seconds, PT15M to PT12H), e.g. 1h` + "\n"},
+	} {
+		var stdout, stderr bytes.Buffer
+		root := &cobra.Command{Use: "prog", RunE: func(*cobra.Command, []string) error { return nil }}
+		root.Flags().Var(duration.NewValue("1h", duration.Range{Min: 15 * time.Minute, Max: 12 * time.Hour, Example: "1h"}), "session-duration", "")
+		root.SetOut(&stdout)
+		root.SetErr(&stderr)
+		if code := Execute(context.Background(), root, []string{"--session-duration", tc.arg}); code != 2 || stderr.String() != tc.want {
+			t.Errorf("%s: exit %d, stderr %q, want %q", tc.arg, code, stderr.String(), tc.want)
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,7 +32,9 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/duration"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/keyfile"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
@@ -49,6 +52,7 @@ type Options struct {
 	trustAnchorARN, profileARN, roleARN, region, endpoint string
 	insecureEndpoint                                      bool
 	durationSeconds                                       int
+	sessionDuration                                       *duration.Value // the --session-duration flag
 	roleSessionName                                       string
 	withProxy, noVerifySSL                                bool
 
@@ -66,7 +70,8 @@ type Options struct {
 }
 
 // AddFlags registers the flags every Roles Anywhere one-shot shares (all but --session-duration, whose
-// form differs between aws_signing_helper and spiffe-aws-assume-role).
+// default is written differently for aws_signing_helper and spiffe-aws-assume-role users: see
+// AddSessionDurationFlag).
 func (o *Options) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.certificate, "certificate", "", "PEM file with the leaf certificate (and optionally its chain); default: the X.509-SVID from the Workload API")
 	f.StringVar(&o.privateKey, "private-key", "", "PEM file with the private key (PKCS#1, PKCS#8 or SEC 1) of --certificate")
@@ -88,19 +93,30 @@ func (o *Options) AddFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.assumeRoleARNs, "assume-role-arn", nil, "after Roles Anywhere, assume this role with STS AssumeRole (repeat for a chain of hops, in order)")
 	f.StringArrayVar(&o.externalIDs, "external-id", nil, "ExternalId for the hops: once for every hop, or once per --assume-role-arn in order (\"\" for none)")
 	f.StringArrayVar(&o.assumeRoleSessionNames, "assume-role-session-name", nil, "role session name for the hops (default derived from the SPIFFE ID): once for every hop, or once per hop")
-	f.StringArrayVar(&o.assumeRoleDurations, "assume-role-duration", nil, "session duration of the hops, e.g. 1h (AWS caps chained sessions at 1h): once for every hop, or once per hop")
+	f.StringArrayVar(&o.assumeRoleDurations, "assume-role-duration", nil, "session duration of the hops, 15m to 1h (AWS caps chained sessions at 1h), e.g. 1h, 3600 or PT1H: once for every hop, or once per hop")
 	f.StringVar(&o.stsEndpoint, "sts-endpoint", "", "STS endpoint URL of the hops (default the regional https://sts.<region>.amazonaws.com; plain http to loopback only)")
 	f.StringVar(&o.stsRegion, "sts-region", "", "STS region of the hops (default the trust anchor's)")
 	f.StringVar(&o.spiffeIDTag, "spiffe-id-tag", chain.DefaultSPIFFEIDTag, "session tag key carrying the SPIFFE ID on each hop (\"\" for none)")
 	o.Output.AddFlags(f)
 }
 
-// SetDurationSeconds sets the requested session duration (the --session-duration flags parse it).
-func (o *Options) SetDurationSeconds(s int) { o.durationSeconds = s }
+// SessionRange is what --session-duration accepts: Roles Anywhere's 900 to 43200 seconds.
+var SessionRange = duration.Range{Min: minDurationSeconds * time.Second, Max: maxDurationSeconds * time.Second, Example: "3600, 1h or PT1H"}
+
+// AddSessionDurationFlag registers --session-duration with the default def, written in the form the
+// command's users know ("3600" for aws_signing_helper's, "PT1H" for spiffe-aws-assume-role's); every
+// form of package duration is accepted.
+func (o *Options) AddSessionDurationFlag(f *pflag.FlagSet, def string) {
+	o.sessionDuration = duration.NewValue(def, SessionRange)
+	f.Var(o.sessionDuration, "session-duration", "session duration: seconds (3600), a Go duration (1h) or ISO 8601 (PT1H); 15m to 12h")
+}
 
 // Run fills the options from --config (explicit flags win), signs one CreateSession and prints the
 // credentials as credential_process JSON.
 func (o *Options) Run(ctx context.Context, flags *pflag.FlagSet) error {
+	if o.sessionDuration != nil {
+		o.durationSeconds = int(o.sessionDuration.Duration() / time.Second)
+	}
 	if err := o.applyConfig(flags); err != nil {
 		return &cli.ExitError{Code: 2, Err: err}
 	}
@@ -130,9 +146,11 @@ func (o *Options) validate() error {
 		}
 		return cli.Usage(err)
 	}
-	if o.durationSeconds < minDurationSeconds || o.durationSeconds > maxDurationSeconds {
-		return cli.Usagef("--session-duration %d is out of range: give seconds from %d (15 minutes) to %d (12 hours), e.g. 3600",
-			o.durationSeconds, minDurationSeconds, maxDurationSeconds)
+	if _, err := SessionRange.Check(strconv.Itoa(o.durationSeconds)); err != nil {
+		return cli.Usagef("--session-duration %w", err)
+	}
+	if _, err := o.chainHops(); err != nil {
+		return cli.Usage(err)
 	}
 	if (o.certificate == "") != (o.privateKey == "") {
 		return cli.Usagef("--certificate and --private-key go together: give both, or neither to use the Workload API's X.509-SVID")
@@ -141,8 +159,12 @@ func (o *Options) validate() error {
 		return cli.Usagef("--spiffe-id and --hint are exclusive: select the SVID by one of them")
 	}
 	if o.endpoint != "" {
-		if u, err := url.Parse(o.endpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		u, err := url.Parse(o.endpoint)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return cli.Usagef("--endpoint %q is not an http(s) URL, e.g. https://rolesanywhere.us-east-1.amazonaws.com", o.endpoint)
+		}
+		if !netutil.PlainHTTPAllowed(u, o.insecureEndpoint) {
+			return cli.Usagef("--endpoint %q is plain http to a host that is not loopback: use https, or add --insecure-endpoint", o.endpoint)
 		}
 	}
 	return nil
@@ -248,8 +270,8 @@ func (o *Options) chainHops() ([]chain.Hop, error) {
 			return nil, err
 		}
 		if d != "" {
-			if h.Duration, err = time.ParseDuration(d); err != nil {
-				return nil, fmt.Errorf("--assume-role-duration %q: %w", d, err)
+			if h.Duration, err = hopRange.Check(d); err != nil {
+				return nil, fmt.Errorf("--assume-role-duration %w", err)
 			}
 		}
 		hops = append(hops, h)
@@ -259,6 +281,9 @@ func (o *Options) chainHops() ([]chain.Hop, error) {
 	}
 	return hops, nil
 }
+
+// hopRange is what --assume-role-duration accepts: STS's minimum, and AWS's one-hour cap on chained sessions.
+var hopRange = duration.Range{Min: 15 * time.Minute, Max: chain.MaxDuration, Example: "1h, 3600 or PT1H"}
 
 // CreateSession runs one CreateSession with the identity from files or from the Workload API.
 func (o *Options) CreateSession(ctx context.Context, log hclog.Logger) (creds.Credentials, error) {
@@ -422,6 +447,6 @@ Workload API or AWS said no), 2 usage or configuration error (a flag, its value,
 		},
 	}
 	o.AddFlags(cmd.Flags())
-	cmd.Flags().IntVar(&o.durationSeconds, "session-duration", 3600, "session duration in seconds (900 to 43200)")
+	o.AddSessionDurationFlag(cmd.Flags(), "3600")
 	return cmd
 }

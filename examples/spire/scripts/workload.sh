@@ -6,7 +6,13 @@
 #     container runs in the bridge's network namespace),
 # and prints the access key id each one used, so that every refresh after an SVID rotation shows.
 # No secret is printed.
+#
+# It stops at once on SIGTERM or SIGINT (docker compose stop, down, Ctrl-C): every wait is a background
+# command waited for with `wait`, which a trapped signal interrupts, so the trap runs at once and not after
+# the sleep or the aws call in progress. (A shell that is PID 1 without a trap ignores SIGTERM, and Docker
+# would SIGKILL it after its grace period.)
 set -u
+trap 'echo "workload: stopping"; exit 0' TERM INT
 
 STS=(--endpoint-url "${STS_ENDPOINT:-http://emulator:8443}" --region us-east-1)
 FILE=${CREDENTIALS_FILE:-/aws/credentials}
@@ -14,7 +20,7 @@ TOKEN=${TOKEN_FILE:-/aws/container.token}
 URI=${CONTAINER_URI:-http://127.0.0.1:9912/v1/credentials}
 
 echo "workload: waiting for the bridge to write $FILE"
-until [ -s "$FILE" ] && [ -s "$TOKEN" ]; do sleep 2; done
+until [ -s "$FILE" ] && [ -s "$TOKEN" ]; do sleep 2 & wait $!; done
 
 # report prints the role ARN STS sees and the access key id the CLI resolved, from the credentials the
 # current environment points the CLI at.
@@ -31,11 +37,11 @@ while true; do
     unset AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE
     export AWS_SHARED_CREDENTIALS_FILE="$FILE"
     report "file    "
-  )
+  ) & wait $!
   (
     unset AWS_SHARED_CREDENTIALS_FILE
     export AWS_CONTAINER_CREDENTIALS_FULL_URI="$URI" AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE="$TOKEN"
     report "endpoint"
-  )
-  sleep 20
+  ) & wait $!
+  sleep 20 & wait $!
 done
