@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
 )
 
@@ -57,6 +58,9 @@ type ContainerOptions struct {
 	// AllowedHosts are Host values accepted besides the bound address (netutil.ServerOptions.AllowedHosts);
 	// requests naming any other host, and requests from web pages, are refused with 403.
 	AllowedHosts []string
+	// Conns is the connection budget shared with the process's other servers (netutil.ServerOptions.Conns);
+	// default: one of the server's own.
+	Conns *netutil.ConnLimit
 }
 
 // NewContainer returns a container credentials endpoint (not yet started): GET on Path with the
@@ -82,7 +86,8 @@ func NewContainer(o ContainerOptions) (*Server, error) {
 	if err := rules.Check(); err != nil {
 		return nil, fmt.Errorf("%s: auth token file %s: %w", nameContainer, o.AuthTokenFile, err)
 	}
-	s, err := newServer(nameContainer, o.Addr, o.AllowRemote, o.AllowedHosts, o.Logger, o.Clock, o.OnRequest)
+	s, err := newServer(common{name: nameContainer, addr: o.Addr, allowRemote: o.AllowRemote, allowedHosts: o.AllowedHosts,
+		logger: o.Logger, clock: o.Clock, onRequest: o.OnRequest, conns: o.Conns})
 	if err != nil {
 		return nil, err
 	}
