@@ -145,6 +145,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 	}
 	if opts.Conns == nil {
 		opts.Conns = netutil.NewConnLimit(netutil.ConnLimitOptions{Logger: opts.Logger.Named("connections")})
+		opts.Logger.Info("connection budget shared by the daemon's servers (less one per listening socket); at the budget the longest idle connection is closed to serve a new one",
+			"max_connections", opts.Conns.Cap(), "descriptor_limit", opts.Conns.Descriptors(), "reserved_descriptors", opts.Conns.Reserved())
 	}
 	imdsKey, err := endpoint.NewTokenKey()
 	if err != nil {

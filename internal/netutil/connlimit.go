@@ -123,6 +123,12 @@ func (l *ConnLimit) capLocked() int {
 	return min(l.max, max(MinConnections, l.descriptors-l.reserve-l.listeners))
 }
 
+// Descriptors is the descriptor limit the budget was derived from.
+func (l *ConnLimit) Descriptors() int { return l.descriptors }
+
+// Reserved is how many descriptors the budget keeps for everything but connections and listeners.
+func (l *ConnLimit) Reserved() int { return l.reserve }
+
 // Open is how many accepted connections are open now.
 func (l *ConnLimit) Open() int {
 	l.mu.Lock()
