@@ -175,13 +175,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
 	d.source = src
+	// The health and metrics servers answer from now on, but their reports wait for d.mu until every
+	// profile is applied: /ready never reports an empty, and so ready, daemon while it is starting.
+	d.mu.Lock()
 	tel, err := startTelemetry(cfg, d, opts.Logger)
 	if err != nil {
+		d.mu.Unlock()
 		d.Close()
 		return nil, err
 	}
 	d.tel = tel
-	d.mu.Lock()
 	err = d.apply(ctx, cfg)
 	if err == nil {
 		d.cfg = cfg
