@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"math/big"
 	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"reflect"
@@ -293,6 +294,9 @@ type IMDS struct {
 	// AllowedHosts are Host values accepted besides the bound address: "name" (any port) or "name:port";
 	// ["*"] turns the Host check off. Requests from web pages are refused regardless.
 	AllowedHosts []string
+	// AllowedClients are the client networks (allowed_clients: CIDR notation, or single addresses) that
+	// may use the endpoint besides loopback clients; required when BindAddress is not a loopback address.
+	AllowedClients []netip.Prefix
 }
 
 // ContainerEndpoint is a profile's container_endpoint block.
@@ -494,7 +498,7 @@ var (
 		},
 	}
 	imdsSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "bind_address"}, {Name: "bind_port"}, {Name: "allow_remote"}, {Name: "allowed_hosts"}},
+		Attributes: []hcl.AttributeSchema{{Name: "bind_address"}, {Name: "bind_port"}, {Name: "allow_remote"}, {Name: "allowed_hosts"}, {Name: "allowed_clients"}},
 	}
 	containerSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
@@ -901,6 +905,34 @@ func (s *scope) listener(addrName, portName string, host *string, port *int, all
 	}
 }
 
+// allowedClients decodes allowed_clients (netutil.ParseClientNetwork's rule) into dst; it reports false
+// when the attribute was present but wrong (already reported).
+func (s *scope) allowedClients(dst *[]netip.Prefix) bool {
+	var entries []string
+	a, ok := s.strList("allowed_clients", `["10.0.0.0/24", "172.17.0.5"]`, &entries)
+	if a == nil {
+		return true
+	}
+	if !ok {
+		return false
+	}
+	if len(entries) == 0 {
+		s.errAt(a, "%s is empty: list the client networks that may get credentials, e.g. [\"172.17.0.0/16\"]", s.name("allowed_clients"))
+		return false
+	}
+	var out []netip.Prefix
+	for i, e := range entries {
+		p, err := netutil.ParseClientNetwork(e)
+		if err != nil {
+			s.errAt(a, "%s[%d]: %v", s.name("allowed_clients"), i, err)
+			return false
+		}
+		out = append(out, p)
+	}
+	*dst = out
+	return true
+}
+
 // allowedHosts decodes allowed_hosts with the servers' own rule (netutil.ValidateAllowedHosts).
 func (s *scope) allowedHosts(dst *[]string) {
 	var hosts []string
@@ -1135,6 +1167,14 @@ func (d *decoder) profile(b *hcl.Block, name string) Profile {
 		is := d.content(ib.Body, imdsSchema, prefix, "imds.", ib.DefRange)
 		m := &IMDS{BindAddress: DefaultIMDSBindAddress, BindPort: DefaultIMDSBindPort}
 		is.listener("bind_address", "bind_port", &m.BindAddress, &m.BindPort, &m.AllowRemote, &m.AllowedHosts)
+		clientsOK := is.allowedClients(&m.AllowedClients)
+		if clientsOK && len(m.AllowedClients) == 0 && m.AllowRemote && !isLoopbackHost(m.BindAddress) {
+			rng := is.rng
+			if a, ok := is.attrs["bind_address"]; ok {
+				rng = a.Expr.Range()
+			}
+			d.errorf(rng, `%simds.bind_address %q is not a loopback address: set imds.allowed_clients to the client networks that may get these credentials, e.g. ["172.17.0.0/16"] (the IP TTL of 1 on token answers does not keep a container or network namespace attached to this host out)`, prefix, m.BindAddress)
+		}
 		p.IMDS = m
 	}
 	if cb := s.single("container_endpoint"); cb != nil {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -69,9 +70,10 @@ profile "web" {
     profile_name = "default"
   }
   imds {
-    bind_address = "0.0.0.0"
-    bind_port    = 19911
-    allow_remote = true
+    bind_address    = "0.0.0.0"
+    bind_port       = 19911
+    allow_remote    = true
+    allowed_clients = ["172.17.0.0/16", "10.1.2.3", "fd00::/64"]
   }
   container_endpoint {
     bind_address    = "::1"
@@ -149,7 +151,9 @@ func TestFullConfig(t *testing.T) {
 		OnIdentityLoss:   "withdraw",
 		Refresh:          Refresh{RotationSpread: 0, JitterFraction: 0.25},
 		CredentialsFile:  &CredentialsFile{Path: "/home/web/.aws/credentials", ProfileName: "default", Mode: 0o600},
-		IMDS:             &IMDS{BindAddress: "0.0.0.0", BindPort: 19911, AllowRemote: true},
+		IMDS: &IMDS{BindAddress: "0.0.0.0", BindPort: 19911, AllowRemote: true, AllowedClients: []netip.Prefix{
+			netip.MustParsePrefix("172.17.0.0/16"), netip.MustParsePrefix("10.1.2.3/32"), netip.MustParsePrefix("fd00::/64"),
+		}},
 		ContainerEndpoint: &ContainerEndpoint{
 			BindAddress: "::1", BindPort: 19912, Path: "/creds", AuthTokenFile: "/run/bridge/web.token", AuthTokenMode: 0o600,
 		},
@@ -313,8 +317,8 @@ func TestErrors(t *testing.T) {
 		{"live and ready paths equal", prof("app", "") + "health_checks {\n  ready_path = \"/live\"\n}", `test.hcl:9:16: health_checks.ready_path "/live" must differ from live_path`},
 		{
 			"wildcard bind clashes with loopback",
-			prof("app", "  imds {\n    bind_address = \"0.0.0.0\"\n    allow_remote = true\n  }") + "telemetry {\n  prometheus {\n    port = 9911\n  }\n}",
-			`test.hcl:13:12: telemetry.prometheus port 9911 is already used by profile "app" imds (bind addresses "localhost" and "")`,
+			prof("app", "  imds {\n    bind_address = \"0.0.0.0\"\n    allow_remote = true\n    allowed_clients = [\"10.0.0.0/8\"]\n  }") + "telemetry {\n  prometheus {\n    port = 9911\n  }\n}",
+			`test.hcl:14:12: telemetry.prometheus port 9911 is already used by profile "app" imds (bind addresses "localhost" and "")`,
 		},
 		{"insecure_endpoint not bool", prof("app", `  insecure_endpoint = "yes"`), `test.hcl:6:23: profile "app": insecure_endpoint must be true or false, not a string`},
 		{"relative credentials_file path", prof("app", "  credentials_file {\n    path = \"creds\"\n  }"), `test.hcl:7:12: profile "app": credentials_file.path "creds" must be an absolute path`},
@@ -349,6 +353,12 @@ func TestErrors(t *testing.T) {
 		{"port as a long expression", prof("app", "  imds {\n    bind_port = 1000000 * 1000000 * 1000000 * 1000000 * 1000000\n  }"),
 			`test.hcl:7:17: profile "app": imds.bind_port 1000000 * 1000000 * 1000000 * 1000000 * … is out of range (0–65535)`},
 		{"non-loopback without allow_remote", prof("app", "  imds {\n    bind_address = \"0.0.0.0\"\n  }"), `test.hcl:7:20: profile "app": imds.bind_address "0.0.0.0" is not a loopback address; set allow_remote = true`},
+		{"imds off loopback without allowed_clients", prof("app", "  imds {\n    bind_address = \"0.0.0.0\"\n    allow_remote = true\n  }"), `test.hcl:7:20: profile "app": imds.bind_address "0.0.0.0" is not a loopback address: set imds.allowed_clients to the client networks that may get these credentials, e.g. ["172.17.0.0/16"]`},
+		{"imds allowed_clients empty", prof("app", "  imds {\n    bind_address = \"0.0.0.0\"\n    allow_remote = true\n    allowed_clients = []\n  }"), `test.hcl:9:23: profile "app": imds.allowed_clients is empty: list the client networks`},
+		{"imds allowed_clients not a network", prof("app", "  imds {\n    allowed_clients = [\"10.0.0.0/8\", \"docker0\"]\n  }"), `test.hcl:7:23: profile "app": imds.allowed_clients[1]: "docker0" is not an IP address or a network in CIDR notation such as "10.0.0.0/24"`},
+		{"imds allowed_clients with host bits", prof("app", "  imds {\n    allowed_clients = [\"172.17.0.5/16\"]\n  }"), `test.hcl:7:23: profile "app": imds.allowed_clients[0]: "172.17.0.5/16" has bits set after its /16 prefix: write the network, "172.17.0.0/16"`},
+		{"imds allowed_clients bad prefix", prof("app", "  imds {\n    allowed_clients = [\"10.0.0.0/33\"]\n  }"), `test.hcl:7:23: profile "app": imds.allowed_clients[0]: "10.0.0.0/33" is not a network in CIDR notation`},
+		{"imds allowed_clients not a list", prof("app", "  imds {\n    allowed_clients = \"10.0.0.0/8\"\n  }"), `test.hcl:7:23: profile "app": imds.allowed_clients must be a list of strings such as ["10.0.0.0/24", "172.17.0.5"], not a string`},
 		{"health non-loopback", prof("app", "") + "health_checks {\n  bind_address = \"\"\n}", `test.hcl:9:18: health_checks.bind_address "" is not a loopback address`},
 		{"health bad path", prof("app", "") + "health_checks {\n  live_path = \"live\"\n}", `test.hcl:9:15: health_checks.live_path "live" must be a URL path starting with "/"`},
 		{"prometheus without port", prof("app", "") + "telemetry {\n  prometheus {\n  }\n}", `test.hcl:9:3: telemetry.prometheus.port is required`},
@@ -482,7 +492,7 @@ func TestFileOwnershipErrors(t *testing.T) {
 }
 
 func TestNonLoopbackAllowedWithAllowRemote(t *testing.T) {
-	c := mustParse(t, prof("app", "  imds {\n    bind_address = \"10.0.0.1\"\n    allow_remote = true\n  }")+
+	c := mustParse(t, prof("app", "  imds {\n    bind_address = \"10.0.0.1\"\n    allow_remote = true\n    allowed_clients = [\"10.0.0.0/24\"]\n  }")+
 		"health_checks {\n  bind_address = \"0.0.0.0\"\n  allow_remote = true\n}\n")
 	if !c.Profiles[0].IMDS.AllowRemote || !c.HealthChecks.AllowRemote {
 		t.Errorf("allow_remote not decoded: %+v %+v", c.Profiles[0].IMDS, c.HealthChecks)

@@ -28,6 +28,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/trusted"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
@@ -57,6 +58,11 @@ type Options struct {
 	// selectors) before every write; default the system's user database (safefs.LookupOwner). Tests
 	// inject one to re-create an account with another uid.
 	LookupOwner func(name string) (safefs.ID, error)
+	// Conns is the connection budget every server of the daemon (health, metrics, each profile's IMDS
+	// and container endpoints) shares; default: netutil.NewConnLimit with the process's descriptor
+	// limit, so that clients holding connections cannot use up the descriptors the credentials files
+	// need.
+	Conns *netutil.ConnLimit
 }
 
 // ConcurrentRefreshes is how many refreshes (CreateSession with any assume_role hops, then the delivery to
@@ -75,6 +81,8 @@ type Daemon struct {
 	tel    *telemetry
 	// wall tells every refresher when the wall clock jumped: one goroutine re-reads the clock for all.
 	wall *clock.Watch
+	// imdsKey authenticates the IMDS session tokens of every profile, so tokens outlive a reload.
+	imdsKey []byte
 	// limiters let ConcurrentRefreshes refreshes per Roles Anywhere endpoint run at once; by limiterKey,
 	// under mu.
 	limiters  map[string]*bridge.Limiter
@@ -141,7 +149,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 	if opts.STS == nil {
 		opts.STS = &sdksts.Client{HTTPClient: opts.Signer.HTTPClient}
 	}
+	if opts.Conns == nil {
+		opts.Conns = netutil.NewConnLimit(netutil.ConnLimitOptions{Logger: opts.Logger.Named("connections")})
+		opts.Logger.Info("connection budget shared by the daemon's servers (less one per listening socket); at the budget the longest idle connection is closed to serve a new one",
+			"max_connections", opts.Conns.Cap(), "descriptor_limit", opts.Conns.Descriptors(), "reserved_descriptors", opts.Conns.Reserved())
+	}
+	imdsKey, err := endpoint.NewTokenKey()
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
 	d := &Daemon{
+		imdsKey:  imdsKey,
 		opts:     opts,
 		log:      opts.Logger,
 		client:   signer.New(opts.Signer),
@@ -163,13 +181,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
 	d.source = src
+	// The health and metrics servers answer from now on, but their reports wait for d.mu until every
+	// profile is applied: /ready never reports an empty, and so ready, daemon while it is starting.
+	d.mu.Lock()
 	tel, err := startTelemetry(cfg, d, opts.Logger)
 	if err != nil {
+		d.mu.Unlock()
 		d.Close()
 		return nil, err
 	}
 	d.tel = tel
-	d.mu.Lock()
 	err = d.apply(ctx, cfg)
 	if err == nil {
 		d.cfg = cfg
@@ -521,6 +542,7 @@ func (d *Daemon) sinks(ctx context.Context, p *profile, log hclog.Logger, carrie
 	if m := pc.IMDS; m != nil {
 		s, err := endpoint.NewIMDS(endpoint.IMDSOptions{
 			Addr: hostPort(m.BindAddress, m.BindPort), AllowRemote: m.AllowRemote, AllowedHosts: m.AllowedHosts, RoleName: pc.Name,
+			AllowedClients: m.AllowedClients, TokenKey: d.imdsKey, Conns: d.opts.Conns,
 			Logger: log.Named("imds"), Clock: d.opts.Clock.Now, OnRequest: d.tel.endpointObserver("imds", pc.Name),
 		})
 		if err != nil {
@@ -540,7 +562,7 @@ func (d *Daemon) sinks(ctx context.Context, p *profile, log hclog.Logger, carrie
 		s, err := endpoint.NewContainer(endpoint.ContainerOptions{
 			Addr: hostPort(c.BindAddress, c.BindPort), Path: c.Path, AuthTokenFile: c.AuthTokenFile,
 			AllowRemote: c.AllowRemote, AllowedHosts: c.AllowedHosts, Logger: log.Named("container_endpoint"), Clock: d.opts.Clock.Now,
-			OnRequest: d.tel.endpointObserver("container", pc.Name),
+			OnRequest: d.tel.endpointObserver("container", pc.Name), Conns: d.opts.Conns,
 
 			TokenOwner: owner, TokenGroup: group, TokenMode: c.AuthTokenMode,
 			TokenOwnerName: ownerUserName(c.AuthTokenOwner), LookupOwner: d.opts.LookupOwner,

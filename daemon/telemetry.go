@@ -45,6 +45,7 @@ func startTelemetry(cfg *config.Config, d *Daemon, log hclog.Logger) (*telemetry
 		})
 		srv, err := metrics.NewServer(t.metrics, metrics.ServerOptions{
 			Addr: hostPort(p.Host, p.Port), AllowRemote: p.AllowRemote, AllowedHosts: p.AllowedHosts, Logger: log.Named("metrics"),
+			Conns: d.opts.Conns,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: %w", err)
@@ -67,6 +68,7 @@ func startTelemetry(cfg *config.Config, d *Daemon, log hclog.Logger) (*telemetry
 			Clock:        d.opts.Clock.Now,
 			AllowRemote:  h.AllowRemote,
 			AllowedHosts: h.AllowedHosts,
+			Conns:        d.opts.Conns,
 		})
 		if err != nil {
 			t.close()

@@ -792,6 +792,67 @@ func unitSettings(src string) map[string]map[string][]string {
 	return out
 }
 
+// listeners counts the listening sockets cfg opens: health checks, metrics, each profile's endpoints.
+func listeners(cfg *config.Config) int {
+	n := 0
+	if cfg.HealthChecks != nil {
+		n++
+	}
+	if cfg.Telemetry != nil && cfg.Telemetry.Prometheus != nil {
+		n++
+	}
+	for _, p := range cfg.Profiles {
+		if p.IMDS != nil {
+			n++
+		}
+		if p.ContainerEndpoint != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// unitBytes parses a systemd size (MemoryMax=): bytes, or with a K, M, G or T suffix (powers of 1024).
+func unitBytes(s string) (int64, error) {
+	mult := int64(1)
+	if i := strings.IndexAny(s, "KMGT"); i == len(s)-1 && i > 0 {
+		mult = int64(1) << (10 * (strings.IndexByte("KMGT", s[i]) + 1))
+		s = s[:i]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n * mult, err
+}
+
+// checkStarvationBounds: a unit runs the bridge with bounds a local user cannot push it past. LimitNOFILE
+// leaves the full connection budget (netutil.MaxConnections) beside the reserve for files and cfg's
+// listeners, so connections held open cannot starve the credentials-file writes and legitimate clients
+// still get a slot; MemoryMax is set, above what the bridge needs with every connection held (it turns a
+// runaway into a restart); the file system is read-only except the runtime directory and ReadWritePaths.
+func checkStarvationBounds(t *testing.T, unitName string, svc map[string][]string, cfg *config.Config) {
+	t.Helper()
+	nofile, err := strconv.Atoi(strings.Join(svc["LimitNOFILE"], ""))
+	if err != nil {
+		t.Errorf("%s: LimitNOFILE=%q, want a number", unitName, svc["LimitNOFILE"])
+	} else if need := netutil.ReservedDescriptors + listeners(cfg) + netutil.MaxConnections; nofile < need {
+		t.Errorf("%s: LimitNOFILE=%d leaves fewer than %d connections beside the %d reserved descriptors and %d listeners; want at least %d",
+			unitName, nofile, netutil.MaxConnections, netutil.ReservedDescriptors, listeners(cfg), need)
+	}
+	mem, err := unitBytes(strings.Join(svc["MemoryMax"], ""))
+	if err != nil {
+		t.Errorf("%s: MemoryMax=%q, want a size such as 256M", unitName, svc["MemoryMax"])
+	} else if mem < 128<<20 {
+		t.Errorf("%s: MemoryMax=%d bytes: the bridge with every connection held needs more than 128 MiB of room", unitName, mem)
+	}
+	if !slices.Contains(svc["ProtectSystem"], "strict") {
+		t.Errorf("%s: ProtectSystem=%q, want strict", unitName, svc["ProtectSystem"])
+	}
+	if rd := strings.Join(svc["RuntimeDirectory"], ""); rd == "" {
+		t.Errorf("%s: no RuntimeDirectory= (the credentials' tmpfs directory, removed on stop)", unitName)
+	} else if !slices.ContainsFunc(svc["ReadWritePaths"], func(p string) bool { return strings.Contains(p, "/run/"+rd) }) {
+		t.Errorf("%s: ReadWritePaths=%q should name /run/%s", unitName, svc["ReadWritePaths"], rd)
+	}
+}
+
 func TestSystemdExample(t *testing.T) {
 	dir := filepath.Join("systemd")
 	cfgPath := filepath.Join(dir, "bridge.hcl")
@@ -860,6 +921,7 @@ func TestSystemdExample(t *testing.T) {
 	if cfg.AgentAddress == "" || !strings.HasPrefix(cfg.AgentAddress, "unix:///") {
 		t.Errorf("bridge.hcl: agent_address %q, want the local agent's unix socket", cfg.AgentAddress)
 	}
+	checkStarvationBounds(t, "systemd/spiffe-aws-bridge.service", svc, cfg)
 }
 
 // ---- Node mode ------------------------------------------------------------------------------------
@@ -941,6 +1003,7 @@ func TestNodeExample(t *testing.T) {
 	if len(cfg.Profiles) < 2 {
 		t.Error("the node example should serve several services")
 	}
+	checkStarvationBounds(t, "node/spiffe-aws-bridge.service", unit, cfg)
 }
 
 // spireList reads a list of strings setting of a block of a SPIRE HCL file.

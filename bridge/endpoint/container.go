@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
 )
 
@@ -68,6 +69,9 @@ type ContainerOptions struct {
 	TokenOwnerName string
 	// LookupOwner resolves TokenOwnerName; default safefs.LookupOwner (the system's user database).
 	LookupOwner func(name string) (safefs.ID, error)
+	// Conns is the connection budget shared with the process's other servers (netutil.ServerOptions.Conns);
+	// default: one of the server's own.
+	Conns *netutil.ConnLimit
 }
 
 // NewContainer returns a container credentials endpoint (not yet started): GET on Path with the
@@ -93,7 +97,8 @@ func NewContainer(o ContainerOptions) (*Server, error) {
 	if err := rules.Check(); err != nil {
 		return nil, fmt.Errorf("%s: auth token file %s: %w", nameContainer, o.AuthTokenFile, err)
 	}
-	s, err := newServer(nameContainer, o.Addr, o.AllowRemote, o.AllowedHosts, o.Logger, o.Clock, o.OnRequest)
+	s, err := newServer(common{name: nameContainer, addr: o.Addr, allowRemote: o.AllowRemote, allowedHosts: o.AllowedHosts,
+		logger: o.Logger, clock: o.Clock, onRequest: o.OnRequest, conns: o.Conns})
 	if err != nil {
 		return nil, err
 	}

@@ -63,8 +63,21 @@ type Server struct {
 	srv *netutil.Server
 }
 
+// common is what both kinds of server are configured with.
+type common struct {
+	name         string
+	addr         string
+	allowRemote  bool
+	allowedHosts []string
+	logger       hclog.Logger
+	clock        func() time.Time
+	onRequest    func(int)
+	conns        *netutil.ConnLimit
+}
+
 // newServer validates the bind address and fills the fields common to both kinds of server.
-func newServer(name, addr string, allowRemote bool, allowedHosts []string, logger hclog.Logger, clock func() time.Time, onRequest func(int)) (*Server, error) {
+func newServer(c common) (*Server, error) {
+	name, addr, logger, clock := c.name, c.addr, c.logger, c.clock
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: invalid bind address %q: %w", name, addr, err)
@@ -72,7 +85,7 @@ func newServer(name, addr string, allowRemote bool, allowedHosts []string, logge
 	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		return nil, fmt.Errorf("%s: invalid port in bind address %q", name, addr)
 	}
-	remote, err := netutil.CheckBind(addr, allowRemote)
+	remote, err := netutil.CheckBind(addr, c.allowRemote)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w (credentials would be served beyond this host)", name, err)
 	}
@@ -88,7 +101,7 @@ func newServer(name, addr string, allowRemote bool, allowedHosts []string, logge
 		remote:    remote,
 		log:       logger,
 		clock:     clock,
-		onRequest: onRequest,
+		onRequest: c.onRequest,
 	}
 	// s.inner is set by NewIMDS/NewContainer once the server exists.
 	serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.inner.ServeHTTP(w, r) })
@@ -97,8 +110,9 @@ func newServer(name, addr string, allowRemote bool, allowedHosts []string, logge
 		Addr:         addr,
 		Handler:      serve,
 		Logger:       logger,
-		AllowedHosts: allowedHosts,
+		AllowedHosts: c.allowedHosts,
 		Observe:      s.observe,
+		Conns:        c.conns,
 		Configure: func(hs *http.Server) {
 			// The IMDS token handler needs the connection to set its hop limit.
 			hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -405,8 +406,13 @@ func TestBindAddress(t *testing.T) {
 		t.Errorf("remote bind error = %v", err)
 	}
 
+	_, err = NewIMDS(IMDSOptions{Addr: "0.0.0.0:0", AllowRemote: true, RoleName: testRole})
+	if err == nil || !strings.Contains(err.Error(), "0.0.0.0:0") || !strings.Contains(err.Error(), "needs allowed_clients") {
+		t.Errorf("remote bind without allowed_clients: error = %v", err)
+	}
+
 	clock := newClock()
-	s, logs := startIMDS(t, clock, IMDSOptions{Addr: "0.0.0.0:0", AllowRemote: true})
+	s, logs := startIMDS(t, clock, IMDSOptions{Addr: "0.0.0.0:0", AllowRemote: true, AllowedClients: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}})
 	if !strings.Contains(logs.String(), "[WARN]") {
 		t.Errorf("no warning for a remote bind:\n%s", logs.String())
 	}
@@ -475,23 +481,40 @@ func TestOnRequest(t *testing.T) {
 	}
 }
 
-func TestTokenStoreCap(t *testing.T) {
-	now := time.Now()
-	ts := newTokenStore(3)
-	ts.add("a", now, now.Add(time.Second)) // expires first
-	ts.add("b", now, now.Add(time.Hour))   //
-	ts.add("c", now, now.Add(2*time.Hour)) //
-	ts.add("d", now, now.Add(3*time.Hour)) // evicts a (soonest)
-	later := now.Add(2 * time.Second)
-	if ts.valid("a", later) || !ts.valid("b", later) || !ts.valid("d", later) {
-		t.Error("eviction did not drop the soonest-expiring token")
+// TestIMDSTokenRules: a token is valid, for its own scope and key, from its issue until its expiry;
+// anything else — a changed byte, another role, another key, a clock moved back before its issue — is not.
+func TestIMDSTokenRules(t *testing.T) {
+	key, err := NewTokenKey()
+	if err != nil {
+		t.Fatal(err)
 	}
-	ts.add("e", later, later.Add(time.Hour)) // evicts b (soonest remaining)
-	if len(ts.expiry) != 3 {
-		t.Errorf("store holds %d tokens, want 3", len(ts.expiry))
-	}
-	if ts.valid("", later) {
-		t.Error("empty token valid")
+	other, _ := NewTokenKey()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	tokens := imdsTokens{key: key, scope: "app"}
+	tok := tokens.issue(now, 60)
+	tampered := []byte(tok)
+	tampered[len(tampered)/2] ^= 'A' ^ 'B'
+	for _, c := range []struct {
+		name   string
+		tokens imdsTokens
+		tok    string
+		at     time.Time
+		want   bool
+	}{
+		{"valid at issue", tokens, tok, now, true},
+		{"valid just before expiry", tokens, tok, now.Add(60*time.Second - time.Nanosecond), true},
+		{"expired at expiry", tokens, tok, now.Add(60 * time.Second), false},
+		{"clock moved back before the issue", tokens, tok, now.Add(-time.Second), false},
+		{"a changed byte", tokens, string(tampered), now, false},
+		{"another role's endpoint", imdsTokens{key: key, scope: "other"}, tok, now, false},
+		{"another key", imdsTokens{key: other, scope: "app"}, tok, now, false},
+		{"empty", tokens, "", now, false},
+		{"truncated", tokens, tok[:len(tok)-1], now, false},
+		{"extended", tokens, tok + "A", now, false},
+	} {
+		if got := c.tokens.valid(c.tok, c.at); got != c.want {
+			t.Errorf("%s: valid = %v, want %v", c.name, got, c.want)
+		}
 	}
 }
 
@@ -592,7 +615,8 @@ func TestSecurityGuardRefusalsAreLoggedAndCounted(t *testing.T) {
 // TestSecurityIMDSWildcardBind: bound to 0.0.0.0 (allow_remote), IMDS accepts any IP literal with its
 // port (a Kubernetes probe sends podIP:port) and allowed names, and refuses other DNS names.
 func TestSecurityIMDSWildcardBind(t *testing.T) {
-	s, _ := startIMDS(t, newClock(), IMDSOptions{Addr: "0.0.0.0:0", AllowRemote: true, AllowedHosts: []string{"bridge.internal"}})
+	s, _ := startIMDS(t, newClock(), IMDSOptions{Addr: "0.0.0.0:0", AllowRemote: true, AllowedHosts: []string{"bridge.internal"},
+		AllowedClients: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}})
 	_, port, _ := net.SplitHostPort(s.Addr())
 	hosts := map[string]int{
 		"127.0.0.1:" + port:       200,

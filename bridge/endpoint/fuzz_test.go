@@ -30,8 +30,8 @@ func startFuzzServer(f *testing.F, s *Server) {
 	f.Cleanup(func() { _ = s.Close() })
 }
 
-// fuzzRequest builds the fuzzed request: host "" stands for the server's own address (so that the
-// fuzzer reaches the handlers), any other value is sent as the Host as is. Empty header values are left
+// fuzzRequest builds the fuzzed request, from a loopback client: host "" stands for the server's own
+// address (so that the fuzzer reaches the handlers), any other value is sent as the Host as is. Empty header values are left
 // out. It returns nil for what no client could send.
 func fuzzRequest(s *Server, method, path, host string, headers map[string]string) *http.Request {
 	req, err := http.NewRequest(method, "http://127.0.0.1"+path, nil)
@@ -39,6 +39,7 @@ func fuzzRequest(s *Server, method, path, host string, headers map[string]string
 		return nil
 	}
 	req.Host = s.Addr()
+	req.RemoteAddr = "127.0.0.1:40000" // a local client, as the server's own connections report it
 	if host != "" {
 		req.Host = host
 	}

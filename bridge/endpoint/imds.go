@@ -1,20 +1,19 @@
 package endpoint
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 )
 
 const (
@@ -23,8 +22,6 @@ const (
 	imdsTTLHeader     = "X-aws-ec2-metadata-token-ttl-seconds"
 	imdsTokenHeader   = "X-aws-ec2-metadata-token"
 	imdsMaxTTLSeconds = 21600
-	// imdsMaxTokens caps the number of live session tokens kept in memory.
-	imdsMaxTokens = 10000
 )
 
 // IMDSOptions configures an IMDSv2-compatible endpoint.
@@ -44,12 +41,28 @@ type IMDSOptions struct {
 	// AllowedHosts are Host values accepted besides the bound address (netutil.ServerOptions.AllowedHosts);
 	// requests naming any other host, and requests from web pages, are refused with 403.
 	AllowedHosts []string
+	// AllowedClients are the networks whose clients may use the endpoint besides loopback ones (always
+	// allowed: they are on this host). Required, non-empty, when Addr is not a loopback address: the IP TTL
+	// of 1 on token answers keeps a token from crossing a router, but not from reaching a network namespace
+	// attached to this host by a veth pair or a bridge (a container), which is one hop away. Requests from
+	// any other address get 403.
+	AllowedClients []netip.Prefix
+	// TokenKey is the key session tokens are authenticated with (TokenKeySize bytes; NewTokenKey): servers
+	// given the same key accept each other's tokens for the same RoleName, so a daemon gives its IMDS
+	// servers one key, and tokens outlive a config reload. Default: a random key of the server's own.
+	TokenKey []byte
+	// Conns is the connection budget shared with the process's other servers (netutil.ServerOptions.Conns);
+	// default: one of the server's own.
+	Conns *netutil.ConnLimit
 }
 
 // NewIMDS returns an IMDSv2-compatible credentials endpoint (not yet started). It implements:
 //
 //   - PUT /latest/api/token with X-aws-ec2-metadata-token-ttl-seconds (1..21600): a session token,
-//     sent with an IP TTL (hop limit) of 1 so it cannot be fetched from beyond the local network hop;
+//     sent with an IP TTL (hop limit) of 1 so it cannot be fetched through a router (a network
+//     namespace attached to this host is not behind one: see AllowedClients). Tokens are self-contained
+//     (HMAC-authenticated, carrying their expiry): no number of token requests makes another client's
+//     token invalid before its own expiry;
 //   - GET /latest/meta-data/iam/security-credentials/: the role name;
 //   - GET /latest/meta-data/iam/security-credentials/<role>: the credentials document.
 //
@@ -58,23 +71,66 @@ func NewIMDS(o IMDSOptions) (*Server, error) {
 	if o.RoleName == "" || strings.ContainsAny(o.RoleName, "/\r\n") {
 		return nil, fmt.Errorf("%s: invalid role name %q: must be non-empty and contain no '/'", nameIMDS, o.RoleName)
 	}
-	s, err := newServer(nameIMDS, o.Addr, o.AllowRemote, o.AllowedHosts, o.Logger, o.Clock, o.OnRequest)
+	s, err := newServer(common{name: nameIMDS, addr: o.Addr, allowRemote: o.AllowRemote, allowedHosts: o.AllowedHosts,
+		logger: o.Logger, clock: o.Clock, onRequest: o.OnRequest, conns: o.Conns})
 	if err != nil {
 		return nil, err
 	}
-	h := &imdsHandler{s: s, role: o.RoleName, tokens: newTokenStore(imdsMaxTokens)}
+	if s.remote && len(o.AllowedClients) == 0 {
+		return nil, fmt.Errorf("%s: listening on non-loopback address %q needs allowed_clients, the client networks that may get credentials (e.g. [\"10.0.0.0/24\"]): the IP TTL of 1 does not keep them from a container or network namespace attached to this host", nameIMDS, o.Addr)
+	}
+	clients := make([]netip.Prefix, 0, len(o.AllowedClients))
+	for _, p := range o.AllowedClients {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("%s: invalid allowed_clients entry %q", nameIMDS, p)
+		}
+		clients = append(clients, p.Masked())
+	}
+	key := o.TokenKey
+	if key == nil {
+		if key, err = NewTokenKey(); err != nil {
+			return nil, fmt.Errorf("%s: %w", nameIMDS, err)
+		}
+	}
+	if len(key) < TokenKeySize {
+		return nil, fmt.Errorf("%s: token key of %d bytes, want %d", nameIMDS, len(key), TokenKeySize)
+	}
+	h := &imdsHandler{s: s, role: o.RoleName, clients: clients, tokens: imdsTokens{key: key, scope: o.RoleName}}
 	s.inner = s.wrap(h)
 	return s, nil
 }
 
 // imdsHandler serves the IMDSv2 subset SDKs use for credentials.
 type imdsHandler struct {
-	s      *Server
-	role   string
-	tokens *tokenStore
+	s       *Server
+	role    string
+	clients []netip.Prefix // besides loopback; empty: loopback only
+	tokens  imdsTokens
+}
+
+// allowedClient reports whether the request comes from loopback or an allowed client network.
+func (h *imdsHandler) allowedClient(r *http.Request) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	ip := ap.Addr().Unmap().WithZone("")
+	if ip.IsLoopback() {
+		return ip, true
+	}
+	for _, p := range h.clients {
+		if p.Contains(ip) {
+			return ip, true
+		}
+	}
+	return ip, false
 }
 
 func (h *imdsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if ip, ok := h.allowedClient(r); !ok {
+		http.Error(w, fmt.Sprintf("client address %s is not in imds.allowed_clients", ip), http.StatusForbidden)
+		return
+	}
 	if r.URL.Path == imdsTokenPath {
 		h.token(w, r)
 		return
@@ -137,31 +193,15 @@ func (h *imdsHandler) token(w http.ResponseWriter, r *http.Request) {
 			http.StatusBadRequest)
 		return
 	}
-	tok, err := randomToken()
-	if err != nil {
-		h.s.log.Error("cannot generate an IMDS session token", "error", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
 	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
 		if err := setHopLimit(c, 1); err != nil {
 			h.s.log.Debug("cannot set IP TTL 1 on the token response", "error", err)
 		}
 	}
-	now := h.s.clock()
-	h.tokens.add(tok, now, now.Add(time.Duration(ttl)*time.Second))
+	tok := h.tokens.issue(h.s.clock(), ttl)
 	w.Header().Set("Content-Type", "text/plain")
 	w.Header().Set(imdsTTLHeader, strconv.Itoa(ttl))
 	_, _ = w.Write([]byte(tok))
-}
-
-// randomToken is 32 random bytes, base64url-encoded.
-func randomToken() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 // setHopLimit sets the IP TTL (IPv4) and the unicast hop limit (IPv6) of a TCP connection, so the
@@ -188,60 +228,4 @@ func setHopLimit(c net.Conn, hops int) error {
 		return errors.Join(v4err, v6err)
 	}
 	return nil
-}
-
-// tokenStore keeps the live IMDS session tokens (by SHA-256, never in clear) with their expiry.
-type tokenStore struct {
-	mu     sync.Mutex
-	limit  int
-	expiry map[[sha256.Size]byte]time.Time
-}
-
-func newTokenStore(limit int) *tokenStore {
-	return &tokenStore{limit: limit, expiry: make(map[[sha256.Size]byte]time.Time)}
-}
-
-// add records tok until exp. When the store is full it first forgets the tokens expired at now, then,
-// if still full, the one expiring soonest.
-func (t *tokenStore) add(tok string, now, exp time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.expiry) >= t.limit {
-		for k, e := range t.expiry {
-			if !now.Before(e) {
-				delete(t.expiry, k)
-			}
-		}
-	}
-	for len(t.expiry) >= t.limit {
-		var soonestKey [sha256.Size]byte
-		var soonest time.Time
-		first := true
-		for k, e := range t.expiry {
-			if first || e.Before(soonest) {
-				soonestKey, soonest, first = k, e, false
-			}
-		}
-		delete(t.expiry, soonestKey)
-	}
-	t.expiry[sha256.Sum256([]byte(tok))] = exp
-}
-
-// valid reports whether tok is a live token at now; expired tokens are forgotten.
-func (t *tokenStore) valid(tok string, now time.Time) bool {
-	if tok == "" {
-		return false
-	}
-	k := sha256.Sum256([]byte(tok))
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	exp, ok := t.expiry[k]
-	if !ok {
-		return false
-	}
-	if !now.Before(exp) {
-		delete(t.expiry, k)
-		return false
-	}
-	return true
 }

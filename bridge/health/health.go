@@ -152,6 +152,9 @@ type Options struct {
 	// AllowedHosts are Host values accepted besides the bound address (netutil.ServerOptions.AllowedHosts):
 	// requests naming any other host, and requests from web pages, are refused with 403.
 	AllowedHosts []string
+	// Conns is the connection budget shared with the process's other servers (netutil.ServerOptions.Conns);
+	// default: one of the server's own.
+	Conns *netutil.ConnLimit
 }
 
 // WorkloadAPIReport is the Workload API connection's state in a Report.
@@ -264,6 +267,7 @@ func New(o Options) (*Server, error) {
 	}
 	srv, err := netutil.NewServer(netutil.ServerOptions{
 		Name: "health", Addr: o.Addr, Handler: http.HandlerFunc(s.serveHTTP), Logger: s.log, AllowedHosts: o.AllowedHosts,
+		Conns: o.Conns,
 	})
 	if err != nil {
 		return nil, err

@@ -29,6 +29,9 @@ type ServerOptions struct {
 	AllowedHosts []string
 	// Logger receives the server's logs; default: discard.
 	Logger hclog.Logger
+	// Conns is the connection budget shared with the process's other servers (netutil.ServerOptions.Conns);
+	// default: one of the server's own.
+	Conns *netutil.ConnLimit
 }
 
 // NewServer returns a Server, not listening yet, that will serve m on o.Addr at MetricsPath. It refuses
@@ -43,7 +46,7 @@ func NewServer(m *Metrics, o ServerOptions) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle(MetricsPath, m.Handler())
 	srv, err := netutil.NewServer(netutil.ServerOptions{
-		Name: "metrics", Addr: o.Addr, Handler: mux, Logger: o.Logger, AllowedHosts: o.AllowedHosts,
+		Name: "metrics", Addr: o.Addr, Handler: mux, Logger: o.Logger, AllowedHosts: o.AllowedHosts, Conns: o.Conns,
 	})
 	if err != nil {
 		return nil, err

@@ -111,6 +111,15 @@ func startNodeDaemon(t *testing.T) *nodeWorld {
 `, e2eSpiffeID, filepath.Join(n.dir, "own-credentials"))))
 	n.d = startDaemon(t, n.write(t, "bridge.hcl", []byte(cfg.String())))
 	eventually(t, "every profile ready", func() bool { return httpStatus(n.readyURL()) == 200 })
+	// A profile is ready once it holds credentials, a moment before its sinks have them: wait for the files.
+	eventually(t, "every workload's credentials file", func() bool {
+		for _, w := range n.workloads {
+			if profileKeys(w.creds, w.name)["aws_access_key_id"] == "" {
+				return false
+			}
+		}
+		return true
+	})
 	return n
 }
 

@@ -34,7 +34,13 @@ type daemonProc struct {
 
 func startDaemon(t *testing.T, configPath string) *daemonProc {
 	t.Helper()
-	d := &daemonProc{cmd: exec.Command(binPath, "run", "--config", configPath), done: make(chan struct{})}
+	return startDaemonCmd(t, exec.Command(binPath, "run", "--config", configPath))
+}
+
+// startDaemonCmd starts cmd, a command that runs (or execs into) the daemon, and collects its logs.
+func startDaemonCmd(t *testing.T, cmd *exec.Cmd) *daemonProc {
+	t.Helper()
+	d := &daemonProc{cmd: cmd, done: make(chan struct{})}
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

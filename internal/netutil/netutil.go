@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -66,4 +67,29 @@ func PlainHTTPAllowed(u *url.URL, insecure bool) bool {
 		return true
 	}
 	return insecure || IsLoopbackHost(u.Hostname())
+}
+
+// ParseClientNetwork parses one allowed_clients entry: a network in CIDR notation ("10.0.0.0/24",
+// "fd00::/64") or a single address ("10.0.0.5", a /32 or /128). A network with host bits set
+// ("10.0.0.5/24") is refused, naming the network it probably means; zones are refused.
+func ParseClientNetwork(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or a network in CIDR notation such as \"10.0.0.0/24\"", s)
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not a network in CIDR notation such as \"10.0.0.0/24\"", s)
+	}
+	if p.Addr().Is4In6() {
+		return netip.Prefix{}, fmt.Errorf("%q is an IPv4-mapped IPv6 network: write it as an IPv4 network", s)
+	}
+	if m := p.Masked(); m != p {
+		return netip.Prefix{}, fmt.Errorf("%q has bits set after its /%d prefix: write the network, %q", s, p.Bits(), m.String())
+	}
+	return p, nil
 }

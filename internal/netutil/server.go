@@ -16,7 +16,13 @@ import (
 // Server is the lifecycle every local HTTP server of the bridge shares (credential endpoints, health,
 // metrics, the emulator): Start binds and serves in the background, Addr reports the bound address, Close
 // shuts down promptly. Every request first passes Guard's checks against browsers and DNS rebinding,
-// for the address actually bound. It is safe for concurrent use; a Server starts once.
+// for the address actually bound.
+//
+// Every Server holds its clients to the same bounds, so that no local user can starve the process: a
+// request's line and headers are at most MaxHeaderBytes, they must arrive within ReadHeaderTimeout, a
+// keep-alive connection is closed after IdleTimeout without a request, and the accepted connections count
+// against a ConnLimit (ServerOptions.Conns: shared by every server of the daemon) that keeps file
+// descriptors for the credentials files. It is safe for concurrent use; a Server starts once.
 type Server struct {
 	name    string
 	addr    string
@@ -24,6 +30,7 @@ type Server struct {
 	log     hclog.Logger
 	guard   *guard
 	handler http.Handler
+	conns   *ConnLimit
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -48,9 +55,25 @@ type ServerOptions struct {
 	// Observe, if set, is called after every request, those the guard refused included, with the
 	// response status (for request logs and metrics). It must not log header values.
 	Observe func(r *http.Request, status int)
-	// Configure, if set, adjusts the http.Server before it starts (e.g. ConnContext).
+	// Configure, if set, adjusts the http.Server before it starts (e.g. ConnContext). The limits set
+	// here (MaxHeaderBytes, timeouts, ConnState reporting to Conns) are re-applied after it.
 	Configure func(*http.Server)
+	// Conns is the connection budget the server's connections count against; servers of one process
+	// share one (the daemon's), so that together they stay within the descriptor limit. Default: a
+	// budget of the server's own, NewConnLimit with default options.
+	Conns *ConnLimit
 }
+
+// The timeouts of every Server. A client gets ReadHeaderTimeout to send a request's line and headers
+// (from the connection's start, or from its first byte after an idle keep-alive wait), ReadTimeout for
+// the whole request and WriteTimeout for the answer; a keep-alive connection is closed after
+// IdleTimeout without a request.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 30 * time.Second
+	IdleTimeout       = 60 * time.Second
+)
 
 // NewServer prepares a server (not listening yet) that serves o.Handler on o.Addr behind the guard.
 // It fails on an invalid address or AllowedHosts entry.
@@ -77,18 +100,25 @@ func NewServer(o ServerOptions) (*Server, error) {
 	if o.Observe != nil {
 		h = observe(g, o.Observe)
 	}
+	conns := o.Conns
+	if conns == nil {
+		conns = NewConnLimit(ConnLimitOptions{Logger: log})
+	}
 	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		Handler:  h,
+		ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	if o.Configure != nil {
 		o.Configure(srv)
 	}
-	return &Server{name: o.Name, addr: o.Addr, srv: srv, log: log, guard: g, handler: h}, nil
+	srv.MaxHeaderBytes = MaxHeaderBytes
+	srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout = ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout
+	if prev := srv.ConnState; prev != nil {
+		srv.ConnState = func(c net.Conn, st http.ConnState) { conns.ConnState(c, st); prev(c, st) }
+	} else {
+		srv.ConnState = conns.ConnState
+	}
+	return &Server{name: o.Name, addr: o.Addr, srv: srv, log: log, guard: g, handler: h, conns: conns}, nil
 }
 
 // Handler is the full chain the server serves (Observe, the guard, then the handler), for tests and
@@ -167,9 +197,11 @@ func (s *Server) start(ln net.Listener) error {
 			"server", s.name, "address", ln.Addr().String())
 	}
 	s.ln, s.started, s.done = ln, true, make(chan struct{})
+	s.conns.addListener(s.name)
 	go func(done chan struct{}) {
 		defer close(done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		defer s.conns.removeListener()
+		if err := s.srv.Serve(s.conns.Listener(ln, s.name)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("server stopped", "server", s.name, "error", err)
 		}
 	}(s.done)
