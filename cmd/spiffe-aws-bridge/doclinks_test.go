@@ -84,7 +84,8 @@ func docProblems(path, md string, read func(rel string) (string, bool)) []string
 	for _, m := range mdLink.FindAllStringSubmatch(prose, -1) {
 		target := m[1]
 		if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
-			continue // a public web page, not a file of the repository
+			problems = append(problems, fmt.Sprintf("%s: link %q leads outside the repository: name the page in words, the docs stand alone", path, target))
+			continue
 		}
 		file, frag, _ := strings.Cut(target, "#")
 		rel := path
@@ -121,7 +122,7 @@ func readRepo(rel string) (string, bool) {
 	return string(b), err == nil
 }
 
-// TestDocsLinkOnlyToWhatExists: every relative link of the README, docs/ and the examples' READMEs leads to
+// TestDocsLinkOnlyToWhatExists: every link of the README, docs/ and the examples' READMEs leads to
 // a file of the repository (and its #anchor to a heading there), none leads outside it, and none of them
 // speaks of an issue tracker the reader cannot see.
 func TestDocsLinkOnlyToWhatExists(t *testing.T) {
@@ -143,7 +144,7 @@ func TestDocsLinkOnlyToWhatExists(t *testing.T) {
 }
 
 // TestDocProblemsCatchesWhatItShould: the check itself finds a dangling file link, a dangling anchor, a
-// link out of the repository and an issue reference, and passes good links and code.
+// link out of the repository (a relative one or a web page) and an issue reference, and passes good links and code.
 func TestDocProblemsCatchesWhatItShould(t *testing.T) {
 	files := map[string]string{
 		"README.md":       "# Top\n\n## Node mode: one bridge\n\n### `credential-process` — drop-in\n",
@@ -165,6 +166,7 @@ func TestDocProblemsCatchesWhatItShould(t *testing.T) {
 		`link "missing.md" leads nowhere: docs/missing.md does not exist`,
 		`link "../README.md#nowhere": README.md has no heading #nowhere`,
 		`link "../../shared/design.md" leads outside the repository`,
+		`link "https://spiffe.io/docs" leads outside the repository`,
 		`"issue 15" refers to an issue tracker`,
 		`"the\nissue's" refers to an issue tracker`,
 	} {
@@ -172,7 +174,7 @@ func TestDocProblemsCatchesWhatItShould(t *testing.T) {
 			t.Errorf("problems lack %q:\n%s", want, got)
 		}
 	}
-	if n := strings.Count(got, "\n") + 1; n != 5 {
-		t.Errorf("%d problems, want exactly the 5 planted:\n%s", n, got)
+	if n := strings.Count(got, "\n") + 1; n != 6 {
+		t.Errorf("%d problems, want exactly the 6 planted:\n%s", n, got)
 	}
 }
