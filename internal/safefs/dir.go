@@ -271,11 +271,11 @@ func (r Rules) checkDir(fd int, path string) (unix.Stat_t, error) {
 	}
 	if mode&unix.S_IWOTH != 0 {
 		return st, refused("%s is writable by other users (mode %s); refusing to use it: only a root-owned directory with the sticky bit (like /tmp) may be, or set allow_shared_directory = true if every user who can write there is trusted",
-			path, modeString(st))
+			path, ModeOf(st))
 	}
 	if mode&unix.S_IWGRP != 0 && !r.trustedGroup(st.Gid) {
 		return st, refused("%s is writable by its group (gid %d, mode %s); refusing to use it: only %s group may write it, or set allow_shared_directory = true if every member is trusted",
-			path, st.Gid, modeString(st), r.whoGroups())
+			path, st.Gid, ModeOf(st), r.whoGroups())
 	}
 	return st, nil
 }
@@ -283,18 +283,18 @@ func (r Rules) checkDir(fd int, path string) (unix.Stat_t, error) {
 // checkFile applies the rules to an existing file.
 func (r Rules) checkFile(st *unix.Stat_t, path string) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return refused("%s is not a regular file (%s)", path, modeString(*st).Type())
+		return refused("%s is not a regular file (%s)", path, ModeOf(*st).Type())
 	}
 	if err := r.checkOwner(st, path); err != nil {
 		return err
 	}
 	mode := uint32(st.Mode)
 	if mode&unix.S_IWOTH != 0 {
-		return refused("%s is writable by other users (mode %s); refusing to use it", path, modeString(*st))
+		return refused("%s is writable by other users (mode %s); refusing to use it", path, ModeOf(*st))
 	}
 	if mode&unix.S_IWGRP != 0 && !r.trustedGroup(st.Gid) {
 		return refused("%s is writable by its group (gid %d, mode %s); refusing to use it: only %s group may write it",
-			path, st.Gid, modeString(*st), r.whoGroups())
+			path, st.Gid, ModeOf(*st), r.whoGroups())
 	}
 	if st.Nlink > 1 {
 		return refused("%s has %d hard links; refusing to use it (another name may make it someone else's file)", path, st.Nlink)
@@ -302,8 +302,8 @@ func (r Rules) checkFile(st *unix.Stat_t, path string) error {
 	return nil
 }
 
-// modeString is st's mode as ls prints it (fs.FileMode's String).
-func modeString(st unix.Stat_t) fs.FileMode {
+// ModeOf is st's mode as fs.FileMode, which prints it as ls does (drwxrwxrwt, -rw-r--r--).
+func ModeOf(st unix.Stat_t) fs.FileMode {
 	m := fs.FileMode(st.Mode & 0o777)
 	switch uint32(st.Mode) & unix.S_IFMT {
 	case unix.S_IFDIR:

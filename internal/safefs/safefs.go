@@ -392,9 +392,9 @@ func othersCanChange(st *unix.Stat_t) string {
 	case st.Uid == 0 && st.Mode&unix.S_ISVTX != 0:
 		return "" // like /tmp: others cannot remove or rename what they do not own
 	case st.Mode&unix.S_IWOTH != 0:
-		return fmt.Sprintf("is writable by other users (mode %s)", modeString(*st))
+		return fmt.Sprintf("is writable by other users (mode %s)", ModeOf(*st))
 	case st.Mode&unix.S_IWGRP != 0 && st.Gid != 0 && int(st.Gid) != os.Getegid():
-		return fmt.Sprintf("is writable by group %d (mode %s)", st.Gid, modeString(*st))
+		return fmt.Sprintf("is writable by group %d (mode %s)", st.Gid, ModeOf(*st))
 	}
 	return ""
 }

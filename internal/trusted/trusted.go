@@ -38,6 +38,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
 )
 
 // ErrUntrusted is wrapped by every refusal (an *Error).
@@ -241,7 +243,7 @@ func (c checker) trustedGroup(gid uint32) bool { return gid == 0 || int(gid) == 
 
 // refuse builds the *Error for path with st.
 func (c checker) refuse(path string, st *unix.Stat_t, reason, fix string) error {
-	return &Error{What: c.what, File: c.file, Path: path, UID: st.Uid, GID: st.Gid, Mode: modeOf(st), Reason: reason, Fix: fix}
+	return &Error{What: c.what, File: c.file, Path: path, UID: st.Uid, GID: st.Gid, Mode: safefs.ModeOf(*st), Reason: reason, Fix: fix}
 }
 
 // owner is the chown argument that gives a component to the trusted owner: root, or the bridge's user.
@@ -301,29 +303,6 @@ func (c checker) regular(path string, st *unix.Stat_t) error {
 		kind = "file " + path // reached through a symbolic link
 	}
 	return c.writers(path, st, kind, false)
-}
-
-// modeOf is st's mode as fs.FileMode prints it (drwxrwxrwt, -rw-r--r--).
-func modeOf(st *unix.Stat_t) fs.FileMode {
-	m := fs.FileMode(st.Mode & 0o777)
-	switch uint32(st.Mode) & unix.S_IFMT {
-	case unix.S_IFDIR:
-		m |= fs.ModeDir
-	case unix.S_IFLNK:
-		m |= fs.ModeSymlink
-	case unix.S_IFIFO:
-		m |= fs.ModeNamedPipe
-	case unix.S_IFSOCK:
-		m |= fs.ModeSocket
-	case unix.S_IFCHR:
-		m |= fs.ModeDevice | fs.ModeCharDevice
-	case unix.S_IFBLK:
-		m |= fs.ModeDevice
-	}
-	if st.Mode&unix.S_ISVTX != 0 {
-		m |= fs.ModeSticky
-	}
-	return m
 }
 
 // userName is "uid N (name)", or "uid N" when the user database does not know it.
