@@ -159,13 +159,19 @@ type readyReport struct {
 
 func ready(t *testing.T, d *daemon.Daemon) (int, readyReport) {
 	t.Helper()
+	return getReady[readyReport](t, d)
+}
+
+// getReady fetches d's /ready and decodes its body into a T.
+func getReady[T any](t *testing.T, d *daemon.Daemon) (int, T) {
+	t.Helper()
+	var r T
 	resp, err := http.Get("http://" + d.HealthAddr() + "/ready")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	var r readyReport
 	if err := json.Unmarshal(body, &r); err != nil {
 		t.Fatalf("/ready: %v: %s", err, body)
 	}

@@ -1,9 +1,7 @@
 package daemon_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,17 +34,7 @@ type sinkReport struct {
 
 func readySinks(t *testing.T, d *daemon.Daemon) (int, sinkReport) {
 	t.Helper()
-	resp, err := http.Get("http://" + d.HealthAddr() + "/ready")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var r sinkReport
-	if err := json.Unmarshal(body, &r); err != nil {
-		t.Fatalf("/ready: %v: %s", err, body)
-	}
-	return resp.StatusCode, r
+	return getReady[sinkReport](t, d)
 }
 
 // TestReadOnlyCredentialsDirectoryIsNotReady is the operator's read-only volume (a ConfigMap or Secret

@@ -50,13 +50,7 @@ func signedSTS(t *testing.T, endpoint string, c creds.Credentials, contentSHA, s
 	if err := v4.NewSigner().SignHTTP(context.Background(), ac, req, payload, "sts", "us-east-1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return send(t, req)
 }
 
 // TestSecuritySTSRefusesUnsignedPayloadReplay: a signature made for GetCallerIdentity with

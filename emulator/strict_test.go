@@ -54,6 +54,12 @@ func stsCall(t *testing.T, url string, c creds.Credentials, service, region stri
 	if tamper != nil {
 		tamper(req)
 	}
+	return send(t, req)
+}
+
+// send sends req and returns the status and body of the answer.
+func send(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
