@@ -52,6 +52,7 @@ func (e *Emulator) stsRegions() []string {
 func (e *Emulator) stsRegion(r string) bool { return contains(e.stsRegions(), r) }
 
 var tagKeyRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$`) })
+var externalIDRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\w+=,.@:/-]*$`) })
 var tagValueRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{0,256}$`) })
 
 // members reads an awsquery list: prefix.member.1, prefix.member.2, … (with sub-field suffix).
@@ -149,6 +150,10 @@ func (e *Emulator) assumeRole(w http.ResponseWriter, caller *session, form url.V
 			return
 		}
 		sessionPolicies = append(sessionPolicies, pol)
+	}
+	if x, ok := form["ExternalId"]; ok && (len(x[0]) < 2 || len(x[0]) > 1224 || !externalIDRE().MatchString(x[0])) {
+		invalid("1 validation error detected: Value at 'externalId' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@:\\/-]* and have length between 2 and 1224")
+		return
 	}
 	keys, values := members(form, "Tags", "Key"), members(form, "Tags", "Value")
 	if len(keys) != len(values) || len(keys) > 50 {
@@ -406,7 +411,7 @@ func (e *Emulator) Sessions(accessKeyID string) []SessionView {
 		out = append(out, SessionView{AccessKeyID: id, Arn: s.assumedRoleARN, Account: s.account, RoleArn: s.roleARN,
 			SessionName: s.sessionName, IssuedBy: s.issuedBy, SourceIdentity: s.sourceIdentity, Tags: tags,
 			TransitiveTagKeys: append([]string(nil), s.transitive...), Chained: s.chained, Expiration: s.expires.UTC(),
-			OriginIdentity: s.origin, Chain: append([]string(nil), s.chain...), Profile: s.profileARN, SessionPolicies: len(s.sessionPolicies)})
+			OriginIdentity: s.origin.clone(), Chain: append([]string(nil), s.chain...), Profile: s.profileARN, SessionPolicies: len(s.sessionPolicies)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].AccessKeyID < out[j].AccessKeyID })
 	return out

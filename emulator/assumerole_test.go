@@ -82,6 +82,8 @@ func TestAssumeRoleEnforcesTheTargetsTrustPolicy(t *testing.T) {
 		{"source identity without sts:SetSourceIdentity", func(s *emulator.STSTrust) { s.SetSourceIdentity = false }, nil, "sts:SetSourceIdentity"},
 		{"chained session over 1h", nil, func(in *sts.AssumeRoleInput) { in.DurationSeconds = aws.Int32(3601) }, "ValidationError: The requested DurationSeconds exceeds the 1 hour session limit"},
 		{"bad session name", nil, func(in *sts.AssumeRoleInput) { in.RoleSessionName = aws.String("a b") }, "ValidationError"},
+		{"external id with a character STS refuses", nil, func(in *sts.AssumeRoleInput) { in.ExternalId = aws.String("*x-1") }, "ValidationError: 1 validation error detected: Value at 'externalId'"},
+		{"external id of one character", nil, func(in *sts.AssumeRoleInput) { in.ExternalId = aws.String("x") }, "ValidationError: 1 validation error detected: Value at 'externalId'"},
 		{"transitive key not among the tags", nil, func(in *sts.AssumeRoleInput) { in.TransitiveTagKeys = []string{"team"} }, "ValidationError"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

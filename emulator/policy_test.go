@@ -69,3 +69,29 @@ func TestPolicyEvaluation(t *testing.T) {
 		}
 	}
 }
+
+// TestLikeTreatsOnlyThePatternsStarAsAWildcard: StringLike's '*' and '?' are wildcards in the pattern
+// only; a '*' in the value (an ExternalId, a DNS SAN such as "*.a.example") is a character like any other
+// and must not consume the pattern's wildcard, or StringNotLike and Deny conditions stop holding.
+func TestLikeTreatsOnlyThePatternsStarAsAWildcard(t *testing.T) {
+	for _, c := range []struct {
+		pattern, value string
+		want           bool
+	}{
+		{"*.untrusted.example", "*.a.untrusted.example", true},
+		{"*admin*", "*.admin.example", true},
+		{"*forbidden*", "*x-forbidden", true},
+		{"*", "*", true},
+		{"a*", "*a", false},
+		{"spiffe://example.org/ns/*/sa/web", "spiffe://example.org/ns/prod/sa/web", true},
+		{"spiffe://example.org/ns/*/sa/web", "spiffe://example.org/ns/prod/sa/api", false},
+		{"web-?", "web-1", true},
+		{"web-?", "web-12", false},
+		{"", "", true},
+		{"", "x", false},
+	} {
+		if got := like(c.pattern, c.value); got != c.want {
+			t.Errorf("like(%q, %q) = %v, want %v", c.pattern, c.value, got, c.want)
+		}
+	}
+}

@@ -81,6 +81,15 @@ type OriginIdentity struct {
 	Issuer string `json:"issuer" xml:"Issuer"`
 }
 
+// clone is a copy of o (nil for nil), so that what a view hands out cannot change what is evaluated.
+func (o *OriginIdentity) clone() *OriginIdentity {
+	if o == nil {
+		return nil
+	}
+	c := *o
+	return &c
+}
+
 // addTo adds the aws:OriginIdentity/* keys to a request context (nothing when o is nil).
 func (o *OriginIdentity) addTo(ctx map[string]string) {
 	if o == nil {

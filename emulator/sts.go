@@ -82,7 +82,7 @@ func (e *Emulator) sts(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		tags := tagList(s.tags)
 		result := callerIdentityResult{Arn: s.assumedRoleARN, UserID: s.assumedRoleID, Account: s.account,
-			SourceIdentity: s.sourceIdentity, SessionTags: tags, OriginIdentity: s.origin, RoleChain: append([]string(nil), s.chain...)}
+			SourceIdentity: s.sourceIdentity, SessionTags: tags, OriginIdentity: s.origin.clone(), RoleChain: append([]string(nil), s.chain...)}
 		e.mu.Unlock()
 		// Arn, UserId and Account are AWS's answer. SourceIdentity, SessionTags, OriginIdentity and
 		// RoleChain are the emulator's additions (AWS does not return them; SDKs and the aws CLI ignore
