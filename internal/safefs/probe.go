@@ -60,6 +60,16 @@ func ProbeWrite(path string, r Rules, alsoSuffixes ...string) (string, error) {
 			prev = info
 		}
 	}
+	// The same owner rules as a write: a file for another user only in a directory of theirs, an existing
+	// file only when it is theirs already (checked before anything is created for them).
+	if prev != nil {
+		err = d.CheckReplace(base, prev)
+	} else {
+		err = d.CheckNew(base)
+	}
+	if err != nil {
+		return "", err
+	}
 	tmp, err := d.writeTemp(base, nil, prev)
 	if err != nil {
 		return "", fmt.Errorf("cannot create a file in %s with %s, as writing %s needs: %w", dir, r.describe(prev), base, err)

@@ -289,3 +289,29 @@ func TestSecurityResolveFollowsOnlyLinksNoOneElseCouldHaveMade(t *testing.T) {
 		t.Errorf("OpenDir through a trusted link = %v", err)
 	}
 }
+
+// TestSecurityProbeWriteHoldsTheOwnerRulesOfAWrite: check --config's probe of a file for another user
+// applies the rules a write does: in a root directory (not theirs) it is refused, as Put is, and nothing
+// of theirs is created there even for a moment; in a directory of theirs it passes. Before, the probe
+// created a temporary file owned by the user in root's directory and reported that the write would work.
+func TestSecurityProbeWriteHoldsTheOwnerRulesOfAWrite(t *testing.T) {
+	safefstest.NeedRoot(t, "gives files to uid 65534")
+	root := t.TempDir()
+	rules := Rules{Owner: NewID(safefstest.Nobody)}
+	if what, err := ProbeWrite(filepath.Join(root, "credentials"), rules, ".lock"); err == nil || !strings.Contains(err.Error(), "a directory of theirs") {
+		t.Fatalf("probe in root's directory for uid %d = %q, %v; want the refusal a write gives", safefstest.Nobody, what, err)
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 0 {
+		t.Fatalf("the probe left %v in root's directory", entries)
+	}
+	theirs := filepath.Join(root, "home")
+	if err := os.Mkdir(theirs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(theirs, safefstest.Nobody, safefstest.Nobody); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ProbeWrite(filepath.Join(theirs, "credentials"), rules, ".lock"); err != nil {
+		t.Fatalf("probe in the user's own directory: %v", err)
+	}
+}

@@ -105,15 +105,26 @@ func TestCredentialsFileProbe(t *testing.T) {
 }
 
 // TestFileOwnerAndModeAreProved: as root, a probe gives its file the configured owner and mode, as Put
-// would; a directory nobody else may use (owned by another user, not trusted) fails.
+// would, in a directory of that owner's; in root's own directory it fails as Put does (root creates a
+// user's file only in a directory of theirs); a directory nobody else may use (owned by another user, not
+// trusted) fails.
 func TestFileOwnerAndModeAreProved(t *testing.T) {
 	safefstest.NeedRoot(t, "gives the probe file to another user")
 	dir := t.TempDir()
-	p := credsFile(filepath.Join(dir, "credentials"))
+	home := filepath.Join(dir, "home")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	safefstest.Give(t, home, safefstest.Nobody, safefstest.Nobody)
+	p := credsFile(filepath.Join(home, "credentials"))
 	p.CredentialsFile.Owner, p.CredentialsFile.Group, p.CredentialsFile.Mode = strconv.Itoa(safefstest.Nobody), strconv.Itoa(safefstest.Nobody), 0o640
 	r := probeOne(t, p)
 	if r.Status != sinkcheck.OK || !strings.Contains(r.Detail, "mode 0640, owner 65534, group 65534") {
 		t.Errorf("owner and mode: %+v", r)
+	}
+	p.CredentialsFile.Path = filepath.Join(dir, "credentials")
+	if r = probeOne(t, p); r.Status != sinkcheck.Fail || !strings.Contains(r.Detail, "a directory of theirs") {
+		t.Errorf("a user's file in root's directory: %+v", r)
 	}
 	other := filepath.Join(dir, "other")
 	if err := os.Mkdir(other, 0o755); err != nil {
