@@ -492,8 +492,9 @@ func TestPutKeepsTheOwnerOfTheFile(t *testing.T) {
 func TestPutRemovesTemporaryFilesOfKilledWriters(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "credentials")
-	stale := []string{".credentials123", ".credentials8246031925"}
-	kept := []string{".credentials.bak", ".credentials", "credentials123", ".credentials12a", ".other1"}
+	stale := []string{".credentials.tmp123", ".credentials.tmp8246031925"}
+	// ".credentials2.tmp5" is another file's (credentials2's), which its own writer may be renaming.
+	kept := []string{".credentials.bak", ".credentials", "credentials.tmp123", ".credentials.tmp12a", ".other.tmp1", ".credentials2.tmp5"}
 	for _, n := range append(append([]string{}, stale...), kept...) {
 		writeFile(t, filepath.Join(dir, n), "x", 0o600)
 	}

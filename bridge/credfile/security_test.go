@@ -508,7 +508,7 @@ func TestSecurityTempCleanupLeavesOtherUsersFiles(t *testing.T) {
 	dir := stickyDir(t)
 	path := filepath.Join(dir, "credentials")
 	mustPut(t, sinkWith(t, Options{Path: path}), testCreds("app", 1)) // the file exists: an update cleans up
-	theirs, ours := filepath.Join(dir, ".credentials123"), filepath.Join(dir, ".credentials456")
+	theirs, ours := filepath.Join(dir, ".credentials.tmp123"), filepath.Join(dir, ".credentials.tmp456")
 	writeFile(t, theirs, "their data", 0o600)
 	safefstest.Give(t, theirs, nobody, nobody)
 	writeFile(t, ours, "left by a killed writer", 0o600)

@@ -556,10 +556,11 @@ func (r Rules) setAttrs(f *os.File, prev *FileInfo) error {
 }
 
 // IsTempName reports whether name is one of the temporary files WriteFile and CreateFile use for base:
-// "." + base + a non-negative number in decimal without leading zeros, exactly as strconv writes it (at
-// most 19 digits: TempName's 32-bit numbers, and the 63-bit ones of the writer that came before).
+// exactly "." + base + ".tmp" + a number in decimal (no sign, no leading zero). The ".tmp" separator makes
+// the name say which file it is for: ".creds2.tmp7" belongs to creds2, never to creds, so a writer of one
+// file never removes another file's temporary file while that file's writer is about to rename it.
 func IsTempName(base, name string) bool {
-	digits, ok := strings.CutPrefix(name, "."+base)
+	digits, ok := strings.CutPrefix(name, "."+base+tempSep)
 	if !ok || digits == "" {
 		return false
 	}
@@ -567,8 +568,13 @@ func IsTempName(base, name string) bool {
 	return err == nil && n >= 0 && strconv.FormatInt(n, 10) == digits
 }
 
-// TempName is the name of temporary file n for base: "." + base + n in decimal.
-func TempName(base string, n uint32) string { return "." + base + strconv.FormatUint(uint64(n), 10) }
+// tempSep separates a temporary file's base name from its number.
+const tempSep = ".tmp"
+
+// TempName is the name of temporary file n for base: "." + base + ".tmp" + n in decimal.
+func TempName(base string, n uint32) string {
+	return "." + base + tempSep + strconv.FormatUint(uint64(n), 10)
+}
 
 // createTemp creates a new temporary file for base in d.
 func (d *Dir) createTemp(base string) (string, *os.File, error) {
@@ -583,7 +589,7 @@ func (d *Dir) createTemp(base string) (string, *os.File, error) {
 		}
 		return name, os.NewFile(uintptr(fd), d.Join(name)), nil
 	}
-	return "", nil, &fs.PathError{Op: "create", Path: d.Join("." + base + "*"), Err: unix.EEXIST}
+	return "", nil, &fs.PathError{Op: "create", Path: d.Join("." + base + tempSep + "*"), Err: unix.EEXIST}
 }
 
 // writeTemp writes data to a new temporary file for base with its final owner, group and mode (see

@@ -212,15 +212,21 @@ func TestSecurityOpenDirNeverFollowsALink(t *testing.T) {
 
 func TestIsTempName(t *testing.T) {
 	for name, want := range map[string]bool{
-		".credentials123": true, ".credentials0": true,
-		".credentials": false, "credentials123": false, ".credentials12a": false, ".credentials-1": false,
-		".credentials.bak1": false, ".token1": false, "..credentials1": false,
-		".credentials4294967295": true, ".credentials9223372036854775807": true, ".credentials9223372036854775808": false,
-		".credentials012": false, ".credentials00": false, ".credentials+1": false, ".credentials-0": false,
+		".credentials.tmp123": true, ".credentials.tmp0": true,
+		".credentials": false, ".credentials.tmp": false, "credentials.tmp123": false, ".credentials.tmp12a": false,
+		".credentials.tmp-1": false, ".credentials.bak1": false, ".token.tmp1": false, "..credentials.tmp1": false,
+		".credentials.tmp4294967295": true, ".credentials.tmp9223372036854775807": true, ".credentials.tmp9223372036854775808": false,
+		".credentials.tmp012": false, ".credentials.tmp00": false, ".credentials.tmp+1": false, ".credentials.tmp-0": false,
+		// Another file's temporary files: credentials2's, credentials.tmp5's; and the old form without
+		// the separator, which could not tell them apart.
+		".credentials2.tmp12345": false, ".credentials.tmp5.tmp1": false, ".credentials123": false,
 	} {
 		if got := IsTempName("credentials", name); got != want {
 			t.Errorf("IsTempName(credentials, %q) = %v, want %v", name, got, want)
 		}
+	}
+	if !IsTempName("credentials2", TempName("credentials2", 12345)) || IsTempName("credentials", TempName("credentials2", 12345)) {
+		t.Errorf("%s is credentials2's temporary file, not credentials'", TempName("credentials2", 12345))
 	}
 }
 
