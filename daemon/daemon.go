@@ -578,10 +578,7 @@ func (d *Daemon) sinks(ctx context.Context, p *profile, log hclog.Logger, carrie
 		sinks = append(sinks, s)
 	}
 	if h := pc.OnRefresh; h != nil {
-		if err := checkCommand(h.Command, trusted.Self()); err != nil {
-			return nil, err
-		}
-		s, err := hook.NewCommand(hook.CommandOptions{Profile: pc.Name, Command: h.Command, Timeout: h.Timeout, Logger: log.Named("on_refresh")})
+		s, err := newCommand(hook.CommandOptions{Profile: pc.Name, Command: h.Command, Timeout: h.Timeout, Logger: log.Named("on_refresh")}, trusted.Self())
 		if err != nil {
 			return nil, err
 		}

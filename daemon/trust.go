@@ -1,26 +1,25 @@
 package daemon
 
 import (
-	"fmt"
-	"os/exec"
-
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/hook"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/trusted"
 )
 
-// checkCommand refuses, in a bridge running as root, an on_refresh program that someone other than root
-// could have written (the program or a directory above it: internal/trusted's rule, as for the config
-// file): root would run whatever they put there. A program not found is left to fail when it runs, as
-// before. Arguments (a script given to an interpreter) are the operator's to protect.
-func checkCommand(argv []string, p trusted.Process) error {
-	if p.UID != 0 || len(argv) == 0 {
-		return nil
+// newCommand builds the on_refresh hook of a bridge running as p. A bridge running as root holds the
+// program to internal/trusted's rule, as its config file (hook.CommandOptions.Trust): the program (the
+// first word, found on PATH when it has no slash) must exist when the config is loaded, no one but root
+// may be able to have written it or a directory above it, and the hook runs that absolute path, checked
+// again before every run; anything else is a config error (exit 2 at start, a refused reload). A bridge
+// running as another user looks the program up on PATH at every run, as before: it cannot be made to run
+// anything its own user could not. Arguments (a script given to an interpreter) are the operator's to
+// protect.
+func newCommand(o hook.CommandOptions, p trusted.Process) (*hook.Command, error) {
+	if p.UID == 0 {
+		o.Trust = &p
 	}
-	path, err := exec.LookPath(argv[0])
+	c, err := hook.NewCommand(o)
 	if err != nil {
-		return nil
+		return nil, &ConfigError{Err: err}
 	}
-	if _, err := trusted.Check(path, p, "on_refresh program"); err != nil {
-		return &ConfigError{Err: fmt.Errorf("on_refresh.command %q: %w", argv[0], err)}
-	}
-	return nil
+	return c, nil
 }

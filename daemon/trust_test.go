@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/hook"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/trusted"
 )
@@ -26,19 +27,19 @@ func TestSecurityOnRefreshProgramAnotherUserCanWriteIsRefused(t *testing.T) {
 	}
 	root := trusted.Process{UID: 0, GID: 0}
 	for _, argv := range [][]string{{prog, "arg"}, {"sh", "-c", "true"}} {
-		if err := checkCommand(argv, root); err != nil {
+		if _, err := newCommand(hook.CommandOptions{Command: argv}, root); err != nil {
 			t.Fatalf("%q: %v", argv, err)
 		}
 	}
 	safefstest.Give(t, filepath.Dir(prog), safefstest.Nobody, safefstest.Nobody)
-	err := checkCommand([]string{prog}, root)
+	_, err := newCommand(hook.CommandOptions{Command: []string{prog}}, root)
 	var ce *ConfigError
 	if !errors.As(err, &ce) || !errors.Is(err, trusted.ErrUntrusted) ||
 		!strings.Contains(err.Error(), "directory "+filepath.Dir(prog)+" is owned by uid 65534") {
 		t.Fatalf("program in a directory of uid 65534: %v", err)
 	}
 	// An unprivileged bridge runs what its own user could run anyway.
-	if err := checkCommand([]string{prog}, trusted.Process{UID: 1000, GID: 1000}); err != nil {
+	if _, err := newCommand(hook.CommandOptions{Command: []string{prog}}, trusted.Process{UID: 1000, GID: 1000}); err != nil {
 		t.Fatalf("unprivileged bridge: %v", err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/trusted"
 )
 
 const (
@@ -59,12 +60,24 @@ type CommandOptions struct {
 	Timeout time.Duration
 	// Logger receives the command's output (Debug) and failures (Warn); default: a null logger.
 	Logger hclog.Logger
+	// Trust, when set (a bridge running as root sets it to its own identity), holds the program to
+	// internal/trusted's rules for that identity: NewCommand finds Command[0] once (on PATH when it has no
+	// slash) and fails when it is not found or someone else could have written it; Put runs that absolute
+	// path, never consulting PATH again, and checks it again right before every run, refusing to run it once
+	// someone else could have written it. Nil: Command[0] is looked up on PATH at every run, so a program
+	// missing at start may appear later.
+	Trust *trusted.Process
 }
+
+// programWhat names the program in internal/trusted's refusals.
+const programWhat = "on_refresh program"
 
 // Command runs a program after each refresh. It implements the bridge Sink method set.
 type Command struct {
 	profile string
 	argv    []string
+	path    string           // the absolute path found at start, when trust is set
+	trust   *trusted.Process // nil: argv[0] is looked up on PATH at every run
 	timeout time.Duration
 	log     hclog.Logger
 }
@@ -83,12 +96,41 @@ func NewCommand(o CommandOptions) (*Command, error) {
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
-	return &Command{
+	c := &Command{
 		profile: o.Profile,
 		argv:    append([]string(nil), o.Command...),
 		timeout: o.Timeout,
 		log:     o.Logger,
-	}, nil
+	}
+	if o.Trust != nil {
+		p := *o.Trust
+		path, err := findProgram(o.Command[0])
+		if err != nil {
+			return nil, err
+		}
+		if _, err := trusted.Check(path, p, programWhat); err != nil {
+			return nil, fmt.Errorf("on_refresh.command %q: %w", o.Command[0], err)
+		}
+		c.path, c.trust = path, &p
+	}
+	return c, nil
+}
+
+// findProgram finds name as exec.Command would (on PATH when it has no slash) and returns its absolute
+// path; not finding it is an error naming the program and the PATH searched.
+func findProgram(name string) (string, error) {
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if strings.Contains(name, "/") {
+			return "", fmt.Errorf("on_refresh.command %q: program not found: %w (a bridge running as root runs only a program it found and checked when the config was loaded)", name, err)
+		}
+		return "", fmt.Errorf("on_refresh.command %q: program not found in PATH %q: %w (a bridge running as root runs only a program it found and checked when the config was loaded; an absolute path is safer)", name, os.Getenv("PATH"), err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("on_refresh.command %q: %w", name, err)
+	}
+	return abs, nil
 }
 
 // Name identifies the sink: "on_refresh".
@@ -97,11 +139,28 @@ func (c *Command) Name() string { return "on_refresh" }
 // Put runs the command once, with the profile name, expiry and access key id in its environment
 // (never the secret access key or session token), and waits for it. A non-zero exit, a failure to
 // start, or running past the timeout (the whole process group is then killed) is an error.
+//
+// With CommandOptions.Trust set, the program found at start is checked again first (a few stats) and
+// run by that path (its first argument stays as configured); one that someone else could now have
+// written (replaced by a file another user owns, a directory above it made writable by others) or that
+// is gone is not run: the error names the file, its owner and mode, and the fix.
 func (c *Command) Put(ctx context.Context, cr creds.Credentials) error {
+	name := c.argv[0]
+	if c.trust != nil {
+		resolved, err := trusted.Check(c.path, *c.trust, programWhat)
+		if err != nil {
+			err = fmt.Errorf("on_refresh: not running command %q: %w", c.argv[0], err)
+			c.log.Warn("on_refresh command refused", "command", c.argv[0], "path", c.path, "error", err)
+			return err
+		}
+		name = resolved
+	}
+
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
-	cmd := exec.CommandContext(ctx, c.argv[0], c.argv[1:]...)
+	cmd := exec.CommandContext(ctx, name, c.argv[1:]...)
+	cmd.Args[0] = c.argv[0]
 	cmd.Env = append(os.Environ(),
 		EnvProfile+"="+c.profile,
 		EnvExpiration+"="+cr.Expiration.UTC().Format(time.RFC3339),

@@ -2,6 +2,7 @@ package hook
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/trusted"
 )
 
 // nobody is the unprivileged user the root-only tests act as (Debian's nobody).
@@ -208,5 +211,79 @@ func TestSecurityPIDFileDirectorySwappedForALinkIsRefused(t *testing.T) {
 	}
 	if alive() {
 		t.Fatal("the process named through the operator's link was not signalled")
+	}
+}
+
+// TestSecurityOnRefreshProgramCheckedBeforeEveryRun: with Trust set (a root bridge), a program that is
+// not found is refused by NewCommand, naming it (and the PATH searched for a bare name); one found is run
+// by the absolute path found at start, with its first argument as configured, whatever is later put
+// earlier on PATH; one replaced by a file uid 65534 owns, or whose directory becomes writable by others,
+// is not run and Put fails naming the file, its owner and mode, and the fix.
+func TestSecurityOnRefreshProgramCheckedBeforeEveryRun(t *testing.T) {
+	safefstest.NeedRoot(t, "gives an on_refresh program to another user (uid 65534)")
+	root := &trusted.Process{UID: 0, GID: 0}
+	dir := t.TempDir()
+	theirs, bin := filepath.Join(dir, "theirs"), filepath.Join(dir, "bin")
+	for _, d := range []string{theirs, bin} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	safefstest.Give(t, theirs, nobody, nobody)
+	path := theirs + ":" + bin + ":/usr/bin:/bin"
+	t.Setenv("PATH", path)
+	marker := filepath.Join(dir, "ran")
+	write := func(p, script string, uid int) {
+		t.Helper()
+		_ = os.Remove(p)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		safefstest.Give(t, p, uid, uid)
+	}
+
+	for _, name := range []string{filepath.Join(theirs, "reload"), "reload"} {
+		_, err := NewCommand(CommandOptions{Command: []string{name}, Trust: root})
+		want := fmt.Sprintf("on_refresh.command %q: program not found", name)
+		if !strings.Contains(name, "/") {
+			want += fmt.Sprintf(" in PATH %q", path)
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing program %q: %v, want %q", name, err, want)
+		}
+	}
+
+	prog := filepath.Join(bin, "reload")
+	write(prog, `echo "$0 $1" > `+marker, 0)
+	c, err := NewCommand(CommandOptions{Command: []string{"reload", "arg"}, Trust: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(filepath.Join(theirs, "reload"), "echo theirs > "+marker, nobody)
+	if err := c.Put(context.Background(), creds.Credentials{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(marker); string(b) != prog+" arg\n" {
+		t.Fatalf("ran %q, want root's program %s", b, prog)
+	}
+
+	_ = os.Remove(marker)
+	write(prog, "echo theirs > "+marker, nobody)
+	err = c.Put(context.Background(), creds.Credentials{})
+	if err == nil || !strings.Contains(err.Error(), "on_refresh program "+prog+" is owned by uid 65534") ||
+		!strings.Contains(err.Error(), "mode -rwxr-xr-x") || !strings.Contains(err.Error(), "fix: chown root "+prog) {
+		t.Errorf("program owned by uid 65534: %v", err)
+	}
+	write(prog, "echo theirs > "+marker, 0)
+	if err := os.Chmod(bin, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Put(context.Background(), creds.Credentials{})
+	if err == nil || !strings.Contains(err.Error(), "directory "+bin+" is writable by other users") ||
+		!strings.Contains(err.Error(), "fix: chmod o-w "+bin) {
+		t.Errorf("program in a directory writable by others: %v", err)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("a program someone else could have written ran")
 	}
 }
