@@ -2,6 +2,7 @@ package netutil
 
 import (
 	"container/list"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -57,8 +58,15 @@ type ConnLimitOptions struct {
 // use up the process's file descriptors and make its credentials-file writes fail, nor its memory.
 //
 // When a connection arrives at the cap, the least recently used connection that is not serving a
-// request — a keep-alive connection between requests, or one that has not sent a whole request header
-// yet, whichever server it belongs to — is closed to make room, and the new one is served. A client
+// request — a keep-alive connection between requests, one that has not sent a whole request header
+// yet, or one whose handler has returned, whichever server it belongs to — is closed to make room, and
+// the new one is served. A connection counts as serving a request only while a handler runs for it
+// (Handler), not until net/http is done with the request: after the handler, net/http reads and discards
+// up to 256 KiB of unread request body before reusing the connection, and flushes the answer, both of
+// which a client can stall until ReadTimeout or WriteTimeout (declare a body and never send it, or never
+// read the answer). Counting those connections busy would let a client hold every slot with requests
+// that are answered at once, and have every new connection closed at the cap; closing one instead only
+// costs its sender the answer it is not reading. A client
 // holding every slot therefore cannot keep a legitimate client out: the newcomer takes the slot of the
 // connection that has waited longest, and a client whose request is being served is never cut off. Only
 // when every connection is serving a request is the new one closed at once (refused fast: Accept never
@@ -156,21 +164,21 @@ func (l *ConnLimit) removeListener() {
 }
 
 // Listener wraps ln so that the connections it accepts count against the budget (see ConnLimit). The
-// server serving it should report connection states with ConnState, so that connections serving a
-// request are never closed to make room; without it, every connection counts as idle.
+// server serving it should report connection states with ConnState, set ConnContext and wrap its handler
+// with Handler (NewServer does all three), so that connections serving a request are never closed to
+// make room, and those whose handler has returned are; without ConnState every connection counts as
+// idle, without Handler a connection counts as busy until net/http is done with its request.
 func (l *ConnLimit) Listener(ln net.Listener, server string) net.Listener {
 	return &limitListener{Listener: ln, l: l, server: server}
 }
 
 // ConnState records a connection's http.ConnState (set it as, or call it from, http.Server.ConnState).
-// Connections in http.StateActive are serving a request and are never closed to make room; new and
-// idle ones are, least recently used first.
+// A connection in http.StateActive is serving a request, and never closed to make room, until the
+// handler wrapped by Handler returns; new and idle ones are closed to make room, least recently used
+// first.
 func (l *ConnLimit) ConnState(c net.Conn, st http.ConnState) {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	lc, ok := c.(*limitedConn)
-	if !ok || lc.l != l {
+	lc := l.own(c)
+	if lc == nil {
 		return
 	}
 	l.mu.Lock()
@@ -188,6 +196,63 @@ func (l *ConnLimit) ConnState(c net.Conn, st http.ConnState) {
 	}
 }
 
+// own is c's *limitedConn when l admitted it (c may be a TLS connection over it), else nil.
+func (l *ConnLimit) own(c net.Conn) *limitedConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if lc, ok := c.(*limitedConn); ok && lc.l == l {
+		return lc
+	}
+	return nil
+}
+
+// connKey is the context key under which ConnContext records a request's *limitedConn.
+type connKey struct{}
+
+// ConnContext records in ctx the connection c, when the budget admitted it, for Handler (set it as, or
+// call it from, http.Server.ConnContext).
+func (l *ConnLimit) ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if lc := l.own(c); lc != nil {
+		return context.WithValue(ctx, connKey{}, lc)
+	}
+	return ctx
+}
+
+// Handler wraps next so that a connection counts as serving a request (never closed to make room) only
+// while next runs for it. When next returns, the connection counts as idle again, most recently used:
+// what net/http still does with the request — discard a request body the handler left unread (it waits
+// up to ReadTimeout for a body that was declared and never sent), flush the answer to a client that may
+// not read it — no longer keeps it from being closed to make room (see ConnLimit). The server must set
+// ConnContext; requests on connections the budget did not admit pass through unchanged.
+func (l *ConnLimit) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lc, _ := r.Context().Value(connKey{}).(*limitedConn)
+		if lc == nil || lc.l != l {
+			next.ServeHTTP(w, r)
+			return
+		}
+		l.serving(lc, true)
+		defer l.serving(lc, false)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// serving counts a handler starting (start) or returning for lc. A connection is busy while a handler
+// runs for it (HTTP/2 runs several at once); when the last returns it is idle, and most recently used.
+func (l *ConnLimit) serving(lc *limitedConn, start bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if start {
+		lc.handlers++
+	} else if lc.handlers--; lc.handlers == 0 {
+		lc.active = false
+	}
+	if lc.elem != nil {
+		l.conns.MoveToBack(lc.elem)
+	}
+}
+
 // admit counts c against the budget, closing the least recently used idle connection when at the cap;
 // it returns nil (having closed c) when every connection is serving a request.
 func (l *ConnLimit) admit(c net.Conn, server string) net.Conn {
@@ -196,7 +261,7 @@ func (l *ConnLimit) admit(c net.Conn, server string) net.Conn {
 	var victim *limitedConn
 	if l.conns.Len() >= l.capLocked() {
 		for e := l.conns.Front(); e != nil; e = e.Next() {
-			if v := e.Value.(*limitedConn); !v.active {
+			if v := e.Value.(*limitedConn); !v.busy() {
 				victim = v
 				break
 			}
@@ -267,11 +332,16 @@ func (ln *limitListener) Accept() (net.Conn, error) {
 // limitedConn is a connection counted by a ConnLimit until it is closed.
 type limitedConn struct {
 	net.Conn
-	l      *ConnLimit
-	elem   *list.Element // nil once out of the budget; under l.mu
-	active bool          // serving a request; under l.mu
-	once   sync.Once
+	l        *ConnLimit
+	elem     *list.Element // nil once out of the budget; under l.mu
+	active   bool          // http.StateActive, until its handler returns; under l.mu
+	handlers int           // handlers running for it (ConnLimit.Handler); under l.mu
+	once     sync.Once
 }
+
+// busy reports whether c is serving a request: it has sent a whole request header (http.StateActive)
+// and the handler has not returned yet, or a handler runs for it. Under c.l.mu.
+func (c *limitedConn) busy() bool { return c.active || c.handlers > 0 }
 
 // Close closes the connection and frees its slot.
 func (c *limitedConn) Close() error {

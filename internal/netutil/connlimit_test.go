@@ -219,3 +219,112 @@ func TestSecurityHeaderSizeIsBounded(t *testing.T) {
 		t.Errorf("oversized header: %d, want 431", resp.StatusCode)
 	}
 }
+
+// TestSecurityConnLimitEvictsConnectionsHeldByAnUnsentBody: a client fills every slot with requests
+// that declare a body (Content-Length: 100, or chunked) and never send it. The handler answers at once,
+// but net/http then waits (up to ReadTimeout, 30 s) to discard the unread body before reusing the
+// connection. Such a connection is not serving a request any more: it must yield its slot to a
+// legitimate client, who is served promptly instead of being closed at once until the attacker stops.
+func TestSecurityConnLimitEvictsConnectionsHeldByAnUnsentBody(t *testing.T) {
+	const capacity = 8
+	l := NewConnLimit(ConnLimitOptions{Descriptors: 1 << 20, Max: capacity})
+	served := make(chan struct{}, 4*capacity)
+	s, err := NewServer(ServerOptions{Name: "imds", Addr: "127.0.0.1:0", Conns: l,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// Like the bridge's endpoints: answers without reading the body.
+			fmt.Fprint(w, "ok")
+			if r.URL.Path == "/attack" {
+				served <- struct{}{}
+			}
+		})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	addr := s.Addr()
+
+	held := make([]net.Conn, 0, capacity)
+	for i := range capacity {
+		c := dialIdle(t, addr)
+		if i%2 == 0 {
+			fmt.Fprintf(c, "GET /attack HTTP/1.1\r\nHost: %s\r\nContent-Length: 100\r\n\r\n", addr)
+		} else {
+			fmt.Fprintf(c, "GET /attack HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n\r\n", addr)
+		}
+		held = append(held, c)
+	}
+	for range capacity {
+		select {
+		case <-served:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the attacker's requests did not all reach the handler")
+		}
+	}
+	waitOpen(t, l, capacity)
+	waitHandlersReturned(t, l)
+
+	// Every slot now holds a connection whose handler has returned and whose body never comes. Several
+	// legitimate clients in a row, each on a new connection, are all served promptly.
+	for i := range 3 {
+		start := time.Now()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		fmt.Fprintf(c, "GET /legit HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", addr)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			c.Close()
+			t.Fatalf("legitimate client %d with every slot held by an unsent body: %v (after %v)", i, err, time.Since(start))
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 100))
+		resp.Body.Close()
+		c.Close()
+		if resp.StatusCode != http.StatusOK || string(b) != "ok" {
+			t.Fatalf("legitimate client %d: %d %q", i, resp.StatusCode, b)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("legitimate client %d served after %v", i, d)
+		}
+	}
+	if n := l.Open(); n > capacity {
+		t.Errorf("%d connections open, cap %d", n, capacity)
+	}
+	// The slots were taken from the attacker's connections (which of them first depends on the order
+	// in which their handlers returned; at least the first legitimate client needed one).
+	closed := 0
+	for _, c := range held {
+		if closedByServer(c, 200*time.Millisecond) {
+			closed++
+		}
+	}
+	if closed == 0 {
+		t.Error("no connection held by an unsent body was closed to make room")
+	}
+}
+
+// waitHandlersReturned waits until no handler runs for any connection of l (a handler that signalled
+// the test has yet to return).
+func waitHandlersReturned(t *testing.T, l *ConnLimit) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		running := 0
+		l.mu.Lock()
+		for e := l.conns.Front(); e != nil; e = e.Next() {
+			running += e.Value.(*limitedConn).handlers
+		}
+		l.mu.Unlock()
+		if running == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d handlers still running", running)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -1,6 +1,7 @@
 package netutil
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -56,7 +57,8 @@ type ServerOptions struct {
 	// response status (for request logs and metrics). It must not log header values.
 	Observe func(r *http.Request, status int)
 	// Configure, if set, adjusts the http.Server before it starts (e.g. ConnContext). The limits set
-	// here (MaxHeaderBytes, timeouts, ConnState reporting to Conns) are re-applied after it.
+	// here (MaxHeaderBytes, timeouts, ConnState reporting to Conns, and Conns' ConnContext and Handler,
+	// wrapped around those it sets) are re-applied after it.
 	Configure func(*http.Server)
 	// Conns is the connection budget the server's connections count against; servers of one process
 	// share one (the daemon's), so that together they stay within the descriptor limit. Default: a
@@ -118,6 +120,18 @@ func NewServer(o ServerOptions) (*Server, error) {
 	} else {
 		srv.ConnState = conns.ConnState
 	}
+	// A connection counts as busy for the budget only while the handler runs (ConnLimit.Handler): once
+	// it returns, a connection net/http keeps to discard a declared body that never comes, or to flush
+	// an answer its client does not read, may be closed to make room for a new one. Chosen over having
+	// the guard answer body-declaring requests with "Connection: close" and drop the body: that covers
+	// only the unsent body, needs every server to read no body (the emulator reads them), and this
+	// covers every way a client can hold a connection after the handler.
+	if prev := srv.ConnContext; prev != nil {
+		srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context { return prev(conns.ConnContext(ctx, c), c) }
+	} else {
+		srv.ConnContext = conns.ConnContext
+	}
+	srv.Handler = conns.Handler(srv.Handler)
 	return &Server{name: o.Name, addr: o.Addr, srv: srv, log: log, guard: g, handler: h, conns: conns}, nil
 }
 
