@@ -267,6 +267,9 @@ func get(t *testing.T, addr, host string, headers ...string) (int, string) {
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
+	// A connection of its own each time: a kept-alive one from an earlier test's server (a port number
+	// used again) would be closed under the request by a server that never saw it.
+	req.Close = true
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
