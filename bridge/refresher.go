@@ -553,7 +553,12 @@ func (r *Refresher) retrySinks(ctx context.Context) {
 		return
 	}
 	var failed []string
-	for i := range r.pendingSinks {
+	// In the configured order, never a map's: the daemon puts hooks last, so that an on_refresh command
+	// or a signal tells a workload to re-read credentials that the file and endpoints already hold.
+	for i := range r.o.Sinks {
+		if !r.pendingSinks[i] {
+			continue
+		}
 		s := r.o.Sinks[i]
 		err := s.Put(ctx, c)
 		if r.o.Observer != nil {

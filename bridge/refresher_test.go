@@ -343,6 +343,59 @@ type hookSink struct{ *recordingSink }
 func (hookSink) Name() string { return "hook" }
 func (hookSink) IsHook()      {}
 
+// orderSink records, in a log shared by several sinks, the order in which they are written.
+type orderSink struct {
+	name string
+	mu   *sync.Mutex
+	log  *[]string
+}
+
+func (s orderSink) Name() string { return s.name }
+func (s orderSink) Put(context.Context, creds.Credentials) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	*s.log = append(*s.log, s.name)
+	return nil
+}
+func (s orderSink) Clear(context.Context) error { return nil }
+
+// TestSinksAreWrittenInTheirOrder: a refresh writes the sinks in the order given, every time, so that a
+// hook the daemon puts last (on_refresh, signal) runs after the file and endpoints hold the new
+// credentials. Before, the order was a map's: a hook could make a workload re-read the old file.
+func TestSinksAreWrittenInTheirOrder(t *testing.T) {
+	var mu sync.Mutex
+	var log []string
+	var want []string
+	h := newHarnessWith(t, func(o *RefresherOptions) {
+		for i := range 8 {
+			s := orderSink{name: fmt.Sprintf("sink%d", i), mu: &mu, log: &log}
+			o.Sinks = append(o.Sinks, s)
+		}
+	})
+	for _, s := range h.r.o.Sinks {
+		want = append(want, s.Name())
+	}
+	for round := range 3 {
+		mu.Lock()
+		log = nil
+		mu.Unlock()
+		h.rotate()
+		h.expectCall()
+		h.expectPut()
+		h.waitState("every sink written", func(ProfileState) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(log) == len(want)-1
+		})
+		mu.Lock()
+		got := append([]string(nil), log...)
+		mu.Unlock()
+		if strings.Join(got, ",") != strings.Join(want[1:], ",") {
+			t.Fatalf("round %d: sinks written in the order %v, want %v", round, got, want[1:])
+		}
+	}
+}
+
 // TestSinkStateFollowsEveryWrite: each sink's state says whether its last write succeeded, why not, and
 // how often it failed; the profile counts every failed write; a hook is marked as one. A sink that
 // works again is OK again with the next retry, no new session needed.
