@@ -24,6 +24,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/trusted"
 )
 
 // Status is a Result's verdict.
@@ -236,6 +237,14 @@ func command(o Options, name string) Result {
 		return fail(r, fmt.Errorf("on_refresh.command %q cannot be run: %w", name, err))
 	}
 	r.Detail = "found " + path + " (executable)"
+	// A bridge running as root runs only a program no one else could have written (hook.CommandOptions.Trust):
+	// check proves that rule too, as the daemon applies it.
+	if self := trusted.Self(); self.UID == 0 {
+		if _, err := hook.NewCommand(hook.CommandOptions{Command: []string{path}, Trust: &self}); err != nil {
+			return fail(r, err)
+		}
+		r.Detail += ", writable by root only"
+	}
 	if !strings.Contains(name, "/") {
 		r.Detail += " in this PATH; the daemon's PATH may differ: an absolute path is safer"
 	}

@@ -222,3 +222,31 @@ func TestHookProbes(t *testing.T) {
 		t.Errorf("world-writable pid file: %+v", r)
 	}
 }
+
+// TestSecurityCheckProvesTheOnRefreshProgramAsARootDaemonWould: as root, check refuses an on_refresh
+// program another user could have written (here: in a directory uid 65534 owns), as the daemon refuses
+// it at start, instead of reporting it runnable; root's own program passes.
+func TestSecurityCheckProvesTheOnRefreshProgramAsARootDaemonWould(t *testing.T) {
+	safefstest.NeedRoot(t, "a root daemon's rule for on_refresh programs")
+	dir := t.TempDir()
+	theirs := filepath.Join(dir, "theirs")
+	if err := os.Mkdir(theirs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	safefstest.Give(t, theirs, safefstest.Nobody, safefstest.Nobody)
+	for _, c := range []struct {
+		program string
+		want    sinkcheck.Status
+	}{
+		{filepath.Join(theirs, "reload"), sinkcheck.Fail},
+		{filepath.Join(dir, "reload"), sinkcheck.OK},
+	} {
+		if err := os.WriteFile(c.program, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		r := probeOne(t, config.Profile{OnRefresh: &config.OnRefresh{Command: []string{c.program}}})
+		if r.Status != c.want || (c.want == sinkcheck.Fail && !strings.Contains(r.Detail, theirs)) {
+			t.Errorf("%s: %+v, want status %v", c.program, r, c.want)
+		}
+	}
+}
