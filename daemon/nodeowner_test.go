@@ -2,12 +2,10 @@ package daemon_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,15 +32,10 @@ import (
 func TestSecurityNodeModeUnixUserOwnerIsResolvedOnEveryWrite(t *testing.T) {
 	safefstest.NeedRoot(t, "gives credentials files to other users (uids 65534 and 65533)")
 	const oldUID, newUID = safefstest.Nobody, safefstest.Nobody - 1
-	var mu sync.Mutex
-	uid := uint32(oldUID)
+	db := safefstest.NewAccounts("app", oldUID)
 	lookup := func(name string) (safefs.ID, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if name != "app" {
-			return safefs.ID{}, errors.New("no such user")
-		}
-		return safefs.NewID(uid), nil
+		uid, err := db.Lookup(name)
+		return safefs.NewID(uid), err
 	}
 
 	w := newWorld(t, time.Now)
@@ -95,9 +88,7 @@ profile "billing" {
 	}
 	first := fileKey(creds, "billing")
 
-	mu.Lock()
-	uid = newUID // userdel app; useradd app; uid 65534 now belongs to another user
-	mu.Unlock()
+	db.Set("app", newUID) // userdel app; useradd app; uid 65534 now belongs to another user
 	calls := creates(w)
 	if err := admin.Rotate(); err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/logtest"
@@ -18,32 +17,12 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
 )
 
-// accounts is a user database the test edits: name → uid, or no entry.
-type accounts struct {
-	mu    sync.Mutex
-	users map[string]uint32
-}
-
-func (a *accounts) set(name string, uid uint32) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.users[name] = uid
-}
-
-func (a *accounts) remove(name string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.users, name)
-}
-
-func (a *accounts) lookup(name string) (safefs.ID, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	uid, ok := a.users[name]
-	if !ok {
-		return safefs.ID{}, errors.New("no such user")
+// lookupIn is db's Lookup as the sink's owner lookup.
+func lookupIn(db *safefstest.Accounts) func(string) (safefs.ID, error) {
+	return func(name string) (safefs.ID, error) {
+		uid, err := db.Lookup(name)
+		return safefs.NewID(uid), err
 	}
-	return safefs.NewID(uid), nil
 }
 
 // logLine returns the log line containing substr, failing the test when there is none.
@@ -80,16 +59,16 @@ func putRefused(t *testing.T, s *Sink, path string, i int, want string) {
 func TestSecurityOwnerNameIsResolvedAgainBeforeEveryWrite(t *testing.T) {
 	safefstest.NeedRoot(t, "gives files to other users (uids 65534 and 65533)")
 	const oldUID, newUID = nobody, nobody - 1
-	db := &accounts{users: map[string]uint32{"app": oldUID}}
+	db := safefstest.NewAccounts("app", oldUID)
 	path := filepath.Join(stickyDir(t), "credentials")
 	log, logs := logtest.New()
-	s := sinkWith(t, Options{Path: path, Owner: safefs.NewID(oldUID), OwnerName: "app", LookupOwner: db.lookup, Logger: log})
+	s := sinkWith(t, Options{Path: path, Owner: safefs.NewID(oldUID), OwnerName: "app", LookupOwner: lookupIn(db), Logger: log})
 	mustPut(t, s, testCreds("app", 1))
 	if uid, _, _ := owner(t, path); uid != oldUID {
 		t.Fatalf("file owned by uid %d, want %d", uid, oldUID)
 	}
 
-	db.set("app", newUID) // userdel app; useradd app (another uid); uid 65534 goes to someone else
+	db.Set("app", newUID) // userdel app; useradd app (another uid); uid 65534 goes to someone else
 	putRefused(t, s, path, 2, fmt.Sprintf("%s is owned by uid %d", path, oldUID))
 	line := logLine(t, logs, "credentials file owner now has another uid")
 	for _, want := range []string{"[ERROR]", "user=app", fmt.Sprintf("old_uid=%d", oldUID), fmt.Sprintf("new_uid=%d", newUID)} {
@@ -112,11 +91,11 @@ func TestSecurityOwnerNameIsResolvedAgainBeforeEveryWrite(t *testing.T) {
 	}
 
 	// The account is deleted: its credentials are withdrawn, none written.
-	db.remove("app")
+	db.Remove("app")
 	putRefused(t, s, path, 5, `owner "app": no such user`)
 	logLine(t, logs, "credentials file owner has no uid any more")
 	// Re-created with the same uid: writes resume.
-	db.set("app", newUID)
+	db.Set("app", newUID)
 	mustPut(t, s, testCreds("app", 6))
 }
 

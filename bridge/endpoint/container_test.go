@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -671,15 +670,10 @@ func TestSecurityTokenFileReadableByOthersIsRefused(t *testing.T) {
 func TestSecurityTokenOwnerNameIsResolvedAgain(t *testing.T) {
 	safefstest.NeedRoot(t, "gives token files to other users (uids 65534 and 65533)")
 	const oldUID, newUID = nobody, nobody - 1
-	var mu sync.Mutex
-	uid := uint32(oldUID)
+	db := safefstest.NewAccounts("app", oldUID)
 	lookup := func(name string) (safefs.ID, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if name != "app" {
-			return safefs.ID{}, errors.New("no such user")
-		}
-		return safefs.NewID(uid), nil
+		uid, err := db.Lookup(name)
+		return safefs.NewID(uid), err
 	}
 	clock := newClock()
 	dir := t.TempDir() // as /tmp: root's, sticky, every user can create files in it
@@ -698,9 +692,7 @@ func TestSecurityTokenOwnerNameIsResolvedAgain(t *testing.T) {
 		t.Fatalf("token of uid %d: %d", oldUID, got)
 	}
 
-	mu.Lock()
-	uid = newUID
-	mu.Unlock()
+	db.Set("app", newUID)
 	eventually(t, "the old uid's token is refused", func() bool { return get(tok) == http.StatusInternalServerError })
 	if l := logs.String(); !strings.Contains(l, "auth token file owner now has another uid") ||
 		!strings.Contains(l, "user=app") || !strings.Contains(l, fmt.Sprintf("old_uid=%d", oldUID)) || !strings.Contains(l, fmt.Sprintf("new_uid=%d", newUID)) {

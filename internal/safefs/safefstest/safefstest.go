@@ -115,3 +115,41 @@ func ReadOnly(t testing.TB, dir string) (writable func()) {
 	}
 	return writable
 }
+
+// Accounts is a user database a test edits while the code under test looks names up in it: an account
+// deleted, or re-created with another uid (whose old uid then belongs to someone else). Its Lookup stands
+// for the system's (os/user) behind an injectable owner lookup.
+type Accounts struct {
+	mu    sync.Mutex
+	users map[string]uint32
+}
+
+// NewAccounts returns a database holding name with uid.
+func NewAccounts(name string, uid uint32) *Accounts {
+	return &Accounts{users: map[string]uint32{name: uid}}
+}
+
+// Set gives name the uid (useradd, or userdel then useradd with another uid).
+func (a *Accounts) Set(name string, uid uint32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.users[name] = uid
+}
+
+// Remove deletes the account name (userdel).
+func (a *Accounts) Remove(name string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.users, name)
+}
+
+// Lookup returns name's uid, or an error when there is no such account.
+func (a *Accounts) Lookup(name string) (uint32, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	uid, ok := a.users[name]
+	if !ok {
+		return 0, errors.New("no such user")
+	}
+	return uid, nil
+}
