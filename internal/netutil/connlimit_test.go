@@ -167,10 +167,12 @@ func TestSecurityConnLimitRefusesFastWhenEveryConnectionIsBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	var busy []net.Conn
 	for range 2 {
 		entered.Add(1)
 		c := dialIdle(t, s.Addr())
 		fmt.Fprintf(c, "GET /block HTTP/1.1\r\nHost: %s\r\n\r\n", s.Addr())
+		busy = append(busy, c)
 	}
 	entered.Wait()
 	extra := dialIdle(t, s.Addr())
@@ -182,7 +184,18 @@ func TestSecurityConnLimitRefusesFastWhenEveryConnectionIsBusy(t *testing.T) {
 		t.Errorf("refusing took %v", d)
 	}
 	close(release)
-	waitOpen(t, l, 2) // the two finished requests now idle on keep-alive
+	// Both answers read: both handlers have returned, so the two connections idle on keep-alive and
+	// the next one may take the place of the older. (Counting open connections cannot tell: they were
+	// two while busy too.)
+	for _, c := range busy {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("a busy request lost its answer: %v", err)
+		}
+		resp.Body.Close()
+	}
+	waitOpen(t, l, 2)
 	if code, body := get(t, s.Addr(), s.Addr()); code != http.StatusOK || body != "ok" {
 		t.Errorf("after the busy requests: %d %q", code, body)
 	}
