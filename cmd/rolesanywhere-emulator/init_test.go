@@ -11,8 +11,8 @@ import (
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/keyfile"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer/keyfile"
 )
 
 // TestInitWritesAWalkthroughTheEmulatorAccepts: what init writes loads as the emulator's config, and its

@@ -22,11 +22,11 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/chain"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/chain/sdksts"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/credentialprocess"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/certcheck"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/credproc"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/x509tags"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
@@ -52,7 +52,7 @@ the configured owner and mode, each port bound, each hook's command found), nami
 Exits 0 only when every check passes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), credproc.Timeout)
+			ctx, cancel := context.WithTimeout(cmd.Context(), credentialprocess.Timeout)
 			defer cancel()
 			var cfg *config.Config
 			from := "--workload-socket"

@@ -14,10 +14,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/credentialprocess"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/credproc"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/duration"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/sessionname"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
@@ -28,11 +28,11 @@ type jwtOptions struct {
 	audience, spiffeID, roleARN, workloadSocket, sessionName string
 	stsEndpoint, stsRegion                                   string
 	duration                                                 *duration.Value
-	out                                                      credproc.Output
+	out                                                      credentialprocess.Output
 }
 
 func newCredentialsCommand(stdout, stderr io.Writer) *cobra.Command {
-	o := jwtOptions{out: credproc.Output{Stdout: stdout, Stderr: stderr}, duration: duration.NewValue("PT1H", credproc.SessionRange)}
+	o := jwtOptions{out: credentialprocess.Output{Stdout: stdout, Stderr: stderr}, duration: duration.NewValue("PT1H", credentialprocess.SessionRange)}
 	var ignored ignoredFlags
 	cmd := &cobra.Command{
 		Use:   "credentials",

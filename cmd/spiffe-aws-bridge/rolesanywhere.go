@@ -7,11 +7,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/credproc"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/credentialprocess"
 )
 
 func newRolesAnywhereCommand(stdout, stderr io.Writer) *cobra.Command {
-	o := credproc.Options{Output: credproc.Output{Stdout: stdout, Stderr: stderr}}
+	o := credentialprocess.Options{Output: credentialprocess.Output{Stdout: stdout, Stderr: stderr}}
 	var ignored ignoredFlags
 	cmd := &cobra.Command{
 		Use:   "rolesanywhere",

@@ -1,5 +1,5 @@
 // Command spiffe-aws-credential-process is `spiffe-aws-bridge credential-process` built alone: the same
-// flags, the same output, the same code (package internal/credproc), in a binary that links nothing of
+// flags, the same output, the same code (package credentialprocess), in a binary that links nothing of
 // the daemon. An AWS SDK starts a credential_process program every time it needs credentials, and a Go
 // program pays for the initialisation of every package it links before main runs; this binary links
 // about half as many as spiffe-aws-bridge, and starts in about half the time (docs/benchmarks.md).
@@ -26,8 +26,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/credentialprocess"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/credproc"
 )
 
 const name = "spiffe-aws-credential-process"
@@ -45,7 +45,7 @@ func main() {
 
 // newRoot is the binary's command: credential-process under the binary's name, with --version and version.
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
-	root := credproc.NewCommand(name, name, stdout, stderr)
+	root := credentialprocess.NewCommand(name, name, stdout, stderr)
 	cli.AddVersion(root, name)
 	return root
 }

@@ -38,8 +38,8 @@ func TestStaysLean(t *testing.T) {
 		}
 	}
 	// It is the credential-process command, not a copy of it.
-	if !slices.Contains(deps, "github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/credproc") {
-		t.Error("spiffe-aws-credential-process does not use internal/credproc")
+	if !slices.Contains(deps, "github.com/spiffe-aws-bridge/spiffe-aws-bridge/credentialprocess") {
+		t.Error("spiffe-aws-credential-process does not use credentialprocess")
 	}
 }
 

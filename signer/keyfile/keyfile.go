@@ -3,10 +3,10 @@
 // whose others are intermediates, an optional separate intermediates bundle, and an unencrypted private
 // key in PKCS#1 ("RSA PRIVATE KEY"), SEC 1 ("EC PRIVATE KEY") or PKCS#8 ("PRIVATE KEY") form.
 //
-// It exists for the one-shot commands' file source; the daemon and the Workload API path never read a key
-// from disk. Run as root, it reads only files that no one but root can have written, nor the directories
-// above them (internal/trusted): a key another user could replace would let them choose the identity, and
-// so the AWS account, root's commands act in.
+// It exists for the one-shot commands' file source (package credentialprocess); the daemon and the
+// Workload API path never read a key from disk. Run as root, it reads only files that no one but root can
+// have written, nor the directories above them (internal/trusted): a key another user could replace would
+// let them choose the identity, and so the AWS account, root's commands act in.
 package keyfile
 
 import (

@@ -1,4 +1,4 @@
-package credproc
+package credentialprocess
 
 import (
 	"bytes"

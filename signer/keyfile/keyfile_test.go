@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/keyfile"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/trusted"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer/keyfile"
 )
 
 func cert(t *testing.T, key crypto.Signer, parent *x509.Certificate, parentKey crypto.Signer, isCA bool, serial int64) *x509.Certificate {

@@ -1,13 +1,13 @@
-// Package credproc is the Roles Anywhere credential_process one-shot: its flags (aws_signing_helper's),
-// the signing identity from key files or the SPIFFE Workload API, one CreateSession, and the
-// credential_process JSON on stdout.
+// Package credentialprocess is the Roles Anywhere credential_process one-shot: its flags
+// (aws_signing_helper's), the signing identity from key files or the SPIFFE Workload API, one
+// CreateSession, and the credential_process JSON on stdout.
 //
 // Two binaries share it: `spiffe-aws-bridge credential-process` and the lean
 // `spiffe-aws-credential-process`, which links this package and nothing of the daemon (Prometheus, the
 // aws-sdk, the emulator), so that an AWS SDK that runs it on every credential refresh pays as little
 // process start-up as a Go program can. The end-to-end tests in cmd/spiffe-aws-bridge run every case
 // against both binaries.
-package credproc
+package credentialprocess
 
 import (
 	"context"
@@ -33,9 +33,9 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/duration"
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/keyfile"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer/keyfile"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
 
