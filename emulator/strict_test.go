@@ -26,9 +26,9 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/check"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/certcheck"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
 )
@@ -176,13 +176,13 @@ func TestIssuerOUConditionSameInCheckAndEmulator(t *testing.T) {
 	ca := newHandCA(t, pkix.Name{CommonName: "issuing", OrganizationalUnit: []string{"platform", "security"}})
 	id := ca.leaf(t, x509.KeyUsageDigitalSignature, nil)
 	var shown string
-	for _, tag := range certcheck.PrincipalTags(id.Leaf) {
+	for _, tag := range check.PrincipalTags(id.Leaf) {
 		if tag.Key == "x509Issuer/OU" {
 			shown = tag.Value
 		}
 	}
 	if shown == "" {
-		t.Fatalf("check shows no x509Issuer/OU tag: %v", certcheck.PrincipalTags(id.Leaf))
+		t.Fatalf("check shows no x509Issuer/OU tag: %v", check.PrincipalTags(id.Leaf))
 	}
 	s := handWorld(t, ca, "x509Issuer/OU", shown, "platform-other")
 	if err := createAs(s, id, 0); err != nil {
@@ -207,7 +207,7 @@ func TestSANDirectoryNameTags(t *testing.T) {
 	}
 	id := ca.leaf(t, x509.KeyUsageDigitalSignature, []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: san}})
 	tags := map[string]string{}
-	for _, tag := range certcheck.PrincipalTags(id.Leaf) {
+	for _, tag := range check.PrincipalTags(id.Leaf) {
 		tags[tag.Key] = tag.Value
 	}
 	if tags["x509SAN/Name/CN"] != "web" || tags["x509SAN/Name/O"] != "acme" || tags["x509SAN/URI"] != "spiffe://example.org/ns/prod/app" {
@@ -238,7 +238,7 @@ func TestSecurityLeafWithoutDigitalSignatureRefused(t *testing.T) {
 			if !errors.As(err, &api) || api.Type != "AccessDeniedException" || !strings.Contains(api.Message, "digitalSignature") {
 				t.Fatalf("got %v, want AccessDeniedException about digitalSignature", err)
 			}
-			if probs := certcheck.Check(certcheck.Input{Leaf: id.Leaf, Now: time.Now()}); !strings.Contains(fmt.Sprint(probs), "digitalSignature") {
+			if probs := check.Certificate(check.CertificateInput{Leaf: id.Leaf, Now: time.Now()}); !strings.Contains(fmt.Sprint(probs), "digitalSignature") {
 				t.Fatalf("check does not report it either: %v", probs)
 			}
 		})

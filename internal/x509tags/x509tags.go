@@ -11,7 +11,7 @@
 // the values in certificate order joined with ","; SAN entries of one kind after the first are ignored.
 // Empty values produce no tag.
 //
-// It is a leaf (standard library only) shared by `check` (internal/certcheck) and the emulator, so both
+// It is a leaf (standard library only) shared by `check` (package check) and the emulator, so both
 // describe a certificate the same way; the emulator's request verification stays independent of the
 // signer.
 package x509tags

@@ -1,7 +1,7 @@
-// Package certcheck tells whether a certificate can sign IAM Roles Anywhere requests, and how AWS will
-// see it: the principal tags it derives from the certificate and a minimal role trust policy that
-// admits it. It backs the `check` command ("why doesn't this work?").
-package certcheck
+package check
+
+// This file tells whether a certificate can sign IAM Roles Anywhere requests, and how AWS will see it:
+// the principal tags it derives from the certificate and a minimal role trust policy that admits it.
 
 import (
 	"crypto"
@@ -26,8 +26,8 @@ type Problem struct {
 // String implements fmt.Stringer.
 func (p Problem) String() string { return p.Check + ": " + p.Detail }
 
-// Input is what Check examines.
-type Input struct {
+// CertificateInput is what Certificate examines.
+type CertificateInput struct {
 	Leaf          *x509.Certificate
 	Intermediates []*x509.Certificate
 	// Key is the leaf's private key when known (it must match the leaf).
@@ -38,11 +38,11 @@ type Input struct {
 	Now time.Time
 }
 
-// Check lists every requirement of design.md §3 the certificate fails: a supported key type (RSA 2048 to
+// Certificate lists every requirement of design.md §3 the certificate fails: a supported key type (RSA 2048 to
 // 4096 bits, ECDSA P-256 or P-384), X.509 v3, not a CA, digitalSignature key usage, inside its validity
 // window (with the hours left reported by Summary), a key that belongs to the leaf, and — with Roots — a
 // chain to the trust anchor. An empty result means AWS would accept it.
-func Check(in Input) []Problem {
+func Certificate(in CertificateInput) []Problem {
 	var out []Problem
 	add := func(check, format string, args ...any) {
 		out = append(out, Problem{Check: check, Detail: fmt.Sprintf(format, args...)})

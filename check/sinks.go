@@ -1,9 +1,10 @@
-// Package sinkcheck proves, before the daemon runs, that each sink of a profile can work as the daemon
+package check
+
+// This file proves, before the daemon runs, that each sink of a profile can work as the daemon
 // would use it, leaving nothing behind: a credentials file's directory takes a file with the configured
 // owner and mode (created and removed), a container endpoint's token file likewise, each endpoint's port
 // can be bound, the on_refresh command is found and executable, and the signal's pid file is one the
 // bridge would obey. It backs `check --config`; every failure names the path, address or command and why.
-package sinkcheck
 
 import (
 	"context"
@@ -27,7 +28,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/trusted"
 )
 
-// Status is a Result's verdict.
+// Status is a SinkResult's verdict.
 type Status int
 
 // Statuses.
@@ -41,8 +42,8 @@ const (
 	Fail
 )
 
-// Result is what one probe found.
-type Result struct {
+// SinkResult is what one sink probe found.
+type SinkResult struct {
 	// Sink names what was probed: the block and its path, address or command.
 	Sink string
 	// Status is the verdict.
@@ -51,8 +52,8 @@ type Result struct {
 	Detail string
 }
 
-// Options configures the probes; the zero value is ready to use.
-type Options struct {
+// SinkOptions configures the sink probes; the zero value is ready to use.
+type SinkOptions struct {
 	// Listen binds a port (default net.Listen): the port probe binds and closes.
 	Listen func(network, addr string) (net.Listener, error)
 	// HTTPClient asks a port that is already bound whether the bridge itself serves it (default: a
@@ -62,8 +63,8 @@ type Options struct {
 	LookPath func(string) (string, error)
 }
 
-// Profile probes every sink of p, in the order of the config reference.
-func Profile(ctx context.Context, p config.Profile, o Options) []Result {
+// Sinks probes every sink of p, in the order of the config reference.
+func Sinks(ctx context.Context, p config.Profile, o SinkOptions) []SinkResult {
 	if o.Listen == nil {
 		o.Listen = net.Listen
 	}
@@ -73,7 +74,7 @@ func Profile(ctx context.Context, p config.Profile, o Options) []Result {
 	if o.LookPath == nil {
 		o.LookPath = exec.LookPath
 	}
-	var out []Result
+	var out []SinkResult
 	if f := p.CredentialsFile; f != nil {
 		out = append(out, credentialsFile(f))
 	}
@@ -93,8 +94,8 @@ func Profile(ctx context.Context, p config.Profile, o Options) []Result {
 	return out
 }
 
-func credentialsFile(f *config.CredentialsFile) Result {
-	r := Result{Sink: "credentials_file " + f.Path}
+func credentialsFile(f *config.CredentialsFile) SinkResult {
+	r := SinkResult{Sink: "credentials_file " + f.Path}
 	owner, group, err := ids("credentials_file.owner", f.Owner, "credentials_file.group", f.Group)
 	if err != nil {
 		return fail(r, err)
@@ -112,8 +113,8 @@ func credentialsFile(f *config.CredentialsFile) Result {
 	return r
 }
 
-func tokenFile(c *config.ContainerEndpoint) Result {
-	r := Result{Sink: "container_endpoint.auth_token_file " + c.AuthTokenFile}
+func tokenFile(c *config.ContainerEndpoint) SinkResult {
+	r := SinkResult{Sink: "container_endpoint.auth_token_file " + c.AuthTokenFile}
 	owner, group, err := ids("container_endpoint.auth_token_owner", c.AuthTokenOwner, "container_endpoint.auth_token_group", c.AuthTokenGroup)
 	if err != nil {
 		return fail(r, err)
@@ -145,9 +146,9 @@ func ids(ownerKey, owner, groupKey, group string) (safefs.ID, safefs.ID, error) 
 
 // port binds host:port and closes it. A port already bound is fine when serves finds the bridge's own
 // endpoint behind it (the daemon runs with this config); otherwise it cannot work.
-func port(ctx context.Context, o Options, block, host string, p int, allowRemote bool, serves func(context.Context, *http.Client, string) bool) Result {
+func port(ctx context.Context, o SinkOptions, block, host string, p int, allowRemote bool, serves func(context.Context, *http.Client, string) bool) SinkResult {
 	addr := net.JoinHostPort(host, strconv.Itoa(p))
-	r := Result{Sink: block + " " + addr}
+	r := SinkResult{Sink: block + " " + addr}
 	if _, err := netutil.CheckBind(addr, allowRemote); err != nil {
 		return fail(r, fmt.Errorf("%s: %w", block, err))
 	}
@@ -230,8 +231,8 @@ func fetch(c *http.Client, req *http.Request) (string, bool) {
 
 // command finds the on_refresh program as exec does: a name with a slash must be an executable file, a
 // bare name is looked up in this process's PATH (the daemon's may differ: a path is safer).
-func command(o Options, name string) Result {
-	r := Result{Sink: "on_refresh " + name}
+func command(o SinkOptions, name string) SinkResult {
+	r := SinkResult{Sink: "on_refresh " + name}
 	path, err := o.LookPath(name)
 	if err != nil {
 		return fail(r, fmt.Errorf("on_refresh.command %q cannot be run: %w", name, err))
@@ -251,8 +252,8 @@ func command(o Options, name string) Result {
 	return r
 }
 
-func pidFile(s *config.Signal) Result {
-	r := Result{Sink: "signal.pid_file " + s.PIDFile}
+func pidFile(s *config.Signal) SinkResult {
+	r := SinkResult{Sink: "signal.pid_file " + s.PIDFile}
 	sig, err := hook.NewSignal(hook.SignalOptions{PIDFile: s.PIDFile, Signal: s.Signal})
 	if err != nil {
 		return fail(r, err)
@@ -270,7 +271,35 @@ func pidFile(s *config.Signal) Result {
 	return r
 }
 
-func fail(r Result, err error) Result {
+func fail(r SinkResult, err error) SinkResult {
 	r.Status, r.Detail = Fail, err.Error()
 	return r
+}
+
+// checkSinks proves each profile's sinks as the daemon would use them (Sinks), printing one
+// line per probe, and returns the number that cannot work. Without a config there is nothing to probe.
+func checkSinks(ctx context.Context, out io.Writer, cfg *config.Config, o SinkOptions) int {
+	if cfg == nil {
+		return 0
+	}
+	failures := 0
+	for _, p := range cfg.Profiles {
+		results := Sinks(ctx, p, o)
+		if len(results) == 0 {
+			continue
+		}
+		fmt.Fprintf(out, "\nSinks of profile %q\n", p.Name)
+		for _, r := range results {
+			verdict := "ok  "
+			switch r.Status {
+			case Warn:
+				verdict = "warn"
+			case Fail:
+				verdict = "FAIL"
+				failures++
+			}
+			fmt.Fprintf(out, "  %s %s: %s\n", verdict, r.Sink, strings.ReplaceAll(r.Detail, "\n", "\n       "))
+		}
+	}
+	return failures
 }

@@ -1,4 +1,4 @@
-package sinkcheck_test
+package check_test
 
 import (
 	"context"
@@ -11,15 +11,15 @@ import (
 	"testing"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/endpoint"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/check"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/sinkcheck"
 )
 
-func probeOne(t *testing.T, p config.Profile) sinkcheck.Result {
+func probeOne(t *testing.T, p config.Profile) check.SinkResult {
 	t.Helper()
 	p.Name = "app"
-	rs := sinkcheck.Profile(context.Background(), p, sinkcheck.Options{})
+	rs := check.Sinks(context.Background(), p, check.SinkOptions{})
 	if len(rs) != 1 {
 		t.Fatalf("%d results, want 1: %+v", len(rs), rs)
 	}
@@ -50,7 +50,7 @@ func TestCredentialsFileProbe(t *testing.T) {
 	dir := t.TempDir()
 
 	r := probeOne(t, credsFile(filepath.Join(dir, "credentials")))
-	if r.Status != sinkcheck.OK || !strings.Contains(r.Detail, "created and removed a file in "+dir+" with mode 0600") {
+	if r.Status != check.OK || !strings.Contains(r.Detail, "created and removed a file in "+dir+" with mode 0600") {
 		t.Errorf("writable directory: %+v", r)
 	}
 	if got := entries(t, dir); len(got) != 0 {
@@ -59,7 +59,7 @@ func TestCredentialsFileProbe(t *testing.T) {
 
 	// A missing directory: the daemon creates it; nothing is created by the probe.
 	r = probeOne(t, credsFile(filepath.Join(dir, "a", "b", "credentials")))
-	if r.Status != sinkcheck.OK || !strings.Contains(r.Detail, filepath.Join(dir, "a", "b")+" does not exist yet") {
+	if r.Status != check.OK || !strings.Contains(r.Detail, filepath.Join(dir, "a", "b")+" does not exist yet") {
 		t.Errorf("missing directory: %+v", r)
 	}
 	if got := entries(t, dir); len(got) != 0 {
@@ -71,7 +71,7 @@ func TestCredentialsFileProbe(t *testing.T) {
 	if err := os.WriteFile(existing, []byte("[other]\nregion = us-east-1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if r = probeOne(t, credsFile(existing)); r.Status != sinkcheck.OK {
+	if r = probeOne(t, credsFile(existing)); r.Status != check.OK {
 		t.Errorf("existing file: %+v", r)
 	}
 	if got := entries(t, dir); len(got) != 1 || got[0] != "credentials" {
@@ -85,21 +85,21 @@ func TestCredentialsFileProbe(t *testing.T) {
 	safefstest.ReadOnly(t, ro)
 	for _, path := range []string{filepath.Join(ro, "credentials"), filepath.Join(ro, "missing", "credentials")} {
 		r = probeOne(t, credsFile(path))
-		if r.Status != sinkcheck.Fail || !strings.Contains(r.Detail, ro) || r.Sink != "credentials_file "+path {
+		if r.Status != check.Fail || !strings.Contains(r.Detail, ro) || r.Sink != "credentials_file "+path {
 			t.Errorf("read-only %s: %+v", path, r)
 		}
 	}
 
 	// The parent is a file.
 	r = probeOne(t, credsFile(filepath.Join(existing, "credentials")))
-	if r.Status != sinkcheck.Fail || !strings.Contains(r.Detail, existing) {
+	if r.Status != check.Fail || !strings.Contains(r.Detail, existing) {
 		t.Errorf("parent is a file: %+v", r)
 	}
 
 	// An owner that is no user here.
 	p := credsFile(filepath.Join(dir, "credentials"))
 	p.CredentialsFile.Owner = "no-such-user-here"
-	if r = probeOne(t, p); r.Status != sinkcheck.Fail || !strings.Contains(r.Detail, `credentials_file.owner "no-such-user-here"`) {
+	if r = probeOne(t, p); r.Status != check.Fail || !strings.Contains(r.Detail, `credentials_file.owner "no-such-user-here"`) {
 		t.Errorf("unknown owner: %+v", r)
 	}
 }
@@ -119,11 +119,11 @@ func TestFileOwnerAndModeAreProved(t *testing.T) {
 	p := credsFile(filepath.Join(home, "credentials"))
 	p.CredentialsFile.Owner, p.CredentialsFile.Group, p.CredentialsFile.Mode = strconv.Itoa(safefstest.Nobody), strconv.Itoa(safefstest.Nobody), 0o640
 	r := probeOne(t, p)
-	if r.Status != sinkcheck.OK || !strings.Contains(r.Detail, "mode 0640, owner 65534, group 65534") {
+	if r.Status != check.OK || !strings.Contains(r.Detail, "mode 0640, owner 65534, group 65534") {
 		t.Errorf("owner and mode: %+v", r)
 	}
 	p.CredentialsFile.Path = filepath.Join(dir, "credentials")
-	if r = probeOne(t, p); r.Status != sinkcheck.Fail || !strings.Contains(r.Detail, "a directory of theirs") {
+	if r = probeOne(t, p); r.Status != check.Fail || !strings.Contains(r.Detail, "a directory of theirs") {
 		t.Errorf("a user's file in root's directory: %+v", r)
 	}
 	other := filepath.Join(dir, "other")
@@ -131,7 +131,7 @@ func TestFileOwnerAndModeAreProved(t *testing.T) {
 		t.Fatal(err)
 	}
 	safefstest.Give(t, other, 1234, 1234)
-	if r = probeOne(t, credsFile(filepath.Join(other, "credentials"))); r.Status != sinkcheck.Fail || !strings.Contains(r.Detail, other) {
+	if r = probeOne(t, credsFile(filepath.Join(other, "credentials"))); r.Status != check.Fail || !strings.Contains(r.Detail, other) {
 		t.Errorf("a directory of another user: %+v", r)
 	}
 }
@@ -150,11 +150,11 @@ func TestPortProbe(t *testing.T) {
 	port := busy.Addr().(*net.TCPAddr).Port
 	r := probeOne(t, imds(port))
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	if r.Status != sinkcheck.Fail || !strings.Contains(r.Detail, "cannot listen on "+addr) || !strings.Contains(r.Detail, "another process listens there") {
+	if r.Status != check.Fail || !strings.Contains(r.Detail, "cannot listen on "+addr) || !strings.Contains(r.Detail, "another process listens there") {
 		t.Errorf("busy port: %+v", r)
 	}
 	busy.Close()
-	if r = probeOne(t, imds(port)); r.Status != sinkcheck.OK {
+	if r = probeOne(t, imds(port)); r.Status != check.OK {
 		t.Errorf("free port: %+v", r)
 	}
 
@@ -168,19 +168,19 @@ func TestPortProbe(t *testing.T) {
 	defer s.Close()
 	_, ps, _ := net.SplitHostPort(s.Addr())
 	bridgePort, _ := strconv.Atoi(ps)
-	if r = probeOne(t, imds(bridgePort)); r.Status != sinkcheck.OK || !strings.Contains(r.Detail, "running bridge") {
+	if r = probeOne(t, imds(bridgePort)); r.Status != check.OK || !strings.Contains(r.Detail, "running bridge") {
 		t.Errorf("port of the bridge's own IMDS: %+v", r)
 	}
 	// The same endpoint serving another profile's role is not this profile's.
-	rs := sinkcheck.Profile(context.Background(), config.Profile{Name: "other", IMDS: imds(bridgePort).IMDS}, sinkcheck.Options{})
-	if rs[0].Status != sinkcheck.Fail {
+	rs := check.Sinks(context.Background(), config.Profile{Name: "other", IMDS: imds(bridgePort).IMDS}, check.SinkOptions{})
+	if rs[0].Status != check.Fail {
 		t.Errorf("port of another profile's IMDS: %+v", rs[0])
 	}
 	// A port below 1024 as a non-root user, through an injected listener.
-	rs = sinkcheck.Profile(context.Background(), imds(80), sinkcheck.Options{Listen: func(string, string) (net.Listener, error) {
+	rs = check.Sinks(context.Background(), imds(80), check.SinkOptions{Listen: func(string, string) (net.Listener, error) {
 		return nil, &net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EACCES)}
 	}})
-	if rs[0].Status != sinkcheck.Fail || !strings.Contains(rs[0].Detail, "CAP_NET_BIND_SERVICE") {
+	if rs[0].Status != check.Fail || !strings.Contains(rs[0].Detail, "CAP_NET_BIND_SERVICE") {
 		t.Errorf("privileged port: %+v", rs[0])
 	}
 }
@@ -191,25 +191,25 @@ func TestHookProbes(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "reload-app")
 	r := probeOne(t, config.Profile{OnRefresh: &config.OnRefresh{Command: []string{missing, "--now"}}})
-	if r.Status != sinkcheck.Fail || !strings.Contains(r.Detail, missing) {
+	if r.Status != check.Fail || !strings.Contains(r.Detail, missing) {
 		t.Errorf("missing command: %+v", r)
 	}
 	if err := os.WriteFile(missing, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if r = probeOne(t, config.Profile{OnRefresh: &config.OnRefresh{Command: []string{missing}}}); r.Status != sinkcheck.OK {
+	if r = probeOne(t, config.Profile{OnRefresh: &config.OnRefresh{Command: []string{missing}}}); r.Status != check.OK {
 		t.Errorf("executable command: %+v", r)
 	}
 	if err := os.Chmod(missing, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if r = probeOne(t, config.Profile{OnRefresh: &config.OnRefresh{Command: []string{missing}}}); r.Status != sinkcheck.Fail {
+	if r = probeOne(t, config.Profile{OnRefresh: &config.OnRefresh{Command: []string{missing}}}); r.Status != check.Fail {
 		t.Errorf("non-executable command: %+v", r)
 	}
 
 	pid := filepath.Join(dir, "app.pid")
 	sig := config.Profile{Signal: &config.Signal{PIDFile: pid, Signal: syscall.SIGHUP}}
-	if r = probeOne(t, sig); r.Status != sinkcheck.Warn || !strings.Contains(r.Detail, pid+" does not exist yet") {
+	if r = probeOne(t, sig); r.Status != check.Warn || !strings.Contains(r.Detail, pid+" does not exist yet") {
 		t.Errorf("pid file not written yet: %+v", r)
 	}
 	if err := os.WriteFile(pid, []byte(strconv.Itoa(os.Getpid())), 0o666); err != nil {
@@ -218,7 +218,7 @@ func TestHookProbes(t *testing.T) {
 	if err := os.Chmod(pid, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	if r = probeOne(t, sig); r.Status != sinkcheck.Fail || !strings.Contains(r.Detail, "writable by other users") {
+	if r = probeOne(t, sig); r.Status != check.Fail || !strings.Contains(r.Detail, "writable by other users") {
 		t.Errorf("world-writable pid file: %+v", r)
 	}
 }
@@ -236,16 +236,16 @@ func TestSecurityCheckProvesTheOnRefreshProgramAsARootDaemonWould(t *testing.T) 
 	safefstest.Give(t, theirs, safefstest.Nobody, safefstest.Nobody)
 	for _, c := range []struct {
 		program string
-		want    sinkcheck.Status
+		want    check.Status
 	}{
-		{filepath.Join(theirs, "reload"), sinkcheck.Fail},
-		{filepath.Join(dir, "reload"), sinkcheck.OK},
+		{filepath.Join(theirs, "reload"), check.Fail},
+		{filepath.Join(dir, "reload"), check.OK},
 	} {
 		if err := os.WriteFile(c.program, []byte("#!/bin/sh\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
 		r := probeOne(t, config.Profile{OnRefresh: &config.OnRefresh{Command: []string{c.program}}})
-		if r.Status != c.want || (c.want == sinkcheck.Fail && !strings.Contains(r.Detail, theirs)) {
+		if r.Status != c.want || (c.want == check.Fail && !strings.Contains(r.Detail, theirs)) {
 			t.Errorf("%s: %+v, want status %v", c.program, r, c.want)
 		}
 	}

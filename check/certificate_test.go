@@ -1,4 +1,4 @@
-package certcheck_test
+package check_test
 
 import (
 	"crypto"
@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/certcheck"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/check"
 )
 
 var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -104,7 +104,7 @@ func TestCheckReportsEachProblem(t *testing.T) {
 				key = tc.key(key)
 			}
 			var got []string
-			for _, p := range certcheck.Check(certcheck.Input{Leaf: leaf, Key: key, Roots: tc.roots, Now: now}) {
+			for _, p := range check.Certificate(check.CertificateInput{Leaf: leaf, Key: key, Roots: tc.roots, Now: now}) {
 				got = append(got, p.String())
 			}
 			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
@@ -118,7 +118,7 @@ func TestPrincipalTagsOfASPIREShapedSVID(t *testing.T) {
 	ca, caKey := newCA(t, "root")
 	leaf, _ := mint(t, leafOpts{parent: ca, signer: caKey})
 	var got []string
-	for _, tag := range certcheck.PrincipalTags(leaf) {
+	for _, tag := range check.PrincipalTags(leaf) {
 		got = append(got, tag.Key+"="+tag.Value)
 	}
 	want := "x509Subject/O=SPIRE x509Subject/C=US x509Issuer/CN=root x509Issuer/O=SPIFFE x509Issuer/C=US x509SAN/URI=spiffe://example.org/ns/prod/app"
@@ -138,7 +138,7 @@ func TestTrustPolicyAdmitsTheSPIFFEIDThroughTheTrustAnchor(t *testing.T) {
 			Condition map[string]map[string]string
 		}
 	}
-	if err := json.Unmarshal([]byte(certcheck.TrustPolicy(ta, "spiffe://example.org/app")), &p); err != nil {
+	if err := json.Unmarshal([]byte(check.TrustPolicy(ta, "spiffe://example.org/app")), &p); err != nil {
 		t.Fatal(err)
 	}
 	s := p.Statement[0]
@@ -152,7 +152,7 @@ func TestTrustPolicyAdmitsTheSPIFFEIDThroughTheTrustAnchor(t *testing.T) {
 
 // TestTrustPolicyIsPasteable: the placeholders and ARNs are printed as written, not as \u003c escapes.
 func TestTrustPolicyIsPasteable(t *testing.T) {
-	got := certcheck.TrustPolicy("", "spiffe://example.org/a&b")
+	got := check.TrustPolicy("", "spiffe://example.org/a&b")
 	if strings.Contains(got, `\u00`) || !strings.Contains(got, `"arn:aws:rolesanywhere:<region>:<account>:trust-anchor/<id>"`) ||
 		!strings.Contains(got, `"spiffe://example.org/a&b"`) || strings.HasSuffix(got, "\n") {
 		t.Fatalf("policy:\n%s", got)
