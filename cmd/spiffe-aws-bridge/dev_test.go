@@ -19,6 +19,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/dev"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
 )
 
@@ -177,12 +178,12 @@ func TestDevChainReachesTheSecondAccount(t *testing.T) {
 	c.Env = append(os.Environ(), "AWS_SHARED_CREDENTIALS_FILE="+line[1], "AWS_PROFILE=dev-cross-account", "AWS_CONFIG_FILE="+filepath.Join(dir, "none"))
 	out, err := c.CombinedOutput()
 	var id struct{ Account, Arn string }
-	if err != nil || json.Unmarshal(out, &id) != nil || id.Account != devAccountB {
+	if err != nil || json.Unmarshal(out, &id) != nil || id.Account != dev.AccountB {
 		t.Fatalf("aws sts get-caller-identity: %v\n%s", err, out)
 	}
 	var views []struct{ Tags map[string]string }
 	key := profileKeys(line[1], "dev-cross-account")["aws_access_key_id"]
-	if err := json.Unmarshal([]byte(httpBody(t, line[3]+"/_emulator/sessions?access_key_id="+key)), &views); err != nil || len(views) != 1 || views[0].Tags["spiffe-id"] != devSpiffeID {
+	if err := json.Unmarshal([]byte(httpBody(t, line[3]+"/_emulator/sessions?access_key_id="+key)), &views); err != nil || len(views) != 1 || views[0].Tags["spiffe-id"] != dev.SPIFFEID {
 		t.Fatalf("the cross-account session: %v %+v", err, views)
 	}
 	// dev runs with trusted identity propagation on: the banner's command shows account B's session with
@@ -199,8 +200,8 @@ func TestDevChainReachesTheSecondAccount(t *testing.T) {
 		OriginIdentity emulator.OriginIdentity `json:"origin_identity"`
 		Chain          []string
 	}
-	if err != nil || json.Unmarshal(out, &origin) != nil || len(origin) != 1 || origin[0].Account != devAccountB ||
-		origin[0].OriginIdentity.Subject != devSpiffeID || origin[0].OriginIdentity.SubjectType != "workload" || len(origin[0].Chain) != 1 {
+	if err != nil || json.Unmarshal(out, &origin) != nil || len(origin) != 1 || origin[0].Account != dev.AccountB ||
+		origin[0].OriginIdentity.Subject != dev.SPIFFEID || origin[0].OriginIdentity.SubjectType != "workload" || len(origin[0].Chain) != 1 {
 		t.Fatalf("%s: %v\n%s", show[1], err, out)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	devmode "github.com/spiffe-aws-bridge/spiffe-aws-bridge/dev"
 )
 
 // readmeSection returns the README's text from the line starting with heading up to the next heading of
@@ -241,16 +243,16 @@ func TestANewUsersFirstHour(t *testing.T) {
 		t.Fatalf("dev --chain's banner lacks the README's line %q:\n%s", checkLine, banner)
 	}
 	eventually(t, "the cross-account profile", func() bool {
-		return profileKeys(filepath.Join(chainDir, "credentials"), devChainProfile)["aws_access_key_id"] != ""
+		return profileKeys(filepath.Join(chainDir, "credentials"), devmode.ChainProfile)["aws_access_key_id"] != ""
 	})
 	r = runArgv(t, nil, "bash", "-c", "PATH="+binDir+":$PATH "+checkLine)
-	if r.code != 0 || !strings.Contains(r.stdout, devRoleB) || !strings.Contains(r.stdout, "All checks passed.") {
+	if r.code != 0 || !strings.Contains(r.stdout, devmode.RoleB) || !strings.Contains(r.stdout, "All checks passed.") {
 		t.Fatalf("%s: exit %d\n%s\n%s", checkLine, r.code, r.stdout, r.stderr)
 	}
 	line := regexp.MustCompile(`AWS_SHARED_CREDENTIALS_FILE=\S+ AWS_PROFILE=dev-cross-account aws sts get-caller-identity .*`).FindString(banner)
 	got, err := runAsAUserWould(t, filepath.Dir(clis[0]), line)
 	var id struct{ Account string }
-	if err != nil || json.Unmarshal(got, &id) != nil || id.Account != devAccountB {
+	if err != nil || json.Unmarshal(got, &id) != nil || id.Account != devmode.AccountB {
 		t.Fatalf("%s: %v\n%s", line, err, got)
 	}
 	stopDev(t, dev)
@@ -260,9 +262,9 @@ func TestANewUsersFirstHour(t *testing.T) {
 	devBanner(t, out, stderr)
 	creds := filepath.Join(chainDir, "credentials")
 	eventually(t, "dev's credentials", func() bool { return profileKeys(creds, "dev")["aws_access_key_id"] != "" })
-	if content, _ := os.ReadFile(creds); strings.Contains(string(content), "["+devChainProfile+"]") {
+	if content, _ := os.ReadFile(creds); strings.Contains(string(content), "["+devmode.ChainProfile+"]") {
 		// The sections only: the file holds secrets, which a test log must not.
-		t.Errorf("dev --dir left the [%s] section of the --chain run: sections %q", devChainProfile,
+		t.Errorf("dev --dir left the [%s] section of the --chain run: sections %q", devmode.ChainProfile,
 			regexp.MustCompile(`(?m)^\[[^\]]+\]`).FindAllString(string(content), -1))
 	}
 	stopDev(t, dev)

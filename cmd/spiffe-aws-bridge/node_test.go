@@ -19,6 +19,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/health"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/dev"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
 )
@@ -375,7 +376,7 @@ func TestDevNodeShowsNodeModeWithoutSPIRE(t *testing.T) {
 	if !strings.Contains(r.stdout, "Node mode (--node)") || !strings.Contains(r.stdout, "selector dev:service:billing") {
 		t.Errorf("banner lacks node mode:\n%s", r.stdout)
 	}
-	for _, w := range devWorkloads {
+	for _, w := range dev.Workloads() {
 		if k := profileKeys(filepath.Join(dir, w, "credentials"), w); k["aws_access_key_id"] == "" {
 			t.Errorf("%s: no credentials in its file", w)
 		}
