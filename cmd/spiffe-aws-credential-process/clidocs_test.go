@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clidocs"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/cmd/internal/clidocs"
 )
 
 var updateCLIDocs = flag.Bool("update-cli-docs", false, "regenerate docs/cli and docs/man instead of checking them")

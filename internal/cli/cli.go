@@ -99,7 +99,7 @@ func Execute(ctx context.Context, root *cobra.Command, args []string) int {
 	return ee.Code
 }
 
-// Prepare completes root's tree as it runs, so that the generated reference (internal/clidocs) matches
+// Prepare completes root's tree as it runs, so that the generated reference (cmd/internal/clidocs) matches
 // it: the help and completion commands are added, and a command that only groups others ("completion")
 // refuses an argument that names none of them (cobra would print its help and exit 0).
 func Prepare(root *cobra.Command) {
