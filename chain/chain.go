@@ -19,7 +19,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/errtype"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
@@ -356,15 +355,4 @@ func (c *Creator) CreateSession(ctx context.Context, in signer.CreateSessionInpu
 		id = in.Identity.Leaf.URIs[0].String()
 	}
 	return c.Chain.Assume(ctx, first, id)
-}
-
-// FromConfig converts a profile's assume_role blocks into hops.
-func FromConfig(blocks []config.AssumeRole) []Hop {
-	var out []Hop
-	for _, a := range blocks {
-		out = append(out, Hop{RoleARN: a.RoleARN, ExternalID: a.ExternalID, RoleSessionName: a.RoleSessionName,
-			Duration: a.Duration, SessionTags: a.SessionTags, TransitiveTagKeys: a.TransitiveTagKeys, Policy: a.Policy,
-			PolicyARNs: a.PolicyARNs, SPIFFEIDTag: a.SPIFFEIDTag, STSRegion: a.STSRegion, STSEndpoint: a.STSEndpoint})
-	}
-	return out
 }

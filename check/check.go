@@ -38,6 +38,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/delegated"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/wiring"
 )
 
 // Options are the inputs of one check. Errors in them name the flag or config key they came from.
@@ -371,7 +372,7 @@ func emulatorProfile(ctx context.Context, p config.Profile) (*emulator.ProfileDe
 // trust policy its role needs and the permission the previous role needs, and the explained AWS error
 // of the first hop that fails (the hops after it are printed, not tried).
 func checkHops(ctx context.Context, out io.Writer, p config.Profile, spiffeID string, start creds.Credentials, st profileSettings) int {
-	hops := chain.FromConfig(p.AssumeRole)
+	hops := wiring.Hops(p.AssumeRole)
 	caller, cur := p.RoleARN, start
 	failed := 0
 	for i, h := range hops {

@@ -33,15 +33,15 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/agentaddr"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/awsarn"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/duration"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/ininame"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/selector"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/signame"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/trusted"
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/delegated"
 )
 
 // Defaults and limits of the configuration, as documented in the README.
@@ -81,7 +81,7 @@ const (
 // Config is a validated daemon configuration.
 type Config struct {
 	// AgentAddress is the Workload API address as configured; "" means resolve it later from
-	// $SPIFFE_ENDPOINT_SOCKET or the default (svid.ResolveAddress).
+	// $SPIFFE_ENDPOINT_SOCKET or the default (as the svid source resolves it).
 	AgentAddress string
 	// LogLevel is one of trace, debug, info, warn, error (lower case).
 	LogLevel string
@@ -987,7 +987,7 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 	cfg := &Config{LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat}
 
 	if a, ok := root.str("agent_address", &cfg.AgentAddress); ok && cfg.AgentAddress != "" {
-		if _, err := svid.ResolveAddress(cfg.AgentAddress); err != nil {
+		if _, err := agentaddr.Resolve(cfg.AgentAddress); err != nil {
 			if inner := errors.Unwrap(err); inner != nil {
 				err = inner
 			}
@@ -1006,7 +1006,7 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 			if strings.HasPrefix(di.AdminAddress, "/") {
 				di.AdminAddress = "unix://" + di.AdminAddress
 			}
-			if err := delegated.CheckAddress(di.AdminAddress); err != nil {
+			if err := agentaddr.CheckAdmin(di.AdminAddress); err != nil {
 				ds.errAt(a, "delegated_identity.admin_address %q: %v", di.AdminAddress, err)
 			}
 		}
@@ -1244,7 +1244,7 @@ func (d *decoder) workloadSelectors(s *scope, p *Profile) *hcl.Attribute {
 	}
 	good := true
 	for i, sel := range sels {
-		if _, _, err := delegated.ParseSelector(sel); err != nil {
+		if _, _, err := selector.Parse(sel); err != nil {
 			rng := a.Expr.Range()
 			if elems != nil {
 				rng = elems[i].Range()

@@ -37,6 +37,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer/keyfile"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/wiring"
 )
 
 // Timeout bounds a one-shot command: the AWS CLI waits for credential_process without a limit.
@@ -228,7 +229,7 @@ func (o *Options) applyConfig(flags *pflag.FlagSet) error {
 		o.durationSeconds = int(p.SessionDuration / time.Second)
 	}
 	if !flags.Changed("assume-role-arn") {
-		o.hops = chain.FromConfig(p.AssumeRole)
+		o.hops = wiring.Hops(p.AssumeRole)
 	}
 	return nil
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/delegated"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/wiring"
 )
 
 // Options are the daemon's injectable dependencies; all are optional.
@@ -638,12 +639,7 @@ func hostPort(host string, port int) string { return net.JoinHostPort(host, strc
 
 // creator is the profile's session creator: CreateSession, then its assume_role hops when it has any.
 func (d *Daemon) creator(pc config.Profile) bridge.SessionCreator {
-	if len(pc.AssumeRole) == 0 {
-		return d.client
-	}
-	return &chain.Creator{RolesAnywhere: d.client, Chain: &chain.Chain{
-		Hops: chain.FromConfig(pc.AssumeRole), STS: d.opts.STS, Region: pc.Region, AllowHTTP: pc.InsecureEndpoint,
-	}}
+	return wiring.Creator(d.client, d.opts.STS, pc)
 }
 
 func assumeRoleARNs(pc config.Profile) []string {

@@ -17,15 +17,16 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"github.com/spiffe/go-spiffe/v2/workloadapi"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/agentaddr"
 )
 
 // DefaultAddress is SPIRE's default agent socket, used when neither the configuration nor
 // SPIFFE_ENDPOINT_SOCKET names one.
-const DefaultAddress = "unix:///tmp/spire-agent/public/api.sock"
+const DefaultAddress = agentaddr.Default
 
 // EnvEndpointSocket is the standard SPIFFE environment variable naming the Workload API address.
-const EnvEndpointSocket = "SPIFFE_ENDPOINT_SOCKET"
+const EnvEndpointSocket = agentaddr.EnvEndpointSocket
 
 // SVID is one X.509-SVID: the certificate chain (leaf first) and its private key, which never leaves
 // memory.
@@ -114,16 +115,7 @@ func (e *NotFoundError) Error() string {
 // ResolveAddress returns the Workload API address to use: configured if set, else
 // $SPIFFE_ENDPOINT_SOCKET, else DefaultAddress. A bare absolute path is taken as a unix socket. The
 // result is validated as go-spiffe accepts it (unix:///path or tcp://ip:port).
-func ResolveAddress(configured string) (string, error) {
-	a, err := Locate(configured, "configuration")
-	if err != nil {
-		return "", err
-	}
-	if err := workloadapi.ValidateAddress(a.Addr); err != nil {
-		return "", fmt.Errorf("invalid Workload API address %q (from %s): %w; want unix:///path/to/socket or tcp://IP:port", a.Addr, a.From, err)
-	}
-	return a.Addr, nil
-}
+func ResolveAddress(configured string) (string, error) { return agentaddr.Resolve(configured) }
 
 // Pick returns the SVID s selects among offered, or a *NotFoundError listing what was offered. Sources
 // other than the Workload API (the Delegated Identity API) select with it too.

@@ -1,6 +1,6 @@
 // Package schedule decides when a bridge profile refreshes its credentials and how it backs off after a
 // failure. It is pure: no goroutines, timers or clocks, only decisions from reported events, so that the
-// daemon (package bridge) and the fleet simulation (package fleet) run exactly the same logic.
+// daemon (package bridge) and the fleet simulation (package plan) run exactly the same logic.
 package schedule
 
 import (
@@ -10,7 +10,7 @@ import (
 
 // Policy is when a profile refreshes and how it backs off. The zero value of each field means its
 // default; defaults are applied in one place, WithDefaults. The defaults were chosen with the fleet
-// simulation in package fleet (see docs/benchmarks.md): they keep 10,000 bridges under Roles Anywhere's
+// simulation in package plan (see docs/benchmarks.md): they keep 10,000 bridges under Roles Anywhere's
 // shared 10 requests/s quota, even when a SPIRE server restart makes every agent rotate at once, while no
 // workload ever holds credentials with less than 15 minutes left.
 type Policy struct {

@@ -59,6 +59,7 @@ Exit status, for every command: 0 success, 1 runtime failure, 2 usage or configu
 	root.AddCommand(
 		newRunCommand(stderr),
 		newDevCommand(stdout, stderr),
+		newPlanCommand(stdout),
 	)
 	for _, c := range extraCommands(stdout, stderr) {
 		root.AddCommand(c)

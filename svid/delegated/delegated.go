@@ -32,23 +32,14 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/agentaddr"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/selector"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
 
 // ParseSelector checks a SPIRE selector written "type:value" (split at the first colon, as SPIRE's CLI
 // does: "unix:uid:1001" is type "unix", value "uid:1001") and returns its two parts.
-func ParseSelector(s string) (typ, value string, err error) {
-	typ, value, ok := strings.Cut(s, ":")
-	switch {
-	case !ok || typ == "" || value == "":
-		return "", "", fmt.Errorf("selector %q is not type:value (e.g. \"unix:uid:1001\", \"systemd:id:billing.service\")", s)
-	case strings.TrimSpace(s) != s || strings.ContainsAny(typ, " \t"):
-		return "", "", fmt.Errorf("selector %q has surrounding or inner spaces in its type", s)
-	case strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		return "", "", fmt.Errorf("selector %q contains control characters", s)
-	}
-	return typ, value, nil
-}
+func ParseSelector(s string) (typ, value string, err error) { return selector.Parse(s) }
 
 // Key is the canonical form of a selector set (sorted, without duplicates), naming its stream.
 func Key(selectors []string) string {
@@ -59,15 +50,7 @@ func Key(selectors []string) string {
 
 // CheckAddress checks an admin API address: unix:///absolute/path (SPIRE serves the admin API on a unix
 // socket only).
-func CheckAddress(addr string) error {
-	if err := svid.CheckAddressForm(addr); err != nil {
-		return err
-	}
-	if !strings.HasPrefix(addr, "unix:") {
-		return errors.New("the SPIRE agent's admin API listens on a unix socket only: want unix:///path/to/admin.sock")
-	}
-	return nil
-}
+func CheckAddress(addr string) error { return agentaddr.CheckAdmin(addr) }
 
 // Status is a stream's state.
 type Status string

@@ -1,4 +1,4 @@
-package fleet
+package plan
 
 import (
 	"fmt"
@@ -67,14 +67,8 @@ func Capacity(o Options, np NamedPolicy, lo, hi, resolution int) CapacityResult 
 	o.Policy, o.SessionDuration = np.Policy, np.SessionDuration
 	res := CapacityResult{Policy: np}
 	run := func(n int) (Result, bool) {
-		x := o
-		x.Bridges = n
-		x.StopAtFirstViolation = true
-		x.MaxCalls = int(x.QuotaPerSecond * x.Duration.Seconds())
-		x = StagedRollout(x, 0.8)
-		r := Simulate(x)
 		res.Runs++
-		return r, r.Violations == 0 && r.Expiries == 0 && r.Calls <= x.MaxCalls
+		return holds(o, n)
 	}
 	for n := lo; ; n = min(2*n, hi) {
 		r, ok := run(n)

@@ -1,5 +1,6 @@
-// Package fleet is a deterministic simulation of a fleet of bridges that share one AWS account's IAM Roles
-// Anywhere CreateSession quota. Every simulated bridge runs the daemon's own refresh state machine,
+// Package plan answers an operator's question "does my fleet fit the account's Roles Anywhere quota, and
+// how large may it grow?" (`spiffe-aws-bridge plan`, Evaluate) with a deterministic simulation of a fleet
+// of bridges that share one AWS account's IAM Roles Anywhere CreateSession quota. Every simulated bridge runs the daemon's own refresh state machine,
 // schedule.Schedule, driven by a virtual clock: a discrete-event simulation over a priority queue, with no
 // goroutines, no sleeping and one seeded random source, so a run is a pure function of its Options and the
 // scheduling it measures is exactly the scheduling the daemon runs.
@@ -38,7 +39,7 @@
 //     credentials' expiry minus now; a replacement with less than FreshnessGoal left is a violation, and so
 //     is every expiry without a replacement. The remaining lifetime at the end of the run is not a low point
 //     (the next refresh is still to come) and is not measured.
-package fleet
+package plan
 
 import (
 	"container/heap"
