@@ -30,9 +30,16 @@ profile %q {
 }
 
 // Profile is the daemon's usual profile: the world's role with the SVID of the world's SPIFFE ID,
-// refreshing at once on rotation; body adds settings (sinks, hops).
+// refreshing at once on rotation; body adds settings (sinks, hops), each part on lines of its own.
 func (w *World) Profile(name string, body ...string) string {
-	return w.ProfileBlock(name, RoleARN, fmt.Sprintf("  spiffe_id = %q\n", w.ID)+Refresh+strings.Join(body, ""))
+	text := fmt.Sprintf("  spiffe_id = %q\n", w.ID) + Refresh
+	for _, part := range body {
+		text += part
+		if part != "" && !strings.HasSuffix(part, "\n") {
+			text += "\n"
+		}
+	}
+	return w.ProfileBlock(name, RoleARN, text)
 }
 
 // CredentialsFile is a credentials_file sink block writing path.
@@ -70,4 +77,14 @@ func (w *World) WriteFile(t testing.TB, name string, data []byte) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// HealthChecks is a health_checks block on 127.0.0.1:port.
+func HealthChecks(port int) string {
+	return fmt.Sprintf("health_checks {\n  bind_address = \"127.0.0.1\"\n  bind_port    = %d\n}\n", port)
+}
+
+// Telemetry is a telemetry block serving Prometheus metrics on 127.0.0.1:port.
+func Telemetry(port int) string {
+	return fmt.Sprintf("telemetry {\n  prometheus {\n    host = \"127.0.0.1\"\n    port = %d\n  }\n}\n", port)
 }

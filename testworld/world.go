@@ -13,12 +13,10 @@
 package testworld
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +24,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/logtest"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
 )
 
@@ -114,7 +113,7 @@ type World struct {
 	Region, TrustAnchorARN, ProfileARN string
 
 	ownDir bool
-	logs   *logBuffer
+	logs   *logtest.Buffer
 }
 
 // New starts a world for t in t.TempDir() and closes it when t ends.
@@ -184,7 +183,7 @@ func (w *World) startEmulator(o Options) error {
 	}
 	logger := hclog.NewNullLogger()
 	if o.EmulatorLog {
-		w.logs = &logBuffer{}
+		w.logs = &logtest.Buffer{}
 		logger = hclog.New(&hclog.LoggerOptions{Output: w.logs, Level: hclog.Debug})
 	}
 	if w.Emulator, err = emulator.NewServer(emulator.Options{Config: cfg, Clock: o.Clock, Logger: logger}); err != nil {
@@ -265,22 +264,4 @@ func (w *World) Close() {
 	if w.ownDir {
 		os.RemoveAll(w.Dir)
 	}
-}
-
-// logBuffer is a log writer safe for the emulator's concurrent handlers.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
