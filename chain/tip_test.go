@@ -71,7 +71,7 @@ EOT
 	on := func(key string) []emulator.Condition {
 		return []emulator.Condition{{Test: "StringEquals", Key: key, Values: []string{webID.String()}}}
 	}
-	return world{testworld.New(t, testworld.Options{Region: region, EmulatorLog: true, Emulator: profiles, STSRoles: []testworld.STSRole{
+	return world{testworld.New(t, testworld.Options{Region: region, EmulatorLog: true, EmulatorHCL: profiles, STSRoles: []testworld.STSRole{
 		{ARN: webB, Principals: []string{testworld.RoleARN}, Conditions: on("aws:OriginIdentity/Subject")},
 		{ARN: tagB, Principals: []string{testworld.RoleARN}, Conditions: on("aws:RequestTag/spiffe-id")},
 		{ARN: testworld.RoleC, Principals: []string{testworld.RoleARN, webB}},
