@@ -11,10 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +19,6 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/hashicorp/go-hclog"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/chain"
@@ -31,107 +27,40 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
+// region is the world's: not us-east-1, so that a hop signing for STS's global default would be refused.
 const (
-	accountA    = "111111111111"
-	accountB    = "222222222222"
-	accountC    = "333333333333"
-	trustAnchor = "arn:aws:rolesanywhere:eu-west-1:111111111111:trust-anchor/0f0e0d0c-0b0a-4909-8807-060504030201"
-	profile     = "arn:aws:rolesanywhere:eu-west-1:111111111111:profile/01020304-0506-4708-8900-0a0b0c0d0e0f"
-	roleA       = "arn:aws:iam::111111111111:role/hub"
-	roleB       = "arn:aws:iam::222222222222:role/deployer"
-	roleC       = "arn:aws:iam::333333333333:role/workload"
+	region      = "eu-west-1"
 	roleNoTrust = "arn:aws:iam::333333333333:role/trusts-nobody-here"
-	externalID  = "tenant-7"
 )
 
 var appID = spiffeid.RequireFromString("spiffe://example.org/ns/prod/sa/web")
 
-type world struct {
-	emu *emulator.Server
-	ca  *svidtest.CA
-	mu  sync.Mutex
-	log bytes.Buffer
-}
+type world struct{ *testworld.World }
 
-func (w *world) Write(p []byte) (int, error) { w.mu.Lock(); defer w.mu.Unlock(); return w.log.Write(p) }
-func (w *world) logs() string                { w.mu.Lock(); defer w.mu.Unlock(); return w.log.String() }
-
-// newWorld is three accounts: A holds the trust anchor and the Roles Anywhere role; B's role trusts
-// A's role with an external id; C's role trusts B's role.
-func newWorld(t *testing.T) *world {
+// newWorld is three accounts: A (testworld.AccountID) holds the trust anchor and the Roles Anywhere
+// role; B's role trusts A's role with an external id; C's role trusts B's account (its root), and C's
+// roleNoTrust only C's role.
+func newWorld(t *testing.T) world {
 	t.Helper()
-	ca, err := svidtest.NewCA(svidtest.CAOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), ca.BundlePEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	src := fmt.Sprintf(`
-account_id = %q
-trust_anchor %q {
-  ca_bundle_file = "ca.pem"
-}
-profile %q {
-  role_arns = [%q]
-}
-role %q {
-  condition {
-    tag    = "x509SAN/URI"
-    values = ["spiffe://example.org/ns/prod/*"]
-  }
-}
-role %q {
-  sts_trust {
-    principals          = [%q]
-    external_id         = %q
-    tag_session         = true
-    set_source_identity = true
-  }
-}
-role %q {
-  sts_trust {
-    principals          = ["arn:aws:iam::%s:root"]
-    tag_session         = true
-    set_source_identity = true
-  }
-}
-role %q {
-  sts_trust {
-    principals          = [%q]
-    tag_session         = true
-    set_source_identity = true
-  }
-}
-`, accountA, trustAnchor, profile, roleA, roleA, roleB, roleA, externalID, roleC, accountB, roleNoTrust, roleC)
-	if err := os.WriteFile(filepath.Join(dir, "emu.hcl"), []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := emulator.LoadConfig(filepath.Join(dir, "emu.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &world{ca: ca}
-	w.emu, err = emulator.NewServer(emulator.Options{Config: cfg, Logger: hclog.New(&hclog.LoggerOptions{Output: w, Level: hclog.Debug})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.emu.Close() })
-	return w
+	return world{testworld.New(t, testworld.Options{Region: region, EmulatorLog: true, STSRoles: []testworld.STSRole{
+		{ARN: testworld.RoleB, Principals: []string{testworld.RoleARN}, ExternalID: testworld.ExternalID},
+		{ARN: testworld.RoleC, Principals: []string{"arn:aws:iam::" + testworld.AccountB + ":root"}},
+		{ARN: roleNoTrust, Principals: []string{testworld.RoleC}},
+	}})}
 }
 
 // session is the Roles Anywhere session of account A and the CreateSession input that made it.
-func (w *world) session(t *testing.T) (creds.Credentials, signer.CreateSessionInput) {
+func (w world) session(t *testing.T) (creds.Credentials, signer.CreateSessionInput) {
 	t.Helper()
-	s, err := w.ca.MintX509SVID(appID, svidtest.MintOptions{})
+	s, err := w.Agent.CA().MintX509SVID(appID, svidtest.MintOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := signer.CreateSessionInput{Identity: signer.Identity{Leaf: s.Certificates[0], Key: s.PrivateKey},
-		TrustAnchorARN: trustAnchor, ProfileARN: profile, RoleARN: roleA, Endpoint: w.emu.URL, AllowHTTP: true}
+		TrustAnchorARN: w.TrustAnchorARN, ProfileARN: w.ProfileARN, RoleARN: testworld.RoleARN, Endpoint: w.Emulator.URL, AllowHTTP: true}
 	c, err := signer.New(signer.Options{Retry: signer.RetryPolicy{MaxAttempts: 1}}).CreateSession(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)
@@ -139,9 +68,9 @@ func (w *world) session(t *testing.T) (creds.Credentials, signer.CreateSessionIn
 	return c, in
 }
 
-func (w *world) hops(mod func(b, c *chain.Hop)) []chain.Hop {
-	b := chain.Hop{RoleARN: roleB, ExternalID: externalID, SPIFFEIDTag: chain.DefaultSPIFFEIDTag, STSEndpoint: w.emu.URL}
-	c := chain.Hop{RoleARN: roleC, SPIFFEIDTag: chain.DefaultSPIFFEIDTag, STSEndpoint: w.emu.URL, SessionTags: map[string]string{"team": "payments"}}
+func (w world) hops(mod func(b, c *chain.Hop)) []chain.Hop {
+	b := chain.Hop{RoleARN: testworld.RoleB, ExternalID: testworld.ExternalID, SPIFFEIDTag: chain.DefaultSPIFFEIDTag, STSEndpoint: w.Emulator.URL}
+	c := chain.Hop{RoleARN: testworld.RoleC, SPIFFEIDTag: chain.DefaultSPIFFEIDTag, STSEndpoint: w.Emulator.URL, SessionTags: map[string]string{"team": "payments"}}
 	if mod != nil {
 		mod(&b, &c)
 	}
@@ -154,7 +83,7 @@ func implementations() map[string]chain.STS {
 
 func callerIdentity(t *testing.T, url string, c creds.Credentials) *sts.GetCallerIdentityOutput {
 	t.Helper()
-	out, err := sts.New(sts.Options{Region: "eu-west-1", BaseEndpoint: aws.String(url),
+	out, err := sts.New(sts.Options{Region: region, BaseEndpoint: aws.String(url),
 		Credentials: awscreds.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken)}).
 		GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
 	if err != nil {
@@ -168,20 +97,20 @@ func TestTwoHopsReachAccountCWithTheSPIFFEIDTag(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			w := newWorld(t)
 			start, _ := w.session(t)
-			ch := &chain.Chain{Hops: w.hops(nil), STS: impl, Region: "eu-west-1", AllowHTTP: true}
+			ch := &chain.Chain{Hops: w.hops(nil), STS: impl, Region: region, AllowHTTP: true}
 			got, err := ch.Assume(context.Background(), start, appID.String())
 			if err != nil {
 				t.Fatal(err)
 			}
-			id := callerIdentity(t, w.emu.URL, got)
-			wantARN := "arn:aws:sts::" + accountC + ":assumed-role/workload/" + chain.SessionName(appID.String())
-			if aws.ToString(id.Account) != accountC || aws.ToString(id.Arn) != wantARN {
-				t.Fatalf("GetCallerIdentity: %s %s, want account %s as %s", aws.ToString(id.Account), aws.ToString(id.Arn), accountC, wantARN)
+			id := callerIdentity(t, w.Emulator.URL, got)
+			wantARN := "arn:aws:sts::" + testworld.AccountC + ":assumed-role/workload/" + chain.SessionName(appID.String())
+			if aws.ToString(id.Account) != testworld.AccountC || aws.ToString(id.Arn) != wantARN {
+				t.Fatalf("GetCallerIdentity: %s %s, want account %s as %s", aws.ToString(id.Account), aws.ToString(id.Arn), testworld.AccountC, wantARN)
 			}
 			if got.AssumedRoleARN != wantARN {
 				t.Fatalf("credentials say %s", got.AssumedRoleARN)
 			}
-			views := w.emu.Sessions(got.AccessKeyID)
+			views := w.Emulator.Sessions(got.AccessKeyID)
 			if len(views) != 1 {
 				t.Fatalf("emulator knows %d sessions for %s", len(views), got.AccessKeyID)
 			}
@@ -189,7 +118,7 @@ func TestTwoHopsReachAccountCWithTheSPIFFEIDTag(t *testing.T) {
 			if v.Tags["spiffe-id"] != appID.String() || v.Tags["team"] != "payments" || !v.Chained {
 				t.Fatalf("final session: %+v", v)
 			}
-			startView := w.emu.Sessions(start.AccessKeyID)[0]
+			startView := w.Emulator.Sessions(start.AccessKeyID)[0]
 			if startView.SourceIdentity == "" || v.SourceIdentity != startView.SourceIdentity {
 				t.Fatalf("source identity %q not kept from the Roles Anywhere session's %q", v.SourceIdentity, startView.SourceIdentity)
 			}
@@ -197,7 +126,7 @@ func TestTwoHopsReachAccountCWithTheSPIFFEIDTag(t *testing.T) {
 				t.Fatalf("final session lasts %s, want the 1h chained default", d)
 			}
 			for _, secret := range []string{got.SecretAccessKey, got.SessionToken, start.SecretAccessKey, start.SessionToken} {
-				if strings.Contains(w.logs(), secret) {
+				if strings.Contains(w.EmulatorLogs(), secret) {
 					t.Fatal("a secret is in the emulator's log")
 				}
 			}
@@ -219,13 +148,13 @@ func TestHopFailuresNameTheHopAndTheAWSError(t *testing.T) {
 				advice   string
 				retrying bool
 			}{
-				{"wrong external id", func(b, c *chain.Hop) { b.ExternalID = "tenant-8" }, 1, roleB, "AccessDenied", "sts:ExternalId", false},
+				{"wrong external id", func(b, c *chain.Hop) { b.ExternalID = "tenant-8" }, 1, testworld.RoleB, "AccessDenied", "sts:ExternalId", false},
 				{"target does not trust the previous hop", func(b, c *chain.Hop) { c.RoleARN = roleNoTrust }, 2, roleNoTrust, "AccessDenied", "Principal", false},
-				{"duration over 1h", func(b, c *chain.Hop) { c.Duration = 2 * time.Hour }, 2, roleC, "ValidationError", "one hour", false},
-				{"SPIFFE ID tag overriding a transitive tag", func(b, c *chain.Hop) { b.TransitiveTagKeys = []string{"spiffe-id"} }, 2, roleC, "ValidationError", "", false},
+				{"duration over 1h", func(b, c *chain.Hop) { c.Duration = 2 * time.Hour }, 2, testworld.RoleC, "ValidationError", "one hour", false},
+				{"SPIFFE ID tag overriding a transitive tag", func(b, c *chain.Hop) { b.TransitiveTagKeys = []string{"spiffe-id"} }, 2, testworld.RoleC, "ValidationError", "", false},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
-					ch := &chain.Chain{Hops: w.hops(tc.mod), STS: impl, Region: "eu-west-1", AllowHTTP: true}
+					ch := &chain.Chain{Hops: w.hops(tc.mod), STS: impl, Region: region, AllowHTTP: true}
 					_, err := ch.Assume(context.Background(), start, appID.String())
 					var he *chain.HopError
 					if !errors.As(err, &he) {
@@ -245,7 +174,7 @@ func TestHopFailuresNameTheHopAndTheAWSError(t *testing.T) {
 
 func TestRegionalSTSByDefault(t *testing.T) {
 	rec := &recorder{}
-	ch := &chain.Chain{Hops: []chain.Hop{{RoleARN: roleB}, {RoleARN: roleC, STSRegion: "ap-southeast-2"}, {RoleARN: roleC, STSEndpoint: "https://sts.amazonaws.com"}}, STS: rec, Region: "eu-west-1"}
+	ch := &chain.Chain{Hops: []chain.Hop{{RoleARN: testworld.RoleB}, {RoleARN: testworld.RoleC, STSRegion: "ap-southeast-2"}, {RoleARN: testworld.RoleC, STSEndpoint: "https://sts.amazonaws.com"}}, STS: rec, Region: "eu-west-1"}
 	if _, err := ch.Assume(context.Background(), creds.Credentials{}, appID.String()); err != nil {
 		t.Fatal(err)
 	}
@@ -253,12 +182,12 @@ func TestRegionalSTSByDefault(t *testing.T) {
 	if fmt.Sprint(rec.calls) != fmt.Sprint(want) {
 		t.Fatalf("endpoints %q, want %q", rec.calls, want)
 	}
-	ch = &chain.Chain{Hops: []chain.Hop{{RoleARN: roleB}}, STS: rec, Region: "cn-north-1"}
+	ch = &chain.Chain{Hops: []chain.Hop{{RoleARN: testworld.RoleB}}, STS: rec, Region: "cn-north-1"}
 	rec.calls = nil
 	if _, err := ch.Assume(context.Background(), creds.Credentials{}, appID.String()); err != nil || rec.calls[0] != "https://sts.cn-north-1.amazonaws.com.cn cn-north-1" {
 		t.Fatalf("China: %v %v", rec.calls, err)
 	}
-	ch = &chain.Chain{Hops: []chain.Hop{{RoleARN: roleB, STSEndpoint: "http://sts.example.com"}}, STS: rec, Region: "eu-west-1"}
+	ch = &chain.Chain{Hops: []chain.Hop{{RoleARN: testworld.RoleB, STSEndpoint: "http://sts.example.com"}}, STS: rec, Region: "eu-west-1"}
 	if _, err := ch.Assume(context.Background(), creds.Credentials{}, appID.String()); err == nil || !strings.Contains(err.Error(), "plain http") {
 		t.Fatalf("plain http endpoint without AllowHTTP: %v", err)
 	}
@@ -333,7 +262,7 @@ func TestQuerySignsAsTheAWSSDKDoes(t *testing.T) {
 func TestSessionsViewHidesSecrets(t *testing.T) {
 	w := newWorld(t)
 	start, _ := w.session(t)
-	resp, err := http.Get(w.emu.URL + "/_emulator/sessions?access_key_id=" + start.AccessKeyID)
+	resp, err := http.Get(w.Emulator.URL + "/_emulator/sessions?access_key_id=" + start.AccessKeyID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +270,7 @@ func TestSessionsViewHidesSecrets(t *testing.T) {
 	var views []emulator.SessionView
 	raw := new(bytes.Buffer)
 	_, _ = raw.ReadFrom(resp.Body)
-	if err := json.Unmarshal(raw.Bytes(), &views); err != nil || len(views) != 1 || views[0].Account != accountA {
+	if err := json.Unmarshal(raw.Bytes(), &views); err != nil || len(views) != 1 || views[0].Account != testworld.AccountID {
 		t.Fatalf("sessions view: %v %s", err, raw)
 	}
 	if strings.Contains(raw.String(), start.SecretAccessKey) || strings.Contains(raw.String(), start.SessionToken) {
@@ -354,9 +283,9 @@ func TestSessionsViewHidesSecrets(t *testing.T) {
 func TestSPIFFEIDTagKeyIsConfigurableAndCanBeOff(t *testing.T) {
 	rec := &recorder{}
 	ch := &chain.Chain{STS: rec, Region: "eu-west-1", Hops: []chain.Hop{
-		{RoleARN: roleB, SPIFFEIDTag: chain.DefaultSPIFFEIDTag},
-		{RoleARN: roleC, SPIFFEIDTag: "workload", SessionTags: map[string]string{"b": "2", "a": "1"}, RoleSessionName: "fixed"},
-		{RoleARN: roleC},
+		{RoleARN: testworld.RoleB, SPIFFEIDTag: chain.DefaultSPIFFEIDTag},
+		{RoleARN: testworld.RoleC, SPIFFEIDTag: "workload", SessionTags: map[string]string{"b": "2", "a": "1"}, RoleSessionName: "fixed"},
+		{RoleARN: testworld.RoleC},
 	}}
 	if _, err := ch.Assume(context.Background(), creds.Credentials{}, appID.String()); err != nil {
 		t.Fatal(err)
@@ -390,13 +319,13 @@ func TestCreatorHandsOnTheLastHopsCredentials(t *testing.T) {
 	ra := creds.Credentials{AccessKeyID: "ASIARA", SecretAccessKey: "s", SessionToken: "t", Expiration: time.Now().Add(12 * time.Hour)}
 	hopExp := time.Now().Add(45 * time.Minute).Truncate(time.Second)
 	c := &chain.Creator{RolesAnywhere: fakeRA{ra}, Chain: &chain.Chain{STS: expiring{hopExp}, Region: "eu-west-1",
-		Hops: []chain.Hop{{RoleARN: roleB}, {RoleARN: roleC}}}}
+		Hops: []chain.Hop{{RoleARN: testworld.RoleB}, {RoleARN: testworld.RoleC}}}}
 	got, err := c.CreateSession(context.Background(), signer.CreateSessionInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.AssumedRoleARN != roleC || !got.Expiration.Equal(hopExp) {
-		t.Fatalf("got %s until %s, want %s until %s", got.AssumedRoleARN, got.Expiration, roleC, hopExp)
+	if got.AssumedRoleARN != testworld.RoleC || !got.Expiration.Equal(hopExp) {
+		t.Fatalf("got %s until %s, want %s until %s", got.AssumedRoleARN, got.Expiration, testworld.RoleC, hopExp)
 	}
 	c.Chain.Hops = nil
 	if got, _ := c.CreateSession(context.Background(), signer.CreateSessionInput{}); got.AccessKeyID != "ASIARA" {
@@ -414,7 +343,7 @@ func TestHopErrorsAreClassifiedIntoTheFixedLabels(t *testing.T) {
 	}
 	closed := "http://" + l.Addr().String()
 	l.Close()
-	_, refused := (&chain.Chain{Hops: []chain.Hop{{RoleARN: roleB, STSEndpoint: closed}}, STS: &chain.Query{}, Region: "eu-west-1"}).
+	_, refused := (&chain.Chain{Hops: []chain.Hop{{RoleARN: testworld.RoleB, STSEndpoint: closed}}, STS: &chain.Query{}, Region: "eu-west-1"}).
 		Assume(context.Background(), creds.Credentials{AccessKeyID: "ASIAX", SecretAccessKey: "s", SessionToken: "t"}, appID.String())
 	var refusedHop *chain.HopError
 	if !errors.As(refused, &refusedHop) {
@@ -439,7 +368,7 @@ func TestHopErrorsAreClassifiedIntoTheFixedLabels(t *testing.T) {
 			t.Errorf("%s: label %q retryable %v, want %q %v", tc.name, got, tc.err.Retryable(), tc.label, tc.retryable)
 		}
 	}
-	if c := (&chain.HopError{Hop: 2, RoleARN: roleC, Err: &chain.APIError{StatusCode: 403, Code: "AccessDenied", Message: "m", RequestID: "r-1"}}).Cause(); strings.Contains(c, "r-1") || !strings.Contains(c, roleC) {
+	if c := (&chain.HopError{Hop: 2, RoleARN: testworld.RoleC, Err: &chain.APIError{StatusCode: 403, Code: "AccessDenied", Message: "m", RequestID: "r-1"}}).Cause(); strings.Contains(c, "r-1") || !strings.Contains(c, testworld.RoleC) {
 		t.Fatalf("Cause %q must name the role and not the request id", c)
 	}
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/hashicorp/go-hclog"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/chain"
@@ -23,12 +22,14 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
+// The tip world's profiles, beside the world's own, in account A and the world's region.
 const (
-	tipProfile    = "arn:aws:rolesanywhere:eu-west-1:111111111111:profile/0a0a0a0a-0506-4708-8900-0a0b0c0d0e0f"
-	noTIPProfile  = "arn:aws:rolesanywhere:eu-west-1:111111111111:profile/0b0b0b0b-0506-4708-8900-0a0b0c0d0e0f"
-	narrowProfile = "arn:aws:rolesanywhere:eu-west-1:111111111111:profile/0c0c0c0c-0506-4708-8900-0a0b0c0d0e0f"
+	tipProfile    = "arn:aws:rolesanywhere:" + region + ":" + testworld.AccountID + ":profile/0a0a0a0a-0506-4708-8900-0a0b0c0d0e0f"
+	noTIPProfile  = "arn:aws:rolesanywhere:" + region + ":" + testworld.AccountID + ":profile/0b0b0b0b-0506-4708-8900-0a0b0c0d0e0f"
+	narrowProfile = "arn:aws:rolesanywhere:" + region + ":" + testworld.AccountID + ":profile/0c0c0c0c-0506-4708-8900-0a0b0c0d0e0f"
 	// webB trusts the hub role, but only for sessions whose origin identity is the web workload.
 	webB = "arn:aws:iam::222222222222:role/web-only"
 	// tagB trusts the hub role for sessions whose request carries spiffe-id = the web workload.
@@ -40,27 +41,20 @@ var (
 	apiID = spiffeid.RequireFromString("spiffe://example.org/ns/prod/api")
 )
 
-// tipWorld is account A's trust anchor with three profiles for the hub role — TIP on (subject
-// x509SAN/URI), TIP off, and TIP on with a session policy allowing only sts:GetCallerIdentity — and
-// account B's roles webB (trust conditioned on aws:OriginIdentity/Subject) and tagB (on the spiffe-id
-// request tag).
-func tipWorld(t *testing.T) *world {
+// tipWorld is account A's trust anchor with three more profiles for the hub role (the world's
+// testworld.RoleARN) — TIP on (subject x509SAN/URI), TIP off, and TIP on with a session policy allowing
+// only sts:GetCallerIdentity — and account B's roles webB (trust conditioned on
+// aws:OriginIdentity/Subject) and tagB (on the spiffe-id request tag), and C's role trusting both the hub
+// role and webB.
+func tipWorld(t *testing.T) world {
 	t.Helper()
-	ca, err := svidtest.NewCA(svidtest.CAOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	tip := `
   tip {
     status         = "ENABLED"
     subject_source = "x509SAN/URI"
     subject_type   = "workload"
   }`
-	src := fmt.Sprintf(`
-account_id = %q
-trust_anchor %q {
-  ca_bundle_pem = %q
-}
+	profiles := fmt.Sprintf(`
 profile %q {
   role_arns = [%q]%s
 }
@@ -73,76 +67,35 @@ profile %q {
 {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}]}
 EOT
 }
-role %q {
-  condition {
-    tag    = "x509SAN/URI"
-    values = ["spiffe://example.org/ns/prod/*"]
-  }
-}
-role %q {
-  sts_trust {
-    principals          = [%q]
-    tag_session         = true
-    set_source_identity = true
-    condition {
-      test   = "StringEquals"
-      key    = "aws:OriginIdentity/Subject"
-      values = [%q]
-    }
-  }
-}
-role %q {
-  sts_trust {
-    principals          = [%q]
-    tag_session         = true
-    set_source_identity = true
-    condition {
-      test   = "StringEquals"
-      key    = "aws:RequestTag/spiffe-id"
-      values = [%q]
-    }
-  }
-}
-role %q {
-  sts_trust {
-    principals          = [%q, %q]
-    tag_session         = true
-    set_source_identity = true
-  }
-}
-`, accountA, trustAnchor, ca.BundlePEM(), tipProfile, roleA, tip, noTIPProfile, roleA, narrowProfile, roleA, tip,
-		roleA, webB, roleA, webID, tagB, roleA, webID, roleC, roleA, webB)
-	cfg, err := emulator.ParseConfig([]byte(src), "tip.hcl")
-	if err != nil {
-		t.Fatal(err)
+`, tipProfile, testworld.RoleARN, tip, noTIPProfile, testworld.RoleARN, narrowProfile, testworld.RoleARN, tip)
+	on := func(key string) []emulator.Condition {
+		return []emulator.Condition{{Test: "StringEquals", Key: key, Values: []string{webID.String()}}}
 	}
-	w := &world{ca: ca}
-	w.emu, err = emulator.NewServer(emulator.Options{Config: cfg, Logger: hclog.New(&hclog.LoggerOptions{Output: w, Level: hclog.Debug})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.emu.Close() })
-	return w
+	return world{testworld.New(t, testworld.Options{Region: region, EmulatorLog: true, EmulatorHCL: profiles, STSRoles: []testworld.STSRole{
+		{ARN: webB, Principals: []string{testworld.RoleARN}, Conditions: on("aws:OriginIdentity/Subject")},
+		{ARN: tagB, Principals: []string{testworld.RoleARN}, Conditions: on("aws:RequestTag/spiffe-id")},
+		{ARN: testworld.RoleC, Principals: []string{testworld.RoleARN, webB}},
+	}})}
 }
 
 // runChain is what the bridge runs for a profile with assume_role hops: CreateSession with id's SVID
 // through prof, then the hops with aws-sdk-go-v2's STS client against the emulator.
-func (w *world) runChain(t *testing.T, id spiffeid.ID, prof string, hops ...chain.Hop) (creds.Credentials, error) {
+func (w world) runChain(t *testing.T, id spiffeid.ID, prof string, hops ...chain.Hop) (creds.Credentials, error) {
 	t.Helper()
-	s, err := w.ca.MintX509SVID(id, svidtest.MintOptions{})
+	s, err := w.Agent.CA().MintX509SVID(id, svidtest.MintOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range hops {
-		hops[i].STSEndpoint = w.emu.URL
+		hops[i].STSEndpoint = w.Emulator.URL
 	}
 	c := &chain.Creator{
 		RolesAnywhere: signer.New(signer.Options{Retry: signer.RetryPolicy{MaxAttempts: 1}}),
-		Chain:         &chain.Chain{Hops: hops, STS: &sdksts.Client{MaxAttempts: 1}, Region: "eu-west-1"},
+		Chain:         &chain.Chain{Hops: hops, STS: &sdksts.Client{MaxAttempts: 1}, Region: region},
 	}
 	return c.CreateSession(context.Background(), signer.CreateSessionInput{
 		Identity:       signer.Identity{Leaf: s.Certificates[0], Intermediates: s.Certificates[1:], Key: s.PrivateKey},
-		TrustAnchorARN: trustAnchor, ProfileARN: prof, RoleARN: roleA, Endpoint: w.emu.URL, AllowHTTP: true,
+		TrustAnchorARN: w.TrustAnchorARN, ProfileARN: prof, RoleARN: testworld.RoleARN, Endpoint: w.Emulator.URL, AllowHTTP: true,
 	})
 }
 
@@ -163,9 +116,9 @@ func TestSecurityOriginIdentityAdmitsOnlyThatWorkloadsChain(t *testing.T) {
 	if err != nil {
 		t.Fatalf("TIP on: the web workload's chain into %s was refused: %v", webB, err)
 	}
-	v := w.emu.Sessions(web.AccessKeyID)
+	v := w.Emulator.Sessions(web.AccessKeyID)
 	if len(v) != 1 || v[0].OriginIdentity == nil || v[0].OriginIdentity.Subject != webID.String() || v[0].OriginIdentity.SubjectType != "workload" ||
-		v[0].OriginIdentity.Issuer != trustAnchor || len(v[0].Chain) != 1 || !strings.Contains(v[0].Chain[0], ":assumed-role/hub/") {
+		v[0].OriginIdentity.Issuer != w.TrustAnchorARN || len(v[0].Chain) != 1 || !strings.Contains(v[0].Chain[0], ":assumed-role/"+testworld.RoleName+"/") {
 		t.Fatalf("account B's session does not carry the web workload's origin identity and its chain: %+v", v)
 	}
 
@@ -174,8 +127,8 @@ func TestSecurityOriginIdentityAdmitsOnlyThatWorkloadsChain(t *testing.T) {
 	if !errors.As(err, &hopErr) || hopErr.Hop != 1 || hopErr.RoleARN != webB || hopErr.Code() != "AccessDenied" {
 		t.Fatalf("TIP on: the api workload's chain, tagged spiffe-id=%s, got into %s: err = %v", webID, webB, err)
 	}
-	if !strings.Contains(w.logs(), "aws:OriginIdentity/Subject") {
-		t.Fatalf("the emulator's log does not say which condition refused the api chain:\n%s", w.logs())
+	if !strings.Contains(w.EmulatorLogs(), "aws:OriginIdentity/Subject") {
+		t.Fatalf("the emulator's log does not say which condition refused the api chain:\n%s", w.EmulatorLogs())
 	}
 	// The tag proves nothing: a trust policy on aws:RequestTag/spiffe-id lets the lying chain in.
 	if _, err := w.runChain(t, apiID, tipProfile, spoof(tagB)); err != nil {
@@ -198,11 +151,11 @@ func TestSecurityOriginIdentityAdmitsOnlyThatWorkloadsChain(t *testing.T) {
 // and GetCallerIdentity and the session view show the whole chain.
 func TestOriginIdentityCarriesAcrossHops(t *testing.T) {
 	w := tipWorld(t)
-	c, err := w.runChain(t, webID, tipProfile, chain.Hop{RoleARN: webB}, chain.Hop{RoleARN: roleC})
+	c, err := w.runChain(t, webID, tipProfile, chain.Hop{RoleARN: webB}, chain.Hop{RoleARN: testworld.RoleC})
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := w.emu.Sessions(c.AccessKeyID)
+	v := w.Emulator.Sessions(c.AccessKeyID)
 	if len(v) != 1 || v[0].OriginIdentity == nil || v[0].OriginIdentity.Subject != webID.String() || len(v[0].Chain) != 2 ||
 		!strings.HasPrefix(v[0].Chain[1], "arn:aws:sts::222222222222:assumed-role/web-only/") {
 		t.Fatalf("account C's session: %+v", v)
@@ -211,7 +164,7 @@ func TestOriginIdentityCarriesAcrossHops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"<Subject>" + webID.String() + "</Subject>", "<SubjectType>workload</SubjectType>", "<RoleChain><member>arn:aws:sts::111111111111:assumed-role/hub/"} {
+	for _, want := range []string{"<Subject>" + webID.String() + "</Subject>", "<SubjectType>workload</SubjectType>", "<RoleChain><member>arn:aws:sts::" + testworld.AccountID + ":assumed-role/" + testworld.RoleName + "/"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("GetCallerIdentity lacks %s:\n%s", want, out)
 		}
@@ -232,7 +185,7 @@ func TestSessionPolicyDenyIsNamedByTheHopError(t *testing.T) {
 		role string
 	}{
 		{"the profile's session policy", narrowProfile, []chain.Hop{{RoleARN: webB}}, 1, webB},
-		{"hop 1's inline session policy", tipProfile, []chain.Hop{{RoleARN: webB, Policy: onlyIdentity}, {RoleARN: roleC}}, 2, roleC},
+		{"hop 1's inline session policy", tipProfile, []chain.Hop{{RoleARN: webB, Policy: onlyIdentity}, {RoleARN: testworld.RoleC}}, 2, testworld.RoleC},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := w.runChain(t, webID, tc.prof, tc.hops...)
@@ -252,24 +205,24 @@ func TestSessionPolicyDenyIsNamedByTheHopError(t *testing.T) {
 		})
 	}
 	// Without the session policy the same hops succeed: the denial is the policy's.
-	if _, err := w.runChain(t, webID, tipProfile, chain.Hop{RoleARN: webB}, chain.Hop{RoleARN: roleC}); err != nil {
+	if _, err := w.runChain(t, webID, tipProfile, chain.Hop{RoleARN: webB}, chain.Hop{RoleARN: testworld.RoleC}); err != nil {
 		t.Fatalf("without a session policy: %v", err)
 	}
 }
 
 // callerIdentityXML calls GetCallerIdentity on the emulator, signed with aws-sdk-go-v2's SigV4 signer,
 // and returns the raw answer (with the emulator's OriginIdentity and RoleChain elements).
-func callerIdentityXML(t *testing.T, w *world, c creds.Credentials) (string, error) {
+func callerIdentityXML(t *testing.T, w world, c creds.Credentials) (string, error) {
 	t.Helper()
 	body := "Action=GetCallerIdentity&Version=2011-06-15"
-	req, err := http.NewRequest(http.MethodPost, w.emu.URL+"/", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, w.Emulator.URL+"/", strings.NewReader(body))
 	if err != nil {
 		return "", err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
 	sum := sha256.Sum256([]byte(body))
 	ac := aws.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken}
-	if err := v4.NewSigner().SignHTTP(context.Background(), ac, req, hex.EncodeToString(sum[:]), "sts", "eu-west-1", time.Now()); err != nil {
+	if err := v4.NewSigner().SignHTTP(context.Background(), ac, req, hex.EncodeToString(sum[:]), "sts", region, time.Now()); err != nil {
 		return "", err
 	}
 	resp, err := http.DefaultClient.Do(req)

@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/logtest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // TestReloadNeverCarriesAnotherChainsCredentials: credentials of a chained profile are its last hop's,
@@ -26,19 +26,13 @@ func TestReloadNeverCarriesAnotherChainsCredentials(t *testing.T) {
 	w := newWorld(t, time.Now)
 	roleB, roleC := "arn:aws:iam::222222222222:role/b", "arn:aws:iam::333333333333:role/c"
 	for _, r := range []string{roleB, roleC} {
-		w.emu.SetSTSTrust(r, &emulator.STSTrust{Principals: []string{roleARN}, TagSession: true, SetSourceIdentity: true})
+		w.Emulator.SetSTSTrust(r, &emulator.STSTrust{Principals: []string{testworld.RoleARN}, TagSession: true, SetSourceIdentity: true})
 	}
-	credsPath := filepath.Join(w.dir, "credentials")
+	credsPath := filepath.Join(w.Dir, "credentials")
 	text := func(role string) string {
-		return w.profile("app", fmt.Sprintf("  credentials_file {\n    path = %q\n  }\n  assume_role {\n    role_arn = %q\n    sts_endpoint = %q\n  }", credsPath, role, w.emu.URL))
+		return w.profile("app", testworld.CredentialsFile(credsPath)+w.AssumeRole(role, ""))
 	}
-	parse := func(role string) *config.Config {
-		cfg, err := config.Parse([]byte(fmt.Sprintf("agent_address = %q\nhealth_checks {\n  bind_port = 0\n}\n", w.agent.Addr())+text(role)), filepath.Join(w.dir, "bridge.hcl"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
-	}
+	parse := func(role string) *config.Config { return w.parse(t, text(role)) }
 	// A refresh policy that, with valid credentials at hand, would wait an hour after a new SVID: so a
 	// reload that carried B's credentials into the C profile would keep serving them.
 	logs := &logtest.Buffer{}
@@ -57,7 +51,7 @@ func TestReloadNeverCarriesAnotherChainsCredentials(t *testing.T) {
 		}
 	})
 	roleOf := func(key string) string {
-		if v := w.emu.Sessions(key); len(v) == 1 {
+		if v := w.Emulator.Sessions(key); len(v) == 1 {
 			return v[0].RoleArn
 		}
 		return ""

@@ -7,116 +7,61 @@ package daemon_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"gopkg.in/ini.v1"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/schedule"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/daemon"
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/logtest"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
-const (
-	trustAnchor = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/0f0e0d0c-0b0a-4909-8807-060504030201"
-	profileARN  = "arn:aws:rolesanywhere:us-east-1:123456789012:profile/01020304-0506-4708-8900-0a0b0c0d0e0f"
-	roleARN     = "arn:aws:iam::123456789012:role/app"
-)
+// world is the test world (a fake SPIRE agent and an emulator trusting its CA, both on now) with the
+// daemon's own helpers.
+type world struct{ *testworld.World }
 
-var appID = spiffeid.RequireFromString("spiffe://example.org/ns/prod/app")
-
-// world is a fake SPIRE agent and an emulator trusting its CA, both on now.
-type world struct {
-	dir   string
-	agent *svidtest.Server
-	emu   *emulator.Server
-}
-
-func newWorld(t *testing.T, now func() time.Time) *world {
+func newWorld(t *testing.T, now func() time.Time) world {
 	t.Helper()
-	w := &world{dir: t.TempDir()}
-	ca, err := svidtest.NewCA(svidtest.CAOptions{Clock: now, TTL: 24 * time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.agent = svidtest.NewServer(t, svidtest.ServerOptions{CA: ca, Entries: []svidtest.Entry{{ID: appID}}})
-	caPath := filepath.Join(w.dir, "ca.pem")
-	if err := os.WriteFile(caPath, ca.BundlePEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := emulator.ParseConfig([]byte(fmt.Sprintf(`
-account_id       = "123456789012"
-quota_per_second = -1
-trust_anchor %q {
-  ca_bundle_file = %q
-}
-profile %q {
-  role_arns = [%q]
-}
-role %q {
-  condition {
-    tag    = "x509SAN/URI"
-    values = ["spiffe://example.org/ns/prod/*"]
-  }
-}
-`, trustAnchor, caPath, profileARN, roleARN, roleARN)), filepath.Join(w.dir, "emulator.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.emu, err = emulator.NewServer(emulator.Options{Config: cfg, Clock: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.emu.Close() })
-	return w
+	return world{testworld.New(t, testworld.Options{Clock: now, SVIDTTL: 24 * time.Hour, QuotaPerSecond: -1})}
 }
 
 // profile is a profile block for the world's identity; body goes inside it.
-func (w *world) profile(name, body string) string {
-	return fmt.Sprintf(`
-profile %q {
-  spiffe_id        = %q
-  trust_anchor_arn = %q
-  profile_arn      = %q
-  role_arn         = %q
-  endpoint         = %q
-  refresh {
-    rotation_spread = "0s"
-  }
-%s
-}
-`, name, appID, trustAnchor, profileARN, roleARN, w.emu.URL, body)
+func (w world) profile(name, body string) string { return w.Profile(name, body) }
+
+// parse is cfgText parsed as the daemon's config, after the world's agent and health checks on an
+// ephemeral port.
+func (w world) parse(t *testing.T, cfgText string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse([]byte(w.Config("health_checks {\n  bind_port = 0\n}\n", cfgText)), filepath.Join(w.Dir, "bridge.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // start runs a daemon on the world with cfg (health checks on an ephemeral port are added), clk and a
 // log buffer.
-func (w *world) start(t *testing.T, clk clock.Clock, now func() time.Time, cfgText string) (*daemon.Daemon, *logtest.Buffer) {
+func (w world) start(t *testing.T, clk clock.Clock, now func() time.Time, cfgText string) (*daemon.Daemon, *logtest.Buffer) {
 	t.Helper()
 	return w.startWith(t, clk, now, cfgText, nil)
 }
 
 // startWith is start with the daemon's options changed by opt.
-func (w *world) startWith(t *testing.T, clk clock.Clock, now func() time.Time, cfgText string, opt func(*daemon.Options)) (*daemon.Daemon, *logtest.Buffer) {
+func (w world) startWith(t *testing.T, clk clock.Clock, now func() time.Time, cfgText string, opt func(*daemon.Options)) (*daemon.Daemon, *logtest.Buffer) {
 	t.Helper()
-	cfgText = fmt.Sprintf("agent_address = %q\nhealth_checks {\n  bind_port = 0\n}\n", w.agent.Addr()) + cfgText
-	cfg, err := config.Parse([]byte(cfgText), filepath.Join(w.dir, "bridge.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := w.parse(t, cfgText)
 	logs := &logtest.Buffer{}
 	opts := daemon.Options{
 		Logger:             hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug}),
@@ -203,7 +148,7 @@ func fileKey(path, section string) string {
 	return s.Key("aws_access_key_id").String()
 }
 
-func creates(w *world) int { return w.emu.Stats().CreateSession }
+func creates(w world) int { return w.Emulator.Stats().CreateSession }
 
 // TestSecurityDeletedEntryStopsMintingAtOnce is the revoked identity of docs/security.md: the SPIRE
 // registration entry is deleted, the agent ends the stream with PermissionDenied "no identity issued".
@@ -213,10 +158,10 @@ func creates(w *world) int { return w.emu.Stats().CreateSession }
 func TestSecurityDeletedEntryStopsMintingAtOnce(t *testing.T) {
 	fake := clock.NewFake(time.Now().Truncate(time.Second))
 	w := newWorld(t, fake.Now)
-	keepPath, withdrawPath := filepath.Join(w.dir, "keep"), filepath.Join(w.dir, "withdraw")
+	keepPath, withdrawPath := filepath.Join(w.Dir, "keep"), filepath.Join(w.Dir, "withdraw")
 	d, logs := w.start(t, fake, fake.Now,
-		w.profile("keep", fmt.Sprintf("  credentials_file {\n    path = %q\n  }", keepPath))+
-			w.profile("withdraw", fmt.Sprintf("  on_identity_loss = \"withdraw\"\n  credentials_file {\n    path = %q\n  }", withdrawPath)))
+		w.profile("keep", testworld.CredentialsFile(keepPath))+
+			w.profile("withdraw", "  on_identity_loss = \"withdraw\"\n"+testworld.CredentialsFile(withdrawPath)))
 	within(t, 10*time.Second, "both profiles ready, their files written", func() bool {
 		c, _ := ready(t, d)
 		return c == 200 && fileKey(keepPath, "keep") != "" && fileKey(withdrawPath, "withdraw") != ""
@@ -232,7 +177,7 @@ func TestSecurityDeletedEntryStopsMintingAtOnce(t *testing.T) {
 	})
 	keepKey := fileKey(keepPath, "keep")
 
-	if ok, err := w.agent.DeleteEntry(appID); !ok || err != nil {
+	if ok, err := w.Agent.DeleteEntry(w.ID); !ok || err != nil {
 		t.Fatalf("DeleteEntry: %v %v", ok, err)
 	}
 	took := within(t, 2*time.Second, "/ready reports no_identity for both profiles", func() bool {
@@ -241,7 +186,7 @@ func TestSecurityDeletedEntryStopsMintingAtOnce(t *testing.T) {
 			return false
 		}
 		for _, p := range r.Profiles {
-			if p.Ready || p.Identity != "no_identity" || !strings.Contains(p.Reason, appID.String()) {
+			if p.Ready || p.Identity != "no_identity" || !strings.Contains(p.Reason, w.ID.String()) {
 				return false
 			}
 		}
@@ -262,12 +207,12 @@ func TestSecurityDeletedEntryStopsMintingAtOnce(t *testing.T) {
 	// Past expiry the kept credentials are withdrawn too.
 	fake.Advance(20 * time.Minute)
 	within(t, 2*time.Second, "keep_until_expiry withdrew its file at expiry", func() bool { return fileKey(keepPath, "keep") == "" })
-	if c := strings.Count(logs.String(), "[ERROR] refresher: identity lost"); c != 2 || !strings.Contains(logs.String(), "spiffe_id="+appID.String()) {
+	if c := strings.Count(logs.String(), "[ERROR] refresher: identity lost"); c != 2 || !strings.Contains(logs.String(), "spiffe_id="+w.ID.String()) {
 		t.Errorf("identity loss logged %d times at ERROR (want once per profile, naming the SPIFFE ID)", c)
 	}
 
 	// The entry comes back: fresh credentials, ready again, no restart.
-	if err := w.agent.AddEntry(svidtest.Entry{ID: appID}); err != nil {
+	if err := w.Agent.AddEntry(svidtest.Entry{ID: w.ID}); err != nil {
 		t.Fatal(err)
 	}
 	within(t, 10*time.Second, "ready again with fresh credentials", func() bool {
@@ -289,8 +234,8 @@ func TestClockJumpWithdrawsExpiredCredentialsAndRefreshesWithin30s(t *testing.T)
 	t.Parallel()
 	clk := &clock.Shifted{}
 	w := newWorld(t, clk.Now)
-	credsPath := filepath.Join(w.dir, "credentials")
-	d, _ := w.start(t, clk, clk.Now, w.profile("app", fmt.Sprintf("  credentials_file {\n    path = %q\n  }", credsPath)))
+	credsPath := filepath.Join(w.Dir, "credentials")
+	d, _ := w.start(t, clk, clk.Now, w.profile("app", testworld.CredentialsFile(credsPath)))
 	within(t, 10*time.Second, "ready, the file written", func() bool { c, _ := ready(t, d); return c == 200 && fileKey(credsPath, "app") != "" })
 	before := fileKey(credsPath, "app")
 	n := creates(w)

@@ -12,6 +12,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/daemon"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // sinkReport is /ready as a monitoring script reads it: the states and the sinks.
@@ -46,15 +47,15 @@ func readySinks(t *testing.T, d *daemon.Daemon) (int, sinkReport) {
 func TestReadOnlyCredentialsDirectoryIsNotReady(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, time.Now)
-	roDir := filepath.Join(w.dir, "ro")
+	roDir := filepath.Join(w.Dir, "ro")
 	if err := os.Mkdir(roDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	writable := safefstest.ReadOnly(t, roDir)
 	onlyPath, bothPath := filepath.Join(roDir, "only"), filepath.Join(roDir, "both")
 	d, _ := w.startWith(t, clock.Real{}, time.Now,
-		w.profile("only", fmt.Sprintf("  credentials_file {\n    path = %q\n  }", onlyPath))+
-			w.profile("both", fmt.Sprintf("  credentials_file {\n    path = %q\n  }\n  imds {\n    bind_port = 0\n  }", bothPath)),
+		w.profile("only", testworld.CredentialsFile(onlyPath))+
+			w.profile("both", testworld.CredentialsFile(bothPath)+"  imds {\n    bind_port = 0\n  }"),
 		func(o *daemon.Options) {
 			o.Policy.RetryBase, o.Policy.RetryMax = 50*time.Millisecond, 300*time.Millisecond
 		})
@@ -101,19 +102,19 @@ func TestReadOnlyCredentialsDirectoryIsNotReady(t *testing.T) {
 func TestFailingHookDegradesTheProfile(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, time.Now)
-	credsPath := filepath.Join(w.dir, "credentials")
-	failing := filepath.Join(w.dir, "reload-app")
+	credsPath := filepath.Join(w.Dir, "credentials")
+	failing := filepath.Join(w.Dir, "reload-app")
 	if err := os.WriteFile(failing, []byte("#!/bin/sh\necho cannot reload >&2\nexit 3\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	roDir := filepath.Join(w.dir, "ro")
+	roDir := filepath.Join(w.Dir, "ro")
 	if err := os.Mkdir(roDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	safefstest.ReadOnly(t, roDir)
 	d, _ := w.start(t, clock.Real{}, time.Now,
-		w.profile("app", fmt.Sprintf("  credentials_file {\n    path = %q\n  }\n  on_refresh {\n    command = [%q]\n  }", credsPath, failing))+
-			w.profile("nofile", fmt.Sprintf("  credentials_file {\n    path = %q\n  }\n  on_refresh {\n    command = [\"/bin/true\"]\n  }", filepath.Join(roDir, "credentials"))))
+		w.profile("app", testworld.CredentialsFile(credsPath)+fmt.Sprintf("  on_refresh {\n    command = [%q]\n  }", failing))+
+			w.profile("nofile", testworld.CredentialsFile(filepath.Join(roDir, "credentials"))+"  on_refresh {\n    command = [\"/bin/true\"]\n  }"))
 	var code int
 	var r sinkReport
 	within(t, 10*time.Second, "both profiles refreshed, their failing sinks reported", func() bool {

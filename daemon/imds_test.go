@@ -6,12 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
 )
 
@@ -61,12 +59,7 @@ func TestIMDSTokensOutliveAReload(t *testing.T) {
 	})
 	_, tok := imdsRequest(t, http.MethodPut, addr, "/latest/api/token", map[string]string{"X-aws-ec2-metadata-token-ttl-seconds": "600"})
 
-	cfgText := fmt.Sprintf("agent_address = %q\nhealth_checks {\n  bind_port = 0\n}\n", w.agent.Addr()) + body(`["bridge.internal"]`)
-	cfg, err := config.Parse([]byte(cfgText), filepath.Join(w.dir, "bridge.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Reload(context.Background(), cfg); err != nil {
+	if err := d.Reload(context.Background(), w.parse(t, body(`["bridge.internal"]`))); err != nil {
 		t.Fatal(err)
 	}
 	within(t, 10*time.Second, "the new version's credentials", func() bool {

@@ -14,6 +14,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // TestNodeModeReload: a reload that keeps a delegated profile's session carries its credentials (no new
@@ -24,19 +25,13 @@ func TestNodeModeReload(t *testing.T) {
 	w := newWorld(t, time.Now)
 	billing := spiffeid.RequireFromString("spiffe://example.org/ns/prod/billing")
 	reports := spiffeid.RequireFromString("spiffe://example.org/ns/prod/reports")
-	admin := svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{CA: w.agent.CA(), Entries: []svidtest.WorkloadEntry{
+	admin := svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{CA: w.Agent.CA(), Entries: []svidtest.WorkloadEntry{
 		{ID: billing, Selectors: []string{"test:workload:billing"}},
 		{ID: reports, Selectors: []string{"test:workload:reports"}},
 	}})
-	creds := filepath.Join(w.dir, "node", "credentials")
+	creds := filepath.Join(w.Dir, "node", "credentials")
 	cfgText := func(addr, selector, spread string) string {
-		return fmt.Sprintf("delegated_identity {\n  admin_address = %q\n}\n", addr) + fmt.Sprintf(`
-profile "p" {
-  workload_selectors = [%q]
-  trust_anchor_arn   = %q
-  profile_arn        = %q
-  role_arn           = %q
-  endpoint           = %q
+		return fmt.Sprintf("delegated_identity {\n  admin_address = %q\n}\n", addr) + w.ProfileBlock("p", testworld.RoleARN, fmt.Sprintf(`  workload_selectors = [%q]
   refresh {
     rotation_spread = %q
   }
@@ -44,17 +39,9 @@ profile "p" {
     path  = %q
     owner = %d
   }
-}
-`, selector, trustAnchor, profileARN, roleARN, w.emu.URL, spread, creds, os.Getuid())
+`, selector, spread, creds, os.Getuid()))
 	}
-	parse := func(text string) *config.Config {
-		t.Helper()
-		c, err := config.Parse([]byte(fmt.Sprintf("agent_address = %q\nhealth_checks {\n  bind_port = 0\n}\n", w.agent.Addr())+text), "bridge.hcl")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	parse := func(text string) *config.Config { t.Helper(); return w.parse(t, text) }
 	d, _ := w.start(t, clock.Real{}, time.Now, cfgText(admin.Addr(), "test:workload:billing", "0s"))
 	within(t, 10*time.Second, "billing's credentials", func() bool { return fileKey(creds, "p") != "" })
 	first, calls := fileKey(creds, "p"), creates(w)
@@ -95,7 +82,7 @@ profile "p" {
 	}
 
 	// Another admin socket: refused, nothing changes.
-	other := svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{CA: w.agent.CA()})
+	other := svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{CA: w.Agent.CA()})
 	err := d.Reload(context.Background(), parse(cfgText(other.Addr(), "test:workload:reports", "0s")))
 	if err == nil || !strings.Contains(err.Error(), "delegated_identity.admin_address changed") {
 		t.Fatalf("reload to another admin socket: %v", err)

@@ -22,6 +22,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // TestSecurityNodeModeUnixUserOwnerIsResolvedOnEveryWrite: a node-mode profile whose workload is
@@ -40,28 +41,13 @@ func TestSecurityNodeModeUnixUserOwnerIsResolvedOnEveryWrite(t *testing.T) {
 
 	w := newWorld(t, time.Now)
 	billing := spiffeid.RequireFromString("spiffe://example.org/ns/prod/billing")
-	admin := svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{CA: w.agent.CA(), Entries: []svidtest.WorkloadEntry{
+	admin := svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{CA: w.Agent.CA(), Entries: []svidtest.WorkloadEntry{
 		{ID: billing, Selectors: []string{"unix:user:app"}},
 	}})
-	creds := filepath.Join(w.dir, "node", "credentials")
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`agent_address = %q
-delegated_identity {
-  admin_address = %q
-}
-profile "billing" {
-  workload_selectors = ["unix:user:app"]
-  trust_anchor_arn   = %q
-  profile_arn        = %q
-  role_arn           = %q
-  endpoint           = %q
-  refresh {
-    rotation_spread = "0s"
-  }
-  credentials_file {
-    path = %q
-  }
-}
-`, w.agent.Addr(), admin.Addr(), trustAnchor, profileARN, roleARN, w.emu.URL, creds)), filepath.Join(w.dir, "bridge.hcl"))
+	creds := filepath.Join(w.Dir, "node", "credentials")
+	cfg, err := config.Parse([]byte(w.Config(fmt.Sprintf("delegated_identity {\n  admin_address = %q\n}\n", admin.Addr()),
+		w.ProfileBlock("billing", testworld.RoleARN, "  workload_selectors = [\"unix:user:app\"]\n"+testworld.Refresh+testworld.CredentialsFile(creds)))),
+		filepath.Join(w.Dir, "bridge.hcl"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,16 +13,16 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/schedule"
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/daemon"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // hookProfile is a profile with a credentials file and an on_refresh block running argv.
 func (w *world) hookProfile(credsPath string, argv ...string) string {
-	body := fmt.Sprintf("  credentials_file {\n    path = %q\n  }\n", credsPath)
+	body := testworld.CredentialsFile(credsPath)
 	if len(argv) > 0 {
 		q := make([]string, len(argv))
 		for i, a := range argv {
@@ -31,16 +31,6 @@ func (w *world) hookProfile(credsPath string, argv ...string) string {
 		body += fmt.Sprintf("  on_refresh {\n    command = [%s]\n  }", strings.Join(q, ", "))
 	}
 	return w.profile("app", body)
-}
-
-// parse is the config startWith builds from cfgText.
-func (w *world) parse(t *testing.T, cfgText string) *config.Config {
-	t.Helper()
-	cfg, err := config.Parse([]byte(fmt.Sprintf("agent_address = %q\nhealth_checks {\n  bind_port = 0\n}\n", w.agent.Addr())+cfgText), filepath.Join(w.dir, "bridge.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
 }
 
 // startErr is daemon.New on cfgText, for a daemon expected to refuse it.
@@ -84,9 +74,9 @@ func theirDir(t *testing.T, parent string) string {
 func TestSecurityOnRefreshProgramMissingAtStartIsRefused(t *testing.T) {
 	safefstest.NeedRoot(t, "hides an on_refresh program in a directory of another user (uid 65534)")
 	w := newWorld(t, time.Now)
-	theirs := theirDir(t, w.dir)
+	theirs := theirDir(t, w.Dir)
 	prog := filepath.Join(theirs, "reload")
-	credsPath := filepath.Join(w.dir, "credentials")
+	credsPath := filepath.Join(w.Dir, "credentials")
 	var ce *daemon.ConfigError
 
 	err := w.startErr(t, w.hookProfile(credsPath, prog))
@@ -107,10 +97,10 @@ func TestSecurityOnRefreshProgramMissingAtStartIsRefused(t *testing.T) {
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), prog) {
 		t.Fatalf("reload adding a missing program: %v", err)
 	}
-	marker := filepath.Join(w.dir, "ran-as-root")
+	marker := filepath.Join(w.Dir, "ran-as-root")
 	writeProgram(t, prog, "id -u > "+marker, safefstest.Nobody, safefstest.Nobody)
 	before := fileKey(credsPath, "app")
-	if err := w.agent.Rotate(); err != nil {
+	if err := w.Agent.Rotate(); err != nil {
 		t.Fatal(err)
 	}
 	within(t, 10*time.Second, "a refresh after the refused reload", func() bool { return fileKey(credsPath, "app") != before })
@@ -128,18 +118,18 @@ func TestSecurityOnRefreshProgramMissingAtStartIsRefused(t *testing.T) {
 func TestSecurityOnRefreshProgramReplacedAfterStartIsNotRun(t *testing.T) {
 	safefstest.NeedRoot(t, "gives an on_refresh program to another user (uid 65534)")
 	w := newWorld(t, time.Now)
-	theirs := theirDir(t, w.dir)
-	bin := filepath.Join(w.dir, "bin")
+	theirs := theirDir(t, w.Dir)
+	bin := filepath.Join(w.Dir, "bin")
 	if err := os.Mkdir(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	const name = "sab-test-reload"
 	prog := filepath.Join(bin, name)
-	rootRan, theyRan := filepath.Join(w.dir, "root-ran"), filepath.Join(w.dir, "they-ran")
+	rootRan, theyRan := filepath.Join(w.Dir, "root-ran"), filepath.Join(w.Dir, "they-ran")
 	rootScript := fmt.Sprintf("echo \"$0\" >> %s", rootRan)
 	writeProgram(t, prog, rootScript, 0, 0)
 	t.Setenv("PATH", theirs+":"+bin+":/usr/sbin:/usr/bin:/sbin:/bin")
-	credsPath := filepath.Join(w.dir, "credentials")
+	credsPath := filepath.Join(w.Dir, "credentials")
 	d, _ := w.start(t, clock.Real{}, time.Now, w.hookProfile(credsPath, name))
 	runs := func() int {
 		b, _ := os.ReadFile(rootRan)
@@ -149,7 +139,7 @@ func TestSecurityOnRefreshProgramReplacedAfterStartIsNotRun(t *testing.T) {
 	refresh := func() {
 		t.Helper()
 		before := fileKey(credsPath, "app")
-		if err := w.agent.Rotate(); err != nil {
+		if err := w.Agent.Rotate(); err != nil {
 			t.Fatal(err)
 		}
 		within(t, 10*time.Second, "a refresh", func() bool { return fileKey(credsPath, "app") != before })

@@ -14,7 +14,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -115,3 +118,31 @@ func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
 	os.Exit(1)
 }
+
+// buildBinary builds the release binaries once, with scripts/build.sh (what users run), and returns the
+// path of spiffe-aws-bridge; spiffe-aws-credential-process is in the same directory.
+func (b *bench) buildBinary() (string, error) {
+	if b.bin != "" {
+		return b.bin, nil
+	}
+	out, err := exec.Command("bash", "scripts/build.sh", b.dir).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("scripts/build.sh (run bench from the repository root): %v\n%s", err, out)
+	}
+	bin := filepath.Join(b.dir, "spiffe-aws-bridge")
+	b.bin = bin
+	return bin, nil
+}
+
+// percentile of sorted durations, p in [0,1].
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(p * float64(len(s)-1))
+	return s[i]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }

@@ -13,6 +13,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // node: one `spiffe-aws-bridge run` in node mode serving many workloads (1,000; 100 with -quick), each a
@@ -30,11 +31,11 @@ func (b *bench) node() error {
 	if err != nil {
 		return err
 	}
-	w, err := newWorld(b.dir)
+	w, err := testworld.Start(testworld.Options{QuotaPerSecond: -1})
 	if err != nil {
 		return err
 	}
-	defer w.close()
+	defer w.Close()
 	entries := make([]svidtest.WorkloadEntry, n)
 	for i := range entries {
 		entries[i] = svidtest.WorkloadEntry{
@@ -42,14 +43,14 @@ func (b *bench) node() error {
 			Selectors: []string{fmt.Sprintf("bench:workload:%d", i)},
 		}
 	}
-	admin, err := svidtest.StartDelegated(svidtest.DelegatedOptions{CA: w.agent.CA(), Entries: entries})
+	admin, err := svidtest.StartDelegated(svidtest.DelegatedOptions{CA: w.Agent.CA(), Entries: entries})
 	if err != nil {
 		return err
 	}
 	defer admin.Close()
 
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "agent_address = %q\nlog_level = \"warn\"\ndelegated_identity {\n  admin_address = %q\n}\n", w.agent.Addr(), admin.Addr())
+	cfg.WriteString(w.Config(fmt.Sprintf("log_level = \"warn\"\ndelegated_identity {\n  admin_address = %q\n}\n", admin.Addr())))
 	// The files go where examples/node puts them: tmpfs (/run there, /dev/shm here when it exists). On a
 	// disk every write's two fsyncs queue behind the journal, and a mass rotation measures the disk.
 	filesDir, where := b.dir, "files on "+b.dir
@@ -64,23 +65,8 @@ func (b *bench) node() error {
 		files[i] = filepath.Join(filesDir, fmt.Sprintf("w%d", i), "credentials")
 		// Every workload is played by the bench's own user, so that it runs unprivileged; on a host each
 		// file would belong to its workload's uid.
-		fmt.Fprintf(&cfg, `
-profile "w%d" {
-  workload_selectors = ["bench:workload:%d"]
-  trust_anchor_arn   = %q
-  profile_arn        = %q
-  role_arn           = %q
-  endpoint           = %q
-  insecure_endpoint  = true
-  refresh {
-    rotation_spread = "0s"
-  }
-  credentials_file {
-    path  = %q
-    owner = %d
-  }
-}
-`, i, i, trustAnchor, profileARN, roleARN, w.emu.URL, files[i], os.Getuid())
+		cfg.WriteString(w.ProfileBlock(fmt.Sprintf("w%d", i), testworld.RoleARN, fmt.Sprintf("  workload_selectors = [\"bench:workload:%d\"]\n", i)+
+			testworld.Refresh+fmt.Sprintf("  credentials_file {\n    path  = %q\n    owner = %d\n  }\n", files[i], os.Getuid())))
 	}
 	cfgPath := filepath.Join(b.dir, "node.hcl")
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // credentialProcess: wall time of the credential-process command, process start to JSON on stdout, with
@@ -23,12 +25,12 @@ func (b *bench) credentialProcess() error {
 	if err != nil {
 		return err
 	}
-	w, err := newWorld(b.dir)
+	w, err := testworld.Start(testworld.Options{QuotaPerSecond: -1})
 	if err != nil {
 		return err
 	}
-	defer w.close()
-	certs, key, err := w.agent.Current()[0].Marshal()
+	defer w.Close()
+	certs, key, err := w.Agent.Current()[0].Marshal()
 	if err != nil {
 		return err
 	}
@@ -39,7 +41,7 @@ func (b *bench) credentialProcess() error {
 	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
 		return err
 	}
-	common := []string{"--trust-anchor-arn", trustAnchor, "--profile-arn", profileARN, "--role-arn", roleARN, "--endpoint", w.emu.URL}
+	common := []string{"--trust-anchor-arn", testworld.TrustAnchorARN, "--profile-arn", testworld.ProfileARN, "--role-arn", testworld.RoleARN, "--endpoint", w.Emulator.URL}
 	programs := []struct {
 		name   string
 		argv   []string
@@ -58,7 +60,7 @@ func (b *bench) credentialProcess() error {
 		target time.Duration
 	}{
 		{"key files", []string{"--certificate", certFile, "--private-key", keyFile}, 6 * time.Millisecond},
-		{"Workload API", []string{"--workload-socket", w.agent.Addr()}, 8 * time.Millisecond},
+		{"Workload API", []string{"--workload-socket", w.Agent.Addr()}, 8 * time.Millisecond},
 	} {
 		lat := make([][]time.Duration, len(programs))
 		exit := make([][]time.Duration, len(programs))
@@ -161,15 +163,15 @@ func (b *bench) daemon() error {
 	if err != nil {
 		return err
 	}
-	w, err := newWorld(b.dir)
+	w, err := testworld.Start(testworld.Options{QuotaPerSecond: -1})
 	if err != nil {
 		return err
 	}
-	defer w.close()
+	defer w.Close()
 	creds := filepath.Join(b.dir, "daemon", "credentials")
-	cfg := fmt.Sprintf("agent_address = %q\nlog_level = \"warn\"\n", w.agent.Addr())
+	cfg := w.Config("log_level = \"warn\"\n")
 	for i := 0; i < 10; i++ {
-		cfg += w.bridgeProfile(fmt.Sprintf("p%d", i), creds)
+		cfg += w.Profile(fmt.Sprintf("p%d", i), testworld.CredentialsFile(creds))
 	}
 	cfgPath := filepath.Join(b.dir, "daemon.hcl")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/daemon"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // sinkEvents reports each successful sink write.
@@ -28,13 +29,13 @@ func (b *bench) rotation() error {
 	if b.quick {
 		n = 200
 	}
-	w, err := newWorld(b.dir)
+	w, err := testworld.Start(testworld.Options{QuotaPerSecond: -1})
 	if err != nil {
 		return err
 	}
-	defer w.close()
+	defer w.Close()
 	creds := filepath.Join(b.dir, "rotation", "credentials")
-	cfg, err := config.Parse([]byte(fmt.Sprintf("agent_address = %q\n", w.agent.Addr())+w.bridgeProfile("app", creds)), "bench.hcl")
+	cfg, err := config.Parse([]byte(w.Config(w.Profile("app", testworld.CredentialsFile(creds)))), "bench.hcl")
 	if err != nil {
 		return err
 	}
@@ -58,7 +59,7 @@ func (b *bench) rotation() error {
 	lat := make([]time.Duration, 0, n)
 	for i := 0; i < n; i++ {
 		start := time.Now()
-		if err := w.agent.Rotate(); err != nil {
+		if err := w.Agent.Rotate(); err != nil {
 			return err
 		}
 		if err := wait(); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // signing: the cost of signing one CreateSession per key type, and of a whole refresh (sign + HTTP
@@ -21,7 +22,7 @@ func (b *bench) signing() error {
 	if err != nil {
 		return err
 	}
-	id := spiffeid.RequireFromString(spiffeID)
+	id := spiffeid.RequireFromString(testworld.SPIFFEID)
 	for _, kt := range []svidtest.KeyType{svidtest.KeyTypeRSA2048, svidtest.KeyTypeEC256, svidtest.KeyTypeEC384} {
 		s, err := ca.MintX509SVID(id, svidtest.MintOptions{KeyType: kt})
 		if err != nil {
@@ -47,14 +48,14 @@ func (b *bench) signing() error {
 		b.add("sign CreateSession, "+kt.String(), fmt.Sprintf("%.0f µs, %d allocs, %d B", float64(r.NsPerOp())/1e3, r.AllocsPerOp(), r.AllocedBytesPerOp()), "", nil)
 	}
 
-	w, err := newWorld(b.dir)
+	w, err := testworld.Start(testworld.Options{QuotaPerSecond: -1})
 	if err != nil {
 		return err
 	}
-	defer w.close()
-	s := w.agent.Current()[0]
+	defer w.Close()
+	s := w.Agent.Current()[0]
 	in := signer.CreateSessionInput{Identity: signer.Identity{Leaf: s.Certificates[0], Key: s.PrivateKey},
-		TrustAnchorARN: trustAnchor, ProfileARN: profileARN, RoleARN: roleARN, Endpoint: w.emu.URL, AllowHTTP: true}
+		TrustAnchorARN: testworld.TrustAnchorARN, ProfileARN: testworld.ProfileARN, RoleARN: testworld.RoleARN, Endpoint: w.Emulator.URL, AllowHTTP: true}
 	client := signer.New(signer.Options{Retry: signer.RetryPolicy{MaxAttempts: 1}})
 	var refreshErr error
 	r := testing.Benchmark(func(tb *testing.B) {

@@ -12,19 +12,13 @@ import (
 	"testing"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
-const (
-	chainAccountB  = "222222222222"
-	chainAccountC  = "333333333333"
-	chainRoleB     = "arn:aws:iam::222222222222:role/deployer"
-	chainRoleC     = "arn:aws:iam::333333333333:role/workload"
-	chainExternal  = "tenant-7"
-	chainSessionNm = "example.org@ns.prod.app"
-)
+const chainSessionNm = "example.org@ns.prod.app"
 
-// chainWorld is the one-shot world with two more accounts: B's role trusts A's Roles Anywhere role (with
-// an external id), C's role trusts B's.
+// chainWorld is the world with two more accounts: B's role trusts A's Roles Anywhere role (with an
+// external id), C's role trusts B's.
 func chainWorld(t *testing.T) *world {
 	t.Helper()
 	return chainWorldWith(t, "")
@@ -33,49 +27,7 @@ func chainWorld(t *testing.T) *world {
 // chainWorldWith is chainWorld with profileBody (HCL lines) added to the Roles Anywhere profile.
 func chainWorldWith(t *testing.T, profileBody string) *world {
 	t.Helper()
-	w := newWorld(t)
-	w.emu.Close()
-	caFile := filepath.Join(w.dir, "ca.pem")
-	cfgFile := w.write(t, "emulator-chain.hcl", []byte(fmt.Sprintf(`
-account_id = %q
-trust_anchor %q {
-  ca_bundle_file = %q
-}
-profile %q {
-  role_arns = [%q]
-%s}
-role %q {
-  condition {
-    tag    = "x509SAN/URI"
-    values = ["spiffe://example.org/ns/prod/*"]
-  }
-}
-role %q {
-  sts_trust {
-    principals          = [%q]
-    external_id         = %q
-    tag_session         = true
-    set_source_identity = true
-  }
-}
-role %q {
-  sts_trust {
-    principals          = [%q]
-    tag_session         = true
-    set_source_identity = true
-  }
-}
-`, e2eAccount, e2eTrustAnchor, caFile, e2eProfile, e2eRole, profileBody, e2eRole, chainRoleB, e2eRole, chainExternal, chainRoleC, chainRoleB)))
-	cfg, err := emulator.LoadConfig(cfgFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.emu, err = emulator.NewServer(emulator.Options{Config: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.emu.Close() })
-	return w
+	return &world{testworld.New(t, testworld.Options{Chain: true, ProfileBody: profileBody})}
 }
 
 // awsIdentity runs `aws sts get-caller-identity` against the emulator with only env (and IMDS off) and
@@ -89,23 +41,10 @@ func awsIdentity(t *testing.T, w *world, env []string, args ...string) (account,
 func sessionOf(t *testing.T, w *world, accessKeyID string) emulator.SessionView {
 	t.Helper()
 	var views []emulator.SessionView
-	if err := json.Unmarshal([]byte(httpBody(t, w.emu.URL+"/_emulator/sessions?access_key_id="+accessKeyID)), &views); err != nil || len(views) != 1 {
+	if err := json.Unmarshal([]byte(httpBody(t, w.Emulator.URL+"/_emulator/sessions?access_key_id="+accessKeyID)), &views); err != nil || len(views) != 1 {
 		t.Fatalf("emulator sessions view for %s: %v %v", accessKeyID, views, err)
 	}
 	return views[0]
-}
-
-func chainHops(w *world, externalID, extraC string) string {
-	return fmt.Sprintf(`  assume_role {
-    role_arn     = %q
-    external_id  = %q
-    sts_endpoint = %q
-  }
-  assume_role {
-    role_arn     = %q
-    sts_endpoint = %q
-%s  }
-`, chainRoleB, externalID, w.emu.URL, chainRoleC, w.emu.URL, extraC)
 }
 
 // TestDaemonChainsIntoAccountCAndKeepsCredentialsWhenAHopFails is role chaining's end-to-end story.
@@ -122,51 +61,24 @@ func TestDaemonChainsIntoAccountCAndKeepsCredentialsWhenAHopFails(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	credsPath := filepath.Join(w.dir, "aws", "credentials")
-	cfg := w.write(t, "bridge-chain.hcl", []byte(fmt.Sprintf(`
-agent_address = %q
-log_level     = "debug"
-health_checks {
-  bind_address = "127.0.0.1"
-  bind_port    = %d
-}
-telemetry {
-  prometheus {
-    host = "127.0.0.1"
-    port = %d
-  }
-}
-profile "app" {
-  spiffe_id         = %q
-  trust_anchor_arn  = %q
-  profile_arn       = %q
-  role_arn          = %q
-  endpoint          = %q
-  insecure_endpoint = true
-  refresh {
-    rotation_spread = "0s"
-  }
-  credentials_file {
-    path = %q
-  }
-%s}
-`, w.agent.Addr(), healthPort, metricsPort, e2eSpiffeID, e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL, credsPath,
-		chainHops(w, chainExternal, "    session_tags = { team = \"payments\" }\n"))))
+	credsPath := filepath.Join(w.Dir, "aws", "credentials")
+	cfg := w.WriteConfig(t, "bridge-chain.hcl", "log_level     = \"debug\"\n", testworld.HealthChecks(healthPort), testworld.Telemetry(metricsPort),
+		w.Profile("app", testworld.CredentialsFile(credsPath), w.ChainHops(testworld.ExternalID, "    session_tags = { team = \"payments\" }\n")))
 	d := startDaemon(t, cfg)
 	eventually(t, "the credentials file", func() bool { return profileKeys(credsPath, "app")["aws_access_key_id"] != "" })
 	first := profileKeys(credsPath, "app")
 
 	account, arn := awsIdentity(t, w, []string{"AWS_SHARED_CREDENTIALS_FILE=" + credsPath}, "--profile", "app")
-	if account != chainAccountC || arn != "arn:aws:sts::"+chainAccountC+":assumed-role/workload/"+chainSessionNm {
-		t.Fatalf("the aws CLI is %s in account %s; want role workload of account %s", arn, account, chainAccountC)
+	if account != testworld.AccountC || arn != "arn:aws:sts::"+testworld.AccountC+":assumed-role/workload/"+chainSessionNm {
+		t.Fatalf("the aws CLI is %s in account %s; want role workload of account %s", arn, account, testworld.AccountC)
 	}
 	v := sessionOf(t, w, first["aws_access_key_id"])
-	if v.Tags["spiffe-id"] != e2eSpiffeID || v.Tags["team"] != "payments" || v.SourceIdentity == "" || !v.Chained {
+	if v.Tags["spiffe-id"] != testworld.SPIFFEID || v.Tags["team"] != "payments" || v.SourceIdentity == "" || !v.Chained {
 		t.Fatalf("account C's session: %+v", v)
 	}
 	ready := fmt.Sprintf("http://127.0.0.1:%d/ready", healthPort)
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
-	if body := httpBody(t, ready); !strings.Contains(body, chainRoleC) {
+	if body := httpBody(t, ready); !strings.Contains(body, testworld.RoleC) {
 		t.Fatalf("/ready does not list the chain: %s", body)
 	}
 
@@ -179,20 +91,20 @@ profile "app" {
 		code   string
 	}{
 		{"wrong external id", func() {
-			w.emu.SetSTSTrust(chainRoleB, &emulator.STSTrust{Principals: []string{e2eRole}, ExternalID: "tenant-8", TagSession: true, SetSourceIdentity: true})
+			w.Emulator.SetSTSTrust(testworld.RoleB, &emulator.STSTrust{Principals: []string{testworld.RoleARN}, ExternalID: "tenant-8", TagSession: true, SetSourceIdentity: true})
 		}, func() {
-			w.emu.SetSTSTrust(chainRoleB, &emulator.STSTrust{Principals: []string{e2eRole}, ExternalID: chainExternal, TagSession: true, SetSourceIdentity: true})
-		}, chainRoleB, "assume_role[0]", "AccessDenied"},
+			w.Emulator.SetSTSTrust(testworld.RoleB, &emulator.STSTrust{Principals: []string{testworld.RoleARN}, ExternalID: testworld.ExternalID, TagSession: true, SetSourceIdentity: true})
+		}, testworld.RoleB, "assume_role[0]", "AccessDenied"},
 		{"target role does not trust the previous hop", func() {
-			w.emu.SetSTSTrust(chainRoleC, &emulator.STSTrust{Principals: []string{"arn:aws:iam::222222222222:role/someone-else"}, TagSession: true, SetSourceIdentity: true})
+			w.Emulator.SetSTSTrust(testworld.RoleC, &emulator.STSTrust{Principals: []string{"arn:aws:iam::222222222222:role/someone-else"}, TagSession: true, SetSourceIdentity: true})
 		}, func() {
-			w.emu.SetSTSTrust(chainRoleC, &emulator.STSTrust{Principals: []string{chainRoleB}, TagSession: true, SetSourceIdentity: true})
-		}, chainRoleC, "assume_role[1]", "AccessDenied"},
+			w.Emulator.SetSTSTrust(testworld.RoleC, &emulator.STSTrust{Principals: []string{testworld.RoleB}, TagSession: true, SetSourceIdentity: true})
+		}, testworld.RoleC, "assume_role[1]", "AccessDenied"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.break_()
 			defer tc.fix()
-			if err := w.agent.Rotate(); err != nil {
+			if err := w.Agent.Rotate(); err != nil {
 				t.Fatal(err)
 			}
 			eventually(t, "the hop's failure in /ready", func() bool {
@@ -212,7 +124,7 @@ profile "app" {
 			if got := profileKeys(credsPath, "app"); got["aws_access_key_id"] != first["aws_access_key_id"] {
 				t.Fatalf("the credentials file changed although hop %s failed", tc.role)
 			}
-			if account, _ := awsIdentity(t, w, []string{"AWS_SHARED_CREDENTIALS_FILE=" + credsPath}, "--profile", "app"); account != chainAccountC {
+			if account, _ := awsIdentity(t, w, []string{"AWS_SHARED_CREDENTIALS_FILE=" + credsPath}, "--profile", "app"); account != testworld.AccountC {
 				t.Fatalf("the kept credentials are account %s's", account)
 			}
 		})
@@ -233,20 +145,20 @@ func TestOneShotsChainIntoAccountC(t *testing.T) {
 	w := chainWorld(t)
 	// One --external-id per hop, in order: C's trust policy has no external id condition.
 	flagsWith := func(external string) []string {
-		return []string{"--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile, "--role-arn", e2eRole,
-			"--endpoint", w.emu.URL, "--workload-socket", w.agent.Addr(),
-			"--assume-role-arn", chainRoleB, "--external-id", external, "--assume-role-arn", chainRoleC, "--external-id", "",
-			"--sts-endpoint", w.emu.URL}
+		return []string{"--trust-anchor-arn", testworld.TrustAnchorARN, "--profile-arn", testworld.ProfileARN, "--role-arn", testworld.RoleARN,
+			"--endpoint", w.Emulator.URL, "--workload-socket", w.Agent.Addr(),
+			"--assume-role-arn", testworld.RoleB, "--external-id", external, "--assume-role-arn", testworld.RoleC, "--external-id", "",
+			"--sts-endpoint", w.Emulator.URL}
 	}
-	flags := flagsWith(chainExternal)
+	flags := flagsWith(testworld.ExternalID)
 	for _, argv := range append(credentialProcesses(), []string{binPath, "rolesanywhere"}) {
 		t.Run(filepath.Base(strings.Join(argv, " ")), func(t *testing.T) {
 			doc := parseProcessJSON(t, runArgv(t, nil, append(argv, flags...)...))
 			account, _ := awsIdentity(t, w, []string{"AWS_ACCESS_KEY_ID=" + doc.AccessKeyId, "AWS_SECRET_ACCESS_KEY=" + doc.SecretAccessKey, "AWS_SESSION_TOKEN=" + doc.SessionToken})
-			if account != chainAccountC {
-				t.Fatalf("account %s, want %s", account, chainAccountC)
+			if account != testworld.AccountC {
+				t.Fatalf("account %s, want %s", account, testworld.AccountC)
 			}
-			if v := sessionOf(t, w, doc.AccessKeyId); v.Tags["spiffe-id"] != e2eSpiffeID {
+			if v := sessionOf(t, w, doc.AccessKeyId); v.Tags["spiffe-id"] != testworld.SPIFFEID {
 				t.Fatalf("no spiffe-id tag: %+v", v)
 			}
 			for name, bad := range map[string][]string{
@@ -323,36 +235,36 @@ func trustFromPolicy(t *testing.T, doc string) *emulator.STSTrust {
 // administrator would, make the whole chain pass.
 func TestCheckWalksEveryHopAndPrintsTheTrustPolicyEachRoleNeeds(t *testing.T) {
 	w := chainWorld(t)
-	w.emu.SetSTSTrust(chainRoleC, nil)
-	cfg := w.oneShotConfig(t, "check-chain.hcl", w.profileBlock("app", e2eRole, `  spiffe_id = "`+e2eSpiffeID+`"
-`+chainHops(w, chainExternal, "")))
+	w.Emulator.SetSTSTrust(testworld.RoleC, nil)
+	cfg := w.WriteConfig(t, "check-chain.hcl", w.ProfileBlock("app", testworld.RoleARN, `  spiffe_id = "`+testworld.SPIFFEID+`"
+`+w.ChainHops(testworld.ExternalID, "")))
 	r := runBin(t, nil, "check", "--config", cfg)
-	if r.code == 0 || !strings.Contains(r.stdout, "FAIL hop 2 ("+chainRoleC+"): AccessDenied") || !strings.Contains(r.stdout, "ok   hop 1 succeeded") {
+	if r.code == 0 || !strings.Contains(r.stdout, "FAIL hop 2 ("+testworld.RoleC+"): AccessDenied") || !strings.Contains(r.stdout, "ok   hop 1 succeeded") {
 		t.Fatalf("exit %d; want hop 1 ok and hop 2 refused with AccessDenied:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	policies := printedTrustPolicies(t, r.stdout)
 	if len(policies) != 2 {
 		t.Fatalf("check printed %d trust policies, want one per hop:\n%s", len(policies), r.stdout)
 	}
-	b, c := trustFromPolicy(t, policies[chainRoleB]), trustFromPolicy(t, policies[chainRoleC])
-	if b.ExternalID != chainExternal || b.Principals[0] != e2eRole || c.Principals[0] != chainRoleB || !c.TagSession {
+	b, c := trustFromPolicy(t, policies[testworld.RoleB]), trustFromPolicy(t, policies[testworld.RoleC])
+	if b.ExternalID != testworld.ExternalID || b.Principals[0] != testworld.RoleARN || c.Principals[0] != testworld.RoleB || !c.TagSession {
 		t.Fatalf("printed policies: B %+v, C %+v", b, c)
 	}
-	w.emu.SetSTSTrust(chainRoleB, b)
-	w.emu.SetSTSTrust(chainRoleC, c)
-	if r := runBin(t, nil, "check", "--config", cfg); r.code != 0 || !strings.Contains(r.stdout, "ok   hop 2 succeeded: arn:aws:sts::"+chainAccountC) {
+	w.Emulator.SetSTSTrust(testworld.RoleB, b)
+	w.Emulator.SetSTSTrust(testworld.RoleC, c)
+	if r := runBin(t, nil, "check", "--config", cfg); r.code != 0 || !strings.Contains(r.stdout, "ok   hop 2 succeeded: arn:aws:sts::"+testworld.AccountC) {
 		t.Fatalf("with the printed trust policies the chain still fails (exit %d):\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	// Without sts:TagSession (which the SPIFFE ID tag needs) STS refuses, and check says why.
 	c.TagSession = false
-	w.emu.SetSTSTrust(chainRoleC, c)
+	w.Emulator.SetSTSTrust(testworld.RoleC, c)
 	if r := runBin(t, nil, "check", "--config", cfg); r.code == 0 || !strings.Contains(r.stdout, "must allow sts:TagSession") {
 		t.Fatalf("a trust policy without sts:TagSession: exit %d\n%s", r.code, r.stdout)
 	}
 	// When hop 1 fails, hop 2's trust policy is still printed, and hop 2 is not tried.
-	w.emu.SetSTSTrust(chainRoleB, nil)
+	w.Emulator.SetSTSTrust(testworld.RoleB, nil)
 	r = runBin(t, nil, "check", "--config", cfg)
-	if r.code == 0 || !strings.Contains(r.stdout, "FAIL hop 1 ("+chainRoleB+"): AccessDenied") || !strings.Contains(r.stdout, "skip hop 2") ||
+	if r.code == 0 || !strings.Contains(r.stdout, "FAIL hop 1 ("+testworld.RoleB+"): AccessDenied") || !strings.Contains(r.stdout, "skip hop 2") ||
 		len(printedTrustPolicies(t, r.stdout)) != 2 {
 		t.Fatalf("hop 1 refused: exit %d\n%s", r.code, r.stdout)
 	}

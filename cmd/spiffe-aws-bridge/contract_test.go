@@ -16,6 +16,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // emuPath is rolesanywhere-emulator, built by TestMain beside the other two.
@@ -33,7 +34,7 @@ func TestExitCodeContract(t *testing.T) {
 		return p
 	}
 	profile := func(name, extra string) string {
-		return fmt.Sprintf("profile %q {\n  trust_anchor_arn = %q\n  profile_arn = %q\n  role_arn = %q\n%s}\n", name, e2eTrustAnchor, e2eProfile, e2eRole, extra)
+		return fmt.Sprintf("profile %q {\n  trust_anchor_arn = %q\n  profile_arn = %q\n  role_arn = %q\n%s}\n", name, testworld.TrustAnchorARN, testworld.ProfileARN, testworld.RoleARN, extra)
 	}
 	twoSlashes := write("two-slashes.hcl", `agent_address = "unix://tmp/agent.sock"`+"\n"+profile("app", ""))
 	tcpName := write("tcp-name.hcl", `agent_address = "tcp://agent:8081"`+"\n"+profile("app", ""))
@@ -55,13 +56,13 @@ func TestExitCodeContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, err := ca.MintX509SVID(spiffeid.RequireFromString(e2eSpiffeID), svidtest.MintOptions{})
+	leaf, err := ca.MintX509SVID(spiffeid.RequireFromString(testworld.SPIFFEID), svidtest.MintOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cert := write("cert.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Certificates[0].Raw})))
 	encKey := write("enc.pem", string(pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte("x")})))
-	arns := []string{"--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile, "--role-arn", e2eRole}
+	arns := []string{"--trust-anchor-arn", testworld.TrustAnchorARN, "--profile-arn", testworld.ProfileARN, "--role-arn", testworld.RoleARN}
 	with := func(a []string, more ...string) []string { return append(append([]string{}, a...), more...) }
 
 	bridge, lean, emu := binPath, leanPath, emuPath()
@@ -92,7 +93,7 @@ func TestExitCodeContract(t *testing.T) {
 		{"dev --duration -1s", []string{bridge, "dev", "--duration", "-1s"}, nil, []string{"--duration -1s is negative"}},
 		{"credential-process without flags", []string{bridge, "credential-process"}, nil, []string{"missing required flag(s): --trust-anchor-arn, --profile-arn, --role-arn"}},
 		{"credential-process --session-duration 300", with([]string{bridge, "credential-process"}, with(arns, "--session-duration", "300")...), nil, []string{"--session-duration 300 is too short: the minimum is 15m; give 15m to 12h (900 to 43200 seconds, PT15M to PT12H)"}},
-		{"credential-process --role-arn garbage", []string{bridge, "credential-process", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile, "--role-arn", "garbage"}, nil, []string{`--role-arn "garbage": is not an ARN`}},
+		{"credential-process --role-arn garbage", []string{bridge, "credential-process", "--trust-anchor-arn", testworld.TrustAnchorARN, "--profile-arn", testworld.ProfileARN, "--role-arn", "garbage"}, nil, []string{`--role-arn "garbage": is not an ARN`}},
 		{"credential-process --workload-socket with two slashes", with([]string{bridge, "credential-process"}, with(arns, "--workload-socket", "unix://tmp/agent.sock")...), nil, []string{`(from --workload-socket)`, `use "unix:///tmp/agent.sock"`}},
 		{"credential-process bad $SPIFFE_ENDPOINT_SOCKET", with([]string{bridge, "credential-process"}, arns...), []string{"SPIFFE_ENDPOINT_SOCKET=unix://tmp/agent.sock"}, []string{`(from $SPIFFE_ENDPOINT_SOCKET)`, `use "unix:///tmp/agent.sock"`}},
 		{"credential-process encrypted key", with([]string{bridge, "credential-process"}, with(arns, "--certificate", cert, "--private-key", encKey)...), nil, []string{"--private-key " + encKey, "openssl pkey -in " + encKey + " -out key-plain.pem"}},
@@ -103,7 +104,7 @@ func TestExitCodeContract(t *testing.T) {
 		{"check -c with a bad config", []string{bridge, "check", "-c", twoSlashes}, nil, []string{`agent_address "unix://tmp/agent.sock"`}},
 		{"dev --rotate-every soon", []string{bridge, "dev", "--rotate-every", "soon"}, nil, []string{`--rotate-every "soon" is not a duration: write a Go duration (90m, 1h), seconds (3600) or ISO 8601 (PT1H); give at least 1s`}},
 		{"credentials without flags", []string{bridge, "credentials"}, nil, []string{"missing required flag(s): --audience, --role-arn"}},
-		{"credentials --session-duration PT1M", []string{bridge, "credentials", "--audience", "a", "--role-arn", e2eRole, "--session-duration", "PT1M"}, nil, []string{"--session-duration PT1M is too short: the minimum is 15m; give 15m to 12h (900 to 43200 seconds, PT15M to PT12H)"}},
+		{"credentials --session-duration PT1M", []string{bridge, "credentials", "--audience", "a", "--role-arn", testworld.RoleARN, "--session-duration", "PT1M"}, nil, []string{"--session-duration PT1M is too short: the minimum is 15m; give 15m to 12h (900 to 43200 seconds, PT15M to PT12H)"}},
 		{"credentials --role-arn garbage", []string{bridge, "credentials", "--audience", "a", "--role-arn", "garbage"}, nil, []string{`--role-arn "garbage": is not an ARN`}},
 		{"rolesanywhere without flags", []string{bridge, "rolesanywhere"}, nil, []string{"missing required flag(s): --trust-anchor-arn, --profile-arn, --role-arn"}},
 		{"rolesanywhere --session-duration PT5M", with([]string{bridge, "rolesanywhere"}, with(arns, "--session-duration", "PT5M")...), nil, []string{"--session-duration PT5M is too short: the minimum is 15m; give 15m to 12h (900 to 43200 seconds, PT15M to PT12H)"}},
@@ -115,7 +116,7 @@ func TestExitCodeContract(t *testing.T) {
 		{"lean without flags", []string{lean}, nil, []string{"spiffe-aws-credential-process: missing required flag(s): --trust-anchor-arn, --profile-arn, --role-arn"}},
 		{"lean unknown command", []string{lean, "bogus"}, nil, []string{`unknown command "bogus" for "spiffe-aws-credential-process"`}},
 		{"lean --session-duration 300", with([]string{lean}, with(arns, "--session-duration", "300")...), nil, []string{"--session-duration 300 is too short: the minimum is 15m"}},
-		{"lean --role-arn garbage", []string{lean, "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile, "--role-arn", "garbage"}, nil, []string{`--role-arn "garbage": is not an ARN`}},
+		{"lean --role-arn garbage", []string{lean, "--trust-anchor-arn", testworld.TrustAnchorARN, "--profile-arn", testworld.ProfileARN, "--role-arn", "garbage"}, nil, []string{`--role-arn "garbage": is not an ARN`}},
 		{"lean --endpoint plain http to a remote host", with([]string{lean}, with(arns, "--endpoint", "http://10.0.0.5:8443")...), nil, []string{`--endpoint "http://10.0.0.5:8443" is plain http to a host that is not loopback: use https, or add --insecure-endpoint`}},
 		{"lean unknown flag", []string{lean, "--nope"}, nil, []string{"unknown flag: --nope", "Run 'spiffe-aws-credential-process --help' for usage."}},
 		// rolesanywhere-emulator

@@ -23,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // deliveryLifetime is how long the emulator's sessions last here: the bridge refreshes at half of it, and
@@ -161,38 +163,17 @@ func TestDeliveryMethodsForLongRunningClients(t *testing.T) {
 	}
 	python := botocorePython()
 	w := newWorld(t)
-	w.emu.SetSessionLifetime(deliveryLifetime)
+	w.Emulator.SetSessionLifetime(deliveryLifetime)
 	imdsPort, _ := freePort()
 	containerPort, _ := freePort()
-	credsPath := filepath.Join(w.dir, "credentials")
-	tokenPath := filepath.Join(w.dir, "container.token")
-	cfgPath := w.write(t, "bridge.hcl", []byte(fmt.Sprintf(`agent_address = %q
-profile "app" {
-  spiffe_id        = %q
-  trust_anchor_arn = %q
-  profile_arn      = %q
-  role_arn         = %q
-  endpoint         = %q
-  session_duration = "15m"
-  refresh {
-    rotation_spread = "0s"
-  }
-  credentials_file {
-    path = %q
-  }
-  imds {
-    bind_port = %d
-  }
-  container_endpoint {
-    bind_port       = %d
-    auth_token_file = %q
-  }
-}
-`, w.agent.Addr(), e2eSpiffeID, e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL, credsPath, imdsPort, containerPort, tokenPath)))
+	credsPath := filepath.Join(w.Dir, "credentials")
+	tokenPath := filepath.Join(w.Dir, "container.token")
+	cfgPath := w.WriteConfig(t, "bridge.hcl", w.Profile("app", "  session_duration = \"15m\"\n", testworld.CredentialsFile(credsPath),
+		fmt.Sprintf("  imds {\n    bind_port = %d\n  }\n  container_endpoint {\n    bind_port       = %d\n    auth_token_file = %q\n  }\n", imdsPort, containerPort, tokenPath)))
 	startDaemon(t, cfgPath)
 	eventually(t, "the credentials file", func() bool { return profileKeys(credsPath, "app") != nil })
-	awsConfig := w.write(t, "aws-config", []byte(fmt.Sprintf("[profile app]\ncredential_process = %s --config %s --profile app\n", leanPath, cfgPath)))
-	none := filepath.Join(w.dir, "none")
+	awsConfig := w.WriteFile(t, "aws-config", []byte(fmt.Sprintf("[profile app]\ncredential_process = %s --config %s --profile app\n", leanPath, cfgPath)))
+	none := filepath.Join(w.Dir, "none")
 
 	methods := []struct {
 		name string
@@ -230,9 +211,9 @@ profile "app" {
 		var goRun, pyRun clientRun
 		var wg sync.WaitGroup
 		wg.Add(1)
-		go func() { defer wg.Done(); goRun = runGoClient(t, w.emu.URL, runFor) }()
+		go func() { defer wg.Done(); goRun = runGoClient(t, w.Emulator.URL, runFor) }()
 		if python != "" {
-			pyRun = runBotocore(t, python, env, w.emu.URL, runFor)
+			pyRun = runBotocore(t, python, env, w.Emulator.URL, runFor)
 		}
 		wg.Wait()
 		measured[m.name] = [2]clientRun{goRun, pyRun}

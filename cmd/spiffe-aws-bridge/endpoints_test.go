@@ -23,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 type endpointsWorld struct {
@@ -45,38 +47,10 @@ func startEndpointsDaemon(t *testing.T) *endpointsWorld {
 		ports[i] = p
 	}
 	e.imdsPort, e.containerPort, e.healthPort, e.metricsPort = ports[0], ports[1], ports[2], ports[3]
-	e.credsPath = filepath.Join(e.dir, "credentials")
-	e.tokenPath = filepath.Join(e.dir, "tokens", "container.token")
-	extra := fmt.Sprintf(`
-health_checks {
-  bind_address = "127.0.0.1"
-  bind_port    = %d
-}
-telemetry {
-  prometheus {
-    host = "127.0.0.1"
-    port = %d
-  }
-}
-profile "served" {
-  spiffe_id         = %q
-  trust_anchor_arn  = %q
-  profile_arn       = %q
-  role_arn          = %q
-  endpoint          = %q
-  insecure_endpoint = true
-  session_duration  = "15m"
-  refresh {
-    rotation_spread = "0s"
-  }
-  imds {
-    bind_port = %d
-  }
-  container_endpoint {
-    bind_port       = %d
-    auth_token_file = %q
-  }
-}`, e.healthPort, e.metricsPort, e2eSpiffeID, e2eTrustAnchor, e2eProfile, e2eRole, e.emu.URL, e.imdsPort, e.containerPort, e.tokenPath)
+	e.credsPath = filepath.Join(e.Dir, "credentials")
+	e.tokenPath = filepath.Join(e.Dir, "tokens", "container.token")
+	extra := testworld.HealthChecks(e.healthPort) + testworld.Telemetry(e.metricsPort) + e.Profile("served", "  session_duration  = \"15m\"\n",
+		fmt.Sprintf("  imds {\n    bind_port = %d\n  }\n  container_endpoint {\n    bind_port       = %d\n    auth_token_file = %q\n  }\n", e.imdsPort, e.containerPort, e.tokenPath))
 	e.d = startDaemon(t, e.bridgeConfig(t, "bridge.hcl", e.credsPath, extra))
 	eventually(t, "ready", func() bool { return httpStatus(fmt.Sprintf("http://127.0.0.1:%d/ready", e.healthPort)) == 200 })
 	return e
@@ -161,13 +135,13 @@ func TestLongRunningSDKClientAcrossRotations(t *testing.T) {
 	}
 	ctx := context.Background()
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"),
-		awsconfig.WithSharedConfigFiles([]string{filepath.Join(e.dir, "none")}),
-		awsconfig.WithSharedCredentialsFiles([]string{filepath.Join(e.dir, "none")}),
+		awsconfig.WithSharedConfigFiles([]string{filepath.Join(e.Dir, "none")}),
+		awsconfig.WithSharedCredentialsFiles([]string{filepath.Join(e.Dir, "none")}),
 		awsconfig.WithCredentialsCacheOptions(func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = 15 * time.Minute }))
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint = aws.String(e.emu.URL) })
+	client := sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint = aws.String(e.Emulator.URL) })
 	metrics := fmt.Sprintf("http://127.0.0.1:%d/metrics", e.metricsPort)
 	seen := map[string]bool{}
 	var secrets []string
@@ -186,7 +160,7 @@ func TestLongRunningSDKClientAcrossRotations(t *testing.T) {
 			t.Fatalf("round %d: %s", round, aws.ToString(out.Arn))
 		}
 		before := refreshes(t, metrics, "served")
-		if err := e.agent.Rotate(); err != nil {
+		if err := e.Agent.Rotate(); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, "the refresh after rotation", func() bool { return e.served(t)["AccessKeyId"] != served["AccessKeyId"] })
@@ -245,8 +219,8 @@ func refreshes(t *testing.T, url, profile string) float64 {
 // while the last good credentials keep the profile ready and keep being served.
 func TestHealthReportsDeniedRefreshes(t *testing.T) {
 	e := startEndpointsDaemon(t)
-	e.emu.FailNext(1000, 403, "AccessDeniedException")
-	if err := e.agent.Rotate(); err != nil {
+	e.Emulator.FailNext(1000, 403, "AccessDeniedException")
+	if err := e.Agent.Rotate(); err != nil {
 		t.Fatal(err)
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/ready", e.healthPort)
@@ -257,7 +231,7 @@ func TestHealthReportsDeniedRefreshes(t *testing.T) {
 		t.Fatalf("/ready = %d while the last good credentials are fresh", code)
 	}
 	before := e.served(t)["AccessKeyId"]
-	if err := e.agent.Rotate(); err != nil {
+	if err := e.Agent.Rotate(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -285,7 +259,7 @@ telemetry {
     allow_remote = true
   }
 }`, healthPort, metricsPort)
-	startDaemon(t, w.bridgeConfig(t, "bridge.hcl", filepath.Join(w.dir, "credentials"), extra))
+	startDaemon(t, w.bridgeConfig(t, "bridge.hcl", filepath.Join(w.Dir, "credentials"), extra))
 	eventually(t, "ready on all interfaces", func() bool { return httpStatus(fmt.Sprintf("http://127.0.0.1:%d/ready", healthPort)) == 200 })
 	if code := httpStatus(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)); code != 200 {
 		t.Fatalf("/metrics: %d", code)
@@ -328,39 +302,33 @@ func TestReloadRefusesWhatASinkWouldRefuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	notADir := filepath.Join(w.dir, "a-file")
+	notADir := filepath.Join(w.Dir, "a-file")
 	if err := os.WriteFile(notADir, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	healthPort, _ := freePort()
 	imdsPort, _ := freePort()
-	credsPath := filepath.Join(w.dir, "credentials")
+	credsPath := filepath.Join(w.Dir, "credentials")
 	config := func(path, section string, port int, extra string) string {
-		return w.write(t, "bridge.hcl", []byte(fmt.Sprintf(`agent_address = %q
-health_checks {
-  bind_port = %d
-}
-profile "app" {
-  spiffe_id        = %q
-  trust_anchor_arn = %q
-  profile_arn      = %q
-  role_arn         = %q
-  endpoint         = %q
-%s
-  refresh {
-    rotation_spread = "0s"
-  }
-  credentials_file {
-    path         = %q
-    profile_name = %q
-  }
-  imds {
-    bind_port = %d
-  }
-}
-`, w.agent.Addr(), healthPort, e2eSpiffeID, e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL, extra, path, section, port)))
+		return w.WriteConfig(t, "bridge.hcl", fmt.Sprintf("health_checks {\n  bind_port = %d\n}\n", healthPort), w.Profile("app", extra,
+			fmt.Sprintf("  credentials_file {\n    path         = %q\n    profile_name = %q\n  }\n  imds {\n    bind_port = %d\n  }\n", path, section, port)))
 	}
 	cfgPath := config(credsPath, "app", imdsPort, "")
+	// The errors name the lines of the profile block and of its profile_name in the file.
+	src, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lineOf := func(prefix string) int {
+		for i, l := range strings.Split(string(src), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), prefix) {
+				return i + 1
+			}
+		}
+		t.Fatalf("no line %q in %s:\n%s", prefix, cfgPath, src)
+		return 0
+	}
+	profileLine, nameLine := lineOf(`profile "app" {`), lineOf("profile_name =")
 	d := startDaemon(t, cfgPath)
 	readyURL := fmt.Sprintf("http://127.0.0.1:%d/ready", healthPort)
 	eventually(t, "ready", func() bool { return httpStatus(readyURL) == 200 })
@@ -374,9 +342,9 @@ profile "app" {
 		port                int
 		want                string
 	}{
-		{"a profile name the credentials file refuses", credsPath, "my app", imdsPort, `bridge.hcl:17:20: profile "app": credentials_file.profile_name: profile name "my app" contains ' '`},
-		{"a port in use", credsPath, "app", busy.Addr().(*net.TCPAddr).Port, `profile "app" (` + cfgPath + `:5): imds: listen on`},
-		{"a path that cannot be used", filepath.Join(notADir, "credentials"), "app", imdsPort, `profile "app" (` + cfgPath + `:5): credfile:`},
+		{"a profile name the credentials file refuses", credsPath, "my app", imdsPort, fmt.Sprintf(`bridge.hcl:%d:20: profile "app": credentials_file.profile_name: profile name "my app" contains ' '`, nameLine)},
+		{"a port in use", credsPath, "app", busy.Addr().(*net.TCPAddr).Port, fmt.Sprintf(`profile "app" (%s:%d): imds: listen on`, cfgPath, profileLine)},
+		{"a path that cannot be used", filepath.Join(notADir, "credentials"), "app", imdsPort, fmt.Sprintf(`profile "app" (%s:%d): credfile:`, cfgPath, profileLine)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			config(tt.path, tt.section, tt.port, "")
@@ -405,7 +373,7 @@ profile "app" {
 			}
 			// The old profile keeps refreshing, into the old file, on the old port.
 			before := profileKeys(credsPath, "app")["aws_access_key_id"]
-			if err := w.agent.Rotate(); err != nil {
+			if err := w.Agent.Rotate(); err != nil {
 				t.Fatal(err)
 			}
 			eventually(t, "the old profile refreshing", func() bool {

@@ -17,6 +17,7 @@ import (
 	"gopkg.in/ini.v1"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 func TestDaemonCrashSafetyUnderKill9(t *testing.T) {
@@ -24,25 +25,25 @@ func TestDaemonCrashSafetyUnderKill9(t *testing.T) {
 		t.Skip("long fault test")
 	}
 	w := newWorld(t)
-	w.emu.SetQuota(-1)
+	w.Emulator.SetQuota(-1)
 	// A second agent on its own socket rotating every 5 ms drives refreshes as fast as they go.
-	fast := svidtest.NewServer(t, svidtest.ServerOptions{CA: w.agent.CA(), RotateEvery: 5 * time.Millisecond,
-		Entries: []svidtest.Entry{{ID: spiffeid.RequireFromString(e2eSpiffeID)}}})
-	credsPath := filepath.Join(w.dir, "credentials")
+	fast := svidtest.NewServer(t, svidtest.ServerOptions{CA: w.Agent.CA(), RotateEvery: 5 * time.Millisecond,
+		Entries: []svidtest.Entry{{ID: spiffeid.RequireFromString(testworld.SPIFFEID)}}})
+	credsPath := filepath.Join(w.Dir, "credentials")
 	const others = "# shared by several tools\n[default]\naws_access_key_id = AKIADEFAULTDEFAULT01\naws_secret_access_key = default-secret\n\n[zeta]\nregion = eu-west-1 ; keep\n"
 	if err := os.WriteFile(credsPath, []byte(others), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := w.bridgeConfig(t, "bridge.hcl", credsPath, "")
 	data, _ := os.ReadFile(cfg)
-	cfg = w.write(t, "bridge-fast.hcl", []byte(strings.Replace(string(data), w.agent.Addr(), fast.Addr(), 1)))
+	cfg = w.WriteFile(t, "bridge-fast.hcl", []byte(strings.Replace(string(data), w.Agent.Addr(), fast.Addr(), 1)))
 
 	const target = 1000
 	kills := 0
 	deadline := time.Now().Add(60 * time.Second)
-	for w.emu.Stats().CreateSessionOK < target {
+	for w.Emulator.Stats().CreateSessionOK < target {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d refreshes in 60s", w.emu.Stats().CreateSessionOK)
+			t.Fatalf("only %d refreshes in 60s", w.Emulator.Stats().CreateSessionOK)
 		}
 		cmd := exec.Command(binPath, "run", "--config", cfg)
 		if err := cmd.Start(); err != nil {
@@ -75,37 +76,37 @@ func TestDaemonCrashSafetyUnderKill9(t *testing.T) {
 	if arn := callerARN(t, w, credsPath, "app"); !strings.HasPrefix(arn, "arn:aws:sts::123456789012:assumed-role/app/") {
 		t.Fatalf("the surviving credentials do not work: %q", arn)
 	}
-	temps, _ := filepath.Glob(filepath.Join(w.dir, ".credentials*"))
-	t.Logf("%d refreshes, %d SIGKILLs; temporary files left by killed writers: %d", w.emu.Stats().CreateSessionOK, kills, len(temps))
+	temps, _ := filepath.Glob(filepath.Join(w.Dir, ".credentials*"))
+	t.Logf("%d refreshes, %d SIGKILLs; temporary files left by killed writers: %d", w.Emulator.Stats().CreateSessionOK, kills, len(temps))
 }
 
 // TestLatencySpikesAndClockSkew: a slow AWS delays a refresh but loses nothing; a skewed clock (AWS
 // refuses X-Amz-Date more than 5 minutes off) is reported while the last good credentials stay.
 func TestLatencySpikesAndClockSkew(t *testing.T) {
 	w := newWorld(t)
-	credsPath := filepath.Join(w.dir, "credentials")
+	credsPath := filepath.Join(w.Dir, "credentials")
 	d := startDaemon(t, w.bridgeConfig(t, "bridge.hcl", credsPath, ""))
 	current := func() string { return profileKeys(credsPath, "app")["aws_access_key_id"] }
 	eventually(t, "first credentials", func() bool { return current() != "" })
 
-	w.emu.SetLatency(1500 * time.Millisecond)
+	w.Emulator.SetLatency(1500 * time.Millisecond)
 	before := current()
-	if err := w.agent.Rotate(); err != nil {
+	if err := w.Agent.Rotate(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "a refresh through a 1.5 s latency spike", func() bool { return current() != before })
-	w.emu.SetLatency(0)
+	w.Emulator.SetLatency(0)
 
-	w.emu.SetClock(func() time.Time { return time.Now().Add(6 * time.Minute) })
+	w.Emulator.SetClock(func() time.Time { return time.Now().Add(6 * time.Minute) })
 	before = current()
-	if err := w.agent.Rotate(); err != nil {
+	if err := w.Agent.Rotate(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the skew reported", func() bool { return strings.Contains(d.Logs(), "5 minutes") })
 	if current() != before {
 		t.Fatal("credentials changed although every refresh was refused")
 	}
-	w.emu.SetClock(time.Now)
+	w.Emulator.SetClock(time.Now)
 	if arn := callerARN(t, w, credsPath, "app"); !strings.HasPrefix(arn, "arn:aws:sts::123456789012:assumed-role/app/") {
 		t.Fatalf("kept credentials: %q", arn)
 	}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // durationAnswers are the four values every duration flag is judged on, and what each means.
@@ -18,15 +20,15 @@ func TestEveryDurationTakesTheOneGrammar(t *testing.T) {
 	const tooShort = "is too short: the minimum is 15m; give 15m to 12h (900 to 43200 seconds, PT15M to PT12H)"
 
 	// The session of every one-shot: AWS (here the emulator) is asked for that long.
-	arns := []string{"--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile, "--role-arn", e2eRole,
-		"--workload-socket", w.agent.Addr(), "--endpoint", w.emu.URL}
+	arns := []string{"--trust-anchor-arn", testworld.TrustAnchorARN, "--profile-arn", testworld.ProfileARN, "--role-arn", testworld.RoleARN,
+		"--workload-socket", w.Agent.Addr(), "--endpoint", w.Emulator.URL}
 	oneShots := map[string][]string{
 		"spiffe-aws-bridge credential-process":             append([]string{binPath, "credential-process"}, arns...),
 		"spiffe-aws-credential-process":                    append([]string{leanPath}, arns...),
 		"spiffe-aws-credential-process credential-process": append([]string{leanPath, "credential-process"}, arns...),
 		"spiffe-aws-bridge rolesanywhere":                  append([]string{binPath, "rolesanywhere"}, arns...),
-		"spiffe-aws-bridge credentials": {binPath, "credentials", "--audience", e2eAudience, "--role-arn", e2eJWTRole,
-			"--workload-socket", w.agent.Addr(), "--sts-endpoint", w.emu.URL},
+		"spiffe-aws-bridge credentials": {binPath, "credentials", "--audience", testworld.Audience, "--role-arn", testworld.JWTRoleARN,
+			"--workload-socket", w.Agent.Addr(), "--sts-endpoint", w.Emulator.URL},
 	}
 	for name, argv := range oneShots {
 		for value, want := range durationAnswers {

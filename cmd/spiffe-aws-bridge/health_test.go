@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // TestReadOnlyCredentialsDirectoryFailsCheckAndReady is the operator who points credentials_file at a
@@ -22,15 +22,14 @@ import (
 // summary counts the failed writes. Once the directory is writable, check passes.
 func TestReadOnlyCredentialsDirectoryFailsCheckAndReady(t *testing.T) {
 	w := newWorld(t)
-	roDir := filepath.Join(w.dir, "ro")
+	roDir := filepath.Join(w.Dir, "ro")
 	if err := os.Mkdir(roDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	writable := safefstest.ReadOnly(t, roDir)
 	credsPath := filepath.Join(roDir, "credentials")
 	port, metricsPort := freeTCPPort(t), freeTCPPort(t)
-	cfg := w.bridgeConfig(t, "bridge.hcl", credsPath, fmt.Sprintf("health_checks {\n  bind_address = \"127.0.0.1\"\n  bind_port = %d\n}\n"+
-		"telemetry {\n  prometheus {\n    host = \"127.0.0.1\"\n    port = %d\n  }\n}\n", port, metricsPort))
+	cfg := w.bridgeConfig(t, "bridge.hcl", credsPath, testworld.HealthChecks(port)+testworld.Telemetry(metricsPort))
 
 	r := runBin(t, nil, "check", "--config", cfg)
 	if r.code != 1 || !strings.Contains(r.stdout, "FAIL credentials_file "+credsPath+": ") || !strings.Contains(r.stdout, roDir) ||

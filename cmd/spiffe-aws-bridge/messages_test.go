@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // TestWorkloadAPIFailuresSayWhatIsWrong: a missing socket, a regular file and a socket nobody listens on
@@ -36,10 +37,10 @@ func TestWorkloadAPIFailuresSayWhatIsWrong(t *testing.T) {
 	l.Close()
 	cfg := filepath.Join(dir, "bridge.hcl")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("agent_address = %q\nprofile \"app\" {\n  trust_anchor_arn = %q\n  profile_arn = %q\n  role_arn = %q\n}\n",
-		"unix://"+regular, e2eTrustAnchor, e2eProfile, e2eRole)), 0o600); err != nil {
+		"unix://"+regular, testworld.TrustAnchorARN, testworld.ProfileARN, testworld.RoleARN)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	arns := []string{"--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile, "--role-arn", e2eRole}
+	arns := []string{"--trust-anchor-arn", testworld.TrustAnchorARN, "--profile-arn", testworld.ProfileARN, "--role-arn", testworld.RoleARN}
 	for _, tc := range []struct {
 		name string
 		argv []string
@@ -50,7 +51,7 @@ func TestWorkloadAPIFailuresSayWhatIsWrong(t *testing.T) {
 			[]string{"Workload API unix://" + missing + " (from --workload-socket)", "no socket at " + missing + ": is the SPIRE agent running, and is this its socket_path?"}},
 		{"regular file, environment", append([]string{binPath, "credential-process"}, arns...), []string{"SPIFFE_ENDPOINT_SOCKET=unix://" + regular},
 			[]string{"Workload API unix://" + regular + " (from $SPIFFE_ENDPOINT_SOCKET)", regular + " is not a socket (it is a regular file)"}},
-		{"nobody listens, JWT", []string{binPath, "credentials", "--audience", "a", "--role-arn", e2eRole, "--workload-socket", stale}, nil,
+		{"nobody listens, JWT", []string{binPath, "credentials", "--audience", "a", "--role-arn", testworld.RoleARN, "--workload-socket", stale}, nil,
 			[]string{"Workload API unix://" + stale + " (from --workload-socket)", "connection refused: nothing listens there (is the SPIRE agent running?"}},
 		{"regular file, config key", []string{leanPath, "--config", cfg, "--profile", "app"}, nil,
 			[]string{"(from the agent_address key of " + cfg + ")", regular + " is not a socket"}},
@@ -89,7 +90,7 @@ func TestWorkloadAPIFailuresSayWhatIsWrong(t *testing.T) {
 // and ports; a stop logs one summary line per profile.
 func TestRunLogsSinksAtStartAndASummaryAtStop(t *testing.T) {
 	w := newWorld(t)
-	credsPath := filepath.Join(w.dir, "aws", "credentials")
+	credsPath := filepath.Join(w.Dir, "aws", "credentials")
 	port := freeTCPPort(t)
 	cfg := w.bridgeConfig(t, "bridge.hcl", credsPath, "")
 	src, _ := os.ReadFile(cfg)
@@ -102,7 +103,7 @@ func TestRunLogsSinksAtStartAndASummaryAtStop(t *testing.T) {
 	// The refresh line comes after the sinks were written: wait for it, not for the file.
 	eventually(t, "the refresh line", func() bool { return strings.Contains(d.Logs(), "refreshed credentials") })
 	logs := d.Logs()
-	want := fmt.Sprintf(`profile started: profile=app selector="spiffe_id %s" role=%s sinks=["credentials_file %s [app]", "imds http://127.0.0.1:%d/"]`, e2eSpiffeID, e2eRole, credsPath, port)
+	want := fmt.Sprintf(`profile started: profile=app selector="spiffe_id %s" role=%s sinks=["credentials_file %s [app]", "imds http://127.0.0.1:%d/"]`, testworld.SPIFFEID, testworld.RoleARN, credsPath, port)
 	if !strings.Contains(logs, "sinks=[\"credentials_file "+credsPath+" [app]\", \"imds http://127.0.0.1:"+fmt.Sprint(port)+"/\"]") {
 		t.Errorf("start-up log lacks the sinks, want like %s", want)
 	}
@@ -138,8 +139,8 @@ func TestFatalStartErrorsAreJSONWithLogFormatJSON(t *testing.T) {
 	}
 	defer busy.Close()
 	port := busy.Addr().(*net.TCPAddr).Port
-	cfg := w.write(t, "bridge.hcl", []byte(fmt.Sprintf("agent_address = %q\nlog_format = \"json\"\n%s", w.agent.Addr(),
-		w.profileBlock("app", e2eRole, fmt.Sprintf("  imds {\n    bind_port = %d\n  }\n", port)))))
+	cfg := w.WriteFile(t, "bridge.hcl", []byte(fmt.Sprintf("agent_address = %q\nlog_format = \"json\"\n%s", w.Agent.Addr(),
+		w.ProfileBlock("app", testworld.RoleARN, fmt.Sprintf("  imds {\n    bind_port = %d\n  }\n", port)))))
 	r := runBin(t, nil, "run", "--config", cfg)
 	if r.code != 1 {
 		t.Fatalf("exit %d, want 1:\n%s", r.code, r.stderr)
@@ -175,7 +176,7 @@ func TestHealthChecksOnPort80AsNonRootGetAHint(t *testing.T) {
 	}
 	cfg := filepath.Join(dir, "bridge.hcl")
 	src := fmt.Sprintf("agent_address = %q\nhealth_checks {}\nprofile \"app\" {\n  trust_anchor_arn = %q\n  profile_arn = %q\n  role_arn = %q\n}\n",
-		"unix://"+filepath.Join(dir, "agent.sock"), e2eTrustAnchor, e2eProfile, e2eRole)
+		"unix://"+filepath.Join(dir, "agent.sock"), testworld.TrustAnchorARN, testworld.ProfileARN, testworld.RoleARN)
 	if err := os.WriteFile(cfg, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -209,12 +210,12 @@ func TestHealthChecksOnPort80AsNonRootGetAHint(t *testing.T) {
 // anchor ARN as written, with no \u003c escapes.
 func TestCheckPrintsTheConfiguredTrustAnchorUnescaped(t *testing.T) {
 	w := newWorld(t)
-	cfg := w.oneShotConfig(t, "bridge.hcl", w.profileBlock("app", e2eRole, ""))
+	cfg := w.WriteConfig(t, "bridge.hcl", w.ProfileBlock("app", testworld.RoleARN, ""))
 	r := runBin(t, nil, "check", "--config", cfg)
-	if r.code != 0 || !strings.Contains(r.stdout, `"aws:SourceArn": "`+e2eTrustAnchor+`"`) || strings.Contains(r.stdout, `\u00`) {
+	if r.code != 0 || !strings.Contains(r.stdout, `"aws:SourceArn": "`+testworld.TrustAnchorARN+`"`) || strings.Contains(r.stdout, `\u00`) {
 		t.Fatalf("exit %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	r = runBin(t, nil, "check", "--workload-socket", w.agent.Addr())
+	r = runBin(t, nil, "check", "--workload-socket", w.Agent.Addr())
 	if r.code != 0 || !strings.Contains(r.stdout, `"aws:SourceArn": "arn:aws:rolesanywhere:<region>:<account>:trust-anchor/<id>"`) {
 		t.Fatalf("without a config: exit %d:\n%s", r.code, r.stdout)
 	}

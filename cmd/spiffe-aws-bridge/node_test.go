@@ -22,6 +22,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/dev"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // nodeWorkload is one service on the host: its uid (numeric ids need not exist), its SPIFFE ID, and the
@@ -50,7 +51,7 @@ func startNodeDaemon(t *testing.T) *nodeWorld {
 	t.Helper()
 	n := &nodeWorld{world: newWorld(t)}
 	bridgeID := spiffeid.RequireFromString("spiffe://example.org/spiffe-aws-bridge")
-	home := filepath.Join(n.dir, "home")
+	home := filepath.Join(n.Dir, "home")
 	if err := os.Mkdir(home, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func startNodeDaemon(t *testing.T) *nodeWorld {
 	}
 	// The agent attests the bridge by its uid and lists it in authorized_delegates, as examples/node does.
 	n.admin = svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{
-		CA: n.agent.CA(), Entries: entries,
+		CA: n.Agent.CA(), Entries: entries,
 		Callers:             map[uint32]spiffeid.ID{uint32(os.Getuid()): bridgeID},
 		AuthorizedDelegates: []spiffeid.ID{bridgeID},
 	})
@@ -83,15 +84,15 @@ func startNodeDaemon(t *testing.T) *nodeWorld {
 		t.Fatal(err)
 	}
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "agent_address = %q\nlog_level = \"debug\"\n", n.agent.Addr())
+	fmt.Fprintf(&cfg, "agent_address = %q\nlog_level = \"debug\"\n", n.Agent.Addr())
 	fmt.Fprintf(&cfg, "delegated_identity {\n  admin_address = %q\n}\n", n.admin.Addr())
-	fmt.Fprintf(&cfg, "health_checks {\n  bind_address = \"127.0.0.1\"\n  bind_port = %d\n}\n", n.healthPort)
+	cfg.WriteString(testworld.HealthChecks(n.healthPort))
 	for _, w := range n.workloads {
 		loss := "keep_until_expiry"
 		if w.name == "audit" {
 			loss = "withdraw"
 		}
-		cfg.WriteString(n.profileBlock(w.name, e2eRole, fmt.Sprintf(`  workload_selectors = [%q]
+		cfg.WriteString(n.ProfileBlock(w.name, testworld.RoleARN, fmt.Sprintf(`  workload_selectors = [%q]
   on_identity_loss   = %q
   refresh {
     rotation_spread = "0s"
@@ -105,12 +106,12 @@ func startNodeDaemon(t *testing.T) *nodeWorld {
   }
 `, w.selectors[0], loss, w.creds, w.port, w.token)))
 	}
-	cfg.WriteString(n.profileBlock("own", e2eRole, fmt.Sprintf(`  spiffe_id = %q
+	cfg.WriteString(n.ProfileBlock("own", testworld.RoleARN, fmt.Sprintf(`  spiffe_id = %q
   credentials_file {
     path = %q
   }
-`, e2eSpiffeID, filepath.Join(n.dir, "own-credentials"))))
-	n.d = startDaemon(t, n.write(t, "bridge.hcl", []byte(cfg.String())))
+`, testworld.SPIFFEID, filepath.Join(n.Dir, "own-credentials"))))
+	n.d = startDaemon(t, n.WriteFile(t, "bridge.hcl", []byte(cfg.String())))
 	eventually(t, "every profile ready", func() bool { return httpStatus(n.readyURL()) == 200 })
 	// A profile is ready once it holds credentials, a moment before its sinks have them: wait for the files.
 	eventually(t, "every workload's credentials file", func() bool {
@@ -227,7 +228,7 @@ func TestSecurityNodeModeEachWorkloadReadsOnlyItsOwnCredentials(t *testing.T) {
 			}
 		}
 	}
-	if own := profileKeys(filepath.Join(n.dir, "own-credentials"), "own"); own["aws_access_key_id"] == "" {
+	if own := profileKeys(filepath.Join(n.Dir, "own-credentials"), "own"); own["aws_access_key_id"] == "" {
 		t.Error("the profile on the bridge's own Workload API identity has no credentials in node mode's daemon")
 	}
 	logs := n.d.Logs()
@@ -316,24 +317,24 @@ func TestNodeModeRefusalsNameTheAgentConfigToAdd(t *testing.T) {
 	w := newWorld(t)
 	bridgeID := spiffeid.RequireFromString("spiffe://example.org/spiffe-aws-bridge")
 	entry := svidtest.WorkloadEntry{ID: spiffeid.RequireFromString("spiffe://example.org/ns/prod/billing"), Selectors: []string{"unix:uid:1001"}}
-	notDelegate := svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{CA: w.agent.CA(), Entries: []svidtest.WorkloadEntry{entry},
+	notDelegate := svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{CA: w.Agent.CA(), Entries: []svidtest.WorkloadEntry{entry},
 		Callers: map[uint32]spiffeid.ID{uint32(os.Getuid()): bridgeID}, AuthorizedDelegates: []spiffeid.ID{}})
-	good := svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{CA: w.agent.CA(), Entries: []svidtest.WorkloadEntry{entry},
+	good := svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{CA: w.Agent.CA(), Entries: []svidtest.WorkloadEntry{entry},
 		Callers: map[uint32]spiffeid.ID{uint32(os.Getuid()): bridgeID}, AuthorizedDelegates: []spiffeid.ID{bridgeID}})
 	for _, tc := range []struct {
 		name, admin, selector string
 		want                  []string
 	}{
-		{"no admin socket", "unix://" + filepath.Join(w.dir, "no-admin.sock"), "unix:uid:1001",
-			[]string{"no SPIRE agent admin API (Delegated Identity API) at unix://" + filepath.Join(w.dir, "no-admin.sock"), "admin_socket_path = ", "authorized_delegates = ["}},
+		{"no admin socket", "unix://" + filepath.Join(w.Dir, "no-admin.sock"), "unix:uid:1001",
+			[]string{"no SPIRE agent admin API (Delegated Identity API) at unix://" + filepath.Join(w.Dir, "no-admin.sock"), "admin_socket_path = ", "authorized_delegates = ["}},
 		{"bridge not an authorized delegate", notDelegate.Addr(), "unix:uid:1001",
 			[]string{"does not authorise this bridge as a delegate (PermissionDenied: caller not configured as an authorized delegate)", "authorized_delegates = ["}},
 		{"selectors match no entry", good.Addr(), "unix:uid:4242",
 			[]string{`no SPIRE registration entry matches workload_selectors ["unix:uid:4242"]`, "spire-server entry create", "-selector unix:uid:4242"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := w.write(t, strings.ReplaceAll(tc.name, " ", "-")+".hcl", []byte(fmt.Sprintf("agent_address = %q\ndelegated_identity {\n  admin_address = %q\n}\n", w.agent.Addr(), tc.admin)+
-				w.profileBlock("billing", e2eRole, fmt.Sprintf("  workload_selectors = [%q]\n  credentials_file {\n    path  = %q\n    owner = %d\n  }\n", tc.selector, filepath.Join(w.dir, tc.name, "credentials"), os.Getuid()))))
+			cfg := w.WriteFile(t, strings.ReplaceAll(tc.name, " ", "-")+".hcl", []byte(fmt.Sprintf("agent_address = %q\ndelegated_identity {\n  admin_address = %q\n}\n", w.Agent.Addr(), tc.admin)+
+				w.ProfileBlock("billing", testworld.RoleARN, fmt.Sprintf("  workload_selectors = [%q]\n  credentials_file {\n    path  = %q\n    owner = %d\n  }\n", tc.selector, filepath.Join(w.Dir, tc.name, "credentials"), os.Getuid()))))
 			r := runBin(t, nil, "check", "--config", cfg)
 			if r.code != 1 {
 				t.Errorf("check exit %d, want 1", r.code)
@@ -356,8 +357,8 @@ func TestNodeModeRefusalsNameTheAgentConfigToAdd(t *testing.T) {
 		})
 	}
 	// And the good case passes check, with a CreateSession signed by the workload's SVID.
-	cfg := w.write(t, "good.hcl", []byte(fmt.Sprintf("agent_address = %q\ndelegated_identity {\n  admin_address = %q\n}\n", w.agent.Addr(), good.Addr())+
-		w.profileBlock("billing", e2eRole, fmt.Sprintf("  workload_selectors = [\"unix:uid:1001\"]\n  credentials_file {\n    path  = %q\n    owner = %d\n  }\n", filepath.Join(w.dir, "good", "credentials"), os.Getuid()))))
+	cfg := w.WriteFile(t, "good.hcl", []byte(fmt.Sprintf("agent_address = %q\ndelegated_identity {\n  admin_address = %q\n}\n", w.Agent.Addr(), good.Addr())+
+		w.ProfileBlock("billing", testworld.RoleARN, fmt.Sprintf("  workload_selectors = [\"unix:uid:1001\"]\n  credentials_file {\n    path  = %q\n    owner = %d\n  }\n", filepath.Join(w.Dir, "good", "credentials"), os.Getuid()))))
 	r := runBin(t, nil, "check", "--config", cfg)
 	if r.code != 0 || !strings.Contains(r.stdout, "the agent issues this workload 1 X.509-SVID(s): spiffe://example.org/ns/prod/billing") ||
 		!strings.Contains(r.stdout, "CreateSession succeeded") {

@@ -25,18 +25,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
-)
-
-const (
-	e2eAccount     = "123456789012"
-	e2eTrustAnchor = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/0f0e0d0c-0b0a-4909-8807-060504030201"
-	e2eProfile     = "arn:aws:rolesanywhere:us-east-1:123456789012:profile/01020304-0506-4708-8900-0a0b0c0d0e0f"
-	e2eRole        = "arn:aws:iam::123456789012:role/app"
-	e2eJWTRole     = "arn:aws:iam::123456789012:role/jwt-app"
-	e2eSpiffeID    = "spiffe://example.org/ns/prod/app"
-	e2eAudience    = "sts.amazonaws.com"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // binPath and leanPath are spiffe-aws-bridge and spiffe-aws-credential-process, built by TestMain with
@@ -70,86 +60,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// world is a fake SPIRE agent and an emulator that trusts its CA.
-type world struct {
-	agent *svidtest.Server
-	emu   *emulator.Server
-	dir   string
-}
+// world is the test world (its Roles Anywhere profile allowing 12-hour sessions) with the end-to-end
+// tests' own helpers.
+type world struct{ *testworld.World }
 
 func newWorld(t testing.TB, entries ...svidtest.Entry) *world {
 	t.Helper()
-	if len(entries) == 0 {
-		entries = []svidtest.Entry{{ID: spiffeid.RequireFromString(e2eSpiffeID)}}
-	}
-	w := &world{dir: t.TempDir()}
-	w.agent = svidtest.NewServer(t, svidtest.ServerOptions{Entries: entries})
-	caFile := w.write(t, "ca.pem", w.agent.CA().BundlePEM())
-	jwksFile := w.write(t, "jwks.json", w.agent.CA().JWKS())
-	cfgFile := w.write(t, "emulator.hcl", []byte(fmt.Sprintf(`
-account_id = %q
-trust_anchor %q {
-  ca_bundle_file = %q
-}
-profile %q {
-  role_arns = [%q]
-  duration_seconds = 43200
-}
-role %q {
-  condition {
-    tag    = "x509SAN/URI"
-    values = ["spiffe://example.org/ns/prod/*"]
-  }
-}
-role %q {
-  web_identity {
-    audiences = [%q]
-    subjects  = ["spiffe://example.org/ns/prod/*"]
-  }
-}
-jwt_bundle {
-  jwks_file = %q
-}
-`, e2eAccount, e2eTrustAnchor, caFile, e2eProfile, e2eRole, e2eRole, e2eJWTRole, e2eAudience, jwksFile)))
-	cfg, err := emulator.LoadConfig(cfgFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.emu, err = emulator.NewServer(emulator.Options{Config: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.emu.Close() })
-	return w
-}
-
-func (w *world) write(t testing.TB, name string, data []byte) string {
-	t.Helper()
-	p := filepath.Join(w.dir, name)
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// oneShotConfig writes a bridge config file for the one-shot commands: the world's agent and body.
-func (w *world) oneShotConfig(t *testing.T, name, body string) string {
-	t.Helper()
-	return w.write(t, name, []byte(fmt.Sprintf("agent_address = %q\n%s", w.agent.Addr(), body)))
-}
-
-// profileBlock is a config profile block that signs for role with the world's trust anchor, Roles
-// Anywhere profile and emulator; body adds settings (lines ending in a newline).
-func (w *world) profileBlock(name, role, body string) string {
-	return fmt.Sprintf(`
-profile %q {
-  trust_anchor_arn  = %q
-  profile_arn       = %q
-  role_arn          = %q
-  endpoint          = %q
-  insecure_endpoint = true
-%s}
-`, name, e2eTrustAnchor, e2eProfile, role, w.emu.URL, body)
+	return &world{testworld.New(t, testworld.Options{Entries: entries, ProfileDurationSeconds: 43200})}
 }
 
 // result is a finished process.
@@ -211,7 +128,7 @@ func parseProcessJSON(t *testing.T, r result) processDoc {
 // awsCLI runs `aws sts get-caller-identity` with profile from configText and returns the ARN it prints.
 func awsCLI(t *testing.T, w *world, profile, configText string) string {
 	t.Helper()
-	cfg := w.write(t, "aws-config-"+profile, []byte(configText))
+	cfg := w.WriteFile(t, "aws-config-"+profile, []byte(configText))
 	return awsCallerIdentity(t, w, []string{"AWS_CONFIG_FILE=" + cfg, "AWS_EC2_METADATA_DISABLED=true"}, "--profile", profile)
 }
 
@@ -220,7 +137,7 @@ func awsCLI(t *testing.T, w *world, profile, configText string) string {
 func awsCallerIdentity(t *testing.T, w *world, env []string, args ...string) string {
 	t.Helper()
 	account, arn := awsGetCallerIdentity(t, w, env, args...)
-	if account != e2eAccount {
+	if account != testworld.AccountID {
 		t.Errorf("account %q", account)
 	}
 	return arn
@@ -235,14 +152,14 @@ func awsGetCallerIdentity(t *testing.T, w *world, env []string, args ...string) 
 		t.Skip("the aws CLI is not installed (CI installs Debian's awscli); skipping the aws CLI consumer test")
 	}
 	cmd := exec.Command(aws, append([]string{"sts", "get-caller-identity", "--region", "us-east-1",
-		"--endpoint-url", w.emu.URL, "--output", "json"}, args...)...)
+		"--endpoint-url", w.Emulator.URL, "--output", "json"}, args...)...)
 	// Only env and what keeps the CLI from reading this machine's own AWS settings.
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "AWS_") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, "AWS_CONFIG_FILE="+filepath.Join(w.dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(w.dir, "none"),
+	cmd.Env = append(cmd.Env, "AWS_CONFIG_FILE="+filepath.Join(w.Dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(w.Dir, "none"),
 		"AWS_RETRY_MODE=standard", "AWS_MAX_ATTEMPTS=1")
 	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
@@ -264,7 +181,7 @@ func TestCredentialProcessFromTheWorkloadAPIWorksForTheAWSCLI(t *testing.T) {
 	for i, argv := range credentialProcesses() {
 		t.Run(strings.Join(argv, " "), func(t *testing.T) {
 			line := fmt.Sprintf("%s --trust-anchor-arn %s --profile-arn %s --role-arn %s --endpoint %s --workload-socket %s",
-				strings.Join(argv, " "), e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL, w.agent.Addr())
+				strings.Join(argv, " "), testworld.TrustAnchorARN, testworld.ProfileARN, testworld.RoleARN, w.Emulator.URL, w.Agent.Addr())
 			profile := fmt.Sprintf("wl%d", i)
 			arn := awsCLI(t, w, profile, "[profile "+profile+"]\ncredential_process = "+line+"\n")
 			if !strings.HasPrefix(arn, "arn:aws:sts::123456789012:assumed-role/app/") {
@@ -279,17 +196,17 @@ func TestCredentialProcessWithAWSSigningHelperFlagsAndKeyFiles(t *testing.T) {
 		t.Skip("-short: the aws CLI (a Python start-up per call) through every binary (about 25 s); the full run covers it")
 	}
 	w := newWorld(t)
-	s := w.agent.Current()[0]
+	s := w.Agent.Current()[0]
 	certs, key, err := s.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile := w.write(t, "cert.pem", certs), w.write(t, "key.pem", key)
+	certFile, keyFile := w.WriteFile(t, "cert.pem", certs), w.WriteFile(t, "key.pem", key)
 	for i, argv := range credentialProcesses() {
 		t.Run(strings.Join(argv, " "), func(t *testing.T) {
 			// The exact form of AWS's documentation, with only "aws_signing_helper credential-process" replaced.
 			line := fmt.Sprintf("%s --certificate %s --private-key %s --trust-anchor-arn %s --profile-arn %s --role-arn %s --endpoint %s --session-duration 900 --region us-east-1",
-				strings.Join(argv, " "), certFile, keyFile, e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL)
+				strings.Join(argv, " "), certFile, keyFile, testworld.TrustAnchorARN, testworld.ProfileARN, testworld.RoleARN, w.Emulator.URL)
 			profile := fmt.Sprintf("files%d", i)
 			arn := awsCLI(t, w, profile, "[profile "+profile+"]\ncredential_process = "+line+"\n")
 			if !strings.HasPrefix(arn, "arn:aws:sts::123456789012:assumed-role/app/") {
@@ -308,7 +225,7 @@ func TestCredentialsJWTDropInForSpiffeAwsAssumeRole(t *testing.T) {
 	w := newWorld(t)
 	// spiffe-aws-assume-role's documented form, telemetry flag included.
 	line := fmt.Sprintf("%s credentials --audience %s --spiffe-id %s --role-arn %s --workload-socket %s --sts-endpoint %s --sts-region us-east-1 --session-duration PT1H",
-		binPath, e2eAudience, e2eSpiffeID, e2eJWTRole, strings.TrimPrefix(w.agent.Addr(), "unix://"), w.emu.URL)
+		binPath, testworld.Audience, testworld.SPIFFEID, testworld.JWTRoleARN, strings.TrimPrefix(w.Agent.Addr(), "unix://"), w.Emulator.URL)
 	arn := awsCLI(t, w, "jwt", "[profile jwt]\ncredential_process = "+line+"\n")
 	if arn != "arn:aws:sts::123456789012:assumed-role/jwt-app/example.org@ns.prod.app" {
 		t.Fatalf("caller identity %q, want the jwt-app role with the session named after the SPIFFE ID", arn)
@@ -322,9 +239,9 @@ func TestCredentialsJWTDropInForSpiffeAwsAssumeRole(t *testing.T) {
 
 func TestRolesAnywhereDropInForSpiffeAwsAssumeRole(t *testing.T) {
 	w := newWorld(t)
-	r := runBin(t, []string{"SPIFFE_ENDPOINT_SOCKET=" + w.agent.Addr()}, "rolesanywhere",
-		"--role-arn", e2eRole, "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
-		"--endpoint", w.emu.URL, "--session-duration", "PT30M", "--region", "us-east-1")
+	r := runBin(t, []string{"SPIFFE_ENDPOINT_SOCKET=" + w.Agent.Addr()}, "rolesanywhere",
+		"--role-arn", testworld.RoleARN, "--trust-anchor-arn", testworld.TrustAnchorARN, "--profile-arn", testworld.ProfileARN,
+		"--endpoint", w.Emulator.URL, "--session-duration", "PT30M", "--region", "us-east-1")
 	d := parseProcessJSON(t, r)
 	exp, _ := time.Parse(time.RFC3339, d.Expiration)
 	if left := time.Until(exp); left > 30*time.Minute || left < 29*time.Minute {
@@ -340,17 +257,17 @@ func TestOneShotErrorsGoToStderrWithTheAWSErrorType(t *testing.T) {
 		code int
 		want string
 	}{
-		{"role not in profile", []string{"credential-process", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
-			"--role-arn", "arn:aws:iam::123456789012:role/other", "--endpoint", w.emu.URL, "--workload-socket", w.agent.Addr()}, 1, "AccessDeniedException (403)"},
-		{"JWT role without web identity", []string{"credentials", "--audience", e2eAudience, "--role-arn", e2eRole,
-			"--workload-socket", w.agent.Addr(), "--sts-endpoint", w.emu.URL}, 1, "sts AssumeRoleWithWebIdentity: AccessDenied"},
-		{"missing ARN", []string{"credential-process", "--profile-arn", e2eProfile, "--role-arn", e2eRole}, 2, "missing required flag(s): --trust-anchor-arn"},
-		{"key without certificate", []string{"credential-process", "--private-key", "k.pem", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile, "--role-arn", e2eRole}, 2, "--certificate and --private-key go together"},
+		{"role not in profile", []string{"credential-process", "--trust-anchor-arn", testworld.TrustAnchorARN, "--profile-arn", testworld.ProfileARN,
+			"--role-arn", "arn:aws:iam::123456789012:role/other", "--endpoint", w.Emulator.URL, "--workload-socket", w.Agent.Addr()}, 1, "AccessDeniedException (403)"},
+		{"JWT role without web identity", []string{"credentials", "--audience", testworld.Audience, "--role-arn", testworld.RoleARN,
+			"--workload-socket", w.Agent.Addr(), "--sts-endpoint", w.Emulator.URL}, 1, "sts AssumeRoleWithWebIdentity: AccessDenied"},
+		{"missing ARN", []string{"credential-process", "--profile-arn", testworld.ProfileARN, "--role-arn", testworld.RoleARN}, 2, "missing required flag(s): --trust-anchor-arn"},
+		{"key without certificate", []string{"credential-process", "--private-key", "k.pem", "--trust-anchor-arn", testworld.TrustAnchorARN, "--profile-arn", testworld.ProfileARN, "--role-arn", testworld.RoleARN}, 2, "--certificate and --private-key go together"},
 		{"unknown flag", []string{"credential-process", "--no-such-flag"}, 2, "unknown flag: --no-such-flag"},
-		{"bad ARN", []string{"credential-process", "--trust-anchor-arn", "arn:aws:rolesanywhere:us-east-1:1:x", "--profile-arn", e2eProfile,
-			"--role-arn", e2eRole, "--workload-socket", w.agent.Addr()}, 2, `--trust-anchor-arn "arn:aws:rolesanywhere:us-east-1:1:x": account "1" is not 12 digits`},
-		{"unknown SPIFFE ID", []string{"credential-process", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
-			"--role-arn", e2eRole, "--endpoint", w.emu.URL, "--workload-socket", w.agent.Addr(), "--spiffe-id", "spiffe://example.org/nope"}, 1, e2eSpiffeID},
+		{"bad ARN", []string{"credential-process", "--trust-anchor-arn", "arn:aws:rolesanywhere:us-east-1:1:x", "--profile-arn", testworld.ProfileARN,
+			"--role-arn", testworld.RoleARN, "--workload-socket", w.Agent.Addr()}, 2, `--trust-anchor-arn "arn:aws:rolesanywhere:us-east-1:1:x": account "1" is not 12 digits`},
+		{"unknown SPIFFE ID", []string{"credential-process", "--trust-anchor-arn", testworld.TrustAnchorARN, "--profile-arn", testworld.ProfileARN,
+			"--role-arn", testworld.RoleARN, "--endpoint", w.Emulator.URL, "--workload-socket", w.Agent.Addr(), "--spiffe-id", "spiffe://example.org/nope"}, 1, testworld.SPIFFEID},
 		{"bad duration", []string{"rolesanywhere", "--session-duration", "1 hour"}, 2, `--session-duration "1 hour" is not a duration: write a Go duration (90m, 1h), seconds (3600) or ISO 8601 (PT1H)`},
 		{"--profile without --config", []string{"credential-process", "--profile", "app"}, 2, "--profile needs --config"},
 	}
@@ -375,8 +292,8 @@ func TestOneShotErrorsGoToStderrWithTheAWSErrorType(t *testing.T) {
 // or a broken config is a usage error (exit 2) that names what is wrong and where.
 func TestCredentialProcessTakesAProfileFromTheDaemonConfig(t *testing.T) {
 	w := newWorld(t)
-	cfg := w.oneShotConfig(t, "bridge.hcl", w.profileBlock("app", e2eRole, "  session_duration = \"20m\"\n"))
-	broken := w.write(t, "broken.hcl", []byte("agent_address = \"unix:///x\"\nprofile \"app\" {\n  role_arn = 42\n}\n"))
+	cfg := w.WriteConfig(t, "bridge.hcl", w.ProfileBlock("app", testworld.RoleARN, "  session_duration = \"20m\"\n"))
+	broken := w.WriteFile(t, "broken.hcl", []byte("agent_address = \"unix:///x\"\nprofile \"app\" {\n  role_arn = 42\n}\n"))
 	for _, argv := range credentialProcesses() {
 		t.Run(strings.Join(argv, " "), func(t *testing.T) {
 			d := parseProcessJSON(t, runArgv(t, nil, append(argv, "--config", cfg, "--profile", "app")...))
@@ -408,27 +325,27 @@ func TestCredentialProcessTakesAProfileFromTheDaemonConfig(t *testing.T) {
 
 func TestOneShotNeverPrintsSecretsInDebugLogs(t *testing.T) {
 	w := newWorld(t)
-	logFile := filepath.Join(w.dir, "debug.log")
-	r := runBin(t, nil, "credential-process", "--debug", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
-		"--role-arn", e2eRole, "--endpoint", w.emu.URL, "--workload-socket", w.agent.Addr())
+	logFile := filepath.Join(w.Dir, "debug.log")
+	r := runBin(t, nil, "credential-process", "--debug", "--trust-anchor-arn", testworld.TrustAnchorARN, "--profile-arn", testworld.ProfileARN,
+		"--role-arn", testworld.RoleARN, "--endpoint", w.Emulator.URL, "--workload-socket", w.Agent.Addr())
 	d := parseProcessJSON(t, r)
-	r2 := runBin(t, nil, "credentials", "--debug", "--log-file-path", logFile, "--audience", e2eAudience, "--role-arn", e2eJWTRole,
-		"--workload-socket", w.agent.Addr(), "--sts-endpoint", w.emu.URL)
+	r2 := runBin(t, nil, "credentials", "--debug", "--log-file-path", logFile, "--audience", testworld.Audience, "--role-arn", testworld.JWTRoleARN,
+		"--workload-socket", w.Agent.Addr(), "--sts-endpoint", w.Emulator.URL)
 	d2 := parseProcessJSON(t, r2)
-	r3 := runBin(t, nil, "rolesanywhere", "--debug", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
-		"--role-arn", e2eRole, "--endpoint", w.emu.URL, "--workload-socket", w.agent.Addr())
+	r3 := runBin(t, nil, "rolesanywhere", "--debug", "--trust-anchor-arn", testworld.TrustAnchorARN, "--profile-arn", testworld.ProfileARN,
+		"--role-arn", testworld.RoleARN, "--endpoint", w.Emulator.URL, "--workload-socket", w.Agent.Addr())
 	d3 := parseProcessJSON(t, r3)
-	r5 := runArgv(t, nil, leanPath, "--debug", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
-		"--role-arn", e2eRole, "--endpoint", w.emu.URL, "--workload-socket", w.agent.Addr())
+	r5 := runArgv(t, nil, leanPath, "--debug", "--trust-anchor-arn", testworld.TrustAnchorARN, "--profile-arn", testworld.ProfileARN,
+		"--role-arn", testworld.RoleARN, "--endpoint", w.Emulator.URL, "--workload-socket", w.Agent.Addr())
 	d5 := parseProcessJSON(t, r5)
-	certs, key, err := w.agent.Current()[0].Marshal()
+	certs, key, err := w.Agent.Current()[0].Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	r6 := runArgv(t, nil, leanPath, "--debug", "--certificate", w.write(t, "cert.pem", certs), "--private-key", w.write(t, "key.pem", key),
-		"--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile, "--role-arn", e2eRole, "--endpoint", w.emu.URL)
+	r6 := runArgv(t, nil, leanPath, "--debug", "--certificate", w.WriteFile(t, "cert.pem", certs), "--private-key", w.WriteFile(t, "key.pem", key),
+		"--trust-anchor-arn", testworld.TrustAnchorARN, "--profile-arn", testworld.ProfileARN, "--role-arn", testworld.RoleARN, "--endpoint", w.Emulator.URL)
 	d6 := parseProcessJSON(t, r6)
-	cfg := w.oneShotConfig(t, "bridge.hcl", "log_level = \"trace\"\n"+w.profileBlock("app", e2eRole, ""))
+	cfg := w.WriteConfig(t, "bridge.hcl", "log_level = \"trace\"\n"+w.ProfileBlock("app", testworld.RoleARN, ""))
 	r4 := runBin(t, nil, "check", "--config", cfg)
 	if r4.code != 0 || !strings.Contains(r4.stdout+r4.stderr, "CreateSession") {
 		t.Fatalf("check --config: exit %d\n%s%s", r4.code, r4.stdout, r4.stderr)
@@ -455,10 +372,10 @@ func TestOneShotNeverPrintsSecretsInDebugLogs(t *testing.T) {
 }
 
 func TestCheckReportsGoodAndBadSVIDs(t *testing.T) {
-	good := svidtest.Entry{ID: spiffeid.RequireFromString(e2eSpiffeID), Hint: "good"}
+	good := svidtest.Entry{ID: spiffeid.RequireFromString(testworld.SPIFFEID), Hint: "good"}
 	w := newWorld(t, good)
-	r := runBin(t, nil, "check", "--workload-socket", w.agent.Addr())
-	if r.code != 0 || !strings.Contains(r.stdout, "x509SAN/URI        "+e2eSpiffeID) || !strings.Contains(r.stdout, `"aws:PrincipalTag/x509SAN/URI": "`+e2eSpiffeID+`"`) {
+	r := runBin(t, nil, "check", "--workload-socket", w.Agent.Addr())
+	if r.code != 0 || !strings.Contains(r.stdout, "x509SAN/URI        "+testworld.SPIFFEID) || !strings.Contains(r.stdout, `"aws:PrincipalTag/x509SAN/URI": "`+testworld.SPIFFEID+`"`) {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 
@@ -469,7 +386,7 @@ func TestCheckReportsGoodAndBadSVIDs(t *testing.T) {
 		{ID: spiffeid.RequireFromString("spiffe://example.org/old"), Hint: "old", Mint: svidtest.MintOptions{NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}},
 	}
 	w2 := newWorld(t, bad...)
-	r = runBin(t, nil, "check", "--workload-socket", w2.agent.Addr())
+	r = runBin(t, nil, "check", "--workload-socket", w2.Agent.Addr())
 	for _, want := range []string{
 		"FAIL basic constraints: the certificate is a CA (CA:TRUE)",
 		"FAIL key usage: digitalSignature is missing",
@@ -489,16 +406,16 @@ func TestCheckReportsGoodAndBadSVIDs(t *testing.T) {
 // JSON on stdout, as the aws CLI experiences it (Workload API fetch, signing, CreateSession on loopback).
 func BenchmarkCredentialProcess(b *testing.B) {
 	w := newWorld(b)
-	w.emu.SetQuota(-1) // measure the process, not AWS's 10/s quota
+	w.Emulator.SetQuota(-1) // measure the process, not AWS's 10/s quota
 	for _, src := range []struct {
 		name string
 		args []string
 	}{
-		{"workload-api", []string{"--workload-socket", w.agent.Addr()}},
+		{"workload-api", []string{"--workload-socket", w.Agent.Addr()}},
 	} {
 		b.Run(src.name, func(b *testing.B) {
-			args := append([]string{"credential-process", "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
-				"--role-arn", e2eRole, "--endpoint", w.emu.URL}, src.args...)
+			args := append([]string{"credential-process", "--trust-anchor-arn", testworld.TrustAnchorARN, "--profile-arn", testworld.ProfileARN,
+				"--role-arn", testworld.RoleARN, "--endpoint", w.Emulator.URL}, src.args...)
 			for i := 0; i < b.N; i++ {
 				out, err := exec.Command(binPath, args...).Output()
 				if err != nil || !bytes.Contains(out, []byte(`"AccessKeyId"`)) {
@@ -514,14 +431,14 @@ func BenchmarkCredentialProcess(b *testing.B) {
 // AWS's refusal in plain words, naming the tag value the role's trust policy must match.
 func TestCheckExplainsAccessDenied(t *testing.T) {
 	w := newWorld(t)
-	cfg := w.oneShotConfig(t, "bridge.hcl", w.profileBlock("good", e2eRole, "")+
-		w.profileBlock("denied", "arn:aws:iam::123456789012:role/not-in-the-profile", ""))
+	cfg := w.WriteConfig(t, "bridge.hcl", w.ProfileBlock("good", testworld.RoleARN, "")+
+		w.ProfileBlock("denied", "arn:aws:iam::123456789012:role/not-in-the-profile", ""))
 	r := runBin(t, nil, "check", "--config", cfg)
 	out := r.stdout + r.stderr
 	if r.code != 1 {
 		t.Fatalf("exit %d with a denied profile, want 1\n%s", r.code, out)
 	}
-	for _, want := range []string{"AWS refused to assume the role", `aws:PrincipalTag/x509SAN/URI must match "` + e2eSpiffeID + `"`,
+	for _, want := range []string{"AWS refused to assume the role", `aws:PrincipalTag/x509SAN/URI must match "` + testworld.SPIFFEID + `"`,
 		"not-in-the-profile", "AccessDeniedException"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
@@ -547,7 +464,7 @@ func TestVersionPrintsTheStampedVersion(t *testing.T) {
 func TestEmulatorBinaryNeverLogsSecrets(t *testing.T) {
 	w := newWorld(t) // its agent, and the emulator.hcl that trusts the agent's CA
 	cmd := exec.Command(filepath.Join(filepath.Dir(binPath), "rolesanywhere-emulator"),
-		"--config", filepath.Join(w.dir, "emulator.hcl"), "--listen", "127.0.0.1:0", "--log-level", "trace")
+		"--config", filepath.Join(w.Dir, "emulator.hcl"), "--listen", "127.0.0.1:0", "--log-level", "trace")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -565,10 +482,10 @@ func TestEmulatorBinaryNeverLogsSecrets(t *testing.T) {
 	}
 	url = strings.TrimSpace(url)
 
-	d := parseProcessJSON(t, runArgv(t, nil, leanPath, "--trust-anchor-arn", e2eTrustAnchor, "--profile-arn", e2eProfile,
-		"--role-arn", e2eRole, "--endpoint", url, "--workload-socket", w.agent.Addr()))
-	d2 := parseProcessJSON(t, runBin(t, nil, "credentials", "--audience", e2eAudience, "--role-arn", e2eJWTRole,
-		"--workload-socket", w.agent.Addr(), "--sts-endpoint", url))
+	d := parseProcessJSON(t, runArgv(t, nil, leanPath, "--trust-anchor-arn", testworld.TrustAnchorARN, "--profile-arn", testworld.ProfileARN,
+		"--role-arn", testworld.RoleARN, "--endpoint", url, "--workload-socket", w.Agent.Addr()))
+	d2 := parseProcessJSON(t, runBin(t, nil, "credentials", "--audience", testworld.Audience, "--role-arn", testworld.JWTRoleARN,
+		"--workload-socket", w.Agent.Addr(), "--sts-endpoint", url))
 	ctx := context.Background()
 	for _, c := range []processDoc{d, d2} {
 		client := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(url),

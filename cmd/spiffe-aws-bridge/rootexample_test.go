@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs/safefstest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // readmeRootExample is the HCL of the README's "Run the daemon" section: the config a root bridge uses
@@ -40,7 +41,7 @@ func readmeRootExample(t *testing.T) string {
 func TestSecurityReadmeRootExampleServesItsUser(t *testing.T) {
 	safefstest.NeedRoot(t, "runs the bridge as root for a file owned by another user (uid 65534)")
 	w := newWorld(t)
-	home := filepath.Join(w.dir, "home", "app")
+	home := filepath.Join(w.Dir, "home", "app")
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -50,11 +51,11 @@ func TestSecurityReadmeRootExampleServesItsUser(t *testing.T) {
 
 	example := readmeRootExample(t)
 	for _, r := range []struct{ key, value, after string }{
-		{"agent_address", w.agent.Addr(), ""},
-		{"spiffe_id", e2eSpiffeID, ""},
-		{"trust_anchor_arn", e2eTrustAnchor, ""},
-		{"profile_arn", e2eProfile, ""},
-		{"role_arn", e2eRole, "\n  endpoint = \"" + w.emu.URL + "\"\n  insecure_endpoint = true"},
+		{"agent_address", w.Agent.Addr(), ""},
+		{"spiffe_id", testworld.SPIFFEID, ""},
+		{"trust_anchor_arn", testworld.TrustAnchorARN, ""},
+		{"profile_arn", testworld.ProfileARN, ""},
+		{"role_arn", testworld.RoleARN, "\n  endpoint = \"" + w.Emulator.URL + "\"\n  insecure_endpoint = true"},
 		{"path", credsPath, ""},
 		{"owner", "nobody", ""},
 		{"group", "nogroup", ""},
@@ -66,7 +67,7 @@ func TestSecurityReadmeRootExampleServesItsUser(t *testing.T) {
 		}
 		example = example[:m[3]] + strconv.Quote(r.value) + r.after + example[m[1]:]
 	}
-	cfg := w.write(t, "root-example.hcl", []byte(example))
+	cfg := w.WriteFile(t, "root-example.hcl", []byte(example))
 	d := startDaemon(t, cfg)
 	eventually(t, "the credentials file", func() bool { return profileKeys(credsPath, "app")["aws_access_key_id"] != "" })
 

@@ -21,6 +21,8 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"gopkg.in/ini.v1"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // daemonProc is a running `spiffe-aws-bridge run`.
@@ -121,13 +123,13 @@ func callerARN(t *testing.T, w *world, credsPath, profile string) string {
 	ctx := context.Background()
 	cfg, err := awsconfig.LoadDefaultConfig(ctx,
 		awsconfig.WithSharedCredentialsFiles([]string{credsPath}),
-		awsconfig.WithSharedConfigFiles([]string{filepath.Join(w.dir, "no-config")}),
+		awsconfig.WithSharedConfigFiles([]string{filepath.Join(w.Dir, "no-config")}),
 		awsconfig.WithSharedConfigProfile(profile),
 		awsconfig.WithRegion("us-east-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint = aws.String(w.emu.URL) }).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	out, err := sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint = aws.String(w.Emulator.URL) }).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		t.Fatalf("GetCallerIdentity with profile %q: %v", profile, err)
 	}
@@ -137,33 +139,13 @@ func callerARN(t *testing.T, w *world, credsPath, profile string) string {
 // bridgeConfig is a daemon config with one profile "app" writing credsPath, refreshing at once on rotation.
 func (w *world) bridgeConfig(t *testing.T, name, credsPath, extra string) string {
 	t.Helper()
-	return w.write(t, name, []byte(fmt.Sprintf(`
-agent_address = %q
-log_level     = "debug"
-
-profile "app" {
-  spiffe_id        = %q
-  trust_anchor_arn = %q
-  profile_arn      = %q
-  role_arn         = %q
-  endpoint         = %q
-  insecure_endpoint = true
-  session_duration = "1h"
-
-  refresh {
-    rotation_spread = "0s"
-  }
-
-  credentials_file {
-    path = %q
-  }
-}
-%s`, w.agent.Addr(), e2eSpiffeID, e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL, credsPath, extra)))
+	return w.WriteConfig(t, name, "log_level     = \"debug\"\n",
+		w.Profile("app", "  session_duration = \"1h\"\n", testworld.CredentialsFile(credsPath)), extra)
 }
 
 func TestRunKeepsTheProfileFreshAcrossRotationsAndKeepsTheRestOfTheFile(t *testing.T) {
 	w := newWorld(t)
-	credsPath := filepath.Join(w.dir, "aws", "credentials")
+	credsPath := filepath.Join(w.Dir, "aws", "credentials")
 	if err := os.MkdirAll(filepath.Dir(credsPath), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +173,7 @@ func TestRunKeepsTheProfileFreshAcrossRotationsAndKeepsTheRestOfTheFile(t *testi
 		if !strings.HasPrefix(keys["x_principal_arn"], "arn:aws:sts::123456789012:assumed-role/app/") {
 			t.Errorf("x_principal_arn %q", keys["x_principal_arn"])
 		}
-		if err := w.agent.Rotate(); err != nil {
+		if err := w.Agent.Rotate(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -203,7 +185,7 @@ func TestRunKeepsTheProfileFreshAcrossRotationsAndKeepsTheRestOfTheFile(t *testi
 		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
 	}
 	logs := d.Logs()
-	if !strings.Contains(logs, "refreshed credentials") || !strings.Contains(logs, e2eSpiffeID) {
+	if !strings.Contains(logs, "refreshed credentials") || !strings.Contains(logs, testworld.SPIFFEID) {
 		t.Errorf("no info line per refresh with the SPIFFE ID:\n%s", logs)
 	}
 	data, _ = os.ReadFile(credsPath)
@@ -218,22 +200,22 @@ func TestRunKeepsTheProfileFreshAcrossRotationsAndKeepsTheRestOfTheFile(t *testi
 
 func TestRunRidesOutAgentRestartsAndAWSFaults(t *testing.T) {
 	w := newWorld(t)
-	credsPath := filepath.Join(w.dir, "credentials")
+	credsPath := filepath.Join(w.Dir, "credentials")
 	startDaemon(t, w.bridgeConfig(t, "bridge.hcl", credsPath, ""))
 	current := func() string { return profileKeys(credsPath, "app")["aws_access_key_id"] }
 	eventually(t, "first credentials", func() bool { return current() != "" })
 
 	// The agent goes away and comes back: the file stays valid, delivery resumes without a bridge restart.
 	first := current()
-	w.agent.Stop()
+	w.Agent.Stop()
 	time.Sleep(300 * time.Millisecond)
 	if callerARN(t, w, credsPath, "app") == "" || current() != first {
 		t.Fatal("credentials changed or broke while the agent was down")
 	}
-	if err := w.agent.Restart(); err != nil {
+	if err := w.Agent.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.agent.Rotate(); err != nil {
+	if err := w.Agent.Rotate(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "a refresh after the agent restart", func() bool { return current() != first })
@@ -244,8 +226,8 @@ func TestRunRidesOutAgentRestartsAndAWSFaults(t *testing.T) {
 		typ    string
 	}{{500, "InternalServerException"}, {429, "ThrottlingException"}} {
 		before := current()
-		w.emu.FailNext(2, fault.status, fault.typ)
-		if err := w.agent.Rotate(); err != nil {
+		w.Emulator.FailNext(2, fault.status, fault.typ)
+		if err := w.Agent.Rotate(); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, fmt.Sprintf("a refresh through %d errors", fault.status), func() bool { return current() != before })
@@ -256,8 +238,8 @@ func TestRunRidesOutAgentRestartsAndAWSFaults(t *testing.T) {
 
 	// AccessDenied: the last good credentials stay in the file while they are valid.
 	before := current()
-	w.emu.FailNext(1000, 403, "AccessDeniedException")
-	if err := w.agent.Rotate(); err != nil {
+	w.Emulator.FailNext(1000, 403, "AccessDeniedException")
+	if err := w.Agent.Rotate(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
@@ -271,7 +253,7 @@ func TestRunRidesOutAgentRestartsAndAWSFaults(t *testing.T) {
 
 func TestRunReloadsOnSIGHUPAndKeepsRunningOnABadConfig(t *testing.T) {
 	w := newWorld(t)
-	credsPath := filepath.Join(w.dir, "credentials")
+	credsPath := filepath.Join(w.Dir, "credentials")
 	cfgPath := w.bridgeConfig(t, "bridge.hcl", credsPath, "")
 	d := startDaemon(t, cfgPath)
 	eventually(t, "first credentials", func() bool { return profileKeys(credsPath, "app") != nil })
@@ -288,7 +270,7 @@ profile "second" {
   credentials_file {
     path = %q
   }
-}`, e2eTrustAnchor, e2eProfile, e2eRole, w.emu.URL, credsPath))
+}`, testworld.TrustAnchorARN, testworld.ProfileARN, testworld.RoleARN, w.Emulator.URL, credsPath))
 	_ = d.cmd.Process.Signal(syscall.SIGHUP)
 	eventually(t, "the added profile", func() bool { return profileKeys(credsPath, "second") != nil })
 	if got := profileKeys(credsPath, "app")["aws_access_key_id"]; got != first {
@@ -301,7 +283,7 @@ profile "second" {
 	}
 	_ = d.cmd.Process.Signal(syscall.SIGHUP)
 	eventually(t, "the reload error", func() bool { return strings.Contains(d.Logs(), "config reload refused") })
-	if err := w.agent.Rotate(); err != nil {
+	if err := w.Agent.Rotate(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "refreshes after the failed reload", func() bool { return profileKeys(credsPath, "app")["aws_access_key_id"] != first })

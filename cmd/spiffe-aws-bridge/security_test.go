@@ -94,7 +94,7 @@ func TestSecurityEverySurfaceRefusesBrowsersAndDNSRebinding(t *testing.T) {
 		t.Fatalf("IMDS token: %d", code)
 	}
 	// A separate emulator for its admin endpoint, so that a fault it arms does not hit the daemon.
-	cfg, err := emulator.LoadConfig(filepath.Join(e.dir, "emulator.hcl"))
+	cfg, err := emulator.LoadConfig(filepath.Join(e.Dir, "emulator.hcl"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,8 +116,8 @@ func TestSecurityEverySurfaceRefusesBrowsersAndDNSRebinding(t *testing.T) {
 		{name: "health ready", method: http.MethodGet, url: fmt.Sprintf("http://127.0.0.1:%d/ready", e.healthPort), pass: 200},
 		{name: "metrics", method: http.MethodGet, url: fmt.Sprintf("http://127.0.0.1:%d/metrics", e.metricsPort), pass: 200},
 		// Unsigned: a request that passes the guard is refused by the emulator's own checks.
-		{name: "emulator CreateSession", method: http.MethodPost, url: e.emu.URL + "/sessions", pass: 400},
-		{name: "emulator STS", method: http.MethodPost, url: e.emu.URL + "/", pass: 400},
+		{name: "emulator CreateSession", method: http.MethodPost, url: e.Emulator.URL + "/sessions", pass: 400},
+		{name: "emulator STS", method: http.MethodPost, url: e.Emulator.URL + "/", pass: 400},
 		{name: "emulator admin fail", method: http.MethodPost, url: emu.URL + "/_emulator/fail?n=1&status=503", pass: 204,
 			after: func(t *testing.T, refused bool) {
 				// An armed fault answers the next CreateSession 503 (and is used up by it).

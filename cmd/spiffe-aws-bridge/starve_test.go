@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // procStatusKB reads a "Name:   123 kB" field of /proc/<pid>/status, in KiB.
@@ -87,8 +89,8 @@ func headerFlood(addr, path string, conns, size int, limit time.Duration) (sent 
 func TestSecurityHeaderFloodKeepsTheDaemonsMemoryBounded(t *testing.T) {
 	w := newWorld(t)
 	healthPort, _ := freePort()
-	credsPath := filepath.Join(w.dir, "credentials")
-	d := startDaemon(t, w.bridgeConfig(t, "bridge.hcl", credsPath, fmt.Sprintf("health_checks {\n  bind_address = \"127.0.0.1\"\n  bind_port = %d\n}\n", healthPort)))
+	credsPath := filepath.Join(w.Dir, "credentials")
+	d := startDaemon(t, w.bridgeConfig(t, "bridge.hcl", credsPath, testworld.HealthChecks(healthPort)))
 	pid := d.cmd.Process.Pid
 	health := fmt.Sprintf("127.0.0.1:%d", healthPort)
 	eventually(t, "ready", func() bool { return httpStatus("http://"+health+"/ready") == 200 })
@@ -143,8 +145,8 @@ func TestSecurityHeldConnectionsDoNotStopRefreshesOrFileWrites(t *testing.T) {
 	w := newWorld(t)
 	healthPort, _ := freePort()
 	imdsPort, _ := freePort()
-	credsPath := filepath.Join(w.dir, "credentials")
-	cfg := w.bridgeConfig(t, "bridge.hcl", credsPath, fmt.Sprintf("health_checks {\n  bind_address = \"127.0.0.1\"\n  bind_port = %d\n}\n", healthPort))
+	credsPath := filepath.Join(w.Dir, "credentials")
+	cfg := w.bridgeConfig(t, "bridge.hcl", credsPath, testworld.HealthChecks(healthPort))
 	// The imds block goes into profile "app": rewrite the file with it before the closing brace.
 	b, _ := os.ReadFile(cfg)
 	src := strings.Replace(string(b), "  credentials_file {", fmt.Sprintf("  imds {\n    bind_port = %d\n  }\n  credentials_file {", imdsPort), 1)
@@ -194,7 +196,7 @@ func TestSecurityHeldConnectionsDoNotStopRefreshesOrFileWrites(t *testing.T) {
 	}
 
 	// A refresh is due (the SVID rotates, rotation_spread 0s): it must reach the file.
-	if err := w.agent.Rotate(); err != nil {
+	if err := w.Agent.Rotate(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the credentials file rewritten while every connection slot is held", func() bool {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
 )
 
 // originTrustFromPolicy is what an IAM administrator would configure from a printed trust policy with
@@ -43,12 +44,12 @@ func TestCheckReadsTIPAndPrintsOriginIdentityTrustPolicies(t *testing.T) {
     subject_type   = "workload"
   }
 `)
-		w.emu.SetSTSTrust(chainRoleB, nil)
-		w.emu.SetSTSTrust(chainRoleC, nil)
-		cfg := w.oneShotConfig(t, "check-tip.hcl", w.profileBlock("app", e2eRole, `  spiffe_id = "`+e2eSpiffeID+`"
-`+chainHops(w, chainExternal, "")))
+		w.Emulator.SetSTSTrust(testworld.RoleB, nil)
+		w.Emulator.SetSTSTrust(testworld.RoleC, nil)
+		cfg := w.WriteConfig(t, "check-tip.hcl", w.ProfileBlock("app", testworld.RoleARN, `  spiffe_id = "`+testworld.SPIFFEID+`"
+`+w.ChainHops(testworld.ExternalID, "")))
 		r := runBin(t, nil, "check", "--config", cfg)
-		if !strings.Contains(r.stdout, "trusted identity propagation is on: subject source x509SAN/URI, subject type workload; aws:OriginIdentity/Subject = "+e2eSpiffeID) {
+		if !strings.Contains(r.stdout, "trusted identity propagation is on: subject source x509SAN/URI, subject type workload; aws:OriginIdentity/Subject = "+testworld.SPIFFEID) {
 			t.Fatalf("check does not report TIP:\n%s%s", r.stdout, r.stderr)
 		}
 		if strings.Contains(r.stdout, "warn hop") {
@@ -58,36 +59,36 @@ func TestCheckReadsTIPAndPrintsOriginIdentityTrustPolicies(t *testing.T) {
 		if len(policies) != 2 {
 			t.Fatalf("check printed %d trust policies:\n%s", len(policies), r.stdout)
 		}
-		b, c := originTrustFromPolicy(t, policies[chainRoleB]), originTrustFromPolicy(t, policies[chainRoleC])
+		b, c := originTrustFromPolicy(t, policies[testworld.RoleB]), originTrustFromPolicy(t, policies[testworld.RoleC])
 		for name, tr := range map[string]*emulator.STSTrust{"B": b, "C": c} {
-			if len(tr.Conditions) != 1 || tr.Conditions[0].Key != "aws:OriginIdentity/Subject" || tr.Conditions[0].Values[0] != e2eSpiffeID {
+			if len(tr.Conditions) != 1 || tr.Conditions[0].Key != "aws:OriginIdentity/Subject" || tr.Conditions[0].Values[0] != testworld.SPIFFEID {
 				t.Fatalf("%s's printed trust policy is not conditioned on the SPIFFE ID as origin identity: %+v\n%s", name, tr, r.stdout)
 			}
 		}
-		w.emu.SetSTSTrust(chainRoleB, b)
-		w.emu.SetSTSTrust(chainRoleC, c)
+		w.Emulator.SetSTSTrust(testworld.RoleB, b)
+		w.Emulator.SetSTSTrust(testworld.RoleC, c)
 		if r := runBin(t, nil, "check", "--config", cfg); r.code != 0 || !strings.Contains(r.stdout, "ok   hop 2 succeeded") {
 			t.Fatalf("with the printed trust policies the chain fails (exit %d):\n%s%s", r.code, r.stdout, r.stderr)
 		}
 		b.Conditions[0].Values = []string{"spiffe://example.org/ns/prod/someone-else"}
-		w.emu.SetSTSTrust(chainRoleB, b)
-		if r := runBin(t, nil, "check", "--config", cfg); r.code == 0 || !strings.Contains(r.stdout, "FAIL hop 1 ("+chainRoleB+"): AccessDenied") {
+		w.Emulator.SetSTSTrust(testworld.RoleB, b)
+		if r := runBin(t, nil, "check", "--config", cfg); r.code == 0 || !strings.Contains(r.stdout, "FAIL hop 1 ("+testworld.RoleB+"): AccessDenied") {
 			t.Fatalf("a trust policy for another SPIFFE ID admitted the chain (exit %d):\n%s", r.code, r.stdout)
 		}
 	})
 	t.Run("TIP off", func(t *testing.T) {
 		w := chainWorld(t)
-		cfg := w.oneShotConfig(t, "check-notip.hcl", w.profileBlock("app", e2eRole, `  spiffe_id = "`+e2eSpiffeID+`"
-`+chainHops(w, chainExternal, "")))
+		cfg := w.WriteConfig(t, "check-notip.hcl", w.ProfileBlock("app", testworld.RoleARN, `  spiffe_id = "`+testworld.SPIFFEID+`"
+`+w.ChainHops(testworld.ExternalID, "")))
 		r := runBin(t, nil, "check", "--config", cfg)
 		if r.code != 0 {
 			t.Fatalf("a warning made check fail (exit %d):\n%s", r.code, r.stdout)
 		}
 		for _, want := range []string{
-			"trusted identity propagation is off for profile " + e2eProfile,
+			"trusted identity propagation is off for profile " + testworld.ProfileARN,
 			"--tip-configuration status=ENABLED,subjectSource=x509SAN/URI,subjectType=workload",
 			`warn hop 1 relies on the "spiffe-id" session tag`, `warn hop 2 relies on the "spiffe-id" session tag`,
-			`"aws:OriginIdentity/Subject": "` + e2eSpiffeID + `"`,
+			`"aws:OriginIdentity/Subject": "` + testworld.SPIFFEID + `"`,
 		} {
 			if !strings.Contains(r.stdout, want) {
 				t.Fatalf("check's output lacks %q:\n%s", want, r.stdout)

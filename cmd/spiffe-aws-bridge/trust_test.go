@@ -31,7 +31,7 @@ func asNobody(t *testing.T, script string) {
 func TestSecurityConfigAnotherUserCanWriteIsRefusedAtStartAndOnReload(t *testing.T) {
 	safefstest.NeedRoot(t, "runs the bridge as root with a config owned by another user (uid 65534)")
 	w := newWorld(t)
-	credsPath := filepath.Join(w.dir, "credentials")
+	credsPath := filepath.Join(w.Dir, "credentials")
 
 	// At start.
 	theirs := w.bridgeConfig(t, "theirs.hcl", credsPath, "")
@@ -52,24 +52,24 @@ func TestSecurityConfigAnotherUserCanWriteIsRefusedAtStartAndOnReload(t *testing
 	eventually(t, "first credentials", func() bool { return profileKeys(credsPath, "app") != nil })
 	first := profileKeys(credsPath, "app")["aws_access_key_id"]
 
-	marker := filepath.Join(w.dir, "ran-as-root")
+	marker := filepath.Join(w.Dir, "ran-as-root")
 	src, err := os.ReadFile(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hooked := strings.Replace(string(src), "  credentials_file {",
 		fmt.Sprintf("  on_refresh {\n    command = [\"/bin/sh\", \"-c\", \"id -u > %s\"]\n  }\n  credentials_file {", marker), 1)
-	staged := w.write(t, "staged.hcl", []byte(hooked))
+	staged := w.WriteFile(t, "staged.hcl", []byte(hooked))
 	safefstest.Give(t, staged, safefstest.Nobody, safefstest.Nobody)
 	safefstest.Give(t, cfgPath, safefstest.Nobody, safefstest.Nobody)
-	safefstest.Traversable(t, w.dir)
+	safefstest.Traversable(t, w.Dir)
 	asNobody(t, fmt.Sprintf("cat %s > %s", staged, cfgPath))
 
 	_ = d.cmd.Process.Signal(syscall.SIGHUP)
 	eventually(t, "the refused reload", func() bool {
 		return strings.Contains(d.Logs(), "config reload refused") && strings.Contains(d.Logs(), "is owned by uid 65534")
 	})
-	if err := w.agent.Rotate(); err != nil {
+	if err := w.Agent.Rotate(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "a refresh after the refused reload", func() bool { return profileKeys(credsPath, "app")["aws_access_key_id"] != first })
@@ -82,7 +82,7 @@ func TestSecurityConfigAnotherUserCanWriteIsRefusedAtStartAndOnReload(t *testing
 	safefstest.Give(t, cfgPath, 0, 0)
 	_ = d.cmd.Process.Signal(syscall.SIGHUP)
 	eventually(t, "the accepted reload", func() bool { return strings.Contains(d.Logs(), "config reloaded") })
-	if err := w.agent.Rotate(); err != nil {
+	if err := w.Agent.Rotate(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the hook of the accepted config", func() bool {
