@@ -38,7 +38,11 @@ func TestTheEmulatorTrustsTheAgentsCAAndNoOther(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, region := range []string{"", "eu-west-1"} {
-		t.Run("region "+region, func(t *testing.T) {
+		name := "region " + region
+		if region == "" {
+			name = "default region"
+		}
+		t.Run(name, func(t *testing.T) {
 			w := testworld.New(t, testworld.Options{Region: region})
 			if want := testworld.Region; region == "" && (w.Region != want || w.TrustAnchorARN != testworld.TrustAnchorARN || w.ProfileARN != testworld.ProfileARN) {
 				t.Fatalf("default world in %s: %s %s", w.Region, w.TrustAnchorARN, w.ProfileARN)
