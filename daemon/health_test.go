@@ -38,6 +38,20 @@ func readySinks(t *testing.T, d *daemon.Daemon) (int, sinkReport) {
 	return getReady[sinkReport](t, d)
 }
 
+// sinksReported reports whether every sink of every profile in r has a result: written (ok) or failed
+// (an error). A refresh records its sinks one by one, so a report read in between shows a sink that has
+// not run yet as neither.
+func sinksReported(r sinkReport) bool {
+	for _, p := range r.Profiles {
+		for _, s := range p.Sinks {
+			if !s.OK && s.LastError == "" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // TestReadOnlyCredentialsDirectoryIsNotReady is the operator's read-only volume (a ConfigMap or Secret
 // mount, a read-only root file system): the credentials directory exists, every check at start passes,
 // and every write fails with EROFS — for root too. A profile whose only sink is that file is not ready
@@ -64,7 +78,7 @@ func TestReadOnlyCredentialsDirectoryIsNotReady(t *testing.T) {
 	var r sinkReport
 	within(t, 10*time.Second, "credentials obtained, the file sinks failing", func() bool {
 		code, r = readySinks(t, d)
-		return len(r.Profiles) == 2 && r.Profiles[0].SinkFailures > 0 && r.Profiles[1].SinkFailures > 0
+		return len(r.Profiles) == 2 && r.Profiles[0].SinkFailures > 0 && r.Profiles[1].SinkFailures > 0 && sinksReported(r)
 	})
 	if code != http.StatusServiceUnavailable || r.Ready || r.Status != "not_ready" {
 		t.Errorf("/ready = %d ready=%v status %q with a profile delivering to no one; want 503 not_ready", code, r.Ready, r.Status)
@@ -119,7 +133,8 @@ func TestFailingHookDegradesTheProfile(t *testing.T) {
 	var r sinkReport
 	within(t, 10*time.Second, "both profiles refreshed, their failing sinks reported", func() bool {
 		code, r = readySinks(t, d)
-		return len(r.Profiles) == 2 && r.Profiles[0].SinkFailures > 0 && r.Profiles[1].SinkFailures > 0 && fileKey(credsPath, "app") != ""
+		return len(r.Profiles) == 2 && r.Profiles[0].SinkFailures > 0 && r.Profiles[1].SinkFailures > 0 && sinksReported(r) &&
+			fileKey(credsPath, "app") != ""
 	})
 	app, nofile := r.Profiles[0], r.Profiles[1]
 	if app.Status != "degraded" || app.Ready || len(app.Sinks) != 2 || !app.Sinks[0].OK || app.Sinks[1].OK ||
