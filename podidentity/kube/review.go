@@ -106,18 +106,18 @@ func (r *Reviewer) Review(ctx context.Context, token string) (Identity, error) {
 		return Identity{}, refuse(KindUnauthenticated, "", "token of %d bytes is longer than %d", len(token), MaxTokenBytes)
 	}
 	now := r.opts.Clock.Now()
-	exp, hasExp := tokenExpiry(token)
-	if hasExp && !now.Before(exp) {
-		// The API server would refuse it too; the bridge's own clock decides first, so no cached review
-		// outlives the token.
-		return Identity{}, refuse(KindUnauthenticated, "", "token expired at %s", exp.UTC().Format(time.RFC3339))
-	}
 	key := keyOf(token)
+	// A cached review lives no longer than its token (an expired entry is dropped here).
 	if res, ok := r.cache.get(key, now); ok {
 		if res.err != nil {
 			return Identity{}, res.err
 		}
 		return res.id, nil
+	}
+	exp, hasExp := tokenExpiry(token)
+	if hasExp && !now.Before(exp) {
+		// The API server would refuse it too; the bridge's own clock decides first.
+		return Identity{}, refuse(KindUnauthenticated, "", "token expired at %s", exp.UTC().Format(time.RFC3339))
 	}
 	v, err, _ := r.flight.Do(string(key[:]), func() (any, error) {
 		return r.review(ctx, token, key, exp, hasExp)
@@ -220,13 +220,13 @@ func tokenExpiry(token string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	var claims struct {
-		Exp *json.Number `json:"exp"`
+		Exp *float64 `json:"exp"` // a NumericDate is a JSON number, never a string
 	}
 	if json.Unmarshal(payload, &claims) != nil || claims.Exp == nil {
 		return time.Time{}, false
 	}
-	f, err := claims.Exp.Float64()
-	if err != nil || math.IsNaN(f) || f <= 0 || f > 1<<40 {
+	f := *claims.Exp
+	if math.IsNaN(f) || f <= 0 || f > 1<<40 {
 		return time.Time{}, false
 	}
 	sec, frac := math.Modf(f)
