@@ -11,6 +11,10 @@
 //   - Authenticator combines them: a valid token of a live pod on this node, else a typed *Error whose
 //     HTTPStatus the credentials server answers with (401, 403 or 503).
 //
+// TokenReview alone does not stop a deleted pod's token at once: kube-apiserver caches its own successful
+// reviews for about 10 seconds. The pod list does: a pod's deletion reaches the informer in milliseconds,
+// and Authenticate refuses a pod the list does not hold, whatever any cache says.
+//
 // The RBAC the bridge needs for this is in rbac.yaml beside this file: create on tokenreviews, list and
 // watch on pods.
 package kube

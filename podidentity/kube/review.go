@@ -27,6 +27,9 @@ const (
 	DefaultRefusalTTL    = 5 * time.Second
 	DefaultCacheSize     = 4096
 	DefaultReviewTimeout = 10 * time.Second
+	// DefaultMaxConcurrentReviews bounds the TokenReview calls in flight; further requests with
+	// uncached tokens wait (until their context ends).
+	DefaultMaxConcurrentReviews = 16
 	// MaxTokenBytes bounds a token's size; longer ones are refused without asking the API server
 	// (service-account tokens are 1–2 KiB).
 	MaxTokenBytes = 16 << 10
@@ -45,8 +48,11 @@ type ReviewerOptions struct {
 	// a bad token does not cost a TokenReview each time; default DefaultRefusalTTL, negative: never.
 	RefusalTTL time.Duration
 	// CacheSize bounds the number of cached reviews (least recently used go first); default
-	// DefaultCacheSize.
+	// DefaultCacheSize. Refusals are kept apart, in a cache of a quarter of that size, so that a client
+	// sending many bad tokens cannot push the pods' good ones out.
 	CacheSize int
+	// MaxConcurrentReviews bounds the TokenReview calls in flight; default DefaultMaxConcurrentReviews.
+	MaxConcurrentReviews int
 	// ReviewTimeout bounds one TokenReview call; default DefaultReviewTimeout.
 	ReviewTimeout time.Duration
 	// Clock tells the time; default the wall clock.
@@ -58,9 +64,11 @@ type ReviewerOptions struct {
 // Reviewer verifies pods' service-account tokens with TokenReview, caching answers by the token's hash.
 // It is safe for concurrent use; concurrent reviews of one token share one API call.
 type Reviewer struct {
-	opts   ReviewerOptions
-	cache  *reviewCache
-	flight singleflight.Group
+	opts     ReviewerOptions
+	cache    *reviewCache // reviews that proved a pod
+	refusals *reviewCache // refusals, apart
+	slots    chan struct{}
+	flight   singleflight.Group
 }
 
 // NewReviewer returns a Reviewer with opts' defaults applied.
@@ -80,6 +88,9 @@ func NewReviewer(opts ReviewerOptions) (*Reviewer, error) {
 	if opts.CacheSize <= 0 {
 		opts.CacheSize = DefaultCacheSize
 	}
+	if opts.MaxConcurrentReviews <= 0 {
+		opts.MaxConcurrentReviews = DefaultMaxConcurrentReviews
+	}
 	if opts.ReviewTimeout <= 0 {
 		opts.ReviewTimeout = DefaultReviewTimeout
 	}
@@ -89,7 +100,12 @@ func NewReviewer(opts ReviewerOptions) (*Reviewer, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	return &Reviewer{opts: opts, cache: newReviewCache(opts.CacheSize)}, nil
+	return &Reviewer{
+		opts:     opts,
+		cache:    newReviewCache(opts.CacheSize),
+		refusals: newReviewCache(max(1, opts.CacheSize/4)),
+		slots:    make(chan struct{}, opts.MaxConcurrentReviews),
+	}, nil
 }
 
 // Audience is the audience tokens must be issued for.
@@ -109,10 +125,10 @@ func (r *Reviewer) Review(ctx context.Context, token string) (Identity, error) {
 	key := keyOf(token)
 	// A cached review lives no longer than its token (an expired entry is dropped here).
 	if res, ok := r.cache.get(key, now); ok {
-		if res.err != nil {
-			return Identity{}, res.err
-		}
 		return res.id, nil
+	}
+	if res, ok := r.refusals.get(key, now); ok {
+		return Identity{}, res.err
 	}
 	exp, hasExp := tokenExpiry(token)
 	if hasExp && !now.Before(exp) {
@@ -120,6 +136,19 @@ func (r *Reviewer) Review(ctx context.Context, token string) (Identity, error) {
 		return Identity{}, refuse(KindUnauthenticated, "", "token expired at %s", exp.UTC().Format(time.RFC3339))
 	}
 	v, err, _ := r.flight.Do(string(key[:]), func() (any, error) {
+		select {
+		case r.slots <- struct{}{}:
+			defer func() { <-r.slots }()
+		case <-ctx.Done():
+			return Identity{}, &Error{Kind: KindUnavailable, Reason: "too many TokenReviews in flight", Err: context.Cause(ctx)}
+		}
+		// A review that finished between this request's cache lookup and now has filled the cache.
+		if res, ok := r.cache.get(key, r.opts.Clock.Now()); ok {
+			return res.id, nil
+		}
+		if res, ok := r.refusals.get(key, r.opts.Clock.Now()); ok {
+			return Identity{}, res.err
+		}
 		return r.review(ctx, token, key, exp, hasExp)
 	})
 	if err != nil {
@@ -151,7 +180,7 @@ func (r *Reviewer) review(ctx context.Context, token string, key tokenKey, exp t
 			if hasExp && exp.Before(until) {
 				until = exp
 			}
-			r.cache.put(key, result{err: rerr, expires: until}, now)
+			r.refusals.put(key, result{err: rerr, expires: until}, now)
 		}
 		return Identity{}, rerr
 	}

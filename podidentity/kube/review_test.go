@@ -178,3 +178,24 @@ func TestTokenExpiry(t *testing.T) {
 		}
 	}
 }
+
+func TestSecurityBadTokensCannotPushGoodReviewsOutOfTheCache(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	good := &answering{status: podStatus(DefaultAudience)}
+	r, _ := NewReviewer(ReviewerOptions{Client: good, Clock: clock.NewFake(now), CacheSize: 8})
+	tok := jwtWithExp(now.Add(time.Hour), "good")
+	if _, err := r.Review(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	good.status = authnv1.TokenReviewStatus{Error: "invalid bearer token"}
+	for i := range 1000 {
+		_, _ = r.Review(context.Background(), jwtWithExp(now.Add(time.Hour), fmt.Sprint("bad", i)))
+	}
+	calls := good.calls
+	if _, err := r.Review(context.Background(), tok); err != nil || good.calls != calls {
+		t.Fatalf("after 1000 bad tokens the good one was reviewed again (%d calls) or refused: %v", good.calls-calls, err)
+	}
+	if n := r.refusals.len(); n != 2 {
+		t.Fatalf("%d refusals kept, want the cap of 2 (a quarter of 8)", n)
+	}
+}
