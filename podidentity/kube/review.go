@@ -108,6 +108,9 @@ func NewReviewer(opts ReviewerOptions) (*Reviewer, error) {
 	}, nil
 }
 
+// Forget drops the cached reviews of the pod with this UID (it left the node: they can serve no one).
+func (r *Reviewer) Forget(podUID string) { r.cache.dropPod(podUID) }
+
 // Audience is the audience tokens must be issued for.
 func (r *Reviewer) Audience() string { return r.opts.Audience }
 

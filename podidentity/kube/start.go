@@ -46,7 +46,13 @@ func Start(ctx context.Context, o Options) (a *Authenticator, stop func(), err e
 	if err != nil {
 		return nil, nil, err
 	}
-	pods, err := NewPods(PodsOptions{Client: client, NodeName: o.NodeName, OnGone: o.OnGone, Logger: o.Logger.Named("pods")})
+	onGone := func(p Pod) {
+		r.Forget(p.UID)
+		if o.OnGone != nil {
+			o.OnGone(p)
+		}
+	}
+	pods, err := NewPods(PodsOptions{Client: client, NodeName: o.NodeName, OnGone: onGone, Logger: o.Logger.Named("pods")})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -59,6 +65,9 @@ func Start(ctx context.Context, o Options) (a *Authenticator, stop func(), err e
 
 // HasSynced reports whether the node's pod list is loaded (before, every request is answered 503).
 func (a *Authenticator) HasSynced() bool { return a.pods.HasSynced() }
+
+// Reviewer is the token reviewer.
+func (a *Authenticator) Reviewer() *Reviewer { return a.reviewer }
 
 // Pods is the node's pod list.
 func (a *Authenticator) Pods() *Pods { return a.pods }

@@ -57,6 +57,9 @@ func TestStartFromAKubeconfigFollowsTheNodesPods(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	if n := len(kube.CacheKeys(a.Reviewer())); n != 0 {
+		t.Fatalf("%d cached reviews left after the pod's deletion", n)
+	}
 }
 
 func TestSecurityClientGoLogsGoToTheBridgeLogWithoutCredentials(t *testing.T) {
