@@ -1,0 +1,25 @@
+package kube
+
+import "fmt"
+
+// CacheKeys returns the keys of r's review cache, for tests that check what it holds.
+func CacheKeys(r *Reviewer) [][32]byte {
+	var out [][32]byte
+	for _, k := range append(r.cache.keys(), r.refusals.keys()...) {
+		out = append(out, k)
+	}
+	return out
+}
+
+// CacheDump returns every cached result, formatted with %#v, for tests that look for a token in them.
+func CacheDump(r *Reviewer) []string {
+	var out []string
+	for _, c := range []*reviewCache{r.cache, r.refusals} {
+		c.mu.Lock()
+		for el := c.order.Front(); el != nil; el = el.Next() {
+			out = append(out, fmt.Sprintf("%#v", *el.Value.(*cacheEntry)))
+		}
+		c.mu.Unlock()
+	}
+	return out
+}
