@@ -340,4 +340,3 @@ func (s *Server) detachLocked(ss *session, p *pod) {
 	go ss.stop() // waits for the refresher, which may be in a refresh: not under s.mu
 	s.log.Info("pod identity: session stopped: no pod uses it any more", "session", ss.spec.Name(), "role", ss.spec.RoleARN)
 }
-
