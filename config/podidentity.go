@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -60,6 +61,14 @@ type PodIdentity struct {
 	Rules []Profile
 	// Pos is where the block starts, "file:line".
 	Pos string
+}
+
+// Equal reports whether p and o configure the same thing, positions aside.
+func (p *PodIdentity) Equal(o *PodIdentity) bool {
+	if p == nil || o == nil {
+		return p == o
+	}
+	return reflect.DeepEqual(p.withoutPos(), o.withoutPos())
 }
 
 func (p *PodIdentity) withoutPos() *PodIdentity {
@@ -139,7 +148,9 @@ func (d *decoder) podIdentity(b *hcl.Block) *PodIdentity {
 				s.errAt(a, "pod_identity.listen[%d] %q is listed twice", i, l)
 			}
 			seen[addr.String()] = true
-			d.binds = append(d.binds, bindUse{host: addr.Addr().String(), port: int(addr.Port()), block: "pod_identity", rng: a.Expr.Range()})
+			if addr.Port() != 0 {
+				d.binds = append(d.binds, bindUse{host: addr.Addr().String(), port: int(addr.Port()), block: "pod_identity", rng: a.Expr.Range()})
+			}
 		}
 	} else if a == nil {
 		d.binds = append(d.binds, bindUse{host: "169.254.170.23", port: 80, block: "pod_identity", rng: b.DefRange})
@@ -226,8 +237,8 @@ func checkPodListen(l string, allowAny bool) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("host %q must be an IP address without a zone, such as 169.254.170.23", host)
 	}
 	n, err := strconv.ParseUint(port, 10, 16)
-	if err != nil || n == 0 {
-		return netip.AddrPort{}, fmt.Errorf("port %q must be 1–65535", port)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("port %q must be 0–65535 (0 picks a free one, for tests)", port)
 	}
 	ip = ip.Unmap()
 	if ip.IsUnspecified() {

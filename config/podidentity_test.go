@@ -124,3 +124,26 @@ func TestPodIdentityAllowAnyAddress(t *testing.T) {
 		t.Errorf("got %+v", c.PodIdentity)
 	}
 }
+
+// A pod identity endpoint on an address other hosts can reach would serve them every pod's credentials
+// for a stolen token: the unspecified address is always refused, a routable one without
+// allow_any_address.
+func TestSecurityPodIdentityListenRefusesAddressesOtherHostsReach(t *testing.T) {
+	for _, l := range []string{"0.0.0.0:80", "[::]:80", "10.0.0.5:80", "[2001:db8::1]:80", "192.168.1.10:80", "[::ffff:0.0.0.0]:80"} {
+		_, err := Parse([]byte(adminBlock+podBlock("  listen = [\""+l+"\"]\n", "")), "test.hcl")
+		if err == nil {
+			t.Errorf("listen %s accepted", l)
+		}
+	}
+	for _, l := range []string{"0.0.0.0:80", "[::]:80"} {
+		_, err := Parse([]byte(adminBlock+podBlock("  allow_any_address = true\n  listen = [\""+l+"\"]\n", "")), "test.hcl")
+		if err == nil {
+			t.Errorf("listen %s accepted with allow_any_address", l)
+		}
+	}
+	for _, l := range []string{"169.254.170.23:80", "[fd00:ec2::23]:80", "[fe80::23]:80", "127.0.0.1:80", "[::1]:80"} {
+		if _, err := Parse([]byte(adminBlock+podBlock("  listen = [\""+l+"\"]\n", "")), "test.hcl"); err != nil {
+			t.Errorf("listen %s refused: %v", l, err)
+		}
+	}
+}

@@ -60,6 +60,15 @@ func (s *Server) credentials(ctx context.Context, token string) (creds.Credentia
 	ctx, cancel := context.WithTimeout(ctx, s.o.FirstRequestWait+5*time.Second)
 	defer cancel()
 	info, err := s.o.Authenticator.Authenticate(ctx, token)
+	var st interface{ HTTPStatus() int }
+	if errors.As(err, &st) {
+		switch code := st.HTTPStatus(); code {
+		case http.StatusUnauthorized:
+			err = fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+		case http.StatusForbidden:
+			err = fmt.Errorf("%w: %w", ErrForbidden, err)
+		}
+	}
 	switch {
 	case errors.Is(err, ErrUnauthenticated):
 		return creds.Credentials{}, &answer{http.StatusUnauthorized, "Unauthorized", err.Error()}

@@ -68,7 +68,9 @@ var (
 )
 
 // Authenticator verifies a pod's projected service-account token. Errors wrap ErrUnauthenticated or
-// ErrForbidden; any other error (the API server unreachable) is answered 503. Package
+// ErrForbidden, or have an HTTPStatus() int method saying 401 or 403; any other error (the API server
+// unreachable) is answered 503. Error messages are shown to the pod and logged: they must not hold the
+// token. Package
 // podidentity/kube implements it with TokenReview and the node's pod informer.
 type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (Pod, error)

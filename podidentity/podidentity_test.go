@@ -48,7 +48,7 @@ func (w *world) callerARN(t *testing.T, token string) (string, error) {
 // A pod's token gets its own role's credentials through an unmodified SDK; a pod of another service
 // account gets its own role, never the first's; the emulator's roles each trust one SPIFFE ID only, so a
 // mix-up would be refused there too.
-func TestPodGetsItsOwnRole(t *testing.T) {
+func TestSecurityPodGetsOnlyItsOwnRole(t *testing.T) {
 	w := newWorld(t, worldOptions{identities: []identity{{"prod", "billing"}, {"prod", "reports"}}})
 	_, billingTok := w.pod("prod", "billing", "billing-1")
 	_, reportsTok := w.pod("prod", "reports", "reports-1")
@@ -159,7 +159,7 @@ func TestPodGoneDropsStreamAndLastSession(t *testing.T) {
 }
 
 // No rule for the pod's SPIFFE ID: 403 naming it, and no CreateSession.
-func TestNoRuleIsForbiddenNamingTheSPIFFEID(t *testing.T) {
+func TestSecurityNoRuleIsForbiddenNamingTheSPIFFEID(t *testing.T) {
 	other := svidtest.WorkloadEntry{ID: idOf("prod", "x"), Selectors: []string{"k8s:ns:batch"}}
 	other.ID = mustID("spiffe://example.org/batch/cron")
 	w := newWorld(t, worldOptions{extraEntries: []svidtest.WorkloadEntry{other}})
@@ -174,7 +174,7 @@ func TestNoRuleIsForbiddenNamingTheSPIFFEID(t *testing.T) {
 }
 
 // The answers that refuse: no token, an unknown token, a pod of another node, a pod SPIRE issues no SVID.
-func TestRefusals(t *testing.T) {
+func TestSecurityPodIdentityRefusals(t *testing.T) {
 	w := newWorld(t, worldOptions{identities: []identity{{"prod", "web"}}, wait: 300 * time.Millisecond})
 	if code, doc := w.get(t, ""); code != http.StatusUnauthorized || !strings.Contains(doc["Message"], "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") {
 		t.Errorf("no token: %d %v", code, doc)
@@ -207,7 +207,7 @@ func TestFirstSessionFailingIs503WithTheReason(t *testing.T) {
 }
 
 // Logs name pods, SPIFFE IDs and roles, never a token, a secret key or a session token.
-func TestLogsHoldNoTokenOrSecret(t *testing.T) {
+func TestSecurityPodIdentityLogsHoldNoTokenOrSecret(t *testing.T) {
 	w := newWorld(t, worldOptions{identities: []identity{{"prod", "web"}}})
 	p, tok := w.pod("prod", "web", "web-1")
 	code, doc := w.get(t, tok)

@@ -25,6 +25,12 @@ type Rule struct {
 	AssumeRoleARNs []string
 	// AssumeRoleSessionNames are the hops' role session names, by index ("" or absent: the default).
 	AssumeRoleSessionNames []string
+	// Settings are the caller's own settings for the rule's sessions (the daemon's config of the rule:
+	// trust anchor, profile, refresh, hops' other fields), opaque here and handed back in SessionSpec.
+	Settings any
+	// SettingsKey identifies Settings: sessions of a rule whose SettingsKey changed (a reload) are new
+	// sessions.
+	SettingsKey string
 }
 
 // Rules is an ordered, compiled rule list: the first rule whose pattern matches decides.
@@ -80,11 +86,14 @@ type SessionSpec struct {
 	RoleSessionName        string
 	AssumeRoleARNs         []string
 	AssumeRoleSessionNames []string
+	// Settings and SettingsKey are the matching rule's.
+	Settings    any
+	SettingsKey string
 }
 
 // Key identifies the session: the same key, the same session.
 func (s SessionSpec) Key() string {
-	parts := []string{fmt.Sprint(s.Rule), s.SpiffeID, s.RoleARN, s.RoleSessionName}
+	parts := []string{fmt.Sprint(s.Rule), s.SettingsKey, s.SpiffeID, s.RoleARN, s.RoleSessionName}
 	parts = append(parts, s.AssumeRoleARNs...)
 	parts = append(parts, "|")
 	parts = append(parts, s.AssumeRoleSessionNames...)
@@ -110,7 +119,7 @@ func (rs *Rules) Match(id spiffeid.ID) (SessionSpec, error) {
 			continue
 		}
 		r := rs.rules[i]
-		spec := SessionSpec{Rule: i, RuleName: ruleName(r, i), SpiffeID: id.String(), Captures: caps}
+		spec := SessionSpec{Rule: i, RuleName: ruleName(r, i), SpiffeID: id.String(), Captures: caps, Settings: r.Settings, SettingsKey: r.SettingsKey}
 		var err error
 		fill := func(field, t string) string {
 			if err != nil || t == "" {
