@@ -129,6 +129,7 @@ type Server struct {
 	sessions map[string]*session // by SessionSpec.Key
 	changed  chan struct{}       // closed and replaced on every change a waiting request may care about
 	closed   bool
+	stopping sync.WaitGroup // sessions stopping in the background (their last pod went)
 }
 
 // New checks opts and prepares the servers (not listening yet: Start).
@@ -216,6 +217,7 @@ func (s *Server) Close() {
 	for _, ss := range sessions {
 		ss.stop()
 	}
+	s.stopping.Wait()
 }
 
 // PodDeleted drops what the pod with uid holds: its Delegated Identity stream, and its session when it
@@ -339,6 +341,7 @@ func (s *Server) detachLocked(ss *session, p *pod) {
 	if s.sessions[ss.key] == ss {
 		delete(s.sessions, ss.key)
 	}
-	go ss.stop() // waits for the refresher, which may be in a refresh: not under s.mu
+	s.stopping.Add(1)
+	go func() { defer s.stopping.Done(); ss.stop() }() // waits for the refresher, which may be in a refresh: not under s.mu
 	s.log.Info("pod identity: session stopped: no pod uses it any more", "session", ss.spec.Name(), "role", ss.spec.RoleARN)
 }
