@@ -1,18 +1,64 @@
 package podidentity_test
 
 import (
+	"bufio"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity"
 )
+
+// nsThread is a thread of its own in a new network namespace (its loopback up) that runs the functions
+// it is given: sockets created there belong to that namespace.
+type nsThread struct{ do chan func() }
+
+func newNSThread(t *testing.T) *nsThread {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace (CI runs as root)")
+	}
+	n := &nsThread{do: make(chan func())}
+	ready := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		err := unix.Unshare(unix.CLONE_NEWNET)
+		if err == nil {
+			var lo netlink.Link
+			if lo, err = netlink.LinkByName("lo"); err == nil {
+				err = netlink.LinkSetUp(lo)
+			}
+		}
+		ready <- err
+		if err != nil {
+			return
+		}
+		for f := range n.do {
+			f()
+		}
+	}()
+	if err := <-ready; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { close(n.do) })
+	return n
+}
+
+// run runs fn on the thread and returns its error.
+func (n *nsThread) run(fn func() error) error {
+	done := make(chan error, 1)
+	n.do <- func() { done <- fn() }
+	return <-done
+}
 
 // inFreshNetworkNamespace runs fn on a thread of its own in a new network namespace (its loopback up);
 // the thread is discarded afterwards. It needs root: CI runs as root and never skips it.
@@ -113,4 +159,92 @@ func TestSecurityPodIdentityAddressesOnALocalLinkOnly(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A pod reaches 169.254.170.23 through its default route to the node: a "node" namespace with the
+// address on its local link and the bridge listening there, a "pod" namespace attached by a veth pair
+// (as a CNI does) whose SDK-style request gets the pod's credentials.
+func TestPodReachesTheLinkLocalAddressThroughItsDefaultRoute(t *testing.T) {
+	host, podNS := newNSThread(t), newNSThread(t)
+	var podFd int
+	if err := podNS.run(func() error {
+		var err error
+		podFd, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(podFd)
+	if err := host.run(func() error {
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "sabhost0"}, PeerName: "sabpod0"}); err != nil {
+			return err
+		}
+		peer, err := netlink.LinkByName("sabpod0")
+		if err != nil {
+			return err
+		}
+		if err := netlink.LinkSetNsFd(peer, podFd); err != nil {
+			return err
+		}
+		veth, err := netlink.LinkByName("sabhost0")
+		if err != nil {
+			return err
+		}
+		addr, _ := netlink.ParseAddr("10.200.0.1/24")
+		if err := netlink.AddrAdd(veth, addr); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(veth); err != nil {
+			return err
+		}
+		_, _, err = podidentity.EnsureAddresses("spiffe-aws-pod0", []string{"169.254.170.23:80"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := podNS.run(func() error {
+		link, err := netlink.LinkByName("sabpod0")
+		if err != nil {
+			return err
+		}
+		addr, _ := netlink.ParseAddr("10.200.0.2/24")
+		if err := netlink.AddrAdd(link, addr); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(link); err != nil {
+			return err
+		}
+		return netlink.RouteAdd(&netlink.Route{Gw: net.ParseIP("10.200.0.1")})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	w := newWorld(t, worldOptions{identities: []identity{{"prod", "web"}}, listen: []string{"169.254.170.23:80"}, startIn: host.run})
+	_, tok := w.pod("prod", "web", "web-1")
+	var status int
+	var body string
+	if err := podNS.run(func() error {
+		c, err := net.DialTimeout("tcp", "169.254.170.23:80", 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		req, _ := http.NewRequest(http.MethodGet, "http://169.254.170.23/v1/credentials", nil)
+		req.Header.Set("Authorization", tok)
+		if err := req.Write(c); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		status, body = resp.StatusCode, string(b)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if status != http.StatusOK || !strings.Contains(body, `"AccessKeyId":"ASIA`) || !strings.Contains(body, "assumed-role/prod-web/") {
+		t.Fatalf("from the pod's namespace: %d %s", status, body)
+	}
 }

@@ -72,6 +72,10 @@ type worldOptions struct {
 	policy       schedule.Policy
 	wait         time.Duration
 	logger       hclog.Logger
+	// listen are the server's addresses (default 127.0.0.1:0); startIn, if set, runs its Start (the
+	// listening) there, e.g. on a thread in another network namespace.
+	listen  []string
+	startIn func(func() error) error
 }
 
 func newWorld(t testing.TB, o worldOptions) *world {
@@ -137,8 +141,12 @@ profile %q {
 		policy.RotationSpread = -1
 	}
 	client := signer.New(signer.Options{Retry: signer.RetryPolicy{MaxAttempts: 1}})
+	listen := o.listen
+	if listen == nil {
+		listen = []string{"127.0.0.1:0"}
+	}
 	w.srv, err = podidentity.New(podidentity.Options{
-		Listen:        []string{"127.0.0.1:0"},
+		Listen:        listen,
 		NodeName:      node,
 		Rules:         compiled,
 		Authenticator: w.auth,
@@ -159,7 +167,11 @@ profile %q {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.srv.Start(); err != nil {
+	start := w.srv.Start
+	if o.startIn != nil {
+		start = func() error { return o.startIn(w.srv.Start) }
+	}
+	if err := start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.srv.Close)
