@@ -27,6 +27,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"sort"
 	"sync"
 	"time"
@@ -90,7 +92,8 @@ type Subscription interface {
 type Options struct {
 	// Listen are the host:port addresses to serve on (config's pod_identity.listen).
 	Listen []string
-	// AllowAnyAddress permits listen addresses that are not loopback (the caller checked them).
+	// AllowAnyAddress permits listen addresses that are neither link-local, loopback nor fd00:ec2::23
+	// (other hosts could reach them). The unspecified address is refused regardless.
 	AllowAnyAddress bool
 	// NodeName is this node; a pod the authenticator places on another node gets 403.
 	NodeName string
@@ -158,7 +161,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{o: opts, log: opts.Logger, rules: opts.Rules, pods: map[string]*pod{}, sessions: map[string]*session{}, changed: make(chan struct{})}
 	h := s.handler()
 	for _, addr := range opts.Listen {
-		if _, err := netutil.CheckBind(addr, true); err != nil {
+		if err := checkListen(addr, opts.AllowAnyAddress); err != nil {
 			return nil, fmt.Errorf("podidentity: listen %q: %w", addr, err)
 		}
 		srv, err := netutil.NewServer(netutil.ServerOptions{
@@ -344,4 +347,25 @@ func (s *Server) detachLocked(ss *session, p *pod) {
 	s.stopping.Add(1)
 	go func() { defer s.stopping.Done(); ss.stop() }() // waits for the refresher, which may be in a refresh: not under s.mu
 	s.log.Info("pod identity: session stopped: no pod uses it any more", "session", ss.spec.Name(), "role", ss.spec.RoleARN)
+}
+
+// checkListen refuses a listen address other hosts could reach: unspecified always, any but link-local,
+// loopback and EKS's fd00:ec2::23 unless allowAny.
+func checkListen(addr string, allowAny bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return errors.New("the host must be an IP address")
+	}
+	ip = ip.Unmap()
+	switch {
+	case ip.IsUnspecified():
+		return errors.New("the unspecified address would serve every pod's credentials on every address of the node")
+	case ip.IsLinkLocalUnicast() || ip.IsLoopback() || ip == netip.MustParseAddr("fd00:ec2::23") || allowAny:
+		return nil
+	}
+	return fmt.Errorf("%s is neither link-local nor loopback: other hosts could reach it", ip)
 }

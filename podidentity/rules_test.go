@@ -7,7 +7,10 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity/podidentitytest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 )
 
 // The rules of an example cluster: a specific rule before a general one, a rule with hops.
@@ -106,5 +109,29 @@ func TestExpansionChecked(t *testing.T) {
 	_, err = rules.Match(spiffeid.RequireFromString("spiffe://example.org/x"))
 	if err == nil || !strings.Contains(err.Error(), `role_session_name "x" must be 2–64`) || !strings.Contains(err.Error(), "r maps SPIFFE ID") {
 		t.Fatalf("one-letter session name: %v", err)
+	}
+}
+
+// The engine refuses, on its own, listen addresses other hosts could reach (config refuses them first).
+func TestSecurityEngineRefusesRoutableListenAddresses(t *testing.T) {
+	rules, _ := podidentity.CompileRules(exampleRules)
+	for _, c := range []struct {
+		addr     string
+		allowAny bool
+		ok       bool
+	}{
+		{"0.0.0.0:80", false, false}, {"0.0.0.0:80", true, false}, {"[::]:80", true, false},
+		{"10.1.2.3:80", false, false}, {"10.1.2.3:80", true, true},
+		{"169.254.170.23:80", false, true}, {"[fd00:ec2::23]:80", false, true}, {"127.0.0.1:0", false, true},
+	} {
+		_, err := podidentity.New(podidentity.Options{Listen: []string{c.addr}, AllowAnyAddress: c.allowAny, Rules: rules,
+			Authenticator: &podidentitytest.Authenticator{},
+			Subscribe:     func([]string) (podidentity.Subscription, error) { return nil, errors.New("unused") },
+			NewRefresher: func(podidentity.SessionSpec, <-chan *svid.SVID, []bridge.Sink) (*bridge.Refresher, error) {
+				return nil, errors.New("unused")
+			}})
+		if (err == nil) != c.ok {
+			t.Errorf("listen %s (allow_any_address %v): %v", c.addr, c.allowAny, err)
+		}
 	}
 }
