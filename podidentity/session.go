@@ -114,10 +114,8 @@ func (ss *session) offerNewest() {
 		}
 		return
 	}
-	if ss.last != nil && !bytes.Equal(ss.last.Leaf().Raw, newest.Leaf().Raw) && newest.ExpiresAt().Before(ss.last.ExpiresAt()) {
-		// The newest SVID's pod went: the refresher keeps using it until it expires; a newer one replaces it.
-		ss.last = nil
-	}
+	// When the pod that held a newer SVID went, the refresher keeps signing with that one (the same
+	// identity, still issued to the remaining pods) until a newer one arrives: offer ignores older ones.
 	ss.offer(newest)
 }
 
