@@ -93,7 +93,9 @@ type Config struct {
 	Telemetry *Telemetry
 	// DelegatedIdentity is the delegated_identity block (node mode); nil when absent.
 	DelegatedIdentity *DelegatedIdentity
-	// Profiles are the profile blocks in file order; there is at least one.
+	// PodIdentity is the pod_identity block (Kubernetes pod identity mode); nil when absent.
+	PodIdentity *PodIdentity
+	// Profiles are the profile blocks in file order; there is at least one unless PodIdentity is set.
 	Profiles []Profile
 }
 
@@ -235,6 +237,9 @@ func (c *Config) Equal(o *Config) bool {
 		out.Profiles = append([]Profile(nil), cfg.Profiles...)
 		for i := range out.Profiles {
 			out.Profiles[i].Pos = ""
+		}
+		if cfg.PodIdentity != nil {
+			out.PodIdentity = cfg.PodIdentity.withoutPos()
 		}
 		return out
 	}
@@ -453,6 +458,7 @@ var (
 		Attributes: []hcl.AttributeSchema{{Name: "agent_address"}, {Name: "log_level"}, {Name: "log_format"}},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "delegated_identity"},
+			{Type: "pod_identity"},
 			{Type: "health_checks"},
 			{Type: "telemetry"},
 			{Type: "profile", LabelNames: []string{"name"}},
@@ -528,6 +534,8 @@ type decoder struct {
 	binds    []bindUse
 	// delegated is the delegated_identity block, decoded before the profiles.
 	delegated *DelegatedIdentity
+	// rule is set while a pod_identity rule block is decoded: its ARNs and session names are templates.
+	rule *ruleScope
 }
 
 // fileUse is a credentials file section some profile writes.
@@ -1039,8 +1047,11 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 		}
 		cfg.Profiles = append(cfg.Profiles, d.profile(b, name))
 	}
-	if len(cfg.Profiles) == 0 && !hasBlock(body, "profile") {
-		d.errorf(fileStart, `at least one profile "<name>" { … } block is required`)
+	if b := root.single("pod_identity"); b != nil {
+		cfg.PodIdentity = d.podIdentity(b)
+	}
+	if len(cfg.Profiles) == 0 && !hasBlock(body, "profile") && cfg.PodIdentity == nil {
+		d.errorf(fileStart, `at least one profile "<name>" { … } block is required (or a pod_identity block)`)
 	}
 	d.crossChecks()
 	return cfg
@@ -1129,37 +1140,9 @@ func (d *decoder) profile(b *hcl.Block, name string) Profile {
 	}
 
 	selAttr := d.workloadSelectors(s, &p)
-
-	// The session's ARNs and region.
-	d.session(s, &p)
-	s.duration("session_duration", &p.SessionDuration, MinSessionDuration, MaxSessionDuration, "15m–12h")
-	if a, ok := s.str("role_session_name", &p.RoleSessionName); ok && !roleSessionName().MatchString(p.RoleSessionName) {
-		s.errAt(a, "role_session_name %q must be 2–64 of [A-Za-z0-9_+=,.@-]", p.RoleSessionName)
-	}
-	s.boolean("insecure_endpoint", &p.InsecureEndpoint)
-	if a, ok := s.str("on_identity_loss", &p.OnIdentityLoss); ok && p.OnIdentityLoss != "keep_until_expiry" && p.OnIdentityLoss != "withdraw" {
-		s.errAt(a, "on_identity_loss %q must be \"keep_until_expiry\" or \"withdraw\"", p.OnIdentityLoss)
-	}
-	if a, ok := s.str("endpoint", &p.Endpoint); ok {
-		checkEndpoint(s, a, p.Endpoint, p.InsecureEndpoint)
-	}
+	d.sessionSettings(s, prefix, &p)
 
 	// Blocks.
-	if rb := s.single("refresh"); rb != nil {
-		rs := d.content(rb.Body, refreshSchema, prefix, "refresh.", rb.DefRange)
-		rs.duration("rotation_spread", &p.Refresh.RotationSpread, 0, MaxRotationSpread, "0s–12h")
-		onRotation := true
-		rs.boolean("on_rotation", &onRotation)
-		p.Refresh.TimerOnly = !onRotation
-		var jf float64
-		if a, ok := rs.float("jitter_fraction", &jf); ok {
-			if jf <= 0 || jf > MaxJitterFraction {
-				rs.errAt(a, "refresh.jitter_fraction %g is out of range (greater than 0, at most 0.5)", jf)
-			} else {
-				p.Refresh.JitterFraction = jf
-			}
-		}
-	}
 	if cb := s.single("credentials_file"); cb != nil {
 		p.CredentialsFile = d.credentialsFile(cb, prefix, name)
 	}
@@ -1215,15 +1198,49 @@ func (d *decoder) profile(b *hcl.Block, name string) Profile {
 		}
 		p.Signal = sg
 	}
+	if p.Delegated() {
+		d.workloadDelivery(s, b, selAttr, &p)
+	}
+	return p
+}
+
+// sessionSettings decodes what a profile and a pod_identity rule share: the session's ARNs, region,
+// duration, name and endpoint, on_identity_loss, the refresh block and the assume_role hops.
+func (d *decoder) sessionSettings(s *scope, prefix string, p *Profile) {
+	d.session(s, p)
+	s.duration("session_duration", &p.SessionDuration, MinSessionDuration, MaxSessionDuration, "15m–12h")
+	if a, ok := s.str("role_session_name", &p.RoleSessionName); ok {
+		if sample, ok := d.template(s, a, p.RoleSessionName); ok && !roleSessionName().MatchString(sample) {
+			s.errAt(a, "role_session_name %q must be 2–64 of [A-Za-z0-9_+=,.@-]", p.RoleSessionName)
+		}
+	}
+	s.boolean("insecure_endpoint", &p.InsecureEndpoint)
+	if a, ok := s.str("on_identity_loss", &p.OnIdentityLoss); ok && p.OnIdentityLoss != "keep_until_expiry" && p.OnIdentityLoss != "withdraw" {
+		s.errAt(a, "on_identity_loss %q must be \"keep_until_expiry\" or \"withdraw\"", p.OnIdentityLoss)
+	}
+	if a, ok := s.str("endpoint", &p.Endpoint); ok {
+		checkEndpoint(s, a, p.Endpoint, p.InsecureEndpoint)
+	}
+	if rb := s.single("refresh"); rb != nil {
+		rs := d.content(rb.Body, refreshSchema, prefix, "refresh.", rb.DefRange)
+		rs.duration("rotation_spread", &p.Refresh.RotationSpread, 0, MaxRotationSpread, "0s–12h")
+		onRotation := true
+		rs.boolean("on_rotation", &onRotation)
+		p.Refresh.TimerOnly = !onRotation
+		var jf float64
+		if a, ok := rs.float("jitter_fraction", &jf); ok {
+			if jf <= 0 || jf > MaxJitterFraction {
+				rs.errAt(a, "refresh.jitter_fraction %g is out of range (greater than 0, at most 0.5)", jf)
+			} else {
+				p.Refresh.JitterFraction = jf
+			}
+		}
+	}
 	for _, ab := range s.blocks {
 		if ab.Type == "assume_role" {
 			p.AssumeRole = append(p.AssumeRole, d.assumeRole(ab, prefix, len(p.AssumeRole), p.InsecureEndpoint))
 		}
 	}
-	if p.Delegated() {
-		d.workloadDelivery(s, b, selAttr, &p)
-	}
-	return p
 }
 
 // workloadSelectors decodes workload_selectors: a non-empty list of SPIRE selectors, each "type:value",
@@ -1336,15 +1353,19 @@ func (d *decoder) assumeRole(b *hcl.Block, prefix string, i int, insecure bool) 
 	if !s.present("role_arn") {
 		s.required("role_arn")
 	} else if a, ok := s.str("role_arn", &h.RoleARN); ok {
-		if _, err := awsarn.Role(s.name("role_arn"), h.RoleARN); err != nil {
-			s.d.errorf(a.Range, "%s%v", s.prefix, err)
+		if sample, ok := d.template(s, a, h.RoleARN); ok {
+			if _, err := awsarn.Role(s.name("role_arn"), sample); err != nil {
+				s.d.errorf(a.Range, "%s%v", s.prefix, err)
+			}
 		}
 	}
 	if a, ok := s.str("external_id", &h.ExternalID); ok && (!externalID().MatchString(h.ExternalID) || len(h.ExternalID) < 2 || len(h.ExternalID) > 1224) {
 		s.errAt(a, "%s must be 2–1224 of [A-Za-z0-9_+=,.@:/-]", s.name("external_id"))
 	}
-	if a, ok := s.str("role_session_name", &h.RoleSessionName); ok && !roleSessionName().MatchString(h.RoleSessionName) {
-		s.errAt(a, "%s %q must be 2–64 of [A-Za-z0-9_+=,.@-]", s.name("role_session_name"), h.RoleSessionName)
+	if a, ok := s.str("role_session_name", &h.RoleSessionName); ok {
+		if sample, ok := d.template(s, a, h.RoleSessionName); ok && !roleSessionName().MatchString(sample) {
+			s.errAt(a, "%s %q must be 2–64 of [A-Za-z0-9_+=,.@-]", s.name("role_session_name"), h.RoleSessionName)
+		}
 	}
 	s.duration("duration", &h.Duration, MinSessionDuration, MaxChainedDuration, "15m–1h: AWS caps sessions assumed by role chaining at one hour")
 	if a, ok := s.strMap("session_tags", &h.SessionTags); ok {
@@ -1435,6 +1456,7 @@ func (d *decoder) session(s *scope, p *Profile) {
 		{"role_arn", &p.RoleARN, ""},
 	}
 	complete := true
+	roleSample := ""
 	for _, f := range fields {
 		if !s.present(f.name) {
 			s.required(f.name)
@@ -1449,7 +1471,12 @@ func (d *decoder) session(s *scope, p *Profile) {
 		// Check each ARN on its own, so that every malformed one is reported.
 		var err error
 		if f.kind == "" {
-			_, err = awsarn.Role(f.name, *f.dst)
+			var ok bool
+			if roleSample, ok = d.template(s, a, *f.dst); !ok {
+				complete = false
+				continue
+			}
+			_, err = awsarn.Role(f.name, roleSample)
 		} else {
 			_, err = awsarn.RolesAnywhere(f.name, *f.dst, f.kind)
 		}
@@ -1462,7 +1489,7 @@ func (d *decoder) session(s *scope, p *Profile) {
 	if !complete || (regionAttr != nil && !regionOK) {
 		return
 	}
-	sess, err := awsarn.CheckSession(p.TrustAnchorARN, p.ProfileARN, p.RoleARN, p.Region)
+	sess, err := awsarn.CheckSession(p.TrustAnchorARN, p.ProfileARN, roleSample, p.Region)
 	if err != nil {
 		rng := s.rng
 		if ae, ok := err.(*awsarn.Error); ok {

@@ -64,6 +64,11 @@ type Options struct {
 	// limit, so that clients holding connections cannot use up the descriptors the credentials files
 	// need.
 	Conns *netutil.ConnLimit
+	// PodAuthenticator builds pod identity's token authenticator for a config with a pod_identity block
+	// (the main binary links package podidentity/kube's); without it such a config is refused.
+	PodAuthenticator PodAuthenticatorFactory
+	// Getenv reads the environment (pod identity's $NODE_NAME); default os.Getenv.
+	Getenv func(string) string
 }
 
 // ConcurrentRefreshes is how many refreshes (CreateSession with any assume_role hops, then the delivery to
@@ -85,7 +90,8 @@ type Daemon struct {
 	// imdsKey authenticates the IMDS session tokens of every profile, so tokens outlive a reload.
 	imdsKey []byte
 	// limiters let ConcurrentRefreshes refreshes per Roles Anywhere endpoint run at once; by limiterKey,
-	// under mu.
+	// under limMu (pod identity builds sessions without d.mu).
+	limMu     sync.Mutex
 	limiters  map[string]*bridge.Limiter
 	stopWatch context.CancelFunc
 	watching  chan struct{}
@@ -100,6 +106,8 @@ type Daemon struct {
 	delegated *delegated.Source
 	// pendingAdmin is the admin address of the config being applied (d.cfg is set after apply).
 	pendingAdmin string
+	// pod is the running pod_identity block; nil without one.
+	pod *podIdentity
 }
 
 // ReloadStatus is the outcome of the last config reload.
@@ -193,6 +201,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 	}
 	d.tel = tel
 	err = d.apply(ctx, cfg)
+	if err == nil && cfg.PodIdentity != nil {
+		d.pod, err = d.startPodIdentity(ctx, cfg.PodIdentity)
+	}
 	if err == nil {
 		d.cfg = cfg
 	}
@@ -225,6 +236,9 @@ func (d *Daemon) States() []bridge.ProfileState {
 			}
 			out = append(out, st)
 		}
+	}
+	if d.pod != nil {
+		out = append(out, d.pod.srv.States()...)
 	}
 	return out
 }
@@ -280,9 +294,16 @@ func (d *Daemon) reloadLocked(ctx context.Context, cfg *config.Config) error {
 	if !equalTelemetry(old, cfg) {
 		d.log.Warn("health_checks and telemetry changes take effect on restart; keeping the current servers")
 	}
-	if err := d.apply(ctx, cfg); err != nil {
+	d.pendingAdmin = adminAddress(cfg)
+	commitPod, undoPod, err := d.reloadPodIdentity(ctx, cfg)
+	if err != nil {
 		return err
 	}
+	if err := d.apply(ctx, cfg); err != nil {
+		undoPod()
+		return err
+	}
+	commitPod()
 	d.cfg = cfg
 	return nil
 }
@@ -429,8 +450,10 @@ func (d *Daemon) build(ctx context.Context, pc config.Profile, carried carry, ha
 }
 
 // limiter is the refresh limiter of pc's Roles Anywhere endpoint: the configured endpoint, else the
-// trust anchor's region (the endpoint derives from it). The caller holds d.mu.
+// trust anchor's region (the endpoint derives from it).
 func (d *Daemon) limiter(pc config.Profile) *bridge.Limiter {
+	d.limMu.Lock()
+	defer d.limMu.Unlock()
 	key := pc.Endpoint
 	if key == "" {
 		key = pc.Region
@@ -468,15 +491,25 @@ func (d *Daemon) subscribe(pc config.Profile) (subscription, error) {
 	if !pc.Delegated() {
 		return d.source.Subscribe(sel), nil
 	}
+	src, err := d.delegatedSource()
+	if err != nil {
+		return nil, err
+	}
+	return src.Subscribe(pc.WorkloadSelectors, sel)
+}
+
+// delegatedSource is the Delegated Identity API source, started on first use (node mode, pod identity).
+// The caller holds d.mu.
+func (d *Daemon) delegatedSource() (*delegated.Source, error) {
 	if d.delegated == nil {
 		src, err := delegated.New(delegated.Options{Address: d.pendingAdmin, Logger: d.log.Named("delegated_identity"), Backoff: d.opts.WorkloadAPIBackoff})
 		if err != nil {
 			return nil, err
 		}
 		d.delegated = src
-		d.log.Info("node mode: following the SPIRE agent's Delegated Identity API", "address", d.pendingAdmin)
+		d.log.Info("following the SPIRE agent's Delegated Identity API", "address", d.pendingAdmin)
 	}
-	return d.delegated.Subscribe(pc.WorkloadSelectors, sel)
+	return d.delegated, nil
 }
 
 // policy is the profile's refresh timing: its refresh block, then any override from Options.
@@ -621,7 +654,10 @@ func (d *Daemon) Close() {
 		p.stop()
 		delete(d.profiles, name)
 	}
+	pod := d.pod
+	d.pod = nil
 	d.mu.Unlock()
+	pod.stop()
 	if d.tel != nil {
 		d.tel.close()
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/creds"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
 )
@@ -159,11 +160,23 @@ func (h *containerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeNoCredentials(w)
 		return
 	}
+	WriteContainerCredentials(w, st.creds)
+}
+
+// WriteContainerCredentials answers a container-credentials request with c: 200 and the JSON document
+// AWS SDKs read through AWS_CONTAINER_CREDENTIALS_FULL_URI. It is the only place the secret goes out.
+func WriteContainerCredentials(w http.ResponseWriter, c creds.Credentials) {
 	writeJSON(w, http.StatusOK, containerCredentials{
-		AccessKeyId:     st.creds.AccessKeyID,
-		SecretAccessKey: st.creds.SecretAccessKey,
-		Token:           st.creds.SessionToken,
-		Expiration:      st.creds.Expiration.UTC().Format(time.RFC3339),
-		RoleArn:         st.creds.AssumedRoleARN,
+		AccessKeyId:     c.AccessKeyID,
+		SecretAccessKey: c.SecretAccessKey,
+		Token:           c.SessionToken,
+		Expiration:      c.Expiration.UTC().Format(time.RFC3339),
+		RoleArn:         c.AssumedRoleARN,
 	})
+}
+
+// WriteError answers with status and the JSON error document SDKs show: {"Code": code, "Message":
+// message}. The message must hold no secret.
+func WriteError(w http.ResponseWriter, status int, code, message string) {
+	writeJSON(w, status, errorDoc{Code: code, Message: message})
 }

@@ -85,6 +85,8 @@ type ProfileStatus struct {
 	DelegatedIdentity string `json:"delegated_identity,omitempty"`
 	// DelegatedIdentityError says why the stream gives the profile no SVID, with the fix.
 	DelegatedIdentityError string `json:"delegated_identity_error,omitempty"`
+	// Pods is how many pods use a pod identity session (absent for profiles).
+	Pods int `json:"pods,omitempty"`
 }
 
 // SinkStatus is one sink's delivery state. It never holds secrets: a sink's name is its kind and path or

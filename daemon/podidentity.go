@@ -1,0 +1,249 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
+)
+
+// PodAuthenticatorOptions is what a PodAuthenticatorFactory gets: the pod_identity block, this node's
+// name, and the function to call when one of the node's pods is deleted.
+type PodAuthenticatorOptions struct {
+	Config   *config.PodIdentity
+	NodeName string
+	// PodDeleted must be called with the UID of every pod of this node that is deleted (the node's pod
+	// informer), so that its Delegated Identity stream and, when last, its session stop.
+	PodDeleted func(uid string)
+}
+
+// PodAuthenticatorFactory builds pod identity's token authenticator (TokenReview and this node's pod
+// informer, package podidentity/kube) and returns it with the function that stops it.
+type PodAuthenticatorFactory func(ctx context.Context, o PodAuthenticatorOptions) (podidentity.Authenticator, func(), error)
+
+// errNoPodAuthenticator is New's answer to a pod_identity block without Options.PodAuthenticator.
+var errNoPodAuthenticator = errors.New("pod_identity: no Kubernetes token authenticator is linked into this daemon (Options.PodAuthenticator)")
+
+// podIdentity is the running pod_identity block.
+type podIdentity struct {
+	cfg     *config.PodIdentity
+	srv     *podidentity.Server
+	stopAut func()
+}
+
+// nodeName is the pod_identity block's node_name, else $NODE_NAME.
+func (d *Daemon) nodeName(pi *config.PodIdentity) (string, error) {
+	if pi.NodeName != "" {
+		return pi.NodeName, nil
+	}
+	getenv := d.opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if n := getenv("NODE_NAME"); n != "" {
+		return n, nil
+	}
+	return "", fmt.Errorf("pod_identity (%s): no node name: set node_name, or NODE_NAME from the downward API (fieldRef spec.nodeName)", pi.Pos)
+}
+
+// startPodIdentity starts the pod_identity block: the listen addresses on the host, the token
+// authenticator, the server. The caller holds d.mu.
+func (d *Daemon) startPodIdentity(ctx context.Context, pi *config.PodIdentity) (*podIdentity, error) {
+	nodeName, err := d.nodeName(pi)
+	if err != nil {
+		return nil, err
+	}
+	if d.opts.PodAuthenticator == nil {
+		return nil, errNoPodAuthenticator
+	}
+	rules, err := podRules(pi)
+	if err != nil {
+		return nil, err
+	}
+	src, err := d.delegatedSource()
+	if err != nil {
+		return nil, err
+	}
+	if pi.Interface != "" {
+		link, added, err := podidentity.EnsureAddresses(pi.Interface, pi.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("pod_identity (%s): %w", pi.Pos, err)
+		}
+		if len(added) > 0 {
+			args := []any{"interface", link, "addresses", added}
+			if link != pi.Interface {
+				args = append(args, "note", "the kernel has no dummy link driver: the addresses went to the loopback link")
+			}
+			d.log.Info("pod identity: added the listen addresses to the host", args...)
+		}
+	}
+	p := &podIdentity{cfg: pi}
+	var srv *podidentity.Server
+	gone := func(uid string) {
+		if srv != nil {
+			srv.PodDeleted(uid)
+		}
+	}
+	auth, stop, err := d.opts.PodAuthenticator(ctx, PodAuthenticatorOptions{Config: pi, NodeName: nodeName, PodDeleted: func(uid string) { gone(uid) }})
+	if err != nil {
+		return nil, fmt.Errorf("pod_identity (%s): %w", pi.Pos, err)
+	}
+	p.stopAut = stop
+	srv, err = podidentity.New(podidentity.Options{
+		Listen:          pi.Listen,
+		AllowAnyAddress: pi.AllowAnyAddress,
+		NodeName:        nodeName,
+		Rules:           rules,
+		Authenticator:   auth,
+		Subscribe: func(selectors []string) (podidentity.Subscription, error) {
+			sub, err := src.Subscribe(selectors, svid.Selector{})
+			if err != nil {
+				return nil, err
+			}
+			return sub, nil
+		},
+		NewRefresher: d.podRefresher,
+		Logger:       d.log.Named("pod_identity"),
+		Clock:        d.opts.Clock.Now,
+		Conns:        d.opts.Conns,
+		OnRequest:    d.tel.endpointObserver("pod_identity", ""),
+	})
+	if err == nil {
+		err = srv.Start()
+	}
+	if err != nil {
+		if stop != nil {
+			stop()
+		}
+		return nil, fmt.Errorf("pod_identity (%s): %w", pi.Pos, err)
+	}
+	p.srv = srv
+	d.log.Info("pod identity started", "node", nodeName, "listen", srv.Addrs(), "rules", len(pi.Rules), "audience", pi.Audience)
+	return p, nil
+}
+
+// PodIdentityAddrs are the addresses pod identity listens on (nil without a pod_identity block).
+func (d *Daemon) PodIdentityAddrs() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pod == nil {
+		return nil
+	}
+	return d.pod.srv.Addrs()
+}
+
+func (p *podIdentity) stop() {
+	if p == nil {
+		return
+	}
+	p.srv.Close()
+	if p.stopAut != nil {
+		p.stopAut()
+	}
+}
+
+// podRules converts the block's rules for the engine; each rule's config travels as its Settings.
+func podRules(pi *config.PodIdentity) (*podidentity.Rules, error) {
+	var rules []podidentity.Rule
+	for _, r := range pi.Rules {
+		key := r
+		key.Pos = ""
+		pr := podidentity.Rule{Name: r.Name, Pattern: r.SpiffeID, RoleARN: r.RoleARN, RoleSessionName: r.RoleSessionName,
+			Settings: r, SettingsKey: fmt.Sprintf("%+v", key)}
+		for _, h := range r.AssumeRole {
+			pr.AssumeRoleARNs = append(pr.AssumeRoleARNs, h.RoleARN)
+			pr.AssumeRoleSessionNames = append(pr.AssumeRoleSessionNames, h.RoleSessionName)
+		}
+		rules = append(rules, pr)
+	}
+	return podidentity.CompileRules(rules)
+}
+
+// podRefresher builds the refresher of a pod identity session with the daemon's machinery (signer,
+// STS hops, refresh policy, limiter, wall clock, observers), as a profile's.
+func (d *Daemon) podRefresher(spec podidentity.SessionSpec, svids <-chan *svid.SVID, sinks []bridge.Sink) (*bridge.Refresher, error) {
+	pc, ok := spec.Settings.(config.Profile)
+	if !ok {
+		return nil, fmt.Errorf("pod_identity: %s: no settings", spec.RuleName)
+	}
+	pc.Name, pc.SpiffeID, pc.RoleARN, pc.RoleSessionName = spec.Name(), spec.SpiffeID, spec.RoleARN, spec.RoleSessionName
+	pc.AssumeRole = slices.Clone(pc.AssumeRole)
+	for j := range pc.AssumeRole {
+		pc.AssumeRole[j].RoleARN = spec.AssumeRoleARNs[j]
+		pc.AssumeRole[j].RoleSessionName = spec.AssumeRoleSessionNames[j]
+	}
+	var observer bridge.Observer = d.tel
+	if d.opts.Observer != nil {
+		observer = multiObserver{d.tel, d.opts.Observer}
+	}
+	return bridge.NewRefresher(bridge.RefresherOptions{
+		Profile: pc.Name,
+		Session: signer.CreateSessionInput{
+			TrustAnchorARN:  pc.TrustAnchorARN,
+			ProfileARN:      pc.ProfileARN,
+			RoleARN:         pc.RoleARN,
+			Region:          pc.Region,
+			Endpoint:        pc.Endpoint,
+			AllowHTTP:       pc.InsecureEndpoint,
+			DurationSeconds: int(pc.SessionDuration / time.Second),
+			RoleSessionName: pc.RoleSessionName,
+		},
+		SVIDs:          svids,
+		Client:         d.creator(pc),
+		AssumeRoleARNs: assumeRoleARNs(pc),
+		Sinks:          sinks,
+		Policy:         d.policy(pc),
+		OnIdentityLoss: bridge.IdentityLossPolicy(pc.OnIdentityLoss),
+		Clock:          d.opts.Clock,
+		WallClock:      d.wall,
+		Limiter:        d.limiter(pc),
+		Logger:         d.log,
+		Observer:       observer,
+	})
+}
+
+// reloadPodIdentity applies a new pod_identity block, or says why it needs a restart. It returns the
+// function that commits the change (run once the profiles are applied) and the one that undoes it. The
+// caller holds d.mu.
+func (d *Daemon) reloadPodIdentity(ctx context.Context, cfg *config.Config) (commit, undo func(), err error) {
+	old, now := d.pod, cfg.PodIdentity
+	nop := func() {}
+	switch {
+	case old == nil && now == nil:
+		return nop, nop, nil
+	case old == nil:
+		p, err := d.startPodIdentity(ctx, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		return func() { d.pod = p }, p.stop, nil
+	case now == nil:
+		return func() { old.stop(); d.pod = nil; d.log.Info("pod_identity removed; stopped it") }, nop, nil
+	}
+	a, b := *old.cfg, *now
+	a.Rules, b.Rules, a.Pos, b.Pos = nil, nil, "", ""
+	if !reflect.DeepEqual(a, b) {
+		return nil, nil, fmt.Errorf("pod_identity (%s): listen, interface, node_name, audience, kubeconfig and token_cache_ttl changes need a restart of the bridge; only rules are reloaded", now.Pos)
+	}
+	rules, err := podRules(now)
+	if err != nil {
+		return nil, nil, err
+	}
+	if old.cfg.Equal(now) {
+		return nop, nop, nil
+	}
+	return func() {
+		old.srv.SetRules(rules)
+		old.cfg = now
+		d.log.Info("pod_identity rules reloaded; pods were mapped again", "rules", len(now.Rules))
+	}, nop, nil
+}

@@ -1,0 +1,165 @@
+package daemon_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/daemon"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity/podidentitytest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
+)
+
+// podIdentityBlock is a pod_identity block serving on 127.0.0.1 (a free port), its one rule mapping
+// spiffe://example.org/ns/{ns}/{app} to role {app}; extra goes into the rule.
+func (w world) podIdentityBlock(admin, listen, extra string) string {
+	return fmt.Sprintf(`
+delegated_identity {
+  admin_address = %q
+}
+pod_identity {
+  listen    = [%q]
+  interface = ""
+  node_name = "node-a"
+  rule {
+    spiffe_id        = "spiffe://example.org/ns/{ns}/{app}"
+    trust_anchor_arn = %q
+    profile_arn      = %q
+    role_arn         = "arn:aws:iam::123456789012:role/{app}"
+    endpoint         = %q
+%s
+  }
+}
+`, admin, listen, testworld.TrustAnchorARN, testworld.ProfileARN, w.Emulator.URL, extra)
+}
+
+func podGet(t *testing.T, url, token string) (int, map[string]string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	doc := map[string]string{}
+	_ = json.NewDecoder(resp.Body).Decode(&doc)
+	return resp.StatusCode, doc
+}
+
+// `run` with a pod_identity block serves pods beside the profiles, reports each identity on /ready's
+// states, reloads its rules (pods move to their new session), refuses to reload what needs a restart,
+// and stops cleanly: streams closed, port released.
+func TestPodIdentityRunsBesideProfilesReloadsAndStops(t *testing.T) {
+	w := newWorld(t, time.Now)
+	podID := spiffeid.RequireFromString("spiffe://example.org/ns/prod/app")
+	admin := svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{CA: w.Agent.CA(), Entries: []svidtest.WorkloadEntry{
+		{ID: podID, Selectors: []string{"k8s:ns:prod", "k8s:sa:app"}},
+	}})
+	auth := &podidentitytest.Authenticator{Node: "node-a"}
+	var gotNode string
+	opt := func(o *daemon.Options) {
+		o.PodAuthenticator = func(_ context.Context, po daemon.PodAuthenticatorOptions) (podidentity.Authenticator, func(), error) {
+			gotNode = po.NodeName
+			return auth, func() {}, nil
+		}
+	}
+	d, logs := w.startWith(t, clock.Real{}, time.Now, w.profile("own", "")+w.podIdentityBlock(admin.Addr(), "127.0.0.1:0", ""), opt)
+	if gotNode != "node-a" {
+		t.Fatalf("authenticator built for node %q", gotNode)
+	}
+	url := "http://" + d.PodIdentityAddrs()[0] + "/v1/credentials"
+	tok := auth.Issue(podidentity.Pod{Namespace: "prod", ServiceAccount: "app", Name: "app-1", UID: "u1", Node: "node-a"})
+	code, doc := podGet(t, url, tok)
+	if code != http.StatusOK || !strings.Contains(doc["RoleArn"], "assumed-role/app/") {
+		t.Fatalf("pod: %d %v", code, doc)
+	}
+	within(t, 5*time.Second, "the profile's and the pod session's states", func() bool {
+		st := d.States()
+		return len(st) == 2 && st[0].Profile == "own" && st[1].Profile == "pod_identity:"+podID.String() && st[1].Pods == 1 && !st[1].Expiration.IsZero()
+	})
+
+	// Reload with another session duration: the pod moves to a new session, made with the new duration.
+	parse := func(text string) *config.Config {
+		t.Helper()
+		c, err := config.Parse([]byte(fmt.Sprintf("agent_address = %q\nhealth_checks {\n  bind_port = 0\n}\n", w.Agent.Addr())+text), "bridge.hcl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	before := creates(w)
+	if err := d.Reload(context.Background(), parse(w.profile("own", "")+w.podIdentityBlock(admin.Addr(), "127.0.0.1:0", `    session_duration = "30m"`))); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 5*time.Second, "the pod's new session", func() bool {
+		_, doc := podGet(t, url, tok)
+		exp, err := time.Parse(time.RFC3339, doc["Expiration"])
+		return err == nil && time.Until(exp) < 31*time.Minute
+	})
+	if creates(w) != before+1 {
+		t.Fatalf("%d CreateSession calls for the reloaded rule, want 1", creates(w)-before)
+	}
+	if st := d.States(); len(st) != 2 {
+		t.Fatalf("after the reload: %d states, want the profile and one session (the old one stopped)", len(st))
+	}
+	// A new listen address needs a restart: refused, everything as before.
+	err := d.Reload(context.Background(), parse(w.profile("own", "")+w.podIdentityBlock(admin.Addr(), "127.0.0.2:0", `    session_duration = "30m"`)))
+	if err == nil || !strings.Contains(err.Error(), "need a restart") {
+		t.Fatalf("reload with another listen address: %v", err)
+	}
+	if code, _ := podGet(t, url, tok); code != http.StatusOK {
+		t.Fatalf("after the refused reload: %d", code)
+	}
+	if strings.Contains(logs.String(), tok) {
+		t.Fatal("the daemon logged a pod's token")
+	}
+	addr := d.PodIdentityAddrs()[0]
+	d.Close()
+	if admin.Streams() != 0 {
+		t.Errorf("%d Delegated Identity streams open after Close", admin.Streams())
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("%s still accepts connections after Close", addr)
+	}
+}
+
+// A pod_identity block needs a node name and an authenticator: without either the daemon does not start,
+// and says what to set.
+func TestPodIdentityNeedsNodeNameAndAuthenticator(t *testing.T) {
+	w := newWorld(t, time.Now)
+	admin := svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{CA: w.Agent.CA()})
+	block := strings.Replace(w.podIdentityBlock(admin.Addr(), "127.0.0.1:0", ""), `  node_name = "node-a"`+"\n", "", 1)
+	cfg, err := config.Parse([]byte(fmt.Sprintf("agent_address = %q\n", w.Agent.Addr())+block), "bridge.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := func(context.Context, daemon.PodAuthenticatorOptions) (podidentity.Authenticator, func(), error) {
+		return &podidentitytest.Authenticator{}, func() {}, nil
+	}
+	_, err = daemon.New(context.Background(), cfg, daemon.Options{PodAuthenticator: auth, Getenv: func(string) string { return "" }})
+	if err == nil || !strings.Contains(err.Error(), "set node_name, or NODE_NAME") {
+		t.Fatalf("no node name: %v", err)
+	}
+	d, err := daemon.New(context.Background(), cfg, daemon.Options{PodAuthenticator: auth, Getenv: func(k string) string { return map[string]string{"NODE_NAME": "n1"}[k] }})
+	if err != nil {
+		t.Fatalf("NODE_NAME from the environment: %v", err)
+	}
+	d.Close()
+	_, err = daemon.New(context.Background(), cfg, daemon.Options{Getenv: func(string) string { return "n1" }})
+	if err == nil || !strings.Contains(err.Error(), "no Kubernetes token authenticator") {
+		t.Fatalf("no authenticator: %v", err)
+	}
+}
