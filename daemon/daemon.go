@@ -64,8 +64,8 @@ type Options struct {
 	// limit, so that clients holding connections cannot use up the descriptors the credentials files
 	// need.
 	Conns *netutil.ConnLimit
-	// PodAuthenticator builds pod identity's token authenticator for a config with a pod_identity block
-	// (the main binary links package podidentity/kube's); without it such a config is refused.
+	// PodAuthenticator builds pod identity's token authenticator for a config with a pod_identity block;
+	// default KubernetesPodAuthenticator (TokenReview and this node's pod informer).
 	PodAuthenticator PodAuthenticatorFactory
 	// Getenv reads the environment (pod identity's $NODE_NAME); default os.Getenv.
 	Getenv func(string) string

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -30,8 +29,6 @@ type PodAuthenticatorOptions struct {
 // informer, package podidentity/kube) and returns it with the function that stops it.
 type PodAuthenticatorFactory func(ctx context.Context, o PodAuthenticatorOptions) (podidentity.Authenticator, func(), error)
 
-// errNoPodAuthenticator is New's answer to a pod_identity block without Options.PodAuthenticator.
-var errNoPodAuthenticator = errors.New("pod_identity: no Kubernetes token authenticator is linked into this daemon (Options.PodAuthenticator)")
 
 // podIdentity is the running pod_identity block.
 type podIdentity struct {
@@ -62,8 +59,9 @@ func (d *Daemon) startPodIdentity(ctx context.Context, pi *config.PodIdentity) (
 	if err != nil {
 		return nil, err
 	}
-	if d.opts.PodAuthenticator == nil {
-		return nil, errNoPodAuthenticator
+	newAuth := d.opts.PodAuthenticator
+	if newAuth == nil {
+		newAuth = KubernetesPodAuthenticator(d.log.Named("pod_identity"))
 	}
 	rules, err := podRules(pi)
 	if err != nil {
@@ -93,7 +91,7 @@ func (d *Daemon) startPodIdentity(ctx context.Context, pi *config.PodIdentity) (
 			srv.PodDeleted(uid)
 		}
 	}
-	auth, stop, err := d.opts.PodAuthenticator(ctx, PodAuthenticatorOptions{Config: pi, NodeName: nodeName, PodDeleted: func(uid string) { gone(uid) }})
+	auth, stop, err := newAuth(ctx, PodAuthenticatorOptions{Config: pi, NodeName: nodeName, PodDeleted: func(uid string) { gone(uid) }})
 	if err != nil {
 		return nil, fmt.Errorf("pod_identity (%s): %w", pi.Pos, err)
 	}
