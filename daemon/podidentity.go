@@ -29,7 +29,6 @@ type PodAuthenticatorOptions struct {
 // informer, package podidentity/kube) and returns it with the function that stops it.
 type PodAuthenticatorFactory func(ctx context.Context, o PodAuthenticatorOptions) (podidentity.Authenticator, func(), error)
 
-
 // podIdentity is the running pod_identity block.
 type podIdentity struct {
 	cfg     *config.PodIdentity
