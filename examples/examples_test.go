@@ -1148,6 +1148,20 @@ func TestKubernetesExample(t *testing.T) {
 	if !strings.Contains(cs, "k8s:container-name:spiffe-aws-bridge") || !strings.Contains(dep, "- name: spiffe-aws-bridge") {
 		t.Error("the ClusterSPIFFEID should select the bridge container, named spiffe-aws-bridge")
 	}
+	// Under the hardened SPIRE charts (watchClassless: false) a ClusterSPIFFEID without the controller
+	// manager's class makes no entries at all.
+	if cls := yamlValues(cs, "className"); len(cls) != 1 || cls[0] != "spire-server-spire" {
+		t.Errorf("clusterspiffeid.yaml: className %q, want the hardened charts' spire-server-spire", cls)
+	}
+	// /aws is a memory-backed emptyDir, sticky (1777, 3777 with fsGroup): accepted as it is, so the
+	// example does not ask for allow_shared_directory.
+	if !strings.Contains(dep, "medium: Memory") {
+		t.Error("deployment.yaml: the aws emptyDir must be memory-backed (sticky, and never on the node's disk)")
+	}
+	if prof.CredentialsFile != nil && prof.CredentialsFile.AllowSharedDirectory ||
+		prof.ContainerEndpoint != nil && prof.ContainerEndpoint.AllowSharedDirectory {
+		t.Error("bridge.hcl: allow_shared_directory is not needed for a memory-backed emptyDir; leave it off")
+	}
 }
 
 // ---- READMEs ----------------------------------------------------------------------------------------
