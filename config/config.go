@@ -73,6 +73,11 @@ const (
 	DefaultContainerBindPort    = 9912
 	DefaultContainerPath        = "/v1/credentials"
 
+	// DefaultStartupGrace is how long the Workload API may answer "no identity issued" before the
+	// first SVID without an ERROR: the normal wait for SPIRE's registration entry to reach the agent.
+	DefaultStartupGrace = time.Minute
+	MaxStartupGrace     = time.Hour
+
 	DefaultHookTimeout = 30 * time.Second
 	MaxHookTimeout     = 10 * time.Minute
 	DefaultSignal      = "SIGHUP"
@@ -87,6 +92,9 @@ type Config struct {
 	LogLevel string
 	// LogFormat is text or json (lower case).
 	LogFormat string
+	// StartupGrace is how long after start a "no identity issued" answer of the Workload API, before
+	// the first SVID, is logged as the normal wait (INFO) rather than an ERROR; read at start only.
+	StartupGrace time.Duration
 	// HealthChecks configures the /live and /ready server; nil when the block is absent.
 	HealthChecks *HealthChecks
 	// Telemetry configures metrics; nil when the block is absent.
@@ -455,7 +463,7 @@ var (
 
 var (
 	rootSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "agent_address"}, {Name: "log_level"}, {Name: "log_format"}},
+		Attributes: []hcl.AttributeSchema{{Name: "agent_address"}, {Name: "log_level"}, {Name: "log_format"}, {Name: "startup_grace"}},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "delegated_identity"},
 			{Type: "pod_identity"},
@@ -992,7 +1000,7 @@ func (s *scope) single(t string) *hcl.Block {
 func (d *decoder) decodeFile(body hcl.Body) *Config {
 	fileStart := hcl.Range{Filename: d.filename, Start: hcl.InitialPos, End: hcl.InitialPos}
 	root := d.content(body, rootSchema, "", "", fileStart)
-	cfg := &Config{LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat}
+	cfg := &Config{LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat, StartupGrace: DefaultStartupGrace}
 
 	if a, ok := root.str("agent_address", &cfg.AgentAddress); ok && cfg.AgentAddress != "" {
 		if _, err := agentaddr.Resolve(cfg.AgentAddress); err != nil {
@@ -1004,6 +1012,7 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 	}
 	root.oneOf("log_level", &cfg.LogLevel, logLevels)
 	root.oneOf("log_format", &cfg.LogFormat, logFormats)
+	root.duration("startup_grace", &cfg.StartupGrace, 0, MaxStartupGrace, "0s–1h")
 
 	if b := root.single("delegated_identity"); b != nil {
 		ds := d.content(b.Body, delegatedSchema, "", "delegated_identity.", b.DefRange)

@@ -188,9 +188,17 @@ func TestFullConfig(t *testing.T) {
 	}
 }
 
+func TestStartupGrace(t *testing.T) {
+	for src, want := range map[string]time.Duration{`"0s"`: 0, `"30s"`: 30 * time.Second, `300`: 5 * time.Minute, `"1h"`: time.Hour} {
+		if got := mustParse(t, prof("app", "")+"startup_grace = "+src).StartupGrace; got != want {
+			t.Errorf("startup_grace = %s: got %v, want %v", src, got, want)
+		}
+	}
+}
+
 func TestMinimalConfigGetsDefaults(t *testing.T) {
 	c := mustParse(t, prof("app", ""))
-	if c.AgentAddress != "" || c.LogLevel != "info" || c.LogFormat != "text" || c.HealthChecks != nil || c.Telemetry != nil {
+	if c.AgentAddress != "" || c.LogLevel != "info" || c.LogFormat != "text" || c.StartupGrace != time.Minute || c.HealthChecks != nil || c.Telemetry != nil {
 		t.Errorf("top level defaults: %+v", c)
 	}
 	want := Profile{
@@ -335,6 +343,7 @@ func TestErrors(t *testing.T) {
 		{"on_refresh timeout zero", prof("app", "  on_refresh {\n    command = [\"/bin/true\"]\n    timeout = \"0s\"\n  }"), `test.hcl:8:15: profile "app": on_refresh.timeout "0s" is out of range (greater than 0, at most 10m)`},
 		{"bad log_level", prof("app", "") + `log_level = "loud"`, `test.hcl:8:13: log_level "loud" is not one of trace, debug, info, warn, error`},
 		{"bad log_format", prof("app", "") + `log_format = "xml"`, `test.hcl:8:14: log_format "xml" is not one of text, json`},
+		{"startup_grace too long", prof("app", "") + `startup_grace = "2h"`, `test.hcl:8:17: startup_grace "2h" is out of range (0s–1h)`},
 		{"bad agent_address", prof("app", "") + `agent_address = "http://x"`, `test.hcl:8:17: agent_address "http://x": scheme "http" is not unix or tcp: want unix:///path/to/socket or tcp://IP:port`},
 		{"unix agent_address with two slashes", prof("app", "") + `agent_address = "unix://tmp/agent.sock"`, `test.hcl:8:17: agent_address "unix://tmp/agent.sock": "tmp" is read as a host name, not as the start of the path (two slashes): use "unix:///tmp/agent.sock"`},
 		{"unix agent_address with a relative path", prof("app", "") + `agent_address = "unix:tmp/agent.sock"`, `test.hcl:8:17: agent_address "unix:tmp/agent.sock": a unix socket address needs an absolute path after three slashes: use "unix:///tmp/agent.sock"`},

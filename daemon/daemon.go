@@ -184,7 +184,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 	wctx, stopWatch := context.WithCancel(context.Background())
 	d.stopWatch = stopWatch
 	go func() { defer close(d.watching); d.wall.Run(wctx) }()
-	src, err := svid.New(ctx, svid.Options{Address: cfg.AgentAddress, Logger: opts.Logger.Named("workloadapi"), Backoff: opts.WorkloadAPIBackoff})
+	src, err := svid.New(ctx, svid.Options{
+		Address: cfg.AgentAddress, Logger: opts.Logger.Named("workloadapi"), Backoff: opts.WorkloadAPIBackoff,
+		StartupGrace: cfg.StartupGrace,
+	})
 	if err != nil {
 		d.Close()
 		return nil, fmt.Errorf("daemon: %w", err)

@@ -1148,6 +1148,20 @@ func TestKubernetesExample(t *testing.T) {
 	if !strings.Contains(cs, "k8s:container-name:spiffe-aws-bridge") || !strings.Contains(dep, "- name: spiffe-aws-bridge") {
 		t.Error("the ClusterSPIFFEID should select the bridge container, named spiffe-aws-bridge")
 	}
+	// Under the hardened SPIRE charts (watchClassless: false) a ClusterSPIFFEID without the controller
+	// manager's class makes no entries at all.
+	if cls := yamlValues(cs, "className"); len(cls) != 1 || cls[0] != "spire-server-spire" {
+		t.Errorf("clusterspiffeid.yaml: className %q, want the hardened charts' spire-server-spire", cls)
+	}
+	// /aws is a memory-backed emptyDir, sticky (1777, 3777 with fsGroup): accepted as it is, so the
+	// example does not ask for allow_shared_directory.
+	if !strings.Contains(dep, "medium: Memory") {
+		t.Error("deployment.yaml: the aws emptyDir must be memory-backed (sticky, and never on the node's disk)")
+	}
+	if prof.CredentialsFile != nil && prof.CredentialsFile.AllowSharedDirectory ||
+		prof.ContainerEndpoint != nil && prof.ContainerEndpoint.AllowSharedDirectory {
+		t.Error("bridge.hcl: allow_shared_directory is not needed for a memory-backed emptyDir; leave it off")
+	}
 }
 
 // ---- READMEs ----------------------------------------------------------------------------------------
@@ -1216,5 +1230,56 @@ func TestExampleREADMEsShowTheirFiles(t *testing.T) {
 	if len(spire) == 0 || !strings.Contains(spire[0], `BundlePublisher "aws_rolesanywhere_trustanchor"`) ||
 		!strings.Contains(spire[0], "trust_anchor_id") || !strings.Contains(spire[0], "region") {
 		t.Errorf("spire/README.md: no aws_rolesanywhere_trustanchor BundlePublisher snippet")
+	}
+}
+
+// The pod identity example: the demo namespace opts in to the webhook, the ClusterSPIFFEID names the
+// hardened charts' class and matches the bridge's requests (the pod's selectors, no container), the rules
+// cover the demo's service accounts, and the webhook-less Deployment carries what the webhook would add.
+func TestKubernetesPodIdentityExample(t *testing.T) {
+	dir := filepath.Join("kubernetes", "pod-identity")
+	uncommented := func(src string) string {
+		return regexp.MustCompile(`(?m)^\s*#.*$`).ReplaceAllString(src, "")
+	}
+	demo := uncommented(readFile(t, filepath.Join(dir, "demo.yaml")))
+	if !strings.Contains(demo, "spiffe-aws-bridge.io/pod-identity: enabled") {
+		t.Error("demo.yaml: the namespace does not opt in to injection")
+	}
+	for _, img := range append(yamlValues(demo, "image"), yamlValues(readFile(t, filepath.Join(dir, "without-webhook.yaml")), "image")...) {
+		if err := pinnedImage(img); err != nil {
+			t.Errorf("%v", err)
+		}
+	}
+	if strings.Contains(demo, "AWS_CONTAINER_") || strings.Contains(demo, "spiffe-aws-bridge:") {
+		t.Error("demo.yaml: the pods must carry no bridge and no credential setting (the webhook adds them)")
+	}
+	cs := uncommented(readFile(t, filepath.Join(dir, "clusterspiffeid.yaml")))
+	if cls := yamlValues(cs, "className"); len(cls) != 1 || cls[0] != "spire-server-spire" {
+		t.Errorf("clusterspiffeid.yaml: className %q, want spire-server-spire", cls)
+	}
+	if strings.Contains(cs, "k8s:container-name") {
+		t.Error("clusterspiffeid.yaml: a container-name selector matches no Delegated Identity request for a pod")
+	}
+	values := readFile(t, filepath.Join(dir, "values.yaml"))
+	for _, sa := range yamlValues(demo, "serviceAccountName") {
+		if !strings.Contains(values, "spiffe://example.org/ns/shop/sa/"+sa+`"`) && !strings.Contains(values, `spiffe://example.org/ns/shop/sa/{sa}"`) {
+			t.Errorf("values.yaml: no rule for service account %s", sa)
+		}
+	}
+	delegate := "spiffe://example.org/ns/spiffe-aws-bridge/sa/spiffe-aws-bridge-node"
+	if !strings.Contains(readFile(t, filepath.Join(dir, "spire-values.yaml")), delegate) || !strings.Contains(values, delegate) {
+		t.Errorf("spire-values.yaml and values.yaml must agree on the delegate %s", delegate)
+	}
+	plain := readFile(t, filepath.Join(dir, "without-webhook.yaml"))
+	for _, want := range []string{
+		"value: http://169.254.170.23/v1/credentials",
+		"value: /var/run/secrets/spiffe-aws-bridge/serviceaccount/token",
+		"mountPath: /var/run/secrets/spiffe-aws-bridge/serviceaccount",
+		"audience: spiffe-aws-bridge", "expirationSeconds: 86400", "path: token",
+		"spiffe-aws-bridge.io/pod-identity: disabled",
+	} {
+		if !strings.Contains(plain, want) {
+			t.Errorf("without-webhook.yaml: no %q", want)
+		}
 	}
 }

@@ -82,6 +82,12 @@ type Options struct {
 	Now func() time.Time
 	// Backoff between reconnection attempts.
 	Backoff Backoff
+	// StartupGrace is how long after New a PermissionDenied ("no identity issued") before the first SVID
+	// is the normal start-up wait, not a fault: SPIRE's registration entry for a new workload (a new
+	// pod's, say) takes a few seconds to reach the agent. Within it the Source logs the wait at INFO,
+	// saying what it waits for; after it, and whenever an identity it had is withdrawn, at ERROR. Zero:
+	// no grace, an ERROR at once.
+	StartupGrace time.Duration
 }
 
 // ErrNoSVID is returned by Current before the Workload API has delivered anything.
@@ -93,12 +99,14 @@ var ErrNoIdentity = errors.New("the Workload API issues no identity to this work
 
 // Source follows the Workload API's X.509-SVID stream. Create it with New; it is safe for concurrent use.
 type Source struct {
-	addr   string
-	log    hclog.Logger
-	now    func() time.Time
-	client *workloadapi.Client
-	cancel context.CancelFunc
-	done   chan struct{}
+	addr    string
+	log     hclog.Logger
+	now     func() time.Time
+	started time.Time
+	grace   time.Duration
+	client  *workloadapi.Client
+	cancel  context.CancelFunc
+	done    chan struct{}
 
 	mu      sync.Mutex
 	svids   []*SVID
@@ -106,6 +114,10 @@ type Source struct {
 	state   State
 	subs    map[*Subscription]struct{}
 	closed  bool
+	// hadSVID: the Workload API delivered SVIDs at least once; the start-up grace is over.
+	hadSVID bool
+	// noIdentityError: the current PermissionDenied episode was logged at ERROR.
+	noIdentityError bool
 }
 
 // New starts following the Workload API at opts.Address. It does not wait for the agent: the Source
@@ -138,9 +150,10 @@ func New(ctx context.Context, opts Options) (*Source, error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	s := &Source{
 		addr: addr, log: opts.Logger, now: opts.Now, client: client, cancel: cancel, done: make(chan struct{}),
-		subs: map[*Subscription]struct{}{},
+		subs: map[*Subscription]struct{}{}, grace: max(opts.StartupGrace, 0),
 	}
-	s.state = State{Status: StatusConnecting, Since: s.now()}
+	s.started = s.now()
+	s.state = State{Status: StatusConnecting, Since: s.started}
 	go func() {
 		defer close(s.done)
 		err := client.WatchX509Context(runCtx, watcher{s})
@@ -246,6 +259,8 @@ func (s *Source) update(c *workloadapi.X509Context) {
 		s.log.Info("Workload API connected", "address", s.addr, "svids", len(svids))
 	}
 	s.svids, s.bundles = svids, c.Bundles
+	s.hadSVID = s.hadSVID || len(svids) > 0
+	s.noIdentityError = false
 	s.state.LastUpdate = s.now()
 	s.setStateLocked(StatusConnected, "")
 	for _, v := range svids {
@@ -283,13 +298,29 @@ func (s *Source) watchError(err error) {
 		}
 	}
 	kept := len(s.svids)
+	// Before the first SVID, PermissionDenied is the normal start-up wait for SPIRE's registration entry
+	// to reach the agent, until the grace runs out; an identity once had and then refused is revoked.
+	waited := s.now().Sub(s.started)
+	waiting := st == StatusNoIdentity && !s.hadSVID && waited < s.grace
+	escalate := st == StatusNoIdentity && !waiting && (changed || !s.noIdentityError)
+	if st != StatusNoIdentity {
+		s.noIdentityError = false
+	} else if escalate || len(dropped) > 0 {
+		s.noIdentityError = true
+	}
 	s.mu.Unlock()
 	switch {
 	case len(dropped) > 0:
 		s.log.Error("Workload API issues no identity any more; dropped the SVIDs it had issued",
 			"address", s.addr, "error", err, "spiffe_ids", dropped)
-	case changed && st == StatusNoIdentity:
-		s.log.Error("Workload API issues no identity to this workload", "address", s.addr, "error", err)
+	case waiting && changed:
+		s.log.Info("waiting for the Workload API to issue this workload's first X.509-SVID: it answers \"no identity issued\", as it does until SPIRE's registration entry for this workload reaches the agent (seconds after a new pod starts); an ERROR follows if none is issued within startup_grace",
+			"address", s.addr, "startup_grace", s.grace.String(), "waited", waited.Round(time.Millisecond).String())
+	case escalate && !s.hadSVID && s.grace > 0:
+		s.log.Error("Workload API issues no identity to this workload, and has issued none since the bridge started: no registration entry matches it (startup_grace is over)",
+			"address", s.addr, "startup_grace", s.grace.String(), "waited", waited.Round(time.Second).String(), "error", err, "hint", Hint(s.addr, err))
+	case escalate:
+		s.log.Error("Workload API issues no identity to this workload", "address", s.addr, "error", err, "hint", Hint(s.addr, err))
 	case changed && kept == 0:
 		// Nothing to keep (none received yet, or the last update held none): say what that means.
 		s.log.Error("Workload API unavailable and there are no SVIDs to keep: no workload can be served new AWS credentials until the agent is back; reconnecting",

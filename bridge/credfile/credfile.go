@@ -122,8 +122,8 @@ type Options struct {
 	// FollowSymlinks resolves symbolic links in Path instead of refusing them: only links owned by root or
 	// the bridge's user, where no one else can write (safefs.Resolve).
 	FollowSymlinks bool
-	// AllowSharedDirectory accepts directories on the path that other users can write (a Kubernetes
-	// emptyDir): only when every user who can write there is trusted.
+	// AllowSharedDirectory accepts directories on the path that other users can write (a disk-backed
+	// Kubernetes emptyDir; a memory-backed one is sticky and needs no flag): only when every user who can write there is trusted.
 	AllowSharedDirectory bool
 	// OwnerName, when set, is the user name Owner was looked up from (owner = "app", or node mode's
 	// unix:user:NAME selector). It is looked up again before every write, since an account can be deleted

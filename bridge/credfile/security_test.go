@@ -222,7 +222,7 @@ func TestSecurityStickyRootDirectoryIsAcceptedAsParent(t *testing.T) {
 		sub+" is writable by other users")
 }
 
-// A Kubernetes emptyDir: root-owned, 0777 (or 2777 with fsGroup), not sticky.
+// A disk-backed Kubernetes emptyDir: root-owned, 0777 (or 2777 with fsGroup), not sticky.
 func TestSecuritySharedDirectoryNeedsAllowSharedDirectory(t *testing.T) {
 	for _, mode := range []fs.FileMode{0o777, 0o777 | fs.ModeSetgid} {
 		dir := filepath.Join(t.TempDir(), "aws")
@@ -247,6 +247,43 @@ func TestSecuritySharedDirectoryNeedsAllowSharedDirectory(t *testing.T) {
 		}
 		wantRefused(t, sinkWith(t, Options{Path: path, AllowSharedDirectory: true}).Put(context.Background(), testCreds("app", 2)),
 			path+" is writable by other users")
+	}
+}
+
+// A memory-backed Kubernetes emptyDir (medium: Memory) is a tmpfs the kubelet mounts root-owned and 1777,
+// and with the pod's fsGroup root:fsGroup drwxrwsrwt (3777): sticky, so accepted without
+// allow_shared_directory, as a bridge of the fsGroup's user writes it in the sidecar example. The
+// exemption stays the directory's: a file in it of another user, or one others can write, is refused.
+func TestSecurityMemoryEmptyDirIsAcceptedWithoutAllowSharedDirectory(t *testing.T) {
+	safefstest.NeedRoot(t, "needs a root-owned directory and another user's file")
+	for _, c := range []struct {
+		mode fs.FileMode
+		gid  int
+	}{{0o777 | fs.ModeSticky, 0}, {0o777 | fs.ModeSticky | fs.ModeSetgid, nobody}} {
+		dir := filepath.Join(t.TempDir(), "aws")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		safefstest.Give(t, dir, 0, c.gid)
+		if err := os.Chmod(dir, c.mode); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(dir); err != nil || fi.Mode()&(fs.ModeSticky|fs.ModeSetgid|fs.ModePerm) != c.mode {
+			t.Fatalf("%s: %v %v, want %v", dir, fi.Mode(), err, c.mode)
+		}
+		path := filepath.Join(dir, "credentials")
+		mustPut(t, sinkWith(t, Options{Path: path}), testCreds("app", 1))
+		if _, _, m := owner(t, path); m != 0o600 {
+			t.Errorf("%v: file mode %v", c.mode, m)
+		}
+		if err := os.Chmod(path, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		wantRefused(t, sinkWith(t, Options{Path: path}).Put(context.Background(), testCreds("app", 2)), path+" is writable by other users")
+		other := filepath.Join(dir, "theirs")
+		writeFile(t, other, "", 0o600)
+		safefstest.Give(t, other, nobody, nobody)
+		wantRefused(t, sinkWith(t, Options{Path: other}).Put(context.Background(), testCreds("app", 1)), other+" is owned by uid 65534")
 	}
 }
 

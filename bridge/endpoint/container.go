@@ -49,7 +49,7 @@ type ContainerOptions struct {
 	// by root or the bridge's user, where no one else can write (safefs.Resolve).
 	FollowSymlinks bool
 	// AllowSharedDirectory accepts directories on AuthTokenFile's path that other users can write (a
-	// Kubernetes emptyDir): only when every user who can write there is trusted.
+	// disk-backed Kubernetes emptyDir; a memory-backed one is sticky and needs no flag): only when every user who can write there is trusted.
 	AllowSharedDirectory bool
 	// AllowRemote must be set to bind a non-loopback address.
 	AllowRemote bool

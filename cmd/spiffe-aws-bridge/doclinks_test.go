@@ -18,7 +18,7 @@ const repoRoot = "../.."
 func documents(t *testing.T) []string {
 	t.Helper()
 	var docs []string
-	for _, pattern := range []string{"README.md", "docs/*.md", "docs/cli/*.md", "examples/*/README.md"} {
+	for _, pattern := range []string{"README.md", "docs/*.md", "docs/cli/*.md", "examples/*/README.md", "examples/*/*/README.md"} {
 		m, err := filepath.Glob(filepath.Join(repoRoot, pattern))
 		if err != nil {
 			t.Fatal(err)

@@ -22,7 +22,8 @@
 //   - It is not writable by others, and not writable by its group unless that group is root's, the
 //     process's effective group or Rules.Group. A root-owned directory with the sticky bit (like /tmp) is
 //     exempt (the exemption is for that directory, not for what is in it), and
-//     Rules.AllowSharedDirectory exempts every directory (a Kubernetes emptyDir is root-owned and 0777).
+//     Rules.AllowSharedDirectory exempts every directory (a disk-backed Kubernetes emptyDir is root-owned
+//     and 0777; a memory-backed one is a tmpfs, 1777, and needs no exemption).
 //   - A file is a regular file with a single hard link (another name could be someone else's file).
 //
 // What is created gets Rules.Owner and Rules.Group (when set) and Rules.Mode (default 0600); a directory
@@ -115,7 +116,7 @@ type Rules struct {
 	// that no one but root and the process's user could have made (see Resolve).
 	FollowSymlinks bool
 	// AllowSharedDirectory accepts directories others (or an untrusted group) can write, for a directory
-	// whose every writer is trusted (a Kubernetes emptyDir). Symbolic links and owners are still checked,
+	// whose every writer is trusted (a disk-backed Kubernetes emptyDir). Symbolic links and owners are still checked,
 	// and files others can write are still refused.
 	AllowSharedDirectory bool
 }
