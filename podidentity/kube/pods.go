@@ -1,0 +1,227 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	toolscache "k8s.io/client-go/tools/cache"
+)
+
+// PodsOptions configure Pods.
+type PodsOptions struct {
+	// Client lists and watches pods. Required.
+	Client kubernetes.Interface
+	// NodeName is this node's name; only pods bound to it are followed. Required.
+	NodeName string
+	// OnGone, when set, is called once for each pod that leaves this node (deleted, or finished: phase
+	// Succeeded or Failed), from the informer's goroutine; it must not block for long.
+	OnGone func(Pod)
+	// Logger receives pod arrivals and departures at debug level.
+	Logger hclog.Logger
+	// Resync is the informer's resync period; default none.
+	Resync time.Duration
+}
+
+// Pods follows the live pods of one node. Get and Gone are safe for concurrent use.
+type Pods struct {
+	opts     PodsOptions
+	informer toolscache.SharedIndexInformer
+
+	mu    sync.Mutex
+	gone  map[string]chan struct{} // per pod UID, closed when it leaves
+	ended map[string]bool          // UIDs already announced as gone (finished, not yet deleted)
+}
+
+const uidIndex = "uid"
+
+// NewPods returns the pod list of opts.NodeName; Run starts following it.
+func NewPods(opts PodsOptions) (*Pods, error) {
+	if opts.Client == nil {
+		return nil, errors.New("pod identity: a Kubernetes client is required")
+	}
+	if opts.NodeName == "" {
+		return nil, errors.New("pod identity: the node name is required (node_name, or NODE_NAME from the downward API)")
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	selector := fields.OneTermEqualSelector("spec.nodeName", opts.NodeName).String()
+	pods := opts.Client.CoreV1().Pods("")
+	lw := &toolscache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = selector
+			return pods.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = selector
+			return pods.Watch(ctx, o)
+		},
+	}
+	inf := toolscache.NewSharedIndexInformer(lw, &corev1.Pod{}, opts.Resync, toolscache.Indexers{
+		uidIndex: func(obj any) ([]string, error) {
+			if p, ok := obj.(*corev1.Pod); ok {
+				return []string{string(p.UID)}, nil
+			}
+			return nil, nil
+		},
+	})
+	// Only what Pod needs is kept: a node's pods stay small in memory.
+	if err := inf.SetTransform(slimPod); err != nil {
+		return nil, fmt.Errorf("pod identity: pod informer: %w", err)
+	}
+	p := &Pods{opts: opts, informer: inf, gone: map[string]chan struct{}{}, ended: map[string]bool{}}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { p.seen(obj) },
+		UpdateFunc: func(_, obj any) { p.seen(obj) },
+		DeleteFunc: p.deleted,
+	}); err != nil {
+		return nil, fmt.Errorf("pod identity: pod informer: %w", err)
+	}
+	return p, nil
+}
+
+// Run follows the node's pods until ctx ends.
+func (p *Pods) Run(ctx context.Context) { p.informer.RunWithContext(ctx) }
+
+// HasSynced reports whether the node's pod list has been loaded once.
+func (p *Pods) HasSynced() bool { return p.informer.HasSynced() }
+
+// WaitForSync waits until the pod list has been loaded or ctx ends.
+func (p *Pods) WaitForSync(ctx context.Context) error {
+	if !toolscache.WaitForCacheSync(ctx.Done(), p.informer.HasSynced) {
+		return fmt.Errorf("pod identity: the pods of node %s were not listed: %w", p.opts.NodeName, context.Cause(ctx))
+	}
+	return nil
+}
+
+// NodeName is the node whose pods are followed.
+func (p *Pods) NodeName() string { return p.opts.NodeName }
+
+// Get returns the live pod with this UID on this node; false when there is none (never was, deleted,
+// or finished).
+func (p *Pods) Get(uid string) (Pod, bool) {
+	objs, err := p.informer.GetIndexer().ByIndex(uidIndex, uid)
+	if err != nil {
+		return Pod{}, false
+	}
+	for _, o := range objs {
+		if pod, ok := o.(*corev1.Pod); ok && !finished(pod) {
+			return podOf(pod), true
+		}
+	}
+	return Pod{}, false
+}
+
+// Len is the number of live pods on this node.
+func (p *Pods) Len() int {
+	n := 0
+	for _, o := range p.informer.GetStore().List() {
+		if pod, ok := o.(*corev1.Pod); ok && !finished(pod) {
+			n++
+		}
+	}
+	return n
+}
+
+// Gone returns a channel closed when the pod with this UID leaves this node (at once when it is not
+// here now).
+func (p *Pods) Gone(uid string) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.gone[uid]; ok {
+		return c
+	}
+	c := make(chan struct{})
+	if _, ok := p.Get(uid); !ok {
+		close(c)
+		return c
+	}
+	p.gone[uid] = c
+	return c
+}
+
+func (p *Pods) seen(obj any) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	if finished(pod) {
+		p.leave(podOf(pod), "finished ("+string(pod.Status.Phase)+")", false)
+		return
+	}
+	p.opts.Logger.Trace("pod on node", "pod", podOf(pod).String())
+}
+
+func (p *Pods) deleted(obj any) {
+	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	p.leave(podOf(pod), "deleted", true)
+}
+
+// leave announces once that pod is gone; deleted forgets it entirely.
+func (p *Pods) leave(pod Pod, why string, deleted bool) {
+	p.mu.Lock()
+	already := p.ended[pod.UID]
+	if deleted {
+		delete(p.ended, pod.UID)
+	} else {
+		p.ended[pod.UID] = true
+	}
+	if c, ok := p.gone[pod.UID]; ok {
+		close(c)
+		delete(p.gone, pod.UID)
+	}
+	p.mu.Unlock()
+	if already {
+		return
+	}
+	p.opts.Logger.Debug("pod left the node", "pod", pod.String(), "why", why)
+	if p.opts.OnGone != nil {
+		p.opts.OnGone(pod)
+	}
+}
+
+func finished(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+}
+
+func podOf(pod *corev1.Pod) Pod {
+	return Pod{
+		Namespace:      pod.Namespace,
+		Name:           pod.Name,
+		UID:            string(pod.UID),
+		ServiceAccount: pod.Spec.ServiceAccountName,
+		NodeName:       pod.Spec.NodeName,
+	}
+}
+
+// slimPod keeps only the fields Pod and the informer use.
+func slimPod(obj any) (any, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	slim := &corev1.Pod{}
+	slim.Name, slim.Namespace, slim.UID = pod.Name, pod.Namespace, pod.UID
+	slim.ResourceVersion = pod.ResourceVersion
+	slim.DeletionTimestamp = pod.DeletionTimestamp
+	slim.Spec.ServiceAccountName = pod.Spec.ServiceAccountName
+	slim.Spec.NodeName = pod.Spec.NodeName
+	slim.Status.Phase = pod.Status.Phase
+	return slim, nil
+}
