@@ -81,7 +81,8 @@ func render(t *testing.T, helm, values string, set ...string) []*unstructured.Un
 }
 
 func renderErr(helm, values string, set ...string) ([]byte, error) {
-	args := []string{"template", "pod-identity", chartDir, "--namespace", "spiffe-aws-bridge"}
+	// --kube-version: helm template assumes Kubernetes v1.20 otherwise, below the chart's kubeVersion.
+	args := []string{"template", "pod-identity", chartDir, "--namespace", "spiffe-aws-bridge", "--kube-version", "v1.34.4"}
 	if values != "" {
 		args = append(args, "--values", values)
 	}
