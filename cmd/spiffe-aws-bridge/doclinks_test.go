@@ -14,11 +14,11 @@ import (
 const repoRoot = "../.."
 
 // documents are the Markdown files a reader of the repository reads: the README, docs/ (with the generated
-// CLI reference) and every example's README.
+// CLI reference), every example's README and every chart's README.
 func documents(t *testing.T) []string {
 	t.Helper()
 	var docs []string
-	for _, pattern := range []string{"README.md", "docs/*.md", "docs/cli/*.md", "examples/*/README.md", "examples/*/*/README.md"} {
+	for _, pattern := range []string{"README.md", "docs/*.md", "docs/cli/*.md", "examples/*/README.md", "examples/*/*/README.md", "charts/*/README.md"} {
 		m, err := filepath.Glob(filepath.Join(repoRoot, pattern))
 		if err != nil {
 			t.Fatal(err)

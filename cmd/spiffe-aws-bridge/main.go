@@ -5,6 +5,7 @@
 //	spiffe-aws-bridge credential-process …      one-shot, for credential_process in ~/.aws/config
 //	spiffe-aws-bridge credentials …             drop-in for spiffe-aws-assume-role (JWT-SVID → STS)
 //	spiffe-aws-bridge check …                   why doesn't this work?
+//	spiffe-aws-bridge webhook …                 pod identity's admission webhook (Kubernetes)
 //	spiffe-aws-bridge version                   (or --version)
 //
 // Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.
@@ -60,6 +61,7 @@ Exit status, for every command: 0 success, 1 runtime failure, 2 usage or configu
 		newRunCommand(stderr),
 		newDevCommand(stdout, stderr),
 		newPlanCommand(stdout),
+		newWebhookCommand(stderr),
 	)
 	for _, c := range extraCommands(stdout, stderr) {
 		root.AddCommand(c)
