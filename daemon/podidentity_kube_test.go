@@ -316,7 +316,7 @@ func TestSecurityPodIdentityKubePodGetsItsOwnRole(t *testing.T) {
 	if b["AccessKeyId"] == "" || b["AccessKeyId"] == r["AccessKeyId"] {
 		t.Fatalf("billing's key %q, reports' %q: want two different sessions", b["AccessKeyId"], r["AccessKeyId"])
 	}
-	// The identities are on /ready's states, one session each, one pod each.
+	// The identities are on /ready, one session each, one pod each.
 	st := kw.d.States()
 	if len(st) != 2 {
 		t.Fatalf("%d states, want 2: %+v", len(st), st)
@@ -324,6 +324,16 @@ func TestSecurityPodIdentityKubePodGetsItsOwnRole(t *testing.T) {
 	for _, s := range st {
 		if s.Pods != 1 || (s.SpiffeID != kubeIDOf(kw.ns, "billing").String() && s.SpiffeID != kubeIDOf(kw.ns, "reports").String()) {
 			t.Fatalf("state %+v", s)
+		}
+	}
+	_, rep := ready(t, kw.d)
+	onReady := map[string]bool{}
+	for _, p := range rep.Profiles {
+		onReady[p.Profile] = p.Ready
+	}
+	for _, sa := range []string{"billing", "reports"} {
+		if name := "pod_identity:" + kubeIDOf(kw.ns, sa).String(); !onReady[name] {
+			t.Errorf("/ready: %s absent or not ready: %+v", name, rep.Profiles)
 		}
 	}
 
@@ -376,6 +386,12 @@ func TestSecurityPodIdentityKubeRefusals(t *testing.T) {
 		return code == http.StatusUnauthorized
 	})
 	t.Logf("a deleted pod's token was refused %s after the deletion", took.Round(time.Millisecond))
+	// Its Delegated Identity stream and its session (it was the only pod of web) end; the stray pod's
+	// stream stays (it has no session: no rule).
+	took = within(t, 10*time.Second, "the deleted pod's stream and session stopped", func() bool {
+		return kw.admin.Streams() == 1 && len(kw.d.States()) == 0
+	})
+	t.Logf("its stream and session stopped %s later", took.Round(time.Millisecond))
 	if creates(kw.world) != 1 {
 		t.Fatalf("%d CreateSession calls, want 1 (the one pod served)", creates(kw.world))
 	}
