@@ -290,8 +290,8 @@ func containsTokenPart(s, token string) bool {
 // A pod's projected token gets its own role's credentials through an unmodified SDK; a pod of another
 // service account gets its own role, never the first's (the emulator's roles each trust one SPIFFE ID,
 // so a mix-up would be refused there too). The token is the identity: a pod presenting another pod's
-// token gets that other pod's credentials, exactly as with EKS Pod Identity, which is why the token file
-// must stay inside the pod (docs/security.md).
+// token gets that other pod's credentials, exactly as with EKS Pod Identity: the token file must stay
+// inside its pod, and the threat model says so (a pod presenting another pod's token).
 func TestSecurityPodIdentityKubePodGetsItsOwnRole(t *testing.T) {
 	kw := newKubeWorld(t, []string{"billing", "reports"})
 	_, billing := kw.pod(t, "billing-1", "billing", "")
