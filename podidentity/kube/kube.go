@@ -84,20 +84,29 @@ func (p Pod) Selectors() []string {
 	}
 }
 
+// The client's own rate limit on API requests: the kubelet's defaults (kubeAPIQPS, kubeAPIBurst).
+// client-go's default, 5 per second with bursts of 10, queued the TokenReviews of fifty pods' first
+// requests for 8 s, past the requests' deadline; the reviews in flight are bounded anyway (16), and the
+// API server's priority and fairness protect it.
+const (
+	ClientQPS   = 50
+	ClientBurst = 100
+)
+
 // RESTConfig returns the client configuration for the API server: from the kubeconfig file at path, or
-// the in-cluster configuration (the pod's service account) when path is "".
+// the in-cluster configuration (the pod's service account) when path is "", with the client rate limit
+// ClientQPS and ClientBurst.
 func RESTConfig(path string) (*rest.Config, error) {
+	var c *rest.Config
+	var err error
 	if path == "" {
-		c, err := rest.InClusterConfig()
-		if err != nil {
+		if c, err = rest.InClusterConfig(); err != nil {
 			return nil, fmt.Errorf("kubernetes in-cluster configuration (set kubeconfig when not running in a pod): %w", err)
 		}
-		return c, nil
-	}
-	c, err := clientcmd.BuildConfigFromFlags("", path)
-	if err != nil {
+	} else if c, err = clientcmd.BuildConfigFromFlags("", path); err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
 	}
+	c.QPS, c.Burst = ClientQPS, ClientBurst
 	return c, nil
 }
 
