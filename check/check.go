@@ -278,12 +278,9 @@ func checkProfile(ctx context.Context, out io.Writer, p config.Profile, svids []
 		return 1
 	}
 	client := signer.New(signer.Options{Retry: signer.RetryPolicy{MaxAttempts: 2}})
-	c, err := client.CreateSession(ctx, signer.CreateSessionInput{
-		Identity:       signer.Identity{Leaf: chosen.certs[0], Intermediates: chosen.certs[1:], Key: chosen.key},
-		TrustAnchorARN: p.TrustAnchorARN, ProfileARN: p.ProfileARN, RoleARN: p.RoleARN, Region: p.Region,
-		Endpoint: p.Endpoint, AllowHTTP: p.InsecureEndpoint, DurationSeconds: int(p.SessionDuration / time.Second),
-		RoleSessionName: p.RoleSessionName,
-	})
+	in := wiring.Session(p)
+	in.Identity = signer.Identity{Leaf: chosen.certs[0], Intermediates: chosen.certs[1:], Key: chosen.key}
+	c, err := client.CreateSession(ctx, in)
 	if err != nil {
 		var api *signer.APIError
 		if errors.As(err, &api) {

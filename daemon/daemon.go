@@ -418,17 +418,8 @@ func (d *Daemon) build(ctx context.Context, pc config.Profile, carried carry, ha
 		observer = multiObserver{d.tel, d.opts.Observer}
 	}
 	r, err := bridge.NewRefresher(bridge.RefresherOptions{
-		Profile: pc.Name,
-		Session: signer.CreateSessionInput{
-			TrustAnchorARN:  pc.TrustAnchorARN,
-			ProfileARN:      pc.ProfileARN,
-			RoleARN:         pc.RoleARN,
-			Region:          pc.Region,
-			Endpoint:        pc.Endpoint,
-			AllowHTTP:       pc.InsecureEndpoint,
-			DurationSeconds: int(pc.SessionDuration / time.Second),
-			RoleSessionName: pc.RoleSessionName,
-		},
+		Profile:        pc.Name,
+		Session:        wiring.Session(pc),
 		SVIDs:          p.sub.C(),
 		Client:         d.creator(pc),
 		AssumeRoleARNs: assumeRoleARNs(pc),

@@ -6,13 +6,12 @@ import (
 	"os"
 	"reflect"
 	"slices"
-	"time"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity"
-	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/wiring"
 )
 
 // PodAuthenticatorOptions is what a PodAuthenticatorFactory gets: the pod_identity block, this node's
@@ -183,17 +182,8 @@ func (d *Daemon) podRefresher(spec podidentity.SessionSpec, svids <-chan *svid.S
 		observer = multiObserver{d.tel, d.opts.Observer}
 	}
 	return bridge.NewRefresher(bridge.RefresherOptions{
-		Profile: pc.Name,
-		Session: signer.CreateSessionInput{
-			TrustAnchorARN:  pc.TrustAnchorARN,
-			ProfileARN:      pc.ProfileARN,
-			RoleARN:         pc.RoleARN,
-			Region:          pc.Region,
-			Endpoint:        pc.Endpoint,
-			AllowHTTP:       pc.InsecureEndpoint,
-			DurationSeconds: int(pc.SessionDuration / time.Second),
-			RoleSessionName: pc.RoleSessionName,
-		},
+		Profile:        pc.Name,
+		Session:        wiring.Session(pc),
 		SVIDs:          svids,
 		Client:         d.creator(pc),
 		AssumeRoleARNs: assumeRoleARNs(pc),

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/chain"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/wiring"
 )
 
@@ -60,5 +61,26 @@ func TestCreatorChainsOnlyWithHops(t *testing.T) {
 	c, ok := wiring.Creator(ra, nil, pc).(*chain.Creator)
 	if !ok || c.RolesAnywhere != ra || c.Chain == nil || len(c.Chain.Hops) != 1 || c.Chain.Region != "eu-west-1" || !c.Chain.AllowHTTP {
 		t.Fatalf("with one assume_role block: %+v", c)
+	}
+}
+
+// TestSessionCarriesTheProfilesRolesAnywhereKeys: every Roles Anywhere key of a profile reaches the
+// CreateSession input of the same name (the duration in whole seconds), and no identity is set.
+func TestSessionCarriesTheProfilesRolesAnywhereKeys(t *testing.T) {
+	pc := config.Profile{
+		TrustAnchorARN:   "arn:aws:rolesanywhere:eu-west-1:111122223333:trust-anchor/ta",
+		ProfileARN:       "arn:aws:rolesanywhere:eu-west-1:111122223333:profile/p",
+		RoleARN:          "arn:aws:iam::111122223333:role/r",
+		Region:           "eu-west-1",
+		Endpoint:         "http://127.0.0.1:8443",
+		InsecureEndpoint: true,
+		SessionDuration:  90 * time.Minute,
+		RoleSessionName:  "svc",
+	}
+	got := wiring.Session(pc)
+	want := signer.CreateSessionInput{TrustAnchorARN: pc.TrustAnchorARN, ProfileARN: pc.ProfileARN, RoleARN: pc.RoleARN,
+		Region: "eu-west-1", Endpoint: pc.Endpoint, AllowHTTP: true, DurationSeconds: 5400, RoleSessionName: "svc"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Session = %+v\nwant      %+v", got, want)
 	}
 }
