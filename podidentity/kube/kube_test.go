@@ -263,6 +263,10 @@ func TestSecurityTokenOfADeletedPodIsRefusedWithinSeconds(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Gone not closed after the pod's deletion")
 	}
+	// OnGone runs just after Gone is closed, on the informer's goroutine.
+	for deadline := time.Now().Add(5 * time.Second); len(b.goneUIDs()) == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if uids := b.goneUIDs(); len(uids) != 1 || uids[0] != string(pod.UID) {
 		t.Fatalf("OnGone saw %q, want once %s", uids, pod.UID)
 	}
