@@ -106,6 +106,9 @@ type Daemon struct {
 	delegated *delegated.Source
 	// pendingAdmin is the admin address of the config being applied (d.cfg is set after apply).
 	pendingAdmin string
+	// startupGrace is the config's startup_grace at start (read once): how long "no identity issued" is
+	// the normal wait for SPIRE's entry, for the bridge's own SVID and for each delegated workload's.
+	startupGrace time.Duration
 	// pod is the running pod_identity block; nil without one.
 	pod *podIdentity
 }
@@ -193,6 +196,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
 	d.source = src
+	d.startupGrace = cfg.StartupGrace
 	// The health and metrics servers answer from now on, but their reports wait for d.mu until every
 	// profile is applied: /ready never reports an empty, and so ready, daemon while it is starting.
 	d.mu.Lock()
@@ -496,7 +500,8 @@ func (d *Daemon) subscribe(pc config.Profile) (subscription, error) {
 // The caller holds d.mu.
 func (d *Daemon) delegatedSource() (*delegated.Source, error) {
 	if d.delegated == nil {
-		src, err := delegated.New(delegated.Options{Address: d.pendingAdmin, Logger: d.log.Named("delegated_identity"), Backoff: d.opts.WorkloadAPIBackoff})
+		src, err := delegated.New(delegated.Options{Address: d.pendingAdmin, Logger: d.log.Named("delegated_identity"), Backoff: d.opts.WorkloadAPIBackoff,
+			StartupGrace: d.startupGrace})
 		if err != nil {
 			return nil, err
 		}

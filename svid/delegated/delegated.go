@@ -91,6 +91,11 @@ type Options struct {
 	// Backoff between reconnection attempts of each stream (default 250ms up to 15s; a refusal by the
 	// agent — PermissionDenied, Unimplemented — backs off up to 4 times as long).
 	Backoff svid.Backoff
+	// StartupGrace is how long after a stream opens "no registration entry matches" is the normal wait
+	// for SPIRE's entry to reach the agent (a new pod's, whose entry the controller manager makes as the
+	// pod starts): logged at INFO, and at ERROR only if it still holds when the grace is over. A workload
+	// that had SVIDs and loses them is an ERROR at once. Zero: an ERROR at once.
+	StartupGrace time.Duration
 }
 
 // Source follows the Delegated Identity API for any number of workloads. It is safe for concurrent use.
@@ -161,7 +166,7 @@ func (s *Source) Subscribe(selectors []string, sel svid.Selector) (*Subscription
 	if !ok {
 		ctx, cancel := context.WithCancel(context.Background())
 		st = &stream{src: s, key: key, selectors: strings.Split(key, "\x00"), req: parsed, cancel: cancel,
-			subs: map[*Subscription]struct{}{}, state: StreamState{Status: StatusConnecting, Since: s.opts.Now()}}
+			opened: s.opts.Now(), subs: map[*Subscription]struct{}{}, state: StreamState{Status: StatusConnecting, Since: s.opts.Now()}}
 		s.streams[key] = st
 		s.wg.Add(1)
 		go st.run(ctx)
@@ -215,6 +220,7 @@ func (s *Source) Close() error {
 	for _, st := range streams {
 		st.cancel()
 		st.mu.Lock()
+		st.stopGraceLocked()
 		for sub := range st.subs {
 			sub.closeLocked()
 		}
@@ -232,6 +238,9 @@ func (s *Source) release(sub *Subscription) {
 	delete(st.subs, sub)
 	sub.closeLocked()
 	last := len(st.subs) == 0
+	if last {
+		st.stopGraceLocked() // a workload gone before its entry came is no error
+	}
 	st.mu.Unlock()
 	if last && s.streams[st.key] == st {
 		delete(s.streams, st.key)
@@ -251,8 +260,13 @@ type stream struct {
 	mu    sync.Mutex
 	svids []*svid.SVID
 	had   bool // svids came from the agent (possibly empty since)
-	subs  map[*Subscription]struct{}
-	state StreamState
+	// opened is when the stream started; matched that it has carried an SVID; graceTimer the ERROR
+	// deferred by Options.StartupGrace.
+	opened     time.Time
+	matched    bool
+	graceTimer *time.Timer
+	subs       map[*Subscription]struct{}
+	state      StreamState
 }
 
 func (st *stream) snapshot() StreamState {
@@ -344,8 +358,18 @@ func (st *stream) update(svids []*svid.SVID, log hclog.Logger) {
 		sub.offerLocked(svids, true)
 	}
 	errState := st.state.Err
+	if len(svids) > 0 {
+		st.matched = true
+	}
+	waiting := status == StatusNoMatch && prev != StatusNoMatch && !st.matched && now.Sub(st.opened) < st.src.opts.StartupGrace
+	if waiting && st.graceTimer == nil {
+		st.graceTimer = time.AfterFunc(st.src.opts.StartupGrace-now.Sub(st.opened), func() { st.graceOver(log) })
+	}
 	st.mu.Unlock()
 	switch {
+	case waiting:
+		log.Info("waiting for SPIRE's registration entry for this workload to reach the agent (a new workload's entry is made as it starts)",
+			"startup_grace", st.src.opts.StartupGrace.String(), "error", errState.Error())
 	case status == StatusNoMatch && prev != StatusNoMatch:
 		log.Error("no registration entry matches the workload; its profiles get no new AWS sessions", "error", errState.Error())
 	case status == StatusConnected && prev != StatusConnected:
@@ -359,6 +383,26 @@ func (st *stream) update(svids []*svid.SVID, log hclog.Logger) {
 		for _, v := range svids {
 			log.Debug("received delegated X.509-SVID", "svid", v.String())
 		}
+	}
+}
+
+// stopGraceLocked cancels the deferred ERROR of a stream that ends.
+func (st *stream) stopGraceLocked() {
+	if st.graceTimer != nil {
+		st.graceTimer.Stop()
+		st.graceTimer = nil
+	}
+}
+
+// graceOver logs the ERROR the start-up grace deferred, when the workload still has no entry and never had.
+func (st *stream) graceOver(log hclog.Logger) {
+	st.mu.Lock()
+	still := st.graceTimer != nil && st.state.Status == StatusNoMatch && !st.matched
+	errState := st.state.Err
+	st.mu.Unlock()
+	if still && errState != nil {
+		log.Error("no registration entry matches the workload, and none has since its stream opened (startup_grace is over); its profiles get no new AWS sessions",
+			"error", errState.Error())
 	}
 }
 
