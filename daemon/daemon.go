@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
@@ -98,7 +99,6 @@ type Daemon struct {
 
 	mu       sync.Mutex
 	cfg      *config.Config
-	source   *svid.Source
 	profiles map[string]*profile
 	reload   ReloadStatus
 	// delegated is node mode's Delegated Identity API source; nil until a profile with
@@ -106,6 +106,10 @@ type Daemon struct {
 	delegated *delegated.Source
 	// pendingAdmin is the admin address of the config being applied (d.cfg is set after apply).
 	pendingAdmin string
+	// agentAddress is the config's agent_address at start; source (the bridge's own Workload API source)
+	// is started from it by the first profile that needs it.
+	agentAddress string
+	source       atomic.Pointer[svid.Source]
 	// startupGrace is the config's startup_grace at start (read once): how long "no identity issued" is
 	// the normal wait for SPIRE's entry, for the bridge's own SVID and for each delegated workload's.
 	startupGrace time.Duration
@@ -187,15 +191,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 	wctx, stopWatch := context.WithCancel(context.Background())
 	d.stopWatch = stopWatch
 	go func() { defer close(d.watching); d.wall.Run(wctx) }()
-	src, err := svid.New(ctx, svid.Options{
-		Address: cfg.AgentAddress, Logger: opts.Logger.Named("workloadapi"), Backoff: opts.WorkloadAPIBackoff,
-		StartupGrace: cfg.StartupGrace,
-	})
-	if err != nil {
+	// The bridge's own Workload API source starts with the first profile that follows it (ownSource): a
+	// daemon of node-mode profiles or pod identity alone never dials an agent socket it does not need. The
+	// address is checked now, so that a bad one is still an error at start.
+	if _, err := svid.ResolveAddress(cfg.AgentAddress); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
-	d.source = src
+	d.agentAddress = cfg.AgentAddress
 	d.startupGrace = cfg.StartupGrace
 	// The health and metrics servers answer from now on, but their reports wait for d.mu until every
 	// profile is applied: /ready never reports an empty, and so ready, daemon while it is starting.
@@ -254,7 +257,28 @@ func (d *Daemon) States() []bridge.ProfileState {
 func (d *Daemon) HealthAddr() string { return d.tel.healthAddr }
 
 // WorkloadAPIState is the Workload API connection's state.
-func (d *Daemon) WorkloadAPIState() svid.State { return d.source.State() }
+func (d *Daemon) WorkloadAPIState() svid.State {
+	if src := d.source.Load(); src != nil {
+		return src.State()
+	}
+	return svid.State{Status: svid.StatusUnused}
+}
+
+// ownSource is the bridge's own Workload API source, started on first use. The caller holds d.mu.
+func (d *Daemon) ownSource() (*svid.Source, error) {
+	if src := d.source.Load(); src != nil {
+		return src, nil
+	}
+	src, err := svid.New(context.Background(), svid.Options{
+		Address: d.agentAddress, Logger: d.opts.Logger.Named("workloadapi"), Backoff: d.opts.WorkloadAPIBackoff,
+		StartupGrace: d.startupGrace,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.source.Store(src)
+	return src, nil
+}
 
 // ReloadStatus is the outcome of the last config reload.
 func (d *Daemon) ReloadStatus() ReloadStatus {
@@ -487,7 +511,11 @@ func (p *profile) run() {
 func (d *Daemon) subscribe(pc config.Profile) (subscription, error) {
 	sel := svid.Selector{ID: pc.SpiffeID, Hint: pc.Hint}
 	if !pc.Delegated() {
-		return d.source.Subscribe(sel), nil
+		src, err := d.ownSource()
+		if err != nil {
+			return nil, err
+		}
+		return src.Subscribe(sel), nil
 	}
 	src, err := d.delegatedSource()
 	if err != nil {
@@ -660,8 +688,8 @@ func (d *Daemon) Close() {
 	if d.tel != nil {
 		d.tel.close()
 	}
-	if d.source != nil {
-		d.source.Close()
+	if src := d.source.Load(); src != nil {
+		src.Close()
 	}
 	if d.delegated != nil {
 		d.delegated.Close()

@@ -32,6 +32,9 @@ const (
 	StatusNoIdentity
 	// StatusError: any other failure (socket missing, bad response…).
 	StatusError
+	// StatusUnused: no profile follows the bridge's own SVIDs (every profile is node mode's, or the
+	// daemon serves pod identity alone), so the bridge does not connect to the Workload API at all.
+	StatusUnused
 )
 
 // String is the status name used in health output and metric labels.
@@ -45,12 +48,14 @@ func (s Status) String() string {
 		return "no_identity"
 	case StatusError:
 		return "error"
+	case StatusUnused:
+		return "unused"
 	}
 	return fmt.Sprintf("Status(%d)", int(s))
 }
 
 // Statuses lists every Status, for metrics that export one series per state.
-var Statuses = []Status{StatusConnecting, StatusConnected, StatusNoIdentity, StatusError}
+var Statuses = []Status{StatusConnecting, StatusConnected, StatusNoIdentity, StatusError, StatusUnused}
 
 // State is a snapshot of the Source's connection.
 type State struct {
