@@ -356,7 +356,7 @@ func (r *Refresher) onSVID(ctx context.Context, s *svid.SVID) {
 	r.state.SVIDExpiry = s.ExpiresAt()
 	r.state.Identity = ""
 	r.mu.Unlock()
-	next := r.sched.SVIDRotated(now)
+	next := r.sched.SVIDRotated(now, schedule.SVID{NotBefore: s.Leaf().NotBefore, NotAfter: s.ExpiresAt()})
 	if lost {
 		r.log.Info("identity issued again; refreshing", "spiffe_id", s.ID.String(), "refresh_at", next.UTC().Format(time.RFC3339))
 	}

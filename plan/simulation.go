@@ -15,6 +15,9 @@
 //     a SPIRE server restart makes every agent rotate: each bridge gets a new SVID at a uniform moment in
 //     [RestartAt, RestartAt+RestartWindow), and its rotation phase restarts from that moment, so after the
 //     restart the whole fleet rotates within RestartWindow of each other, every half-life, to the end.
+//     Each SVID is issued as it is delivered (NotBefore then, NotAfter SVIDTTL later; SPIRE's 10 s
+//     backdating is left out) and reported with that validity, so the schedule bounds the rotation spread
+//     by its half-life (schedule.SVID.SpreadBound) as it does in the daemon.
 //   - Quota: AWS throttles with a token bucket per account and region: QuotaPerSecond tokens a second, at
 //     most Burst stored. A call is charged when it is sent (the network's one-way delay is ignored for the
 //     throttling decision). A call that finds a token succeeds; one that finds none is a 429.
@@ -251,6 +254,8 @@ type bridge struct {
 	sched   *schedule.Schedule
 	boot    time.Duration
 	restart time.Duration // when the restart's SVID arrives; -1: the restart does not affect this bridge
+	// svidIssued is when the current SVID was issued: its NotBefore, and SVIDTTL later its NotAfter.
+	svidIssued time.Duration
 
 	armed    time.Duration // time of the pending timer event; -1: none
 	timerGen uint32
@@ -362,10 +367,11 @@ func (s *sim) handle(e event) {
 	switch e.kind {
 	case evBoot, evRotate:
 		s.nextRotation(i)
+		b.svidIssued = s.now // the agent issues the SVID as it rotates
 		if b.inflight {
 			b.pendingSVID = true // the refresher reads its SVID channel once the call returns
 		} else {
-			b.sched.SVIDRotated(s.vt(s.now))
+			b.sched.SVIDRotated(s.vt(s.now), s.svid(b))
 		}
 	case evTimer:
 		if e.gen != b.timerGen || b.inflight {
@@ -514,8 +520,15 @@ func (s *sim) done(i int) {
 	b.pendingExpire = false
 	if b.pendingSVID {
 		b.pendingSVID = false
-		b.sched.SVIDRotated(now)
+		b.sched.SVIDRotated(now, s.svid(b))
 	}
+}
+
+// svid is the validity of b's current SVID, as the refresher reports it to the schedule. Assumption: the
+// agent issues it as it delivers it (no backdated NotBefore), valid for SVIDTTL, so its half-life is the
+// agent's next rotation.
+func (s *sim) svid(b *bridge) schedule.SVID {
+	return schedule.SVID{NotBefore: s.vt(b.svidIssued), NotAfter: s.vt(b.svidIssued + s.o.SVIDTTL)}
 }
 
 func (s *sim) succeeded(i int) {

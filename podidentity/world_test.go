@@ -18,6 +18,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/schedule"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/emulator"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/logtest"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity/podidentitytest"
@@ -71,7 +72,13 @@ type worldOptions struct {
 	rules        []podidentity.Rule
 	policy       schedule.Policy
 	wait         time.Duration
-	logger       hclog.Logger
+	// clock, when set, is the time of the agent's CA, the emulator, the signer and the refreshers
+	// (default: the wall clock); svidTTL is the X.509-SVIDs' lifetime (default 24h); rand the refreshers'
+	// random source (default math/rand/v2).
+	clock   *clock.Fake
+	svidTTL time.Duration
+	rand    func() float64
+	logger  hclog.Logger
 	// listen are the server's addresses (default 127.0.0.1:0); startIn, if set, runs its Start (the
 	// listening) there, e.g. on a thread in another network namespace.
 	listen  []string
@@ -81,7 +88,15 @@ type worldOptions struct {
 func newWorld(t testing.TB, o worldOptions) *world {
 	t.Helper()
 	w := &world{dir: t.TempDir(), auth: &podidentitytest.Authenticator{Node: node}}
-	ca, err := svidtest.NewCA(svidtest.CAOptions{TTL: 24 * time.Hour})
+	now, clk := time.Now, clock.Clock(clock.Real{})
+	if o.clock != nil {
+		now, clk = o.clock.Now, o.clock
+	}
+	ttl := o.svidTTL
+	if ttl == 0 {
+		ttl = 24 * time.Hour
+	}
+	ca, err := svidtest.NewCA(svidtest.CAOptions{TTL: ttl, Clock: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +128,7 @@ profile %q {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.emu, err = emulator.NewServer(emulator.Options{Config: cfg}); err != nil {
+	if w.emu, err = emulator.NewServer(emulator.Options{Config: cfg, Clock: now}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.emu.Close() })
@@ -123,7 +138,7 @@ profile %q {
 		logger, w.log = logtest.New()
 		logger.SetLevel(hclog.Trace)
 	}
-	w.src, err = delegated.New(delegated.Options{Address: w.admin.Addr(), Logger: logger.Named("delegated")})
+	w.src, err = delegated.New(delegated.Options{Address: w.admin.Addr(), Logger: logger.Named("delegated"), Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +155,7 @@ profile %q {
 	if policy.RotationSpread == 0 {
 		policy.RotationSpread = -1
 	}
-	client := signer.New(signer.Options{Retry: signer.RetryPolicy{MaxAttempts: 1}})
+	client := signer.New(signer.Options{Retry: signer.RetryPolicy{MaxAttempts: 1}, Now: now})
 	listen := o.listen
 	if listen == nil {
 		listen = []string{"127.0.0.1:0"}
@@ -158,11 +173,12 @@ profile %q {
 				Profile: spec.Name(),
 				Session: signer.CreateSessionInput{TrustAnchorARN: trustAnchor, ProfileARN: profileARN, RoleARN: spec.RoleARN,
 					Endpoint: w.emu.URL, RoleSessionName: spec.RoleSessionName},
-				SVIDs: svids, Client: client, Sinks: sinks, Policy: policy, Logger: logger,
+				SVIDs: svids, Client: client, Sinks: sinks, Policy: policy, Logger: logger, Clock: clk, Rand: o.rand,
 			})
 		},
 		FirstRequestWait: o.wait,
 		Logger:           logger.Named("pod_identity"),
+		Clock:            now,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,11 @@ type Policy struct {
 	// second. The fleet simulation (docs/fleet-simulation.md) chose 28m: with 10,000 bridges, 1h SVIDs and
 	// 1h sessions, 10m to 25m starve some workloads below 15 minutes of credentials (for some seeds), 28m
 	// never did, for any seed tried.
+	//
+	// The spread is also bounded by the new SVID (see SVID.SpreadBound): the delay never reaches the
+	// SVID's half-life, when the SPIRE agent rotates it, so every SVID gets its own session while it is
+	// fresh. SPIRE's default 1h SVID has a half-life of about 30m and keeps the full 28m; a 2m SVID
+	// (half-life 55s) spreads over 55s instead.
 	RotationSpread time.Duration
 	// RetryBase and RetryMax bound the capped exponential backoff, with full jitter, after a transient
 	// failure (network, 5xx, 429). Defaults 2s and 2m.
@@ -145,10 +150,50 @@ func (s *Schedule) Adopt(now, issued, expires time.Time) time.Time {
 	return s.Succeeded(now, issued, expires)
 }
 
-// SVIDRotated records that a new SVID arrived at now and returns the next refresh time. Without valid
-// credentials the refresh is immediate; otherwise it is spread over RotationSpread, and never later than
-// the timer deadline.
-func (s *Schedule) SVIDRotated(now time.Time) time.Time {
+// SVID is the validity window of an X.509-SVID (its leaf's NotBefore and NotAfter), as a refresh
+// decision needs it. The zero value is an SVID of unknown lifetime, which bounds nothing.
+type SVID struct {
+	NotBefore, NotAfter time.Time
+}
+
+// HalfLife is the middle of the SVID's validity window: when the SPIRE agent rotates it (the agent
+// replaces an X.509-SVID once less than half of its lifetime remains). SPIRE backdates NotBefore by
+// 10s, so a 2m SVID issued at t has its half-life at t+55s. With NotBefore unknown it is half-way from
+// now to NotAfter; zero when NotAfter is unknown.
+func (v SVID) HalfLife(now time.Time) time.Time {
+	if v.NotAfter.IsZero() {
+		return time.Time{}
+	}
+	from := v.NotBefore
+	if from.IsZero() {
+		from = now
+	}
+	return from.Add(v.NotAfter.Sub(from) / 2)
+}
+
+// SpreadBound is the longest a refresh triggered by this SVID may wait at now: until its half-life (zero
+// when that has passed: an SVID that arrives that old is refreshed at once), or no bound (-1) for an
+// SVID of unknown lifetime.
+//
+// Why the half-life: a refresh that waits past it may find the SVID already replaced, so the SVID that
+// triggered it never signs a session of its own and refresh { on_rotation } no longer means "a fresh
+// session per SVID". Before it, the session is signed by an SVID at most half-way through its life,
+// the same age the agent allows an SVID it serves. Half of the remaining lifetime would be the same for
+// an SVID of zero age, but SPIRE backdates NotBefore, so it would let a 2m SVID's refresh land after the
+// agent's rotation (at 60s of a 55s half-life) for one draw in twelve.
+func (v SVID) SpreadBound(now time.Time) time.Duration {
+	h := v.HalfLife(now)
+	if h.IsZero() {
+		return -1
+	}
+	return max(0, h.Sub(now))
+}
+
+// SVIDRotated records that a new SVID, valid over svid, arrived at now and returns the next refresh
+// time. Without valid credentials the refresh is immediate; otherwise it waits a uniform random delay in
+// [0, min(RotationSpread, svid.SpreadBound(now))), never later than the timer deadline, and never later
+// than a refresh already due (another rotation's).
+func (s *Schedule) SVIDRotated(now time.Time, svid SVID) time.Time {
 	if s.expires.IsZero() || !now.Before(s.Deadline()) {
 		s.next = now
 		return s.next
@@ -162,7 +207,11 @@ func (s *Schedule) SVIDRotated(now time.Time) time.Time {
 	if s.p.TimerOnly && !s.next.IsZero() {
 		return s.next
 	}
-	at := now.Add(time.Duration(s.rand() * float64(max(0, s.p.RotationSpread))))
+	spread := max(0, s.p.RotationSpread)
+	if b := svid.SpreadBound(now); b >= 0 && b < spread {
+		spread = b
+	}
+	at := now.Add(time.Duration(s.rand() * float64(spread)))
 	if d := s.Deadline(); at.After(d) {
 		at = d
 	}
