@@ -263,7 +263,8 @@ func (p Profile) Equal(o Profile) bool {
 // Refresh is a profile's refresh block.
 type Refresh struct {
 	// RotationSpread bounds the random delay before refreshing after a new SVID (default 28m; 0 refreshes
-	// at once; at most 12h).
+	// at once; at most 12h). The refresher bounds it further by the new SVID's half-life
+	// (schedule.SVID.SpreadBound).
 	RotationSpread time.Duration
 	// JitterFraction is the fraction of the session before the deadline from which timer refreshes are
 	// drawn (default 0.1; 0 < x ≤ 0.5).
