@@ -91,3 +91,19 @@ func TestThrottledHopsRedoCreateSession(t *testing.T) {
 		t.Fatalf("STS quota 0.5/s: %d STS throttles, %d CreateSession calls (without a chain %d)", chained.STSThrottled, chained.Calls, plain.Calls)
 	}
 }
+
+// TestShortSVIDsCallOncePerRotation: the simulated bridges report each SVID's validity as the refresher
+// does, so the schedule bounds the spread by the SVID's half-life. With 2m SVIDs (rotated every minute)
+// and the default policy, every rotation is followed by its own call: one call per bridge per rotation,
+// the rate plan's floor assumes. Without the bound, a 28m spread made about one call per six rotations.
+func TestShortSVIDsCallOncePerRotation(t *testing.T) {
+	o := DefaultOptions()
+	o.Bridges, o.Duration, o.SVIDTTL, o.RestartAt = 100, 2*time.Hour, 2*time.Minute, time.Hour
+	o.QuotaPerSecond, o.Burst = 1000, 1000 // no throttling: count the schedule's calls alone
+	r := Simulate(o)
+	rotations := o.Bridges * int(o.Duration/(o.SVIDTTL/2)) // each bridge's first SVID included
+	t.Logf("%d calls for %d SVIDs", r.Calls, rotations)
+	if r.Throttled != 0 || r.Calls < rotations*98/100 || r.Calls > rotations {
+		t.Fatalf("%d calls (%d throttled) for %d SVIDs delivered; want one per SVID", r.Calls, r.Throttled, rotations)
+	}
+}
