@@ -4,7 +4,9 @@
 // a minimal role trust policy that admits it; with a config it also tries one CreateSession per profile
 // (node-mode profiles through the Delegated Identity API), reads the profile's trusted identity
 // propagation, walks its assume_role hops, and proves its sinks as the daemon would use them, leaving
-// nothing behind.
+// nothing behind. With a pod_identity block it lists the block's settings and rules, in order, warning of
+// rules that map too widely (podidentity.go); with Options.SpiffeID it answers only which rule maps that
+// SPIFFE ID and to what, by the daemon's own rule engine. None of it needs Kubernetes.
 //
 // Run writes the report as it goes and returns how many problems it found; the command maps that to its
 // exit status.
@@ -20,6 +22,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -54,12 +57,19 @@ type Options struct {
 	Sinks SinkOptions
 	// Now is the time certificates are checked at (default time.Now()).
 	Now time.Time
+	// SpiffeID, when set (--spiffe-id), asks only which pod_identity rule of the config maps this SPIFFE
+	// ID and to what, proving it end to end when the Workload API offers an SVID for it.
+	SpiffeID string
+	// Getenv reads the environment (default os.Getenv): $NODE_NAME for pod identity's node name.
+	Getenv func(string) string
 }
 
 // Result is what a check found.
 type Result struct {
 	// Problems is the number of checks that failed; warnings are not counted.
 	Problems int
+	// Warnings is the number of warnings (pod_identity rules that map too widely).
+	Warnings int
 }
 
 // OK reports whether every check passed.
@@ -81,15 +91,35 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			socket, from = c.AgentAddress, "the agent_address key of "+o.ConfigPath
 		}
 	}
+	if o.SpiffeID != "" && (cfg == nil || cfg.PodIdentity == nil) {
+		where := "no --config"
+		if cfg != nil {
+			where = o.ConfigPath + " has no pod_identity block"
+		}
+		return Result{}, cli.Usage(fmt.Errorf("--spiffe-id %q asks which pod_identity rule maps that ID, but %s", o.SpiffeID, where))
+	}
 	addr, err := svid.Locate(socket, from)
 	if err != nil {
 		return Result{}, cli.Usage(err)
+	}
+	if o.SpiffeID != "" {
+		return Result{Problems: checkPodSpiffeID(ctx, o.Out, cfg.PodIdentity, o.SpiffeID, addr)}, nil
 	}
 	now := o.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
-	return Result{Problems: runChecks(ctx, o.Out, addr, cfg, now, o.Sinks)}, nil
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	r := Result{Problems: runChecks(ctx, o.Out, addr, cfg, now, o.Sinks)}
+	if cfg != nil && cfg.PodIdentity != nil {
+		p, w := podSection(o.Out, cfg.PodIdentity, getenv)
+		r.Problems += p
+		r.Warnings = w
+	}
+	return r, nil
 }
 
 // rawSVID is one X.509-SVID as the agent sent it, parsed without go-spiffe's validation: check exists to
@@ -145,6 +175,12 @@ func runChecks(ctx context.Context, out io.Writer, addr svid.Address, cfg *confi
 	failures := 0
 	fmt.Fprintf(out, "Workload API %s\n", addr)
 	svids, err := fetchRawSVIDs(ctx, addr.Addr)
+	if err != nil && cfg != nil && cfg.PodIdentity != nil && len(cfg.Profiles) == 0 {
+		// Pod identity alone does not use the bridge's own Workload API (the daemon does not dial it).
+		fmt.Fprintf(out, "  skip cannot fetch X.509-SVIDs (%v): not a problem for this config, which has no profile; pod identity gets the pods' SVIDs from the Delegated Identity API\n",
+			strings.ReplaceAll(svid.Diagnose(addr, err).Error(), "\n", " "))
+		return checkSinks(ctx, out, cfg, so)
+	}
 	if err != nil {
 		fmt.Fprintf(out, "  FAIL cannot fetch X.509-SVIDs: %v\n", svid.Diagnose(addr, err))
 		return 1 + checkSinks(ctx, out, cfg, so)

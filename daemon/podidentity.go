@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"slices"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/wiring"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/wiring/podrules"
 )
 
 // PodAuthenticatorOptions is what a PodAuthenticatorFactory gets: the pod_identity block, this node's
@@ -61,7 +61,7 @@ func (d *Daemon) startPodIdentity(ctx context.Context, pi *config.PodIdentity) (
 	if newAuth == nil {
 		newAuth = KubernetesPodAuthenticator(d.log.Named("pod_identity"))
 	}
-	rules, err := podRules(pi)
+	rules, err := podrules.Compile(pi)
 	if err != nil {
 		return nil, err
 	}
@@ -147,35 +147,12 @@ func (p *podIdentity) stop() {
 	}
 }
 
-// podRules converts the block's rules for the engine; each rule's config travels as its Settings.
-func podRules(pi *config.PodIdentity) (*podidentity.Rules, error) {
-	var rules []podidentity.Rule
-	for _, r := range pi.Rules {
-		key := r
-		key.Pos = ""
-		pr := podidentity.Rule{Name: r.Name, Pattern: r.SpiffeID, RoleARN: r.RoleARN, RoleSessionName: r.RoleSessionName,
-			Settings: r, SettingsKey: fmt.Sprintf("%+v", key)}
-		for _, h := range r.AssumeRole {
-			pr.AssumeRoleARNs = append(pr.AssumeRoleARNs, h.RoleARN)
-			pr.AssumeRoleSessionNames = append(pr.AssumeRoleSessionNames, h.RoleSessionName)
-		}
-		rules = append(rules, pr)
-	}
-	return podidentity.CompileRules(rules)
-}
-
 // podRefresher builds the refresher of a pod identity session with the daemon's machinery (signer,
 // STS hops, refresh policy, limiter, wall clock, observers), as a profile's.
 func (d *Daemon) podRefresher(spec podidentity.SessionSpec, svids <-chan *svid.SVID, sinks []bridge.Sink) (*bridge.Refresher, error) {
-	pc, ok := spec.Settings.(config.Profile)
+	pc, ok := podrules.Profile(spec)
 	if !ok {
 		return nil, fmt.Errorf("pod_identity: %s: no settings", spec.RuleName)
-	}
-	pc.Name, pc.SpiffeID, pc.RoleARN, pc.RoleSessionName = spec.Name(), spec.SpiffeID, spec.RoleARN, spec.RoleSessionName
-	pc.AssumeRole = slices.Clone(pc.AssumeRole)
-	for j := range pc.AssumeRole {
-		pc.AssumeRole[j].RoleARN = spec.AssumeRoleARNs[j]
-		pc.AssumeRole[j].RoleSessionName = spec.AssumeRoleSessionNames[j]
 	}
 	var observer bridge.Observer = d.tel
 	if d.opts.Observer != nil {
@@ -221,7 +198,7 @@ func (d *Daemon) reloadPodIdentity(ctx context.Context, cfg *config.Config) (com
 	if !reflect.DeepEqual(a, b) {
 		return nil, nil, fmt.Errorf("pod_identity (%s): listen, interface, node_name, audience, kubeconfig and token_cache_ttl changes need a restart of the bridge; only rules are reloaded", now.Pos)
 	}
-	rules, err := podRules(now)
+	rules, err := podrules.Compile(now)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -113,6 +113,7 @@ func TestExitCodeContract(t *testing.T) {
 		{"rolesanywhere without flags", []string{bridge, "rolesanywhere"}, nil, []string{"missing required flag(s): --trust-anchor-arn, --profile-arn, --role-arn"}},
 		{"rolesanywhere --session-duration PT5M", with([]string{bridge, "rolesanywhere"}, with(arns, "--session-duration", "PT5M")...), nil, []string{"--session-duration PT5M is too short: the minimum is 15m; give 15m to 12h (900 to 43200 seconds, PT15M to PT12H)"}},
 		{"check with a bad config", []string{bridge, "check", "--config", twoSlashes}, nil, []string{`agent_address "unix://tmp/agent.sock"`}},
+		{"check --spiffe-id without --config", []string{bridge, "check", "--spiffe-id", "spiffe://example.org/a"}, nil, []string{`--spiffe-id "spiffe://example.org/a" asks which pod_identity rule maps that ID, but no --config`}},
 		{"check --workload-socket with two slashes", []string{bridge, "check", "--workload-socket", "unix://tmp/agent.sock"}, nil, []string{`(from --workload-socket)`, `use "unix:///tmp/agent.sock"`}},
 		{"version with an argument", []string{bridge, "version", "extra"}, nil, []string{`unknown command "extra" for "spiffe-aws-bridge version"`}},
 		{"completion for an unknown shell", []string{bridge, "completion", "tcsh"}, nil, []string{`unknown command "tcsh" for "spiffe-aws-bridge completion"`}},

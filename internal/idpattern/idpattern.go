@@ -23,12 +23,15 @@ var (
 type Pattern struct {
 	text     string
 	td       string
-	segments []segment
+	segments []Segment
 }
 
-type segment struct {
-	literal string
-	capture string // the capture's name; "" for a literal segment
+// Segment is one path segment of a pattern: a literal, or a capture.
+type Segment struct {
+	// Literal is the segment's text when it is a literal.
+	Literal string
+	// Capture is the capture's name; "" for a literal segment.
+	Capture string
 }
 
 // Compile checks pattern: "spiffe://" trust domain, then path segments that are each a literal (valid in
@@ -61,7 +64,7 @@ func Compile(pattern string) (*Pattern, error) {
 				return nil, fmt.Errorf("%q: capture {%s} appears twice", pattern, name)
 			}
 			seen[name] = true
-			p.segments = append(p.segments, segment{capture: name})
+			p.segments = append(p.segments, Segment{Capture: name})
 			continue
 		}
 		if strings.ContainsAny(s, "{}") {
@@ -73,7 +76,7 @@ func Compile(pattern string) (*Pattern, error) {
 		if err := spiffeid.ValidatePathSegment(s); err != nil {
 			return nil, fmt.Errorf("%q: segment %q: %w", pattern, s, err)
 		}
-		p.segments = append(p.segments, segment{literal: s})
+		p.segments = append(p.segments, Segment{Literal: s})
 	}
 	return p, nil
 }
@@ -81,12 +84,64 @@ func Compile(pattern string) (*Pattern, error) {
 // String is the pattern as written.
 func (p *Pattern) String() string { return p.text }
 
+// TrustDomain is the pattern's trust domain (always literal).
+func (p *Pattern) TrustDomain() string { return p.td }
+
+// Segments are the pattern's path segments, in order (none for a bare trust domain).
+func (p *Pattern) Segments() []Segment { return append([]Segment(nil), p.segments...) }
+
+// Covers reports whether p matches every SPIFFE ID that q matches. Exactly when they have the same trust
+// domain and number of segments, and wherever q has a literal, p has a capture or the same literal: a
+// capture of q takes values no literal of p equals, so p must capture there too.
+func (p *Pattern) Covers(q *Pattern) bool {
+	if p.td != q.td || len(p.segments) != len(q.segments) {
+		return false
+	}
+	for i, s := range p.segments {
+		if s.Capture == "" && q.segments[i] != s {
+			return false
+		}
+	}
+	return true
+}
+
+// Overlap returns a SPIFFE ID that both p and q match ("x" in the segments both capture), and false
+// when no ID matches both.
+func (p *Pattern) Overlap(q *Pattern) (spiffeid.ID, bool) {
+	if p.td != q.td || len(p.segments) != len(q.segments) {
+		return spiffeid.ID{}, false
+	}
+	parts := make([]string, len(p.segments))
+	for i, s := range p.segments {
+		o := q.segments[i]
+		switch {
+		case s.Capture == "" && o.Capture == "" && s.Literal != o.Literal:
+			return spiffeid.ID{}, false
+		case s.Capture == "":
+			parts[i] = s.Literal
+		case o.Capture == "":
+			parts[i] = o.Literal
+		default:
+			parts[i] = "x"
+		}
+	}
+	td, err := spiffeid.TrustDomainFromString(p.td)
+	if err != nil {
+		return spiffeid.ID{}, false
+	}
+	if len(parts) == 0 {
+		return td.ID(), true
+	}
+	id, err := spiffeid.FromSegments(td, parts...)
+	return id, err == nil
+}
+
 // Captures are the pattern's capture names, in order.
 func (p *Pattern) Captures() []string {
 	var out []string
 	for _, s := range p.segments {
-		if s.capture != "" {
-			out = append(out, s.capture)
+		if s.Capture != "" {
+			out = append(out, s.Capture)
 		}
 	}
 	return out
@@ -108,12 +163,12 @@ func (p *Pattern) Match(id spiffeid.ID) (map[string]string, bool) {
 	caps := map[string]string{}
 	for i, s := range p.segments {
 		switch {
-		case s.capture != "":
+		case s.Capture != "":
 			if parts[i] == "" {
 				return nil, false
 			}
-			caps[s.capture] = parts[i]
-		case parts[i] != s.literal:
+			caps[s.Capture] = parts[i]
+		case parts[i] != s.Literal:
 			return nil, false
 		}
 	}

@@ -76,3 +76,50 @@ func TestTemplates(t *testing.T) {
 		t.Errorf("Sample = %q", got)
 	}
 }
+
+// Covers is exact: p covers q when every ID q matches, p matches; a capture of q is never covered by a
+// literal of p.
+func TestCoversAndOverlap(t *testing.T) {
+	cases := []struct {
+		name, p, q string
+		covers     bool
+		overlap    string // "" when none
+	}{
+		{"a capture covers a literal", "spiffe://example.org/ns/{ns}/sa/{sa}", "spiffe://example.org/ns/prod/sa/api", true, "spiffe://example.org/ns/prod/sa/api"},
+		{"a literal does not cover a capture", "spiffe://example.org/ns/prod/sa/api", "spiffe://example.org/ns/{ns}/sa/api", false, "spiffe://example.org/ns/prod/sa/api"},
+		{"the same pattern", "spiffe://example.org/ns/{a}", "spiffe://example.org/ns/{b}", true, "spiffe://example.org/ns/x"},
+		{"crossed literals overlap without covering", "spiffe://example.org/ns/{ns}/sa/default", "spiffe://example.org/ns/prod/sa/{sa}", false, "spiffe://example.org/ns/prod/sa/default"},
+		{"different literals", "spiffe://example.org/ns/dev/{x}", "spiffe://example.org/ns/prod/{x}", false, ""},
+		{"different lengths", "spiffe://example.org/{a}", "spiffe://example.org/{a}/{b}", false, ""},
+		{"another trust domain", "spiffe://example.org/{a}", "spiffe://example.com/{a}", false, ""},
+		{"bare trust domains", "spiffe://example.org", "spiffe://example.org", true, "spiffe://example.org"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, q := mustCompile(t, c.p), mustCompile(t, c.q)
+			if got := p.Covers(q); got != c.covers {
+				t.Errorf("%s Covers %s = %v, want %v", c.p, c.q, got, c.covers)
+			}
+			id, ok := p.Overlap(q)
+			if ok != (c.overlap != "") || (ok && id.String() != c.overlap) {
+				t.Fatalf("Overlap = %v, %v; want %q", id, ok, c.overlap)
+			}
+			if ok {
+				_, m1 := p.Match(id)
+				_, m2 := q.Match(id)
+				if !m1 || !m2 {
+					t.Errorf("the overlap %s is not matched by both (%v, %v)", id, m1, m2)
+				}
+			}
+		})
+	}
+}
+
+func mustCompile(t *testing.T, s string) *Pattern {
+	t.Helper()
+	p, err := Compile(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
