@@ -32,6 +32,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/trusted"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/delegated"
@@ -65,9 +66,11 @@ type Options struct {
 	// limit, so that clients holding connections cannot use up the descriptors the credentials files
 	// need.
 	Conns *netutil.ConnLimit
-	// PodAuthenticator builds pod identity's token authenticator for a config with a pod_identity block;
-	// default KubernetesPodAuthenticator (TokenReview and this node's pod informer).
-	PodAuthenticator PodAuthenticatorFactory
+	// PodAuthenticator builds pod identity's token authenticator for a config with a pod_identity block:
+	// podidentity/kube.NewAuthenticatorFactory (TokenReview and this node's pod informer) in
+	// spiffe-aws-bridge-k8s. Without one, a pod_identity block is a *ConfigError at start and a refused
+	// reload, naming the block and the binary to run instead.
+	PodAuthenticator podidentity.AuthenticatorFactory
 	// Getenv reads the environment (pod identity's $NODE_NAME); default os.Getenv.
 	Getenv func(string) string
 }
@@ -210,7 +213,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 		return nil, err
 	}
 	d.tel = tel
-	err = d.apply(ctx, cfg)
+	if cfg.PodIdentity != nil && opts.PodAuthenticator == nil {
+		err = noPodAuthenticator(cfg.PodIdentity) // before any profile starts: nothing is asked of AWS
+	}
+	if err == nil {
+		err = d.apply(ctx, cfg)
+	}
 	if err == nil && cfg.PodIdentity != nil {
 		d.pod, err = d.startPodIdentity(ctx, cfg.PodIdentity)
 	}
