@@ -151,6 +151,9 @@ type subscription interface {
 // New starts the Workload API source and every profile of cfg. It fails, starting nothing, when a sink
 // cannot be set up (a port in use, an unwritable token file).
 func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error) {
+	if cfg.PodIdentity != nil && opts.PodAuthenticator == nil {
+		return nil, noPodAuthenticator(cfg.PodIdentity) // before anything starts: no server, no call to AWS
+	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
@@ -213,12 +216,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 		return nil, err
 	}
 	d.tel = tel
-	if cfg.PodIdentity != nil && opts.PodAuthenticator == nil {
-		err = noPodAuthenticator(cfg.PodIdentity) // before any profile starts: nothing is asked of AWS
-	}
-	if err == nil {
-		err = d.apply(ctx, cfg)
-	}
+	err = d.apply(ctx, cfg)
 	if err == nil && cfg.PodIdentity != nil {
 		d.pod, err = d.startPodIdentity(ctx, cfg.PodIdentity)
 	}
