@@ -1,8 +1,9 @@
 package main
 
-// The CLI contract of the three binaries: exit 0 on success, 1 on a runtime failure, 2 on a
-// usage or configuration error whichever layer finds it, with the flag or key named as the user wrote it
-// and what to do next; --version and version on each, in one format.
+// The CLI contract of three binaries (spiffe-aws-bridge-k8s's is tested in its own package): exit 0 on
+// success, 1 on a runtime failure, 2 on a usage or configuration error whichever layer finds it, with the
+// flag or key named as the user wrote it and what to do next; --version and version on each, in one
+// format.
 
 import (
 	"encoding/pem"
