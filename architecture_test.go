@@ -115,7 +115,7 @@ var rules = []rule{
 			return under(imp, "podidentity/kube", "podidentity/webhook", "k8s.io", "sigs.k8s.io")
 		},
 		transitive: true,
-		reason:     "spiffe-aws-bridge runs on every VM and host, where Kubernetes is never used: client-go and the API types more than double the binary and add about 15 MB to every daemon's memory, so pod identity's Kubernetes parts (podidentity/kube, podidentity/webhook) live in spiffe-aws-bridge-k8s; the pod identity engine (podidentity) has no Kubernetes dependency and may be linked",
+		reason:     "spiffe-aws-bridge runs on every VM and host, where Kubernetes is never used: client-go and the API types more than double the binary and add about 14 MB to every daemon's memory, so pod identity's Kubernetes parts (podidentity/kube, podidentity/webhook) live in spiffe-aws-bridge-k8s; the pod identity engine (podidentity) has no Kubernetes dependency and may be linked",
 	},
 	{
 		name: "cmd-is-imported-by-nothing",

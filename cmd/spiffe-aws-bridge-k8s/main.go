@@ -55,7 +55,7 @@ service-account token verified by TokenReview); its webhook command injects what
 them. The chart (charts/spiffe-aws-bridge) runs both.
 
 Every other command (dev, credential-process, credentials, rolesanywhere, check, plan) is in
-spiffe-aws-bridge, which leaves the Kubernetes client out: a smaller binary and about 15 MB less memory
+spiffe-aws-bridge, which leaves the Kubernetes client out: a smaller binary and about 14 MB less memory
 per daemon.
 
 Exit status, for every command: 0 success, 1 runtime failure, 2 usage or configuration error.`,
