@@ -1,4 +1,6 @@
-# spiffe-aws-bridge container image: the three release binaries, static, on a distroless non-root base.
+# spiffe-aws-bridge container image: the four release binaries, static, on a distroless non-root base. The
+# entrypoint is spiffe-aws-bridge (no Kubernetes client); the Helm chart runs spiffe-aws-bridge-k8s, the
+# build with pod identity and its admission webhook, through the container's command.
 #
 #   docker build -t spiffe-aws-bridge \
 #     --build-arg VERSION=$(git describe --tags --always) --build-arg COMMIT=$(git rev-parse HEAD) .
@@ -24,7 +26,7 @@ LABEL org.opencontainers.image.title="spiffe-aws-bridge" \
       org.opencontainers.image.url="https://github.com/spiffe-aws-bridge/spiffe-aws-bridge" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${COMMIT}"
-COPY --from=build /out/spiffe-aws-bridge /out/spiffe-aws-credential-process /out/rolesanywhere-emulator /usr/local/bin/
+COPY --from=build /out/spiffe-aws-bridge /out/spiffe-aws-bridge-k8s /out/spiffe-aws-credential-process /out/rolesanywhere-emulator /usr/local/bin/
 # distroless "nonroot" is uid/gid 65532; the examples register the bridge's SPIFFE ID for unix:uid:65532.
 USER nonroot:nonroot
 ENTRYPOINT ["/usr/local/bin/spiffe-aws-bridge"]

@@ -109,6 +109,15 @@ var rules = []rule{
 		reason:     "spiffe-aws-credential-process runs once per AWS SDK credential fetch: every package it links is initialised at each start, so it links nothing of the daemon, the refresher and sinks, the emulator, pod identity, client-go or Prometheus",
 	},
 	{
+		name: "bridge-binary-without-kubernetes",
+		from: func(p string) bool { return p == "cmd/spiffe-aws-bridge" },
+		forbid: func(_, imp string) bool {
+			return under(imp, "podidentity/kube", "podidentity/webhook", "k8s.io", "sigs.k8s.io")
+		},
+		transitive: true,
+		reason:     "spiffe-aws-bridge runs on every VM and host, where Kubernetes is never used: client-go and the API types more than double the binary and add about 14 MB to every daemon's memory, so pod identity's Kubernetes parts (podidentity/kube, podidentity/webhook) live in spiffe-aws-bridge-k8s; the pod identity engine (podidentity) has no Kubernetes dependency and may be linked",
+	},
+	{
 		name: "cmd-is-imported-by-nothing",
 		from: project,
 		forbid: func(from, imp string) bool {
@@ -289,6 +298,9 @@ func TestDependencyRulesCatchForbiddenEdges(t *testing.T) {
 		{"daemon", "testworld", "testworld-only-in-tests", "daemon", "testworld"},
 		{"config", "k8s.io/client-go/kubernetes", "lean-credential-process", "cmd/spiffe-aws-credential-process", "k8s.io/client-go/kubernetes"},
 		{"daemon", "cmd/spiffe-aws-bridge", "cmd-is-imported-by-nothing", "daemon", "cmd/spiffe-aws-bridge"},
+		{"daemon", "podidentity/kube", "bridge-binary-without-kubernetes", "cmd/spiffe-aws-bridge", "podidentity/kube"},
+		{"cmd/internal/runcmd", "podidentity/webhook", "bridge-binary-without-kubernetes", "cmd/spiffe-aws-bridge", "podidentity/webhook"},
+		{"podidentity", "k8s.io/api/core/v1", "bridge-binary-without-kubernetes", "cmd/spiffe-aws-bridge", "k8s.io/api/core/v1"},
 	} {
 		t.Run(tc.from+"→"+tc.to, func(t *testing.T) {
 			g := graph{}

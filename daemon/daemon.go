@@ -32,6 +32,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/netutil"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/safefs"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/trusted"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/signer"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/delegated"
@@ -65,9 +66,11 @@ type Options struct {
 	// limit, so that clients holding connections cannot use up the descriptors the credentials files
 	// need.
 	Conns *netutil.ConnLimit
-	// PodAuthenticator builds pod identity's token authenticator for a config with a pod_identity block;
-	// default KubernetesPodAuthenticator (TokenReview and this node's pod informer).
-	PodAuthenticator PodAuthenticatorFactory
+	// PodAuthenticator builds pod identity's token authenticator for a config with a pod_identity block:
+	// podidentity/kube.NewAuthenticatorFactory (TokenReview and this node's pod informer) in
+	// spiffe-aws-bridge-k8s. Without one, a pod_identity block is a *ConfigError at start and a refused
+	// reload, naming the block and the binary to run instead.
+	PodAuthenticator podidentity.AuthenticatorFactory
 	// Getenv reads the environment (pod identity's $NODE_NAME); default os.Getenv.
 	Getenv func(string) string
 }
@@ -148,6 +151,9 @@ type subscription interface {
 // New starts the Workload API source and every profile of cfg. It fails, starting nothing, when a sink
 // cannot be set up (a port in use, an unwritable token file).
 func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error) {
+	if cfg.PodIdentity != nil && opts.PodAuthenticator == nil {
+		return nil, noPodAuthenticator(cfg.PodIdentity) // before anything starts: no server, no call to AWS
+	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}

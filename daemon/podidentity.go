@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"strings"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
@@ -14,19 +15,20 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/wiring/podrules"
 )
 
-// PodAuthenticatorOptions is what a PodAuthenticatorFactory gets: the pod_identity block, this node's
-// name, and the function to call when one of the node's pods is deleted.
-type PodAuthenticatorOptions struct {
-	Config   *config.PodIdentity
-	NodeName string
-	// PodDeleted must be called with the UID of every pod of this node that is deleted (the node's pod
-	// informer), so that its Delegated Identity stream and, when last, its session stop.
-	PodDeleted func(uid string)
-}
+// KubernetesBinary is the build of the bridge that supports pod identity: spiffe-aws-bridge-k8s links the
+// Kubernetes client (podidentity/kube), which the other binaries leave out.
+const KubernetesBinary = "spiffe-aws-bridge-k8s"
 
-// PodAuthenticatorFactory builds pod identity's token authenticator (TokenReview and this node's pod
-// informer, package podidentity/kube) and returns it with the function that stops it.
-type PodAuthenticatorFactory func(ctx context.Context, o PodAuthenticatorOptions) (podidentity.Authenticator, func(), error)
+// noPodAuthenticator is the error for a pod_identity block in a daemon built without Kubernetes support
+// (no Options.PodAuthenticator): it names the block and the command that runs the same config with it.
+func noPodAuthenticator(pi *config.PodIdentity) error {
+	file := pi.Pos
+	if i := strings.LastIndexByte(file, ':'); i > 0 {
+		file = file[:i]
+	}
+	return &ConfigError{Err: fmt.Errorf("pod_identity (%s): this spiffe-aws-bridge is built without Kubernetes support; run it with %s run --config %s (the chart's image ships both)",
+		pi.Pos, KubernetesBinary, file)}
+}
 
 // podIdentity is the running pod_identity block.
 type podIdentity struct {
@@ -59,7 +61,7 @@ func (d *Daemon) startPodIdentity(ctx context.Context, pi *config.PodIdentity) (
 	}
 	newAuth := d.opts.PodAuthenticator
 	if newAuth == nil {
-		newAuth = KubernetesPodAuthenticator(d.log.Named("pod_identity"))
+		return nil, noPodAuthenticator(pi)
 	}
 	rules, err := podrules.Compile(pi)
 	if err != nil {
@@ -89,7 +91,10 @@ func (d *Daemon) startPodIdentity(ctx context.Context, pi *config.PodIdentity) (
 			srv.PodDeleted(uid)
 		}
 	}
-	auth, stop, err := newAuth(ctx, PodAuthenticatorOptions{Config: pi, NodeName: nodeName, PodDeleted: func(uid string) { gone(uid) }})
+	auth, stop, err := newAuth(ctx, podidentity.AuthenticatorOptions{
+		Kubeconfig: pi.Kubeconfig, NodeName: nodeName, Audience: pi.Audience, CacheTTL: pi.TokenCacheTTL,
+		PodDeleted: func(uid string) { gone(uid) },
+	})
 	if err != nil {
 		return nil, fmt.Errorf("pod_identity (%s): %w", pi.Pos, err)
 	}

@@ -1,12 +1,12 @@
 package daemon_test
 
 // Pod identity end to end, as issue 24 judges it: the whole daemon (daemon.New with a pod_identity block
-// and no PodAuthenticator option, so the real one: TokenReview and this node's pod informer) against a
-// real kube-apiserver and etcd (podidentity/kube/kubetest), acting as the bridge's service account bound
-// to exactly the ClusterRole of podidentity/kube/rbac.yaml; the fake SPIRE agent's Delegated Identity API
-// (svidtest) with an entry per service account; the emulator with a role per service account that trusts
-// only that service account's SPIFFE ID; and an unmodified aws-sdk-go-v2 configured only by the two
-// environment variables a pod gets.
+// and the PodAuthenticator spiffe-aws-bridge-k8s ships, kube.NewAuthenticatorFactory: TokenReview and
+// this node's pod informer) against a real kube-apiserver and etcd (podidentity/kube/kubetest), acting as
+// the bridge's service account bound to exactly the ClusterRole of podidentity/kube/rbac.yaml; the fake
+// SPIRE agent's Delegated Identity API (svidtest) with an entry per service account; the emulator with a
+// role per service account that trusts only that service account's SPIFFE ID; and an unmodified
+// aws-sdk-go-v2 configured only by the two environment variables a pod gets.
 
 import (
 	"context"
@@ -34,6 +34,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/daemon"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/logtest"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity/kube"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity/kube/kubetest"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
@@ -130,7 +131,9 @@ pod_identity {
   }
 }
 `, kw.admin.Addr(), kw.node, kubetest.Kubeconfig(t, conf), kw.TrustAnchorARN, podProfileARN, testworld.AccountID, kw.Emulator.URL)
-	kw.d, kw.logs = kw.startWith(t, clock.Real{}, time.Now, block, nil)
+	kw.d, kw.logs = kw.startWith(t, clock.Real{}, time.Now, block, func(o *daemon.Options) {
+		o.PodAuthenticator = kube.NewAuthenticatorFactory(o.Logger.Named("pod_identity"))
+	})
 	kw.url = "http://" + kw.d.PodIdentityAddrs()[0] + "/v1/credentials"
 	t.Cleanup(func() { kw.checkLogs(t) })
 	return kw

@@ -3,9 +3,11 @@ package daemon_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/daemon"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/clock"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity"
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity/kube"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity/podidentitytest"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/svid/svidtest"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/testworld"
@@ -70,7 +73,7 @@ func TestPodIdentityRunsBesideProfilesReloadsAndStops(t *testing.T) {
 	auth := &podidentitytest.Authenticator{Node: "node-a"}
 	var gotNode string
 	opt := func(o *daemon.Options) {
-		o.PodAuthenticator = func(_ context.Context, po daemon.PodAuthenticatorOptions) (podidentity.Authenticator, func(), error) {
+		o.PodAuthenticator = func(_ context.Context, po podidentity.AuthenticatorOptions) (podidentity.Authenticator, func(), error) {
 			gotNode = po.NodeName
 			return auth, func() {}, nil
 		}
@@ -154,7 +157,7 @@ func TestPodIdentityNeedsNodeNameAndAuthenticator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := func(context.Context, daemon.PodAuthenticatorOptions) (podidentity.Authenticator, func(), error) {
+	auth := func(context.Context, podidentity.AuthenticatorOptions) (podidentity.Authenticator, func(), error) {
 		return &podidentitytest.Authenticator{}, func() {}, nil
 	}
 	_, err = daemon.New(context.Background(), cfg, daemon.Options{PodAuthenticator: auth, Getenv: func(string) string { return "" }})
@@ -166,11 +169,78 @@ func TestPodIdentityNeedsNodeNameAndAuthenticator(t *testing.T) {
 		t.Fatalf("NODE_NAME from the environment: %v", err)
 	}
 	d.Close()
-	// The default authenticator is the API server's (TokenReview and this node's pods): outside a pod,
-	// with no kubeconfig, it says which setting is missing.
+	// spiffe-aws-bridge-k8s's authenticator is the API server's (TokenReview and this node's pods):
+	// outside a pod, with no kubeconfig, it says which setting is missing.
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
-	_, err = daemon.New(context.Background(), cfg, daemon.Options{Getenv: func(string) string { return "n1" }})
+	_, err = daemon.New(context.Background(), cfg, daemon.Options{PodAuthenticator: kube.NewAuthenticatorFactory(nil), Getenv: func(string) string { return "n1" }})
 	if err == nil || !strings.Contains(err.Error(), "set kubeconfig when not running in a pod") {
-		t.Fatalf("the default authenticator outside a cluster: %v", err)
+		t.Fatalf("the Kubernetes authenticator outside a cluster: %v", err)
+	}
+}
+
+// noKubernetes is what a daemon built without Kubernetes support (no PodAuthenticator, as in
+// spiffe-aws-bridge) says of the pod_identity block of the config file bridge.hcl.
+func noKubernetes(pos string) string {
+	return "pod_identity (" + pos + "): this spiffe-aws-bridge is built without Kubernetes support; run it with spiffe-aws-bridge-k8s run --config bridge.hcl (the chart's image ships both)"
+}
+
+// A daemon without a pod authenticator (spiffe-aws-bridge, which links no Kubernetes client) refuses a
+// pod_identity block at start as a configuration error (exit 2) that names the block and the binary to
+// run instead, before any profile asks AWS for anything.
+func TestPodIdentityWithoutAuthenticatorIsAConfigError(t *testing.T) {
+	w := newWorld(t, time.Now)
+	admin := svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{CA: w.Agent.CA()})
+	cfg, err := config.Parse([]byte(fmt.Sprintf("agent_address = %q\n", w.Agent.Addr())+w.profile("own", "")+w.podIdentityBlock(admin.Addr(), "127.0.0.1:0", "")), "bridge.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = daemon.New(context.Background(), cfg, daemon.Options{})
+	var ce *daemon.ConfigError
+	if !errors.As(err, &ce) || err.Error() != noKubernetes(cfg.PodIdentity.Pos) {
+		t.Fatalf("got %T %v\nwant a *daemon.ConfigError %q", err, err, noKubernetes(cfg.PodIdentity.Pos))
+	}
+	if n := creates(w); n != 0 {
+		t.Errorf("%d CreateSession calls by a daemon that refused its config", n)
+	}
+	if admin.Streams() != 0 {
+		t.Errorf("the refused daemon opened %d Delegated Identity streams", admin.Streams())
+	}
+}
+
+// A reload that adds a pod_identity block to a daemon without a pod authenticator is refused like any
+// failed reload: reported (ReloadStatus, so /ready and metrics), the profiles running as before, nothing
+// listening for pods.
+func TestReloadAddingPodIdentityWithoutAuthenticatorKeepsTheOldConfig(t *testing.T) {
+	w := newWorld(t, time.Now)
+	admin := svidtest.NewDelegatedServer(t, svidtest.DelegatedOptions{CA: w.Agent.CA()})
+	d, _ := w.startWith(t, clock.Real{}, time.Now, w.profile("own", ""), nil)
+	within(t, 5*time.Second, "the own profile's session", func() bool {
+		st := d.States()
+		return len(st) == 1 && !st[0].Expiration.IsZero()
+	})
+	next := w.parse(t, w.profile("own", "")+w.podIdentityBlock(admin.Addr(), "127.0.0.1:0", ""))
+	err := d.Reload(context.Background(), next)
+	var ce *daemon.ConfigError
+	want := "pod_identity (" + next.PodIdentity.Pos + "): this spiffe-aws-bridge is built without Kubernetes support; run it with spiffe-aws-bridge-k8s run --config " + filepath.Join(w.Dir, "bridge.hcl")
+	if !errors.As(err, &ce) || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("reload adding pod_identity: %T %v", err, err)
+	}
+	if got := d.ReloadStatus().Err; got != err.Error() {
+		t.Errorf("ReloadStatus().Err = %q, want the reload's error", got)
+	}
+	if addrs := d.PodIdentityAddrs(); addrs != nil {
+		t.Errorf("pod identity listens on %v after a refused reload", addrs)
+	}
+	if st := d.States(); len(st) != 1 || st[0].Profile != "own" || st[0].Expiration.IsZero() {
+		t.Fatalf("after the refused reload: %+v", st)
+	}
+	// The old config keeps running: a rotation still refreshes the profile.
+	before := creates(w)
+	if err := w.Agent.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 10*time.Second, "the profile refreshed after the refused reload", func() bool { return creates(w) > before })
+	if admin.Streams() != 0 {
+		t.Errorf("the refused reload left %d Delegated Identity streams open", admin.Streams())
 	}
 }

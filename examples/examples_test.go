@@ -679,7 +679,7 @@ func readFile(t *testing.T, p string) string {
 // ---- Dockerfile and build script ------------------------------------------------------------------
 
 // releaseBinaries are what scripts/build.sh builds and the image ships.
-var releaseBinaries = []string{"spiffe-aws-bridge", "spiffe-aws-credential-process", "rolesanywhere-emulator"}
+var releaseBinaries = []string{"spiffe-aws-bridge", "spiffe-aws-bridge-k8s", "spiffe-aws-credential-process", "rolesanywhere-emulator"}
 
 func TestDockerfile(t *testing.T) {
 	src := checkDockerfile(t, filepath.Join(repoRoot, "Dockerfile"))

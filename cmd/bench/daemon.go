@@ -16,31 +16,58 @@ import (
 )
 
 // daemon: `spiffe-aws-bridge run` with 10 profiles: resident memory once all hold credentials, and CPU
-// time spent while idle (between refreshes nothing should run: no polling).
+// time spent while idle (between refreshes nothing should run: no polling). Then the same config under
+// `spiffe-aws-bridge-k8s run`, the Kubernetes build, for what linking the Kubernetes client costs (reported).
 func (b *bench) daemon() error {
 	bin, err := b.buildBinary()
 	if err != nil {
 		return err
 	}
-	w, err := testworld.Start(testworld.Options{QuotaPerSecond: -1})
+	idle := 60 * time.Second
+	if b.quick {
+		idle = 10 * time.Second
+	}
+	rss, used, err := b.tenProfiles(bin, idle)
 	if err != nil {
 		return err
 	}
+	b.add("daemon (spiffe-aws-bridge), 10 profiles: resident memory", fmt.Sprintf("%.1f MB", float64(rss)/1024), "≤ 20 MB", pass(rss <= 20*1024))
+	b.add(fmt.Sprintf("daemon (spiffe-aws-bridge), 10 profiles: CPU while idle for %s", idle), fmt.Sprintf("%.2f s", used.Seconds()),
+		"≈ 0 (≤ 0.05 s)", pass(used <= 50*time.Millisecond))
+	rss, _, err = b.tenProfiles(filepath.Join(filepath.Dir(bin), "spiffe-aws-bridge-k8s"), 2*time.Second)
+	if err != nil {
+		return fmt.Errorf("spiffe-aws-bridge-k8s: %w", err)
+	}
+	b.add("for comparison: spiffe-aws-bridge-k8s run, the same 10 profiles: resident memory", fmt.Sprintf("%.1f MB", float64(rss)/1024), "", nil)
+	return nil
+}
+
+// tenProfiles runs `BIN run` with 10 profiles against a test world, waits until all hold credentials,
+// and returns its resident memory (kB) after idle and the CPU time it used during idle.
+func (b *bench) tenProfiles(bin string, idle time.Duration) (int64, time.Duration, error) {
+	w, err := testworld.Start(testworld.Options{QuotaPerSecond: -1})
+	if err != nil {
+		return 0, 0, err
+	}
 	defer w.Close()
-	creds := filepath.Join(b.dir, "daemon", "credentials")
+	dir := filepath.Join(b.dir, "daemon-"+filepath.Base(bin))
+	creds := filepath.Join(dir, "credentials")
 	cfg := w.Config("log_level = \"warn\"\n")
 	for i := 0; i < 10; i++ {
 		cfg += w.Profile(fmt.Sprintf("p%d", i), testworld.CredentialsFile(creds))
 	}
-	cfgPath := filepath.Join(b.dir, "daemon.hcl")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, 0, err
+	}
+	cfgPath := filepath.Join(dir, "daemon.hcl")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return err
+		return 0, 0, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "run", "--config", cfgPath)
 	if err := cmd.Start(); err != nil {
-		return err
+		return 0, 0, err
 	}
 	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
 	deadline := time.Now().Add(30 * time.Second)
@@ -50,30 +77,22 @@ func (b *bench) daemon() error {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the 10 profiles did not all get credentials within 30s")
+			return 0, 0, fmt.Errorf("the 10 profiles did not all get credentials within 30s")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(2 * time.Second) // settle
-	idle := 60 * time.Second
-	if b.quick {
-		idle = 10 * time.Second
-	}
 	cpu0, err := cpuTime(cmd.Process.Pid)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	time.Sleep(idle)
 	cpu1, _ := cpuTime(cmd.Process.Pid)
 	rss, err := procStatusKB(cmd.Process.Pid, "VmRSS")
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
-	b.add("daemon, 10 profiles: resident memory", fmt.Sprintf("%.1f MB", float64(rss)/1024), "≤ 20 MB", pass(rss <= 20*1024))
-	used := cpu1 - cpu0
-	b.add(fmt.Sprintf("daemon, 10 profiles: CPU while idle for %s", idle), fmt.Sprintf("%.2f s", used.Seconds()),
-		"≈ 0 (≤ 0.05 s)", pass(used <= 50*time.Millisecond))
-	return nil
+	return rss, cpu1 - cpu0, nil
 }
 
 // cpuTime is user+system CPU time of pid from /proc/<pid>/stat.

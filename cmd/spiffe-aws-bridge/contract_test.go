@@ -1,8 +1,9 @@
 package main
 
-// The CLI contract of the three binaries: exit 0 on success, 1 on a runtime failure, 2 on a
-// usage or configuration error whichever layer finds it, with the flag or key named as the user wrote it
-// and what to do next; --version and version on each, in one format.
+// The CLI contract of three binaries (spiffe-aws-bridge-k8s's is tested in its own package): exit 0 on
+// success, 1 on a runtime failure, 2 on a usage or configuration error whichever layer finds it, with the
+// flag or key named as the user wrote it and what to do next; --version and version on each, in one
+// format.
 
 import (
 	"encoding/pem"
@@ -50,6 +51,7 @@ func TestExitCodeContract(t *testing.T) {
 			profile("b", fmt.Sprintf("  credentials_file {\n    path = %q\n    profile_name = \"x\"\n  }\n", filepath.Join(dir, "alias", "credentials"))))
 	noUser := write("no-user.hcl", fmt.Sprintf("agent_address = %q\n", "unix://"+filepath.Join(dir, "agent.sock"))+
 		profile("app", fmt.Sprintf("  credentials_file {\n    path = %q\n    owner = \"no-such-user-here\"\n  }\n", filepath.Join(dir, "creds"))))
+	podIdentity := write("pods.hcl", "log_level = \"info\"\n"+podIdentityBlock(filepath.Join(dir, "admin.sock")))
 	emuBad := write("emulator-bad.hcl", "account_id = \"123456789012\"\nnope = 1\n")
 	emuGood := write("emulator.hcl", `account_id = "123456789012"`)
 	ca, err := svidtest.NewCA(svidtest.CAOptions{})
@@ -86,15 +88,12 @@ func TestExitCodeContract(t *testing.T) {
 		{"agent_address with a host name", []string{bridge, "run", "--config", tcpName}, nil, []string{`agent_address "tcp://agent:8081"`, `host "agent" is not an IP address`}},
 		{"same credentials file through a symlink", []string{bridge, "run", "--config", sameFile}, nil, []string{`credentials_file ` + filepath.Join(dir, "alias", "credentials") + ` is the same file as ` + filepath.Join(dir, "real", "credentials")}},
 		{"owner that is no user, found at start", []string{bridge, "run", "--config", noUser}, nil, []string{`credentials_file.owner \"no-such-user-here\": no such user (name an existing user or a numeric id)`}},
+		{"run with a pod_identity block", []string{bridge, "run", "--config", podIdentity}, nil, []string{noKubernetes(podIdentity, 5)}},
 		{"dev --rotate-every 0s", []string{bridge, "dev", "--rotate-every", "0s"}, nil, []string{"--rotate-every 0s is too short: the minimum is 1s; give at least 1s"}},
 		{"dev --rotate-every -5s", []string{bridge, "dev", "--rotate-every", "-5s"}, nil, []string{"--rotate-every -5s is too short"}},
 		{"dev --session-duration 5m", []string{bridge, "dev", "--session-duration", "5m"}, nil, []string{"--session-duration 5m is too short: the minimum is 15m; give 15m to 12h (900 to 43200 seconds, PT15M to PT12H)"}},
 		{"dev --log-level loud", []string{bridge, "dev", "--log-level", "loud"}, nil, []string{`--log-level "loud" is not a log level: use one of trace, debug, info, warn, error`}},
 		{"dev --duration -1s", []string{bridge, "dev", "--duration", "-1s"}, nil, []string{"--duration -1s is negative"}},
-		{"webhook without --service", []string{bridge, "webhook", "--self-signed"}, nil, []string{"missing required flag(s): --service"}},
-		{"webhook without a certificate", []string{bridge, "webhook", "--service", "pi", "--namespace", "ns"}, nil, []string{"give --tls-cert-file and --tls-key-file, or --self-signed"}},
-		{"webhook --self-signed without its objects", []string{bridge, "webhook", "--service", "pi", "--namespace", "ns", "--self-signed"}, nil, []string{"--self-signed needs --ca-secret and --webhook-config"}},
-		{"webhook --credentials-uri without a scheme", []string{bridge, "webhook", "--service", "pi", "--namespace", "ns", "--tls-cert-file", cert, "--tls-key-file", cert, "--credentials-uri", "169.254.170.23/v1/credentials"}, nil, []string{`credentials URI "169.254.170.23/v1/credentials" is not an http:// or https:// URL`}},
 		{"credential-process without flags", []string{bridge, "credential-process"}, nil, []string{"missing required flag(s): --trust-anchor-arn, --profile-arn, --role-arn"}},
 		{"credential-process --session-duration 300", with([]string{bridge, "credential-process"}, with(arns, "--session-duration", "300")...), nil, []string{"--session-duration 300 is too short: the minimum is 15m; give 15m to 12h (900 to 43200 seconds, PT15M to PT12H)"}},
 		{"credential-process --role-arn garbage", []string{bridge, "credential-process", "--trust-anchor-arn", testworld.TrustAnchorARN, "--profile-arn", testworld.ProfileARN, "--role-arn", "garbage"}, nil, []string{`--role-arn "garbage": is not an ARN`}},

@@ -74,14 +74,6 @@ func TestEveryDurationTakesTheOneGrammar(t *testing.T) {
 			"5m":  "--assume-role-duration 5m is too short: the minimum is 15m; give 15m to 1h (900 to 3600 seconds, PT15M to PT1H)",
 			"90m": "--assume-role-duration 90m is too long: the maximum is 1h; give 15m to 1h (900 to 3600 seconds, PT15M to PT1H)",
 		}},
-		{name: "spiffe-aws-bridge webhook --token-expiration", argv: func(v string) []string {
-			return []string{binPath, "webhook", "--service", "pi", "--namespace", "ns", "--token-expiration", v, "--log-level", "loud"}
-		}, next: `--log-level "loud" is not a log level`, refused: map[string]string{
-			"5m": "--token-expiration 5m is too short: the minimum is 10m; give at least 10m, e.g. 24h",
-		}},
-		{name: "spiffe-aws-bridge webhook --ca-bundle-check", argv: func(v string) []string {
-			return []string{binPath, "webhook", "--service", "pi", "--namespace", "ns", "--ca-bundle-check", v, "--log-level", "loud"}
-		}, next: `--log-level "loud" is not a log level`},
 		{name: "rolesanywhere-emulator --latency", argv: func(v string) []string {
 			return []string{emuPath(), "--config", "emulator.hcl", "--latency", v, "--log-level", "loud"}
 		}, next: `--log-level "loud" is not a log level`},

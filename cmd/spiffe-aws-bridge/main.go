@@ -5,13 +5,13 @@
 //	spiffe-aws-bridge credential-process …      one-shot, for credential_process in ~/.aws/config
 //	spiffe-aws-bridge credentials …             drop-in for spiffe-aws-assume-role (JWT-SVID → STS)
 //	spiffe-aws-bridge check …                   why doesn't this work?
-//	spiffe-aws-bridge webhook …                 pod identity's admission webhook (Kubernetes)
 //	spiffe-aws-bridge version                   (or --version)
 //
 // Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.
 //
 // The credential-process command is also built alone, as the lean spiffe-aws-credential-process, for
-// AWS SDKs that start it on every credential refresh.
+// AWS SDKs that start it on every credential refresh. Kubernetes pod identity (a config's pod_identity
+// block, the admission webhook) is in spiffe-aws-bridge-k8s: this binary links no Kubernetes client.
 package main
 
 //go:generate go test -run TestCLIReferenceIsCurrent -update-cli-docs .
@@ -25,6 +25,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/cmd/internal/runcmd"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 )
 
@@ -53,15 +54,16 @@ CreateSession with each (the key stays in memory) and hands the temporary AWS cr
 credentials files, credential_process, local IMDSv2 and container-credentials endpoints, hooks.
 
 Start with "spiffe-aws-bridge dev" (everything local, no SPIRE, no AWS account); run the daemon with
-"spiffe-aws-bridge run --config FILE". Shell completion: "spiffe-aws-bridge completion bash|zsh|fish|powershell".
+"spiffe-aws-bridge run --config FILE". Kubernetes pod identity (a pod_identity block, the admission
+webhook) is served by spiffe-aws-bridge-k8s. Shell completion: "spiffe-aws-bridge completion
+bash|zsh|fish|powershell".
 
 Exit status, for every command: 0 success, 1 runtime failure, 2 usage or configuration error.`,
 	}
 	root.AddCommand(
-		newRunCommand(stderr),
+		runcmd.New(runcmd.Options{Binary: "spiffe-aws-bridge", Stderr: stderr}),
 		newDevCommand(stdout, stderr),
 		newPlanCommand(stdout),
-		newWebhookCommand(stderr),
 	)
 	for _, c := range extraCommands(stdout, stderr) {
 		root.AddCommand(c)

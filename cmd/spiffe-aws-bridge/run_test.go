@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -287,6 +288,77 @@ profile "second" {
 		t.Fatal(err)
 	}
 	eventually(t, "refreshes after the failed reload", func() bool { return profileKeys(credsPath, "app")["aws_access_key_id"] != first })
+}
+
+// podIdentityBlock is a pod_identity block (with the delegated_identity block it needs) for the agent
+// admin socket admin.
+func podIdentityBlock(admin string) string {
+	return fmt.Sprintf(`delegated_identity {
+  admin_address = %q
+}
+pod_identity {
+  listen    = ["127.0.0.1:0"]
+  interface = ""
+  node_name = "node-a"
+  rule {
+    spiffe_id        = "spiffe://example.org/ns/{ns}/sa/{sa}"
+    trust_anchor_arn = %q
+    profile_arn      = %q
+    role_arn         = "arn:aws:iam::123456789012:role/{sa}"
+  }
+}
+`, "unix://"+admin, testworld.TrustAnchorARN, testworld.ProfileARN)
+}
+
+// noKubernetes is what spiffe-aws-bridge says of the pod_identity block at line of the config file path:
+// it links no Kubernetes client, so the block needs spiffe-aws-bridge-k8s.
+func noKubernetes(path string, line int) string {
+	return fmt.Sprintf("pod_identity (%s:%d): this spiffe-aws-bridge is built without Kubernetes support; run it with spiffe-aws-bridge-k8s run --config %s (the chart's image ships both)", path, line, path)
+}
+
+// TestRunRefusesAPodIdentityReloadAndKeepsServing: a SIGHUP that adds a pod_identity block to a running
+// spiffe-aws-bridge (no Kubernetes client) is refused like any failed reload, in the log and in /ready,
+// naming the block and spiffe-aws-bridge-k8s; the profile keeps being refreshed and nothing listens for
+// pods.
+func TestRunRefusesAPodIdentityReloadAndKeepsServing(t *testing.T) {
+	w := newWorld(t)
+	credsPath := filepath.Join(w.Dir, "credentials")
+	port := freeTCPPort(t)
+	health := fmt.Sprintf("health_checks {\n  bind_port = %d\n}\n", port)
+	cfgPath := w.bridgeConfig(t, "bridge.hcl", credsPath, health)
+	d := startDaemon(t, cfgPath)
+	eventually(t, "first credentials", func() bool { return profileKeys(credsPath, "app") != nil })
+	first := profileKeys(credsPath, "app")["aws_access_key_id"]
+
+	w.bridgeConfig(t, "bridge.hcl", credsPath, health+podIdentityBlock(filepath.Join(w.Dir, "admin.sock")))
+	data, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := 1 + strings.Count(string(data[:strings.Index(string(data), "pod_identity {")]), "\n")
+	want := noKubernetes(cfgPath, line)
+	_ = d.cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, "the refused reload", func() bool {
+		return strings.Contains(d.Logs(), "config reload refused") && strings.Contains(d.Logs(), want)
+	})
+	var ready string
+	eventually(t, "/ready reporting the refused reload", func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ready", port))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		ready = string(b)
+		return strings.Contains(ready, "built without Kubernetes support")
+	})
+	if err := w.Agent.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "refreshes after the refused reload", func() bool { return profileKeys(credsPath, "app")["aws_access_key_id"] != first })
+	if strings.Contains(d.Logs(), "pod identity started") {
+		t.Error("pod identity started in spiffe-aws-bridge")
+	}
 }
 
 func TestRunExitsNonZeroOnABadConfigNamingThePosition(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -60,8 +61,20 @@ func disableAutoGenTag(c *cobra.Command) {
 }
 
 // owned lists the files of dir that belong to the command named name: NAME.md and NAME_*.md, or
-// NAME.1 and NAME-*.1.
+// NAME.1 and NAME-*.1, less those of another binary whose name extends NAME with a dash (the man pages of
+// spiffe-aws-bridge-k8s are not spiffe-aws-bridge's "k8s" subcommand). The binaries are the root pages of
+// MarkdownDir beside dir.
 func owned(dir, name string) ([]string, error) {
+	roots, err := filepath.Glob(filepath.Join(filepath.Dir(dir), filepath.Base(MarkdownDir), name+"-*.md"))
+	if err != nil {
+		return nil, err
+	}
+	var others []string
+	for _, r := range roots {
+		if b := strings.TrimSuffix(filepath.Base(r), ".md"); !strings.Contains(b, "_") {
+			others = append(others, b)
+		}
+	}
 	var out []string
 	for _, pattern := range []string{name + ".md", name + "_*.md", name + ".1", name + "-*.1"} {
 		m, err := filepath.Glob(filepath.Join(dir, pattern))
@@ -69,7 +82,10 @@ func owned(dir, name string) ([]string, error) {
 			return nil, err
 		}
 		for _, f := range m {
-			out = append(out, filepath.Base(f))
+			b := filepath.Base(f)
+			if !slices.ContainsFunc(others, func(o string) bool { return b == o+".1" || strings.HasPrefix(b, o+"-") }) {
+				out = append(out, b)
+			}
 		}
 	}
 	slices.Sort(out)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/cmd/internal/runcmd"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/daemon"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/cli"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/duration"
@@ -100,13 +101,13 @@ func runWebhook(cmd *cobra.Command, f *webhookFlags, stderr io.Writer) error {
 	if f.o.SelfSigned {
 		c, err := webhook.NewKubeClient(f.kubeconfig)
 		if err != nil {
-			return fatal(log, err)
+			return runcmd.Fatal(log, err)
 		}
 		f.o.Client = c
 	}
 	s, err := webhook.NewServer(cmd.Context(), f.o)
 	if err != nil {
-		return fatal(log, fmt.Errorf("starting: %w", err))
+		return runcmd.Fatal(log, fmt.Errorf("starting: %w", err))
 	}
 	<-cmd.Context().Done()
 	log.Info("stopping")
