@@ -43,5 +43,19 @@ func (k kubeAuthenticator) Authenticate(ctx context.Context, token string) (podi
 	if err != nil {
 		return podidentity.Pod{}, err
 	}
-	return podidentity.Pod{Namespace: p.Namespace, ServiceAccount: p.ServiceAccount, Name: p.Name, UID: p.UID, Node: p.NodeName}, nil
+	return podOfKube(p), nil
+}
+
+// WaitAddresses implements podidentity.AddressWaiter: the node's informer may list a pod before its IPs.
+func (k kubeAuthenticator) WaitAddresses(ctx context.Context, uid string) (podidentity.Pod, error) {
+	p, err := k.a.WaitAddresses(ctx, uid)
+	if err != nil {
+		return podidentity.Pod{}, err
+	}
+	return podOfKube(p), nil
+}
+
+func podOfKube(p kube.Pod) podidentity.Pod {
+	return podidentity.Pod{Namespace: p.Namespace, ServiceAccount: p.ServiceAccount, Name: p.Name, UID: p.UID, Node: p.NodeName,
+		IPs: p.IPs, HostNetwork: p.HostNetwork}
 }

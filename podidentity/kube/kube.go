@@ -21,6 +21,7 @@ package kube
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -66,6 +67,10 @@ type Pod struct {
 	UID            string
 	ServiceAccount string
 	NodeName       string
+	// IPs are the pod's addresses (status.podIPs); none while the kubelet has not reported them.
+	IPs []netip.Addr
+	// HostNetwork: the pod uses the node's network namespace (spec.hostNetwork).
+	HostNetwork bool
 }
 
 // String names the pod, for logs.

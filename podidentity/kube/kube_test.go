@@ -3,6 +3,7 @@ package kube_test
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -165,7 +166,7 @@ func TestPodTokenAuthenticatesAsThatPod(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := kube.Pod{Namespace: ns, Name: pod.Name, UID: string(pod.UID), ServiceAccount: "cart", NodeName: node}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Authenticate = %+v, want %+v", got, want)
 	}
 	wantSel := []string{"k8s:ns:" + ns, "k8s:sa:cart", "k8s:pod-uid:" + string(pod.UID), "k8s:pod-name:" + pod.Name}
