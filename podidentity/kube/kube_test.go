@@ -62,6 +62,8 @@ type bridgeOptions struct {
 	client   kubernetes.Interface // default the administrator's
 	clock    clock.Clock
 	cacheTTL time.Duration
+	wait     time.Duration              // the informer wait bound (PodsOptions.Wait)
+	arrival  func(uid, podName string) // called before the informer stores each pod
 }
 
 func newBridge(t *testing.T, s *kubetest.Server, node string, o bridgeOptions) *bridge {
@@ -81,9 +83,13 @@ func newBridge(t *testing.T, s *kubetest.Server, node string, o bridgeOptions) *
 	b.pods, err = kube.NewPods(kube.PodsOptions{
 		Client: o.client, NodeName: node, Logger: log.Named("pods"),
 		OnGone: func(p kube.Pod) { b.mu.Lock(); b.gone = append(b.gone, p); b.mu.Unlock() },
+		Wait:   o.wait,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.arrival != nil {
+		kube.SetArrival(b.pods, o.arrival)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
