@@ -62,7 +62,7 @@ type bridgeOptions struct {
 	client   kubernetes.Interface // default the administrator's
 	clock    clock.Clock
 	cacheTTL time.Duration
-	wait     time.Duration              // the informer wait bound (PodsOptions.Wait)
+	wait     time.Duration             // the informer wait bound (PodsOptions.Wait)
 	arrival  func(uid, podName string) // called before the informer stores each pod
 }
 
