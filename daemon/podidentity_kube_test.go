@@ -490,7 +490,7 @@ func TestPodIdentityKubeFiftyPodsOneCreateSession(t *testing.T) {
 // A pod's token is honoured only from the pod's own address, the IPs its status lists (the whole daemon,
 // the real informer): pod A's token from A's IP is served, from another address (another pod, a process
 // of the node that read it) 403 naming the source and the pod; a host-network pod's token from the node's
-// own addresses (loopback here) is served; with verify_source_address = false the token alone decides.
+// own addresses (loopback here) is served.
 func TestSecurityPodIdentityKubeTokenWorksOnlyFromItsPodsAddress(t *testing.T) {
 	kw := newKubeWorld(t, []string{"web", "agent"})
 	_, tok := kw.podAt(t, "web-1", "web", "", "127.0.0.2", "fd00:10::2")
@@ -514,7 +514,11 @@ func TestSecurityPodIdentityKubeTokenWorksOnlyFromItsPodsAddress(t *testing.T) {
 	if n := creates(kw.world); n != 2 {
 		t.Fatalf("%d CreateSession calls, want 2 (one per pod served)", n)
 	}
+}
 
+// With verify_source_address = false (a CNI that SNATs pod traffic to the node) the token alone decides.
+// (A test of its own: klog's logger is process-wide, so two daemons must not start side by side.)
+func TestPodIdentityKubeSourceCheckOff(t *testing.T) {
 	off := newKubeWorldWith(t, "  verify_source_address = false", []string{"web"})
 	_, offTok := off.podAt(t, "web-1", "web", "", "10.9.8.7") // a pod address the node sees translated
 	if code, doc := off.getFrom(t, offTok, "127.0.0.3"); code != http.StatusOK {
