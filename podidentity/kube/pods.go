@@ -62,7 +62,8 @@ type Pods struct {
 	tombs   map[string]time.Time     // tombstones: UIDs deleted lately, when
 	order   []string                 // tombs's UIDs, oldest first
 	changed chan struct{}            // closed and replaced at every pod event
-	// arrival, when set (tests), is called with each pod before the informer stores it.
+	// arrival, when set (tests), is called with each pod a watch event brings, before the informer gets
+	// the event: a test holds a pod back there, as a lagging watch does.
 	arrival func(*corev1.Pod)
 }
 
@@ -82,6 +83,8 @@ func NewPods(opts PodsOptions) (*Pods, error) {
 	if opts.Wait <= 0 {
 		opts.Wait = DefaultPodWait
 	}
+	p := &Pods{opts: opts, gone: map[string]chan struct{}{}, ended: map[string]bool{},
+		tombs: map[string]time.Time{}, changed: make(chan struct{})}
 	selector := fields.OneTermEqualSelector("spec.nodeName", opts.NodeName).String()
 	pods := opts.Client.CoreV1().Pods("")
 	lw := &toolscache.ListWatch{
@@ -91,7 +94,16 @@ func NewPods(opts PodsOptions) (*Pods, error) {
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			o.FieldSelector = selector
-			return pods.Watch(ctx, o)
+			w, err := pods.Watch(ctx, o)
+			if err != nil || p.arrival == nil {
+				return w, err
+			}
+			return watch.Filter(w, func(e watch.Event) (watch.Event, bool) {
+				if pod, ok := e.Object.(*corev1.Pod); ok && e.Type != watch.Deleted {
+					p.arrival(pod)
+				}
+				return e, true
+			}), nil
 		},
 	}
 	inf := toolscache.NewSharedIndexInformer(lw, &corev1.Pod{}, opts.Resync, toolscache.Indexers{
@@ -102,15 +114,9 @@ func NewPods(opts PodsOptions) (*Pods, error) {
 			return nil, nil
 		},
 	})
-	p := &Pods{opts: opts, informer: inf, gone: map[string]chan struct{}{}, ended: map[string]bool{},
-		tombs: map[string]time.Time{}, changed: make(chan struct{})}
+	p.informer = inf
 	// Only what Pod needs is kept: a node's pods stay small in memory.
-	if err := inf.SetTransform(func(obj any) (any, error) {
-		if pod, ok := obj.(*corev1.Pod); ok && p.arrival != nil {
-			p.arrival(pod)
-		}
-		return slimPod(obj)
-	}); err != nil {
+	if err := inf.SetTransform(slimPod); err != nil {
 		return nil, fmt.Errorf("pod identity: pod informer: %w", err)
 	}
 	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
