@@ -234,9 +234,8 @@ func (kw *kubeWorld) getFrom(t *testing.T, token, src string) (int, map[string]s
 	return resp.StatusCode, doc
 }
 
-// served waits until the node's informer lists the token's pod (a pod's first request may reach the
-// bridge a moment before the watch event: the answer is then 401, the pod unknown to this node) and
-// returns the first answer that is not that.
+// served returns the first answer that is neither a 401 for a pod unknown to this node nor a 503 (the
+// bridge waits up to 3 s for its informer to list a new pod; a loaded API server can lag longer).
 func (kw *kubeWorld) served(t *testing.T, token string) (int, map[string]string) {
 	t.Helper()
 	var code int
