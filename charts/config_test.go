@@ -67,6 +67,9 @@ func TestChartConfigIsOneTheBridgeLoads(t *testing.T) {
 					}
 				}
 			}
+			if !pi.VerifySourceAddress {
+				t.Errorf("verify_source_address is off; on by default")
+			}
 			if cfg.DelegatedIdentity == nil || cfg.DelegatedIdentity.AdminAddress != "unix:///run/spire/agent-admin/admin.sock" {
 				t.Errorf("delegated_identity %+v, want the admin socket where the DaemonSet mounts it", cfg.DelegatedIdentity)
 			}
@@ -89,5 +92,23 @@ func readValues(t *testing.T, file string, v any) {
 		if err := yaml.Unmarshal(raw, v); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
+	}
+}
+
+// bridge.podIdentity.verifySourceAddress=false renders verify_source_address = false (CNIs that SNAT).
+func TestChartVerifySourceAddressOff(t *testing.T) {
+	helm := helmBinary(t)
+	cm := find(t, render(t, helm, "", "bridge.podIdentity.verifySourceAddress=false"), "ConfigMap", "-node")
+	hcl, _ := nested(t, cm.Object, "data", "bridge.hcl").(string)
+	path := filepath.Join(t.TempDir(), "bridge.hcl")
+	if err := os.WriteFile(path, []byte(hcl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("the rendered config does not load: %v\n%s", err, hcl)
+	}
+	if cfg.PodIdentity.VerifySourceAddress {
+		t.Fatalf("verify_source_address still on:\n%s", hcl)
 	}
 }

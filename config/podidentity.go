@@ -43,6 +43,9 @@ type PodIdentity struct {
 	// AllowAnyAddress permits listen addresses that are neither link-local nor loopback (other hosts
 	// could then ask for the node's pods' credentials with a stolen token).
 	AllowAnyAddress bool
+	// VerifySourceAddress serves a pod's request only from the pod's own IPs (a host-network pod's: from
+	// the node's addresses); default true. Off for CNIs that SNAT pod traffic to node-local addresses.
+	VerifySourceAddress bool
 	// Interface is the dummy link the listen addresses are added to when the host has them nowhere
 	// (created when missing); "" leaves the host's addresses alone.
 	Interface string
@@ -90,7 +93,7 @@ var (
 	podIdentitySchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "listen"}, {Name: "allow_any_address"}, {Name: "interface"}, {Name: "node_name"},
-			{Name: "audience"}, {Name: "kubeconfig"}, {Name: "token_cache_ttl"},
+			{Name: "audience"}, {Name: "kubeconfig"}, {Name: "token_cache_ttl"}, {Name: "verify_source_address"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "rule"}},
 	}
@@ -123,15 +126,17 @@ func (d *decoder) template(s *scope, a *hcl.Attribute, value string) (string, bo
 func (d *decoder) podIdentity(b *hcl.Block) *PodIdentity {
 	s := d.content(b.Body, podIdentitySchema, "", "pod_identity.", b.DefRange)
 	pi := &PodIdentity{
-		Interface:     DefaultPodIdentityInterface,
-		Audience:      DefaultPodIdentityAudience,
-		TokenCacheTTL: DefaultTokenCacheTTL,
-		Pos:           fmt.Sprintf("%s:%d", b.DefRange.Filename, b.DefRange.Start.Line),
+		VerifySourceAddress: true,
+		Interface:           DefaultPodIdentityInterface,
+		Audience:            DefaultPodIdentityAudience,
+		TokenCacheTTL:       DefaultTokenCacheTTL,
+		Pos:                 fmt.Sprintf("%s:%d", b.DefRange.Filename, b.DefRange.Start.Line),
 	}
 	if d.delegated == nil {
 		d.errorf(b.DefRange, `pod_identity needs a delegated_identity { admin_address = "unix:///…" } block: the pods' SVIDs come from the SPIRE agent's Delegated Identity API`)
 	}
 	s.boolean("allow_any_address", &pi.AllowAnyAddress)
+	s.boolean("verify_source_address", &pi.VerifySourceAddress)
 	listen := []string{DefaultPodIdentityListen}
 	if a, ok := s.strList("listen", `["169.254.170.23:80", "[fd00:ec2::23]:80"]`, &listen); ok {
 		if len(listen) == 0 {

@@ -32,7 +32,7 @@ func TestPodIdentityConfig(t *testing.T) {
 		t.Fatal("no PodIdentity")
 	}
 	if !reflect.DeepEqual(pi.Listen, []string{"169.254.170.23:80"}) || pi.Interface != "spiffe-aws-pod0" || pi.Audience != "spiffe-aws-bridge" ||
-		pi.TokenCacheTTL != time.Minute || pi.NodeName != "" || pi.Kubeconfig != "" || pi.AllowAnyAddress {
+		pi.TokenCacheTTL != time.Minute || pi.NodeName != "" || pi.Kubeconfig != "" || pi.AllowAnyAddress || !pi.VerifySourceAddress {
 		t.Errorf("defaults = %+v", pi)
 	}
 	if len(c.Profiles) != 0 || len(pi.Rules) != 1 {
@@ -101,6 +101,7 @@ func TestPodIdentityErrors(t *testing.T) {
 		{"relative kubeconfig", adminBlock + podBlock(`  kubeconfig = "kube/config"`+"\n", ""), `pod_identity.kubeconfig "kube/config" must be an absolute path`},
 		{"empty audience", adminBlock + podBlock(`  audience = ""`+"\n", ""), `pod_identity.audience must not be empty`},
 		{"cache ttl too long", adminBlock + podBlock(`  token_cache_ttl = "1h"`+"\n", ""), `pod_identity.token_cache_ttl "1h" is out of range (1s–10m)`},
+		{"verify_source_address not a bool", adminBlock + podBlock(`  verify_source_address = "no"`+"\n", ""), `test.hcl:5:27: pod_identity.verify_source_address must be true or false`},
 		{"two pod_identity blocks", adminBlock + podBlock("", "") + podBlock("", ""), `only one pod_identity block is allowed`},
 		{"port clash with health", adminBlock + podBlock(`  listen = ["127.0.0.1:8080"]`+"\n", "") + "health_checks {\n  bind_address = \"127.0.0.1\"\n  bind_port = 8080\n}\n", `port 8080 is already used by pod_identity`},
 	}
@@ -121,6 +122,14 @@ func TestPodIdentityErrors(t *testing.T) {
 func TestPodIdentityAllowAnyAddress(t *testing.T) {
 	c := mustParse(t, adminBlock+podBlock("  allow_any_address = true\n  listen = [\"10.0.0.5:80\"]\n", ""))
 	if !c.PodIdentity.AllowAnyAddress || c.PodIdentity.Listen[0] != "10.0.0.5:80" {
+		t.Errorf("got %+v", c.PodIdentity)
+	}
+}
+
+// verify_source_address = false turns the source-address check off (CNIs that SNAT pod traffic).
+func TestPodIdentityVerifySourceAddressOff(t *testing.T) {
+	c := mustParse(t, adminBlock+podBlock("  verify_source_address = false\n", ""))
+	if c.PodIdentity.VerifySourceAddress {
 		t.Errorf("got %+v", c.PodIdentity)
 	}
 }

@@ -100,11 +100,12 @@ func (d *Daemon) startPodIdentity(ctx context.Context, pi *config.PodIdentity) (
 	}
 	p.stopAut = stop
 	srv, err = podidentity.New(podidentity.Options{
-		Listen:          pi.Listen,
-		AllowAnyAddress: pi.AllowAnyAddress,
-		NodeName:        nodeName,
-		Rules:           rules,
-		Authenticator:   auth,
+		Listen:              pi.Listen,
+		AllowAnyAddress:     pi.AllowAnyAddress,
+		VerifySourceAddress: pi.VerifySourceAddress,
+		NodeName:            nodeName,
+		Rules:               rules,
+		Authenticator:       auth,
 		Subscribe: func(selectors []string) (podidentity.Subscription, error) {
 			sub, err := src.Subscribe(selectors, svid.Selector{})
 			if err != nil {
@@ -128,7 +129,8 @@ func (d *Daemon) startPodIdentity(ctx context.Context, pi *config.PodIdentity) (
 		return nil, fmt.Errorf("pod_identity (%s): %w", pi.Pos, err)
 	}
 	p.srv = srv
-	d.log.Info("pod identity started", "node", nodeName, "listen", srv.Addrs(), "rules", len(pi.Rules), "audience", pi.Audience)
+	d.log.Info("pod identity started", "node", nodeName, "listen", srv.Addrs(), "rules", len(pi.Rules), "audience", pi.Audience,
+		"verify_source_address", pi.VerifySourceAddress)
 	return p, nil
 }
 
@@ -201,7 +203,7 @@ func (d *Daemon) reloadPodIdentity(ctx context.Context, cfg *config.Config) (com
 	a, b := *old.cfg, *now
 	a.Rules, b.Rules, a.Pos, b.Pos = nil, nil, "", ""
 	if !reflect.DeepEqual(a, b) {
-		return nil, nil, fmt.Errorf("pod_identity (%s): listen, interface, node_name, audience, kubeconfig and token_cache_ttl changes need a restart of the bridge; only rules are reloaded", now.Pos)
+		return nil, nil, fmt.Errorf("pod_identity (%s): listen, interface, node_name, audience, kubeconfig, token_cache_ttl and verify_source_address changes need a restart of the bridge; only rules are reloaded", now.Pos)
 	}
 	rules, err := podrules.Compile(now)
 	if err != nil {

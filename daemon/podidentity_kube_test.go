@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -83,6 +84,12 @@ func kubeRoleOf(ns, sa string) string {
 // entries (with no role).
 func newKubeWorld(t *testing.T, sas []string, extra ...svidtest.WorkloadEntry) *kubeWorld {
 	t.Helper()
+	return newKubeWorldWith(t, "", sas, extra...)
+}
+
+// newKubeWorldWith is newKubeWorld with more settings (lines) in the pod_identity block.
+func newKubeWorldWith(t *testing.T, settings string, sas []string, extra ...svidtest.WorkloadEntry) *kubeWorld {
+	t.Helper()
 	s := kubetest.Shared(t)
 	kw := &kubeWorld{kube: s, ns: s.Namespace(t, "apps"), node: s.Node(t, "node")}
 
@@ -122,6 +129,7 @@ pod_identity {
   interface  = ""
   node_name  = %q
   kubeconfig = %q
+%s
   rule {
     spiffe_id        = "spiffe://example.org/ns/{ns}/sa/{sa}"
     trust_anchor_arn = %q
@@ -130,7 +138,7 @@ pod_identity {
     endpoint         = %q
   }
 }
-`, kw.admin.Addr(), kw.node, kubetest.Kubeconfig(t, conf), kw.TrustAnchorARN, podProfileARN, testworld.AccountID, kw.Emulator.URL)
+`, kw.admin.Addr(), kw.node, kubetest.Kubeconfig(t, conf), settings, kw.TrustAnchorARN, podProfileARN, testworld.AccountID, kw.Emulator.URL)
 	kw.d, kw.logs = kw.startWith(t, clock.Real{}, time.Now, block, func(o *daemon.Options) {
 		o.PodAuthenticator = kube.NewAuthenticatorFactory(o.Logger.Named("pod_identity"))
 	})
@@ -160,14 +168,23 @@ func installBridgeRole(t *testing.T, s *kubetest.Server) string {
 	return role.Name
 }
 
-// pod creates pod name of service account sa on node (the bridge's node when ""), and its projected
-// token for the bridge's audience.
+// pod creates pod name of service account sa on node (the bridge's node when ""), with the IP
+// 127.0.0.1 (where get's requests come from), and its projected token for the bridge's audience.
 func (kw *kubeWorld) pod(t *testing.T, name, sa, node string) (*corev1.Pod, string) {
+	t.Helper()
+	return kw.podAt(t, name, sa, node, "127.0.0.1")
+}
+
+// podAt is pod with these IPs (none: not reported yet).
+func (kw *kubeWorld) podAt(t *testing.T, name, sa, node string, ips ...string) (*corev1.Pod, string) {
 	t.Helper()
 	if node == "" {
 		node = kw.node
 	}
 	p := kw.kube.Pod(t, kw.ns, name, sa, node)
+	if len(ips) > 0 {
+		p = kw.kube.SetPodIPs(t, p, ips...)
+	}
 	return p, kw.token(t, p, kubeAudience)
 }
 
@@ -185,9 +202,21 @@ func (kw *kubeWorld) token(t *testing.T, p *corev1.Pod, audience string) string 
 // get asks for credentials with token in Authorization, as a pod's SDK does.
 func (kw *kubeWorld) get(t *testing.T, token string) (int, map[string]string) {
 	t.Helper()
+	return kw.getFrom(t, token, "")
+}
+
+// getFrom is get from the source address src (an address of 127.0.0.0/8; "" for the system's choice,
+// 127.0.0.1).
+func (kw *kubeWorld) getFrom(t *testing.T, token, src string) (int, map[string]string) {
+	t.Helper()
+	client := http.DefaultClient
+	if src != "" {
+		dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+		client = &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, DisableKeepAlives: true}}
+	}
 	req, _ := http.NewRequest(http.MethodGet, kw.url, nil)
 	req.Header.Set("Authorization", token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,9 +237,8 @@ func (kw *kubeWorld) get(t *testing.T, token string) (int, map[string]string) {
 	return resp.StatusCode, doc
 }
 
-// served waits until the node's informer lists the token's pod (a pod's first request may reach the
-// bridge a moment before the watch event: the answer is then 401, the pod unknown to this node) and
-// returns the first answer that is not that.
+// served returns the first answer that is neither a 401 for a pod unknown to this node nor a 503 (the
+// bridge waits up to 3 s for its informer to list a new pod; a loaded API server can lag longer).
 func (kw *kubeWorld) served(t *testing.T, token string) (int, map[string]string) {
 	t.Helper()
 	var code int
@@ -458,5 +486,58 @@ func TestPodIdentityKubeFiftyPodsOneCreateSession(t *testing.T) {
 	code, doc := kw.get(t, tokens[42])
 	if code != http.StatusOK || doc["AccessKeyId"] == keys[0] {
 		t.Fatalf("after the rotation: %d, key %q (before %q); want the new session's", code, doc["AccessKeyId"], keys[0])
+	}
+}
+
+// A pod's token is honoured only from the pod's own address, the IPs its status lists (the whole daemon,
+// the real informer): pod A's token from A's IP is served, from another address (another pod, a process
+// of the node that read it) 403 naming the source and the pod; a host-network pod's token from the node's
+// own addresses (loopback here) is served.
+func TestSecurityPodIdentityKubeTokenWorksOnlyFromItsPodsAddress(t *testing.T) {
+	kw := newKubeWorld(t, []string{"web", "agent"})
+	_, tok := kw.podAt(t, "web-1", "web", "", "127.0.0.2", "fd00:10::2")
+	if code, doc := kw.getFrom(t, tok, "127.0.0.3"); code != http.StatusForbidden || doc["AccessKeyId"] != "" ||
+		!strings.Contains(doc["Message"], "127.0.0.3") || !strings.Contains(doc["Message"], kw.ns+"/web-1") {
+		t.Fatalf("pod A's token from another address: %d %v; want 403 naming 127.0.0.3 and the pod", code, doc)
+	}
+	if code, doc := kw.getFrom(t, tok, "127.0.0.2"); code != http.StatusOK {
+		t.Fatalf("pod A's token from A's IP: %d %v", code, doc)
+	}
+	if code, _ := kw.getFrom(t, tok, "127.0.0.1"); code != http.StatusForbidden {
+		t.Fatalf("pod A's token from the node's own address: %d; want 403", code)
+	}
+	// A host-network pod: its IPs are the node's (its InternalIP); its requests come from a node address.
+	host := kw.kube.HostNetworkPod(t, kw.ns, "agent-1", "agent", kw.node)
+	host = kw.kube.SetPodIPs(t, host, "192.0.2.10")
+	hostTok := kw.token(t, host, kubeAudience)
+	if code, doc := kw.served(t, hostTok); code != http.StatusOK {
+		t.Fatalf("a host-network pod from the node: %d %v", code, doc)
+	}
+	if n := creates(kw.world); n != 2 {
+		t.Fatalf("%d CreateSession calls, want 2 (one per pod served)", n)
+	}
+}
+
+// With verify_source_address = false (a CNI that SNATs pod traffic to the node) the token alone decides.
+// (A test of its own: klog's logger is process-wide, so two daemons must not start side by side.)
+func TestPodIdentityKubeSourceCheckOff(t *testing.T) {
+	off := newKubeWorldWith(t, "  verify_source_address = false", []string{"web"})
+	_, offTok := off.podAt(t, "web-1", "web", "", "10.9.8.7") // a pod address the node sees translated
+	if code, doc := off.getFrom(t, offTok, "127.0.0.3"); code != http.StatusOK {
+		t.Fatalf("verify_source_address = false: %d %v", code, doc)
+	}
+}
+
+// A pod whose first request reaches the bridge before the kubelet reported its IP: the request waits
+// for the IP and is served once it is known.
+func TestPodIdentityKubeWaitsForAPodsIP(t *testing.T) {
+	kw := newKubeWorld(t, []string{"web"})
+	p, tok := kw.podAt(t, "web-1", "web", "")
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		kw.kube.SetPodIPs(t, p, "127.0.0.2")
+	}()
+	if code, doc := kw.getFrom(t, tok, "127.0.0.2"); code != http.StatusOK {
+		t.Fatalf("IP reported during the request: %d %v", code, doc)
 	}
 }

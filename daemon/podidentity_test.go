@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -83,7 +84,8 @@ func TestPodIdentityRunsBesideProfilesReloadsAndStops(t *testing.T) {
 		t.Fatalf("authenticator built for node %q", gotNode)
 	}
 	url := "http://" + d.PodIdentityAddrs()[0] + "/v1/credentials"
-	tok := auth.Issue(podidentity.Pod{Namespace: "prod", ServiceAccount: "app", Name: "app-1", UID: "u1", Node: "node-a"})
+	tok := auth.Issue(podidentity.Pod{Namespace: "prod", ServiceAccount: "app", Name: "app-1", UID: "u1", Node: "node-a",
+		IPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}) // where the requests come from
 	code, doc := podGet(t, url, tok)
 	if code != http.StatusOK || !strings.Contains(doc["RoleArn"], "assumed-role/app/") {
 		t.Fatalf("pod: %d %v", code, doc)

@@ -2,9 +2,11 @@ package podidentity_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
 	"slices"
@@ -161,11 +163,33 @@ func TestSecurityPodIdentityAddressesOnALocalLinkOnly(t *testing.T) {
 	})
 }
 
-// A pod reaches 169.254.170.23 through its default route to the node: a "node" namespace with the
-// address on its local link and the bridge listening there, a "pod" namespace attached by a veth pair
-// (as a CNI does) whose SDK-style request gets the pod's credentials.
-func TestPodReachesTheLinkLocalAddressThroughItsDefaultRoute(t *testing.T) {
-	host, podNS := newNSThread(t), newNSThread(t)
+// node is a "node" network namespace with 169.254.170.23 on its local link and pods attached by veth
+// pairs (as a CNI does), each pod namespace with a default route to the node.
+type nodeNS struct {
+	t    *testing.T
+	host *nsThread
+	pods int
+}
+
+func newNodeNS(t *testing.T) *nodeNS {
+	t.Helper()
+	n := &nodeNS{t: t, host: newNSThread(t)}
+	if err := n.host.run(func() error {
+		_, _, err := podidentity.EnsureAddresses("spiffe-aws-pod0", []string{"169.254.170.23:80"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// pod adds a pod namespace; its address is 10.200.N.2, the node's end 10.200.N.1.
+func (n *nodeNS) pod() (*nsThread, netip.Addr) {
+	t := n.t
+	t.Helper()
+	i := n.pods
+	n.pods++
+	podNS := newNSThread(t)
 	var podFd int
 	if err := podNS.run(func() error {
 		var err error
@@ -175,76 +199,126 @@ func TestPodReachesTheLinkLocalAddressThroughItsDefaultRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(podFd)
-	if err := host.run(func() error {
-		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "sabhost0"}, PeerName: "sabpod0"}); err != nil {
+	hostIf, podIf := fmt.Sprintf("sabhost%d", i), fmt.Sprintf("sabpod%d", i)
+	if err := n.host.run(func() error {
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hostIf}, PeerName: podIf}); err != nil {
 			return err
 		}
-		peer, err := netlink.LinkByName("sabpod0")
+		peer, err := netlink.LinkByName(podIf)
 		if err != nil {
 			return err
 		}
 		if err := netlink.LinkSetNsFd(peer, podFd); err != nil {
 			return err
 		}
-		veth, err := netlink.LinkByName("sabhost0")
+		veth, err := netlink.LinkByName(hostIf)
 		if err != nil {
 			return err
 		}
-		addr, _ := netlink.ParseAddr("10.200.0.1/24")
+		addr, _ := netlink.ParseAddr(fmt.Sprintf("10.200.%d.1/24", i))
 		if err := netlink.AddrAdd(veth, addr); err != nil {
 			return err
 		}
-		if err := netlink.LinkSetUp(veth); err != nil {
-			return err
-		}
-		_, _, err = podidentity.EnsureAddresses("spiffe-aws-pod0", []string{"169.254.170.23:80"})
-		return err
+		return netlink.LinkSetUp(veth)
 	}); err != nil {
 		t.Fatal(err)
 	}
 	if err := podNS.run(func() error {
-		link, err := netlink.LinkByName("sabpod0")
+		link, err := netlink.LinkByName(podIf)
 		if err != nil {
 			return err
 		}
-		addr, _ := netlink.ParseAddr("10.200.0.2/24")
+		addr, _ := netlink.ParseAddr(fmt.Sprintf("10.200.%d.2/24", i))
 		if err := netlink.AddrAdd(link, addr); err != nil {
 			return err
 		}
 		if err := netlink.LinkSetUp(link); err != nil {
 			return err
 		}
-		return netlink.RouteAdd(&netlink.Route{Gw: net.ParseIP("10.200.0.1")})
+		return netlink.RouteAdd(&netlink.Route{Gw: net.ParseIP(fmt.Sprintf("10.200.%d.1", i))})
 	}); err != nil {
 		t.Fatal(err)
 	}
-	w := newWorld(t, worldOptions{identities: []identity{{"prod", "web"}}, listen: []string{"169.254.170.23:80"}, startIn: host.run})
-	_, tok := w.pod("prod", "web", "web-1")
-	var status int
-	var body string
-	if err := podNS.run(func() error {
-		c, err := net.DialTimeout("tcp", "169.254.170.23:80", 5*time.Second)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		req, _ := http.NewRequest(http.MethodGet, "http://169.254.170.23/v1/credentials", nil)
-		req.Header.Set("Authorization", tok)
-		if err := req.Write(c); err != nil {
-			return err
-		}
-		resp, err := http.ReadResponse(bufio.NewReader(c), req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		status, body = resp.StatusCode, string(b)
-		return nil
+	return podNS, netip.MustParseAddr(fmt.Sprintf("10.200.%d.2", i))
+}
+
+// nsGet sends a pod SDK's request to http://169.254.170.23/v1/credentials from a socket of ns's
+// namespace (dialled on its thread; the request and answer travel from this one, leaving the thread free).
+func nsGet(t *testing.T, ns *nsThread, token string) (int, string) {
+	t.Helper()
+	var c net.Conn
+	if err := ns.run(func() error {
+		var err error
+		c, err = net.DialTimeout("tcp", "169.254.170.23:80", 5*time.Second)
+		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	req, _ := http.NewRequest(http.MethodGet, "http://169.254.170.23/v1/credentials", nil)
+	req.Header.Set("Authorization", token)
+	if err := req.Write(c); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// A pod reaches 169.254.170.23 through its default route to the node: a "node" namespace with the
+// address on its local link and the bridge listening there, a "pod" namespace attached by a veth pair
+// (as a CNI does) whose SDK-style request gets the pod's credentials.
+func TestPodReachesTheLinkLocalAddressThroughItsDefaultRoute(t *testing.T) {
+	n := newNodeNS(t)
+	podNS, ip := n.pod()
+	w := newWorld(t, worldOptions{identities: []identity{{"prod", "web"}}, listen: []string{"169.254.170.23:80"}, startIn: n.host.run})
+	_, tok := w.podAt("prod", "web", "web-1", ip)
+	status, body := nsGet(t, podNS, tok)
 	if status != http.StatusOK || !strings.Contains(body, `"AccessKeyId":"ASIA`) || !strings.Contains(body, "assumed-role/prod-web/") {
 		t.Fatalf("from the pod's namespace: %d %s", status, body)
+	}
+}
+
+// A token stolen by a process outside its pod's network namespace gets nothing, on a real topology (a
+// node namespace, pods behind veth pairs): pod A's token from pod B, or from a process of the node
+// (whose connection to 169.254.170.23 comes from a node address), is 403; a host-network pod's token is
+// honoured from the node's own addresses only, so not from a pod.
+func TestSecurityTokenStolenOutsideThePodsNetworkNamespace(t *testing.T) {
+	n := newNodeNS(t)
+	nsA, ipA := n.pod()
+	nsB, ipB := n.pod()
+	// The node's addresses are those of the node namespace, asked there (the bridge runs in it).
+	isNode := func(ip netip.Addr) (ok bool, err error) {
+		err = n.host.run(func() error { ok, err = podidentity.IsHostAddress(ip); return err })
+		return ok, err
+	}
+	w := newWorld(t, worldOptions{identities: []identity{{"prod", "web"}, {"kube-system", "agent"}},
+		listen: []string{"169.254.170.23:80"}, startIn: n.host.run, isNodeAddress: isNode})
+	_, tokA := w.podAt("prod", "web", "web-a", ipA)
+	hostPod := podNamed("kube-system", "agent", "agent-x", node)
+	hostPod.HostNetwork, hostPod.IPs = true, []netip.Addr{netip.MustParseAddr("192.0.2.10")} // the node's InternalIP
+	tokHost := w.auth.Issue(hostPod)
+
+	for _, c := range []struct {
+		what, token string
+		from        *nsThread
+		want        int
+		says        string
+	}{
+		{"pod A's token from pod A", tokA, nsA, http.StatusOK, ""},
+		{"pod A's token from pod B", tokA, nsB, http.StatusForbidden, ipB.String()},
+		{"pod A's token from a process of the node", tokA, n.host, http.StatusForbidden, "169.254.170.23"},
+		{"a host-network pod's token from the node", tokHost, n.host, http.StatusOK, ""},
+		{"a host-network pod's token from pod A", tokHost, nsA, http.StatusForbidden, ipA.String()},
+	} {
+		code, body := nsGet(t, c.from, c.token)
+		if code != c.want || !strings.Contains(body, c.says) || (code != http.StatusOK && strings.Contains(body, "AccessKeyId")) {
+			t.Errorf("%s: %d %s; want %d saying %q", c.what, code, body, c.want, c.says)
+		}
 	}
 }

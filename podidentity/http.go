@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge/endpoint"
@@ -41,7 +43,12 @@ func (s *Server) handler() http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		c, a := s.credentials(r.Context(), r.Header.Get("Authorization"))
+		src, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil { // net/http sets it from the connection: never
+			endpoint.WriteError(w, http.StatusInternalServerError, "InternalError", "the request's source address is unknown")
+			return
+		}
+		c, a := s.credentials(r.Context(), r.Header.Get("Authorization"), src.Addr().Unmap().WithZone(""))
 		if a != nil {
 			endpoint.WriteError(w, a.status, a.code, a.message)
 			return
@@ -50,9 +57,10 @@ func (s *Server) handler() http.Handler {
 	})
 }
 
-// credentials authenticates token and returns its pod's credentials, waiting up to FirstRequestWait for
-// the pod's SVID and its session's first credentials.
-func (s *Server) credentials(ctx context.Context, token string) (creds.Credentials, *answer) {
+// credentials authenticates token, checks that the request comes from its pod (source, its TCP source
+// address) and returns the pod's credentials, waiting up to FirstRequestWait for the pod's SVID and its
+// session's first credentials.
+func (s *Server) credentials(ctx context.Context, token string, source netip.Addr) (creds.Credentials, *answer) {
 	if token == "" {
 		return creds.Credentials{}, &answer{http.StatusUnauthorized, "Unauthorized",
 			"no service-account token in the Authorization header: point AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE at the pod's projected token"}
@@ -60,6 +68,27 @@ func (s *Server) credentials(ctx context.Context, token string) (creds.Credentia
 	ctx, cancel := context.WithTimeout(ctx, s.o.FirstRequestWait+5*time.Second)
 	defer cancel()
 	info, err := s.o.Authenticator.Authenticate(ctx, token)
+	if err != nil {
+		return creds.Credentials{}, s.refusal(err)
+	}
+	if s.o.NodeName != "" && info.Node != "" && info.Node != s.o.NodeName {
+		return creds.Credentials{}, &answer{http.StatusForbidden, "Forbidden",
+			fmt.Sprintf("pod %s runs on node %q; this bridge serves node %q", info, info.Node, s.o.NodeName)}
+	}
+	if s.o.VerifySourceAddress {
+		if a := s.checkSource(ctx, info, source); a != nil {
+			return creds.Credentials{}, a
+		}
+	}
+	p, err := s.podFor(info)
+	if err != nil {
+		return creds.Credentials{}, &answer{http.StatusServiceUnavailable, "ServiceUnavailable", err.Error()}
+	}
+	return s.await(ctx, p)
+}
+
+// refusal is the answer to an Authenticator's error.
+func (s *Server) refusal(err error) *answer {
 	var st interface{ HTTPStatus() int }
 	if errors.As(err, &st) {
 		switch code := st.HTTPStatus(); code {
@@ -71,22 +100,53 @@ func (s *Server) credentials(ctx context.Context, token string) (creds.Credentia
 	}
 	switch {
 	case errors.Is(err, ErrUnauthenticated):
-		return creds.Credentials{}, &answer{http.StatusUnauthorized, "Unauthorized", err.Error()}
+		return &answer{http.StatusUnauthorized, "Unauthorized", err.Error()}
 	case errors.Is(err, ErrForbidden):
-		return creds.Credentials{}, &answer{http.StatusForbidden, "Forbidden", err.Error()}
-	case err != nil:
-		s.log.Warn("pod identity: cannot verify a token", "error", err)
-		return creds.Credentials{}, &answer{http.StatusServiceUnavailable, "ServiceUnavailable", "cannot verify the service-account token now: " + err.Error()}
+		return &answer{http.StatusForbidden, "Forbidden", err.Error()}
 	}
-	if s.o.NodeName != "" && info.Node != "" && info.Node != s.o.NodeName {
-		return creds.Credentials{}, &answer{http.StatusForbidden, "Forbidden",
-			fmt.Sprintf("pod %s runs on node %q; this bridge serves node %q", info, info.Node, s.o.NodeName)}
+	s.log.Warn("pod identity: cannot verify a token", "error", err)
+	return &answer{http.StatusServiceUnavailable, "ServiceUnavailable", "cannot verify the service-account token now: " + err.Error()}
+}
+
+// checkSource refuses a request whose source address is not info's pod's: one of its IPs, or for a
+// host-network pod an address of this node. A pod whose IPs are not known yet is waited for (AddressWaiter)
+// and, if they are still unknown, answered 503: the request cannot be tied to the pod yet.
+func (s *Server) checkSource(ctx context.Context, info Pod, source netip.Addr) *answer {
+	if !info.HostNetwork && len(info.IPs) == 0 {
+		if w, ok := s.o.Authenticator.(AddressWaiter); ok {
+			p, err := w.WaitAddresses(ctx, info.UID)
+			if err != nil {
+				return s.refusal(err)
+			}
+			info = p
+		}
 	}
-	p, err := s.podFor(info)
-	if err != nil {
-		return creds.Credentials{}, &answer{http.StatusServiceUnavailable, "ServiceUnavailable", err.Error()}
+	switch {
+	case info.HostNetwork:
+		local, err := s.o.IsNodeAddress(source)
+		if err != nil {
+			s.log.Warn("pod identity: cannot tell whether a source address is this node's", "source", source, "error", err)
+			return &answer{http.StatusServiceUnavailable, "ServiceUnavailable", fmt.Sprintf("cannot tell whether %s is an address of this node: %v", source, err)}
+		}
+		if local {
+			return nil
+		}
+		s.log.Warn("pod identity: refused a host-network pod's token from outside the node's network namespace", "pod", info.String(),
+			"pod_uid", info.UID, "source", source)
+		return &answer{http.StatusForbidden, "SourceAddress", fmt.Sprintf(
+			"the request comes from %s, which is not an address of this node; the token of pod %s (host network) is honoured only from the node's own addresses",
+			source, info)}
+	case len(info.IPs) == 0:
+		s.log.Warn("pod identity: a pod's IP is not known yet; cannot tie the request to it", "pod", info.String(), "pod_uid", info.UID, "source", source)
+		return &answer{http.StatusServiceUnavailable, "PodAddressUnknown", fmt.Sprintf(
+			"the IP address of pod %s is not known yet (its status lists none), so the request from %s cannot be tied to it; retry", info, source)}
+	case slices.ContainsFunc(info.IPs, func(ip netip.Addr) bool { return ip.Unmap() == source }):
+		return nil
 	}
-	return s.await(ctx, p)
+	s.log.Warn("pod identity: refused a pod's token from another address", "pod", info.String(), "pod_uid", info.UID,
+		"source", source, "pod_ips", info.IPs)
+	return &answer{http.StatusForbidden, "SourceAddress", fmt.Sprintf(
+		"the request comes from %s, which is not an address of pod %s: a pod's token is honoured only from the pod itself", source, info)}
 }
 
 // await waits for p's credentials, or answers why there are none.

@@ -17,10 +17,16 @@
 // keys of identities nobody uses on this node. The price is the first request's wait for the SVID and
 // the first session (a few hundred milliseconds; docs/benchmarks.md).
 //
+// A token is a bearer token, so with Options.VerifySourceAddress a request is served only from its pod's
+// own network address: its TCP source must be one of the pod's IPs (status.podIPs, both families), or,
+// for a host-network pod, whose IPs are the node's, an address of this node. A token read by another pod
+// or by a process of the node's network namespace then gets nothing.
+//
 // Answers: 200 with the container-credentials document; 401 for a missing or invalid token; 403 for a
-// pod of another node, a pod SPIRE issues no SVID, or a SPIFFE ID no rule matches (naming it); 503 with
-// the reason while the first session is being made or the API server cannot verify the token. Expired
-// credentials are never served. Tokens, secret keys and session tokens are never logged.
+// pod of another node, a request from an address that is not the pod's, a pod SPIRE issues no SVID, or a
+// SPIFFE ID no rule matches (naming it); 503 with the reason while the first session is being made, the
+// pod's address is not known yet or the API server cannot verify the token. Expired credentials are
+// never served. Tokens, secret keys and session tokens are never logged.
 package podidentity
 
 import (
@@ -49,6 +55,16 @@ type Pod struct {
 	UID            string
 	// Node is the node the pod is bound to ("" when the authenticator does not say).
 	Node string
+	// IPs are the pod's addresses (status.podIPs), none while they are not known yet.
+	IPs []netip.Addr
+	// HostNetwork: the pod uses the node's network namespace (spec.hostNetwork), so its requests come
+	// from an address of the node, and its IPs are the node's.
+	HostNetwork bool
+}
+
+// same reports whether p and o are the same pod (addresses aside: they are learned after the pod).
+func (p Pod) same(o Pod) bool {
+	return p.Namespace == o.Namespace && p.Name == o.Name && p.ServiceAccount == o.ServiceAccount && p.UID == o.UID
 }
 
 // String names the pod for logs and answers: "namespace/name".
@@ -76,6 +92,16 @@ var (
 // podidentity/kube implements it with TokenReview and the node's pod informer.
 type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (Pod, error)
+}
+
+// AddressWaiter is implemented by an Authenticator whose pod list may learn a pod before its IPs (the
+// kubelet reports them in a status update after the pod was bound to the node): the Server asks it to
+// wait for them when a request must be tied to the pod's address and they are not known yet.
+type AddressWaiter interface {
+	// WaitAddresses returns the live pod with uid once its IPs are known (or it is a host-network pod),
+	// or as it is when ctx ends or the waiter's own short bound passes. Errors are Authenticate's (the
+	// pod went: 401).
+	WaitAddresses(ctx context.Context, uid string) (Pod, error)
 }
 
 // Subscription follows one pod's SVID: *delegated.Subscription.
@@ -107,6 +133,15 @@ type Options struct {
 	// NewRefresher builds a session's refresher (required): the daemon's, with its signer, limiter,
 	// refresh policy, clock and observers, reading svids and delivering to sinks.
 	NewRefresher func(spec SessionSpec, svids <-chan *svid.SVID, sinks []bridge.Sink) (*bridge.Refresher, error)
+	// VerifySourceAddress serves a request only when its TCP source address is one of the pod's IPs, or,
+	// for a host-network pod, an address of this node (IsNodeAddress); else 403 naming the source and the
+	// pod. Turn it off only when the network translates the pods' source addresses on their way to the
+	// node (a CNI that SNATs pod traffic to node-local addresses).
+	VerifySourceAddress bool
+	// IsNodeAddress reports whether ip is an address of this node: of the network namespace the bridge
+	// runs in, the node's with host networking. Default: loopback, or an address of one of the host's
+	// interfaces (net.InterfaceAddrs, asked at each request of a host-network pod).
+	IsNodeAddress func(ip netip.Addr) (bool, error)
 	// FirstRequestWait is how long a request waits for a pod's SVID and its session's first credentials
 	// before answering 503 with the reason (default 3s; SDKs retry).
 	FirstRequestWait time.Duration
@@ -154,6 +189,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
+	}
+	if opts.IsNodeAddress == nil {
+		opts.IsNodeAddress = IsHostAddress
 	}
 	if opts.FirstRequestWait <= 0 {
 		opts.FirstRequestWait = 3 * time.Second
@@ -299,7 +337,7 @@ func (s *Server) podFor(info Pod) (*pod, error) {
 		return nil, errors.New("pod identity is shutting down")
 	}
 	if p := s.pods[info.UID]; p != nil {
-		if p.info != info && (p.info.Namespace != info.Namespace || p.info.Name != info.Name || p.info.ServiceAccount != info.ServiceAccount) {
+		if !p.info.same(info) {
 			return nil, fmt.Errorf("pod uid %s is followed as %s (service account %s), not %s (%s)", info.UID, p.info, p.info.ServiceAccount, info, info.ServiceAccount)
 		}
 		return p, nil
@@ -308,6 +346,7 @@ func (s *Server) podFor(info Pod) (*pod, error) {
 	if err != nil {
 		return nil, fmt.Errorf("subscribing to the Delegated Identity API for pod %s: %w", info, err)
 	}
+	info.IPs = nil // what a request's source is checked against is the authenticator's, at each request
 	p := &pod{s: s, info: info, sub: sub, done: make(chan struct{})}
 	s.pods[info.UID] = p
 	go p.follow()
@@ -368,4 +407,26 @@ func checkListen(addr string, allowAny bool) error {
 		return nil
 	}
 	return fmt.Errorf("%s is neither link-local nor loopback: other hosts could reach it", ip)
+}
+
+// IsHostAddress reports whether ip is a loopback address or an address of one of this host's interfaces
+// (in the network namespace of the calling thread: the process's, the node's for a bridge with host
+// networking). It is Options.IsNodeAddress's default.
+func IsHostAddress(ip netip.Addr) (bool, error) {
+	ip = ip.Unmap()
+	if ip.IsLoopback() {
+		return true, nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false, fmt.Errorf("listing this host's addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if have, ok := netip.AddrFromSlice(n.IP); ok && have.Unmap() == ip {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,11 +85,17 @@ type worldOptions struct {
 	// listening) there, e.g. on a thread in another network namespace.
 	listen  []string
 	startIn func(func() error) error
+	// noSourceCheck turns VerifySourceAddress off (it is on in every other world, as in the config);
+	// isNodeAddress replaces the server's IsNodeAddress.
+	noSourceCheck bool
+	isNodeAddress func(netip.Addr) (bool, error)
+	// addressWait bounds the authenticator double's wait for a pod's IPs (default one second).
+	addressWait time.Duration
 }
 
 func newWorld(t testing.TB, o worldOptions) *world {
 	t.Helper()
-	w := &world{dir: t.TempDir(), auth: &podidentitytest.Authenticator{Node: node}}
+	w := &world{dir: t.TempDir(), auth: &podidentitytest.Authenticator{Node: node, AddressWait: o.addressWait}}
 	now, clk := time.Now, clock.Clock(clock.Real{})
 	if o.clock != nil {
 		now, clk = o.clock.Now, o.clock
@@ -176,9 +184,11 @@ profile %q {
 				SVIDs: svids, Client: client, Sinks: sinks, Policy: policy, Logger: logger, Clock: clk, Rand: o.rand,
 			})
 		},
-		FirstRequestWait: o.wait,
-		Logger:           logger.Named("pod_identity"),
-		Clock:            now,
+		FirstRequestWait:    o.wait,
+		VerifySourceAddress: !o.noSourceCheck,
+		IsNodeAddress:       o.isNodeAddress,
+		Logger:              logger.Named("pod_identity"),
+		Clock:               now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -195,20 +205,44 @@ profile %q {
 	return w
 }
 
-// pod makes a pod of this node with a token; its name and UID derive from name.
+// pod makes a pod of this node with a token; its name and UID derive from name, its IP is 127.0.0.1
+// (where get's requests come from).
 func (w *world) pod(ns, sa, name string) (podidentity.Pod, string) {
-	p := podidentity.Pod{Namespace: ns, ServiceAccount: sa, Name: name, UID: "uid-" + ns + "-" + name, Node: node}
+	return w.podAt(ns, sa, name, netip.MustParseAddr("127.0.0.1"))
+}
+
+// podAt makes a pod of this node with these IPs (none: not known yet) and a token.
+func (w *world) podAt(ns, sa, name string, ips ...netip.Addr) (podidentity.Pod, string) {
+	p := podidentity.Pod{Namespace: ns, ServiceAccount: sa, Name: name, UID: "uid-" + ns + "-" + name, Node: node, IPs: ips}
 	return p, w.auth.Issue(p)
+}
+
+// getFrom is get with the request's TCP connection bound to the source address src (any address of
+// 127.0.0.0/8 is the loopback's on Linux; "::1" for IPv6), to url when not "".
+func (w *world) getFrom(t testing.TB, token, src, url string) (int, map[string]string) {
+	t.Helper()
+	if url == "" {
+		url = w.url
+	}
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	client := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, DisableKeepAlives: true}}
+	return w.do(t, client, url, token)
 }
 
 // get asks for credentials with token as a pod's SDK does; it returns the status and the JSON body.
 func (w *world) get(t testing.TB, token string) (int, map[string]string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, w.url, nil)
+	return w.do(t, http.DefaultClient, w.url, token)
+}
+
+// do sends a pod SDK's request to url with client.
+func (w *world) do(t testing.TB, client *http.Client, url, token string) (int, map[string]string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	if token != "" {
 		req.Header.Set("Authorization", token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,10 @@
 package kube
 
-import "fmt"
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+)
 
 // CacheKeys returns the keys of r's review cache, for tests that check what it holds.
 func CacheKeys(r *Reviewer) [][32]byte {
@@ -22,4 +26,10 @@ func CacheDump(r *Reviewer) []string {
 		c.mu.Unlock()
 	}
 	return out
+}
+
+// SetArrival makes the informer call f with each pod before it stores it (a test holds a pod's arrival
+// back, as a lagging watch does). Call it before Run.
+func SetArrival(p *Pods, f func(uid, name string)) {
+	p.arrival = func(pod *corev1.Pod) { f(string(pod.UID), pod.Name) }
 }

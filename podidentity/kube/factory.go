@@ -46,5 +46,20 @@ func (k podAuthenticator) Authenticate(ctx context.Context, token string) (podid
 	if err != nil {
 		return podidentity.Pod{}, err
 	}
-	return podidentity.Pod{Namespace: p.Namespace, ServiceAccount: p.ServiceAccount, Name: p.Name, UID: p.UID, Node: p.NodeName}, nil
+	return podOfKube(p), nil
+}
+
+// WaitAddresses implements podidentity.AddressWaiter: the node's informer may list a pod before its IPs.
+func (k podAuthenticator) WaitAddresses(ctx context.Context, uid string) (podidentity.Pod, error) {
+	p, err := k.a.WaitAddresses(ctx, uid)
+	if err != nil {
+		return podidentity.Pod{}, err
+	}
+	return podOfKube(p), nil
+}
+
+// podOfKube is p as package podidentity sees it: identity, node, addresses.
+func podOfKube(p Pod) podidentity.Pod {
+	return podidentity.Pod{Namespace: p.Namespace, ServiceAccount: p.ServiceAccount, Name: p.Name, UID: p.UID, Node: p.NodeName,
+		IPs: p.IPs, HostNetwork: p.HostNetwork}
 }

@@ -7,7 +7,9 @@
 //     caches the answer by the token's SHA-256 (never the token) for no longer than the token lives and a
 //     short maximum;
 //   - Pods follows this node's pods with an informer (field selector spec.nodeName=NODE), tells whether a
-//     pod UID is alive here, and announces pods that leave (deleted or finished);
+//     pod UID is alive here and its IPs (status.podIPs) and host networking, waits a short bound
+//     (DefaultPodWait) for a pod it has not listed yet (a pod's first request can beat the watch event)
+//     but not for one it saw leave, and announces pods that leave (deleted or finished);
 //   - Authenticator combines them: a valid token of a live pod on this node, else a typed *Error whose
 //     HTTPStatus the credentials server answers with (401, 403 or 503).
 //
@@ -21,6 +23,7 @@ package kube
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -66,6 +69,10 @@ type Pod struct {
 	UID            string
 	ServiceAccount string
 	NodeName       string
+	// IPs are the pod's addresses (status.podIPs); none while the kubelet has not reported them.
+	IPs []netip.Addr
+	// HostNetwork: the pod uses the node's network namespace (spec.hostNetwork).
+	HostNetwork bool
 }
 
 // String names the pod, for logs.

@@ -3,6 +3,7 @@ package kube_test
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -61,6 +62,8 @@ type bridgeOptions struct {
 	client   kubernetes.Interface // default the administrator's
 	clock    clock.Clock
 	cacheTTL time.Duration
+	wait     time.Duration             // the informer wait bound (PodsOptions.Wait)
+	arrival  func(uid, podName string) // called before the informer stores each pod
 }
 
 func newBridge(t *testing.T, s *kubetest.Server, node string, o bridgeOptions) *bridge {
@@ -80,9 +83,13 @@ func newBridge(t *testing.T, s *kubetest.Server, node string, o bridgeOptions) *
 	b.pods, err = kube.NewPods(kube.PodsOptions{
 		Client: o.client, NodeName: node, Logger: log.Named("pods"),
 		OnGone: func(p kube.Pod) { b.mu.Lock(); b.gone = append(b.gone, p); b.mu.Unlock() },
+		Wait:   o.wait,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.arrival != nil {
+		kube.SetArrival(b.pods, o.arrival)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -165,7 +172,7 @@ func TestPodTokenAuthenticatesAsThatPod(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := kube.Pod{Namespace: ns, Name: pod.Name, UID: string(pod.UID), ServiceAccount: "cart", NodeName: node}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Authenticate = %+v, want %+v", got, want)
 	}
 	wantSel := []string{"k8s:ns:" + ns, "k8s:sa:cart", "k8s:pod-uid:" + string(pod.UID), "k8s:pod-name:" + pod.Name}

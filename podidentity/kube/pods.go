@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -30,16 +31,40 @@ type PodsOptions struct {
 	Logger hclog.Logger
 	// Resync is the informer's resync period; default none.
 	Resync time.Duration
+	// Wait bounds how long Await waits for the informer to list a pod it does not know yet (a pod's first
+	// request can arrive before the watch event of its binding), or the pod's IPs; default
+	// DefaultPodWait.
+	Wait time.Duration
 }
+
+// DefaultPodWait is how long a request waits for this node's informer to list a pod whose token the API
+// server accepted, or to learn its IPs: the watch lags the pod's binding by milliseconds, seconds on a
+// loaded API server. Bounded, because a token of a pod this node never runs waits for it too.
+const DefaultPodWait = 3 * time.Second
+
+// Tombstones: how long and how many deleted pods' UIDs are remembered, so that a deleted pod's token is
+// refused at once rather than after the Await bound. The API server's own TokenReview cache accepts a
+// deleted pod's token for about 10 s, the reviewer's for at most its CacheTTL (it forgets a pod's reviews
+// when the pod goes).
+const (
+	tombstoneTTL = 10 * time.Minute
+	maxTombstone = 16384
+)
 
 // Pods follows the live pods of one node. Get and Gone are safe for concurrent use.
 type Pods struct {
 	opts     PodsOptions
 	informer toolscache.SharedIndexInformer
 
-	mu    sync.Mutex
-	gone  map[string]chan struct{} // per pod UID, closed when it leaves
-	ended map[string]bool          // UIDs already announced as gone (finished, not yet deleted)
+	mu      sync.Mutex
+	gone    map[string]chan struct{} // per pod UID, closed when it leaves
+	ended   map[string]bool          // UIDs already announced as gone (finished, not yet deleted)
+	tombs   map[string]time.Time     // tombstones: UIDs deleted lately, when
+	order   []string                 // tombs's UIDs, oldest first
+	changed chan struct{}            // closed and replaced at every pod event
+	// arrival, when set (tests), is called with each pod a watch event brings, before the informer gets
+	// the event: a test holds a pod back there, as a lagging watch does.
+	arrival func(*corev1.Pod)
 }
 
 const uidIndex = "uid"
@@ -55,6 +80,11 @@ func NewPods(opts PodsOptions) (*Pods, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
+	if opts.Wait <= 0 {
+		opts.Wait = DefaultPodWait
+	}
+	p := &Pods{opts: opts, gone: map[string]chan struct{}{}, ended: map[string]bool{},
+		tombs: map[string]time.Time{}, changed: make(chan struct{})}
 	selector := fields.OneTermEqualSelector("spec.nodeName", opts.NodeName).String()
 	pods := opts.Client.CoreV1().Pods("")
 	lw := &toolscache.ListWatch{
@@ -64,7 +94,16 @@ func NewPods(opts PodsOptions) (*Pods, error) {
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			o.FieldSelector = selector
-			return pods.Watch(ctx, o)
+			w, err := pods.Watch(ctx, o)
+			if err != nil || p.arrival == nil {
+				return w, err
+			}
+			return watch.Filter(w, func(e watch.Event) (watch.Event, bool) {
+				if pod, ok := e.Object.(*corev1.Pod); ok && e.Type != watch.Deleted {
+					p.arrival(pod)
+				}
+				return e, true
+			}), nil
 		},
 	}
 	inf := toolscache.NewSharedIndexInformer(lw, &corev1.Pod{}, opts.Resync, toolscache.Indexers{
@@ -75,11 +114,11 @@ func NewPods(opts PodsOptions) (*Pods, error) {
 			return nil, nil
 		},
 	})
+	p.informer = inf
 	// Only what Pod needs is kept: a node's pods stay small in memory.
 	if err := inf.SetTransform(slimPod); err != nil {
 		return nil, fmt.Errorf("pod identity: pod informer: %w", err)
 	}
-	p := &Pods{opts: opts, informer: inf, gone: map[string]chan struct{}{}, ended: map[string]bool{}}
 	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { p.seen(obj) },
 		UpdateFunc: func(_, obj any) { p.seen(obj) },
@@ -122,6 +161,75 @@ func (p *Pods) Get(uid string) (Pod, bool) {
 	return Pod{}, false
 }
 
+// Presence is what the informer knows of a pod UID.
+type Presence int
+
+// Presences.
+const (
+	// Unknown: the informer has not listed the pod (not yet, or it never ran here, or it was deleted
+	// before the bridge started or longer ago than the tombstones are kept).
+	Unknown Presence = iota
+	// Live: the pod is bound to this node and has not finished.
+	Live
+	// Left: the pod was deleted or has finished.
+	Left
+)
+
+// lookup returns the pod with uid and what the informer knows of it.
+func (p *Pods) lookup(uid string) (Pod, Presence) {
+	if pod, ok := p.Get(uid); ok {
+		return pod, Live
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.tombs[uid]; ok || p.ended[uid] {
+		return Pod{}, Left
+	}
+	objs, _ := p.informer.GetIndexer().ByIndex(uidIndex, uid)
+	if len(objs) > 0 { // finished, and its event not handled yet
+		return Pod{}, Left
+	}
+	return Pod{}, Unknown
+}
+
+// Await returns the pod with uid and what the informer knows of it, waiting up to the Wait bound (or
+// until ctx ends) while the informer does not list it or, when addressed is set, while it lists it
+// without IPs (and not on the host network). A pod it knows has left is answered at once.
+func (p *Pods) Await(ctx context.Context, uid string, addressed bool) (Pod, Presence) {
+	var timer *time.Timer
+	for {
+		p.mu.Lock()
+		changed := p.changed
+		p.mu.Unlock()
+		pod, presence := p.lookup(uid)
+		if presence == Left || presence == Live && (!addressed || len(pod.IPs) > 0 || pod.HostNetwork) {
+			return pod, presence
+		}
+		if timer == nil {
+			timer = time.NewTimer(p.opts.Wait)
+			defer timer.Stop()
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return pod, presence
+		case <-ctx.Done():
+			return pod, presence
+		}
+	}
+}
+
+// Wait is the Await bound.
+func (p *Pods) Wait() time.Duration { return p.opts.Wait }
+
+// notify wakes every Await.
+func (p *Pods) notify() {
+	p.mu.Lock()
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.mu.Unlock()
+}
+
 // Len is the number of live pods on this node.
 func (p *Pods) Len() int {
 	n := 0
@@ -155,11 +263,12 @@ func (p *Pods) seen(obj any) {
 	if !ok {
 		return
 	}
+	defer p.notify()
 	if finished(pod) {
 		p.leave(podOf(pod), "finished ("+string(pod.Status.Phase)+")", false)
 		return
 	}
-	p.opts.Logger.Trace("pod on node", "pod", podOf(pod).String())
+	p.opts.Logger.Trace("pod on node", "pod", podOf(pod).String(), "ips", podOf(pod).IPs)
 }
 
 func (p *Pods) deleted(obj any) {
@@ -170,6 +279,7 @@ func (p *Pods) deleted(obj any) {
 	if !ok {
 		return
 	}
+	defer p.notify()
 	p.leave(podOf(pod), "deleted", true)
 }
 
@@ -179,6 +289,7 @@ func (p *Pods) leave(pod Pod, why string, deleted bool) {
 	already := p.ended[pod.UID]
 	if deleted {
 		delete(p.ended, pod.UID)
+		p.tombstoneLocked(pod.UID, time.Now())
 	} else {
 		p.ended[pod.UID] = true
 	}
@@ -196,18 +307,46 @@ func (p *Pods) leave(pod Pod, why string, deleted bool) {
 	}
 }
 
+// tombstoneLocked remembers that the pod with uid was deleted, forgetting the tombstones older than
+// tombstoneTTL and the oldest beyond maxTombstone. The caller holds p.mu.
+func (p *Pods) tombstoneLocked(uid string, now time.Time) {
+	if _, ok := p.tombs[uid]; !ok {
+		p.order = append(p.order, uid)
+	}
+	p.tombs[uid] = now
+	drop := 0
+	for drop < len(p.order) && (len(p.order)-drop > maxTombstone || now.Sub(p.tombs[p.order[drop]]) > tombstoneTTL) {
+		delete(p.tombs, p.order[drop])
+		drop++
+	}
+	if drop > 0 {
+		p.order = append([]string(nil), p.order[drop:]...)
+	}
+}
+
 func finished(pod *corev1.Pod) bool {
 	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
 }
 
 func podOf(pod *corev1.Pod) Pod {
-	return Pod{
+	out := Pod{
 		Namespace:      pod.Namespace,
 		Name:           pod.Name,
 		UID:            string(pod.UID),
 		ServiceAccount: pod.Spec.ServiceAccountName,
 		NodeName:       pod.Spec.NodeName,
+		HostNetwork:    pod.Spec.HostNetwork,
 	}
+	ips := pod.Status.PodIPs
+	if len(ips) == 0 && pod.Status.PodIP != "" {
+		ips = []corev1.PodIP{{IP: pod.Status.PodIP}}
+	}
+	for _, ip := range ips {
+		if a, err := netip.ParseAddr(ip.IP); err == nil {
+			out.IPs = append(out.IPs, a.Unmap())
+		}
+	}
+	return out
 }
 
 // slimPod keeps only the fields Pod and the informer use.
@@ -222,6 +361,9 @@ func slimPod(obj any) (any, error) {
 	slim.DeletionTimestamp = pod.DeletionTimestamp
 	slim.Spec.ServiceAccountName = pod.Spec.ServiceAccountName
 	slim.Spec.NodeName = pod.Spec.NodeName
+	slim.Spec.HostNetwork = pod.Spec.HostNetwork
 	slim.Status.Phase = pod.Status.Phase
+	slim.Status.PodIP = pod.Status.PodIP
+	slim.Status.PodIPs = pod.Status.PodIPs
 	return slim, nil
 }

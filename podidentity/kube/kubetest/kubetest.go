@@ -500,6 +500,57 @@ func (s *Server) Pod(t testing.TB, ns, name, sa, node string) *corev1.Pod {
 	return pod
 }
 
+// HostNetworkPod is Pod with spec.hostNetwork: the pod uses its node's network namespace.
+func (s *Server) HostNetworkPod(t testing.TB, ns, name, sa, node string) *corev1.Pod {
+	t.Helper()
+	s.ServiceAccount(t, ns, sa)
+	no := false
+	pod, err := s.Client.CoreV1().Pods(ns).Create(ctxOf(t), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PodSpec{
+			ServiceAccountName:           sa,
+			NodeName:                     node,
+			HostNetwork:                  true,
+			AutomountServiceAccountToken: &no,
+			Containers:                   []corev1.Container{{Name: "app", Image: "example.invalid/app:1"}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create pod %s/%s: %v", ns, name, err)
+	}
+	return pod
+}
+
+// SetPodIPs writes the pod's status.podIPs (and podIP), as the kubelet does once the pod's sandbox has
+// its network; for a host-network pod the same addresses are its hostIPs, as they are the node's.
+// It returns the updated pod.
+func (s *Server) SetPodIPs(t testing.TB, pod *corev1.Pod, ips ...string) *corev1.Pod {
+	t.Helper()
+	cur, err := s.Client.CoreV1().Pods(pod.Namespace).Get(ctxOf(t), pod.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get pod %s/%s: %v", pod.Namespace, pod.Name, err)
+	}
+	cur.Status.PodIPs, cur.Status.PodIP = nil, ""
+	for _, ip := range ips {
+		cur.Status.PodIPs = append(cur.Status.PodIPs, corev1.PodIP{IP: ip})
+	}
+	if len(ips) > 0 {
+		cur.Status.PodIP = ips[0]
+	}
+	if cur.Spec.HostNetwork {
+		cur.Status.HostIPs = nil
+		for _, ip := range ips {
+			cur.Status.HostIPs = append(cur.Status.HostIPs, corev1.HostIP{IP: ip})
+		}
+		cur.Status.HostIP = cur.Status.PodIP
+	}
+	out, err := s.Client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctxOf(t), cur, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatalf("set the IPs of pod %s/%s: %v", pod.Namespace, pod.Name, err)
+	}
+	return out
+}
+
 // DeletePod deletes a pod at once (grace period 0: no kubelet would confirm a graceful deletion).
 func (s *Server) DeletePod(t testing.TB, pod *corev1.Pod) {
 	t.Helper()
