@@ -3,6 +3,9 @@ package kube
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -73,27 +76,60 @@ func (a *Authenticator) Reviewer() *Reviewer { return a.reviewer }
 func (a *Authenticator) Pods() *Pods { return a.pods }
 
 // RouteKlog sends what client-go logs through klog (a watch that failed, a forbidden list) to l: warnings
-// for klog's errors, debug for its information lines. klog is process-wide: call it once, from main or
-// the daemon.
+// for klog's errors, debug for its information lines. klog's logger is process-wide, and replacing it
+// while informers log is a data race: the first call installs a sink once, later calls (a reload, a second
+// daemon in one process) only swap the hclog.Logger it writes to, atomically.
 func RouteKlog(l hclog.Logger) {
-	klog.SetLogger(logr.New(klogSink{l: l}))
+	klogTarget.Store(&l)
+	klogOnce.Do(func() { klog.SetLogger(logr.New(klogSink{})) })
 }
 
-type klogSink struct{ l hclog.Logger }
+// klogOnce and klogTarget mirror klog's own process-wide state: the sink installed once, and the logger it
+// currently writes to.
+var (
+	klogOnce   sync.Once
+	klogTarget atomic.Pointer[hclog.Logger]
+)
+
+// klogSink writes to the current klogTarget, with the names and values klog added on the way.
+type klogSink struct {
+	names []string
+	kv    []any
+}
+
+func (s klogSink) logger() hclog.Logger {
+	p := klogTarget.Load()
+	if p == nil {
+		return hclog.NewNullLogger()
+	}
+	l := *p
+	for _, n := range s.names {
+		l = l.Named(n)
+	}
+	if len(s.kv) > 0 {
+		l = l.With(s.kv...)
+	}
+	return l
+}
 
 func (s klogSink) Init(logr.RuntimeInfo) {}
 func (s klogSink) Enabled(level int) bool {
-	return level == 0 && s.l.IsDebug() || level > 0 && s.l.IsTrace()
+	l := s.logger()
+	return level == 0 && l.IsDebug() || level > 0 && l.IsTrace()
 }
 func (s klogSink) Info(level int, msg string, kv ...any) {
 	if level == 0 {
-		s.l.Debug(msg, kv...)
+		s.logger().Debug(msg, kv...)
 	} else {
-		s.l.Trace(msg, kv...)
+		s.logger().Trace(msg, kv...)
 	}
 }
 func (s klogSink) Error(err error, msg string, kv ...any) {
-	s.l.Warn(msg, append(kv, "error", err)...)
+	s.logger().Warn(msg, append(kv, "error", err)...)
 }
-func (s klogSink) WithValues(kv ...any) logr.LogSink { return klogSink{l: s.l.With(kv...)} }
-func (s klogSink) WithName(name string) logr.LogSink { return klogSink{l: s.l.Named(name)} }
+func (s klogSink) WithValues(kv ...any) logr.LogSink {
+	return klogSink{names: s.names, kv: append(slices.Clip(s.kv), kv...)}
+}
+func (s klogSink) WithName(name string) logr.LogSink {
+	return klogSink{names: append(slices.Clip(s.names), name), kv: s.kv}
+}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/klog/v2"
+
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/internal/logtest"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity/kube"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/podidentity/kube/kubetest"
@@ -87,5 +89,40 @@ func TestSecurityClientGoLogsGoToTheBridgeLogWithoutCredentials(t *testing.T) {
 	wantRefusal(t, err, kube.KindUnavailable, http.StatusServiceUnavailable)
 	if containsAnyPart(buf.String(), conf.BearerToken) {
 		t.Fatalf("the bridge's own token is in its log:\n%s", buf.String())
+	}
+}
+
+// TestRouteKlogAgainWhileClientGoLogs routes klog to a second logger (a reload, a second daemon in one
+// process) while klog is logging: under -race this was a data race on klog's process-wide logger. Every
+// line after the switch reaches the new logger, none the old.
+func TestRouteKlogAgainWhileClientGoLogs(t *testing.T) {
+	first, firstBuf := logtest.New()
+	kube.RouteKlog(first)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				klog.ErrorS(nil, "background line")
+			}
+		}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	second, secondBuf := logtest.New()
+	kube.RouteKlog(second)
+	close(stop)
+	wg.Wait()
+	before := strings.Count(firstBuf.String(), "background line")
+	klog.ErrorS(nil, "after the switch", "key", "value")
+	if !strings.Contains(secondBuf.String(), "after the switch") || !strings.Contains(secondBuf.String(), "key=value") {
+		t.Fatalf("the second logger did not get the line after the switch:\n%s", secondBuf.String())
+	}
+	if strings.Contains(firstBuf.String(), "after the switch") || strings.Count(firstBuf.String(), "background line") != before {
+		t.Fatalf("the first logger still gets klog's lines:\n%s", firstBuf.String())
 	}
 }
