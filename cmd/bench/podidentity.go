@@ -115,8 +115,8 @@ func (b *bench) podIdentity() error {
 		fmt.Fprintf(&roles, "role %q {\n  condition {\n    tag    = \"x509SAN/URI\"\n    values = [%q]\n  }\n}\n", arn, idOf(name))
 		entries = append(entries, svidtest.WorkloadEntry{ID: idOf(name), Selectors: []string{"k8s:ns:" + piNamespace, "k8s:sa:" + name}})
 	}
-	// A sentinel pod whose service account no rule maps: once the bridge answers it 403 (not 401, an
-	// unknown pod), its informer has listed every pod created before it.
+	// A sentinel pod whose service account no rule maps: once the bridge answers it 403 NoRule (not 401,
+	// an unknown pod), its informer has listed every pod created before it.
 	const sentinelSA = "sentinel"
 	if _, err := cl.CoreV1().ServiceAccounts(piNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sentinelSA}}, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create service account %s: %w", sentinelSA, err)
@@ -245,11 +245,11 @@ pod_identity {
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		code, doc, err := get(pods[piPods])
-		if err == nil && code == http.StatusForbidden {
+		if err == nil && code == http.StatusForbidden && doc["Code"] == "NoRule" {
 			break
 		}
 		if time.Now().After(deadline) {
-			return withLog(fmt.Errorf("the sentinel pod: %d %v %v; want 403 once the informer lists the pods", code, doc["Message"], err))
+			return withLog(fmt.Errorf("the sentinel pod: %d %v %v; want 403 NoRule once the informer lists the pods", code, doc["Code"]+": "+doc["Message"], err))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
