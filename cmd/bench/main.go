@@ -4,6 +4,7 @@
 //	go run ./cmd/bench            # full run (1000 rotations, 60 s idle window), about 2 minutes
 //	go run ./cmd/bench -quick     # CI: fewer iterations, same measurements
 //	go run ./cmd/bench -fleet -only fleet  # node-mode fleet capacity and the 200,000-profile day (minutes)
+//	go run ./cmd/bench -only podidentity   # spiffe-aws-bridge-k8s, 100 pods, a real kube-apiserver (KUBEBUILDER_ASSETS)
 //
 // Run it from the repository root: it builds the release binaries with scripts/build.sh and times
 // spiffe-aws-credential-process (beside spiffe-aws-bridge credential-process) and the daemon as real
@@ -63,6 +64,7 @@ func main() {
 		{"daemon", b.daemon},
 		{"endpoints", b.endpoints},
 		{"node", b.node},
+		{"podidentity", b.podIdentity},
 	}
 	if *withFleet {
 		steps = append(steps, struct {
@@ -75,9 +77,11 @@ func main() {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "bench: %s…\n", s.name)
+		t0 := time.Now()
 		if err := s.fn(); err != nil {
 			fatal(fmt.Errorf("%s: %w", s.name, err))
 		}
+		fmt.Fprintf(os.Stderr, "bench: %s took %s\n", s.name, time.Since(t0).Round(100*time.Millisecond))
 	}
 	fmt.Printf("\n%s\n\n", machine())
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)

@@ -167,6 +167,16 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// StartServer runs a control plane outside a test (cmd/bench): it returns an error where Start skips or
+// fails the test, including when the binaries are missing (see Assets). The caller must call Stop.
+func StartServer() (*Server, error) {
+	dir, err := Assets()
+	if err != nil {
+		return nil, err
+	}
+	return start(dir)
+}
+
 func start(bin string) (s *Server, err error) {
 	t0 := time.Now()
 	dir, err := os.MkdirTemp("", "kubetest-")
@@ -626,14 +636,20 @@ func (s *Server) BindClusterRole(t testing.TB, role, ns, sa string) {
 // directory and returns its path, for code that takes a kubeconfig path.
 func Kubeconfig(t testing.TB, c *rest.Config) string {
 	t.Helper()
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := WriteKubeconfig(c, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// WriteKubeconfig writes a kubeconfig file of c (Config, or a service account's) to path, for code that
+// takes a kubeconfig path, outside a test (cmd/bench); tests use Kubeconfig.
+func WriteKubeconfig(c *rest.Config, path string) error {
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["kubetest"] = &clientcmdapi.Cluster{Server: c.Host, CertificateAuthorityData: c.CAData}
 	kc.AuthInfos["user"] = &clientcmdapi.AuthInfo{ClientCertificateData: c.CertData, ClientKeyData: c.KeyData, Token: c.BearerToken}
 	kc.Contexts["kubetest"] = &clientcmdapi.Context{Cluster: "kubetest", AuthInfo: "user"}
 	kc.CurrentContext = "kubetest"
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return clientcmd.WriteToFile(*kc, path)
 }
