@@ -6,6 +6,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/bridge"
 	"github.com/spiffe-aws-bridge/spiffe-aws-bridge/config"
@@ -114,6 +115,7 @@ func (d *Daemon) startPodIdentity(ctx context.Context, pi *config.PodIdentity) (
 			return sub, nil
 		},
 		NewRefresher: d.podRefresher,
+		StartupGrace: podStartupGrace(d.startupGrace),
 		Logger:       d.log.Named("pod_identity"),
 		Clock:        d.opts.Clock.Now,
 		Conns:        d.opts.Conns,
@@ -217,4 +219,13 @@ func (d *Daemon) reloadPodIdentity(ctx context.Context, cfg *config.Config) (com
 		old.cfg = now
 		d.log.Info("pod_identity rules reloaded; pods were mapped again", "rules", len(now.Rules))
 	}, nop, nil
+}
+
+// podStartupGrace is the config's startup_grace for the pod identity server, where 0s means none (the
+// server's zero means its default).
+func podStartupGrace(g time.Duration) time.Duration {
+	if g == 0 {
+		return -1
+	}
+	return g
 }

@@ -199,6 +199,11 @@ func (s *Server) why(p *pod, ss *session) *answer {
 			detail += ": " + st.Err.Error()
 		}
 		if st.Status == delegated.StatusNoMatch {
+			if age := s.o.Clock().Sub(p.info.Created); !p.info.Created.IsZero() && age < s.o.StartupGrace {
+				return &answer{http.StatusServiceUnavailable, "NoSVIDYet", fmt.Sprintf(
+					"SPIRE issues no SVID to pod %s yet (selectors %v): the pod is %s old, and a new pod's registration entry reaches the SPIRE agent seconds after the pod appears (startup_grace %s); retry",
+					p.info, p.info.Selectors(), age.Round(time.Second), s.o.StartupGrace)}
+			}
 			return &answer{http.StatusForbidden, "NoSVID",
 				fmt.Sprintf("SPIRE issues no SVID to pod %s (selectors %v): %s", p.info, p.info.Selectors(), detail)}
 		}

@@ -60,6 +60,9 @@ type Pod struct {
 	// HostNetwork: the pod uses the node's network namespace (spec.hostNetwork), so its requests come
 	// from an address of the node, and its IPs are the node's.
 	HostNetwork bool
+	// Created is when the pod was created (zero when the authenticator does not say): a pod younger than
+	// Options.StartupGrace that SPIRE issues no SVID yet is waiting for its entry, not refused.
+	Created time.Time
 }
 
 // same reports whether p and o are the same pod (addresses aside: they are learned after the pod).
@@ -145,6 +148,11 @@ type Options struct {
 	// FirstRequestWait is how long a request waits for a pod's SVID and its session's first credentials
 	// before answering 503 with the reason (default 3s; SDKs retry).
 	FirstRequestWait time.Duration
+	// StartupGrace is how long after a pod's creation "SPIRE issues no SVID to the pod" is the normal
+	// wait for its registration entry (made by the controller manager when the pod appears, and synced
+	// to the agent seconds later): the answer is then 503 NoSVIDYet, which SDKs retry, rather than 403
+	// NoSVID (default 1m: the daemon passes startup_grace; negative: no grace).
+	StartupGrace time.Duration
 	// Logger; default discard.
 	Logger hclog.Logger
 	// Clock is the time source for credential validity; default time.Now.
@@ -195,6 +203,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.FirstRequestWait <= 0 {
 		opts.FirstRequestWait = 3 * time.Second
+	}
+	if opts.StartupGrace == 0 {
+		opts.StartupGrace = time.Minute
 	}
 	s := &Server{o: opts, log: opts.Logger, rules: opts.Rules, pods: map[string]*pod{}, sessions: map[string]*session{}, changed: make(chan struct{})}
 	h := s.handler()

@@ -228,3 +228,48 @@ func TestSecurityPodIdentityLogsHoldNoTokenOrSecret(t *testing.T) {
 		}
 	}
 }
+
+// A new pod asks before SPIRE's entry for it reached the agent (the controller manager makes it when the
+// pod appears, the agent syncs seconds later): within startup_grace of the pod's creation that is 503
+// NoSVIDYet, which SDKs retry, and once the entry arrives the pod is served; an old pod with no entry is
+// refused (403 NoSVID), as it will not get one by waiting.
+func TestNewPodWaitingForItsEntryIs503ThenServed(t *testing.T) {
+	w := newWorld(t, worldOptions{identities: []identity{{"prod", "web"}, {"prod", "late"}}, wait: 300 * time.Millisecond})
+	all := w.admin.Entries()
+	var early []svidtest.WorkloadEntry
+	for _, e := range all {
+		if e.ID != idOf("prod", "late") {
+			early = append(early, e)
+		}
+	}
+	if err := w.admin.SetEntries(early); err != nil {
+		t.Fatal(err)
+	}
+	young, youngToken := w.pod("prod", "late", "late-1")
+	young.Created = time.Now().Add(-5 * time.Second)
+	youngToken = w.auth.Issue(young)
+	code, doc := w.get(t, youngToken)
+	if code != http.StatusServiceUnavailable || doc["Code"] != "NoSVIDYet" || !strings.Contains(doc["Message"], "k8s:sa:late") || !strings.Contains(doc["Message"], "retry") {
+		t.Fatalf("a 5 s old pod without its entry yet: %d %v, want 503 NoSVIDYet naming its selectors", code, doc)
+	}
+	old, oldToken := w.pod("prod", "never", "never-1")
+	old.Created = time.Now().Add(-10 * time.Minute)
+	oldToken = w.auth.Issue(old)
+	if code, doc := w.get(t, oldToken); code != http.StatusForbidden || doc["Code"] != "NoSVID" {
+		t.Fatalf("a 10 min old pod without an entry: %d %v, want 403 NoSVID", code, doc)
+	}
+	if err := w.admin.SetEntries(all); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, doc = w.get(t, youngToken)
+		if code == http.StatusOK || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code != http.StatusOK || doc["AccessKeyId"] == "" {
+		t.Fatalf("once its entry reached the agent the new pod got %d %v, want its credentials", code, doc)
+	}
+}

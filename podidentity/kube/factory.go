@@ -61,5 +61,5 @@ func (k podAuthenticator) WaitAddresses(ctx context.Context, uid string) (podide
 // podOfKube is p as package podidentity sees it: identity, node, addresses.
 func podOfKube(p Pod) podidentity.Pod {
 	return podidentity.Pod{Namespace: p.Namespace, ServiceAccount: p.ServiceAccount, Name: p.Name, UID: p.UID, Node: p.NodeName,
-		IPs: p.IPs, HostNetwork: p.HostNetwork}
+		IPs: p.IPs, HostNetwork: p.HostNetwork, Created: p.Created}
 }

@@ -125,8 +125,8 @@ func TestInformerKnowsPodIPsAndWaitsForThem(t *testing.T) {
 	b.waitPod(t, pod)
 	b.waitPod(t, host)
 	got, err := b.auth.Authenticate(ctx(t), s.PodToken(t, pod, aud, 3600))
-	if err != nil || len(got.IPs) != 0 || got.HostNetwork {
-		t.Fatalf("before the kubelet reports IPs: %+v, %v", got, err)
+	if err != nil || len(got.IPs) != 0 || got.HostNetwork || !got.Created.Equal(pod.CreationTimestamp.Time) || got.Created.IsZero() {
+		t.Fatalf("before the kubelet reports IPs (and with the pod's creation time %v): %+v, %v", pod.CreationTimestamp, got, err)
 	}
 	done := make(chan kube.Pod, 1)
 	go func() {

@@ -73,6 +73,8 @@ type Pod struct {
 	IPs []netip.Addr
 	// HostNetwork: the pod uses the node's network namespace (spec.hostNetwork).
 	HostNetwork bool
+	// Created is the pod's metadata.creationTimestamp (zero when the API server did not say).
+	Created time.Time
 }
 
 // String names the pod, for logs.

@@ -336,6 +336,7 @@ func podOf(pod *corev1.Pod) Pod {
 		ServiceAccount: pod.Spec.ServiceAccountName,
 		NodeName:       pod.Spec.NodeName,
 		HostNetwork:    pod.Spec.HostNetwork,
+		Created:        pod.CreationTimestamp.Time,
 	}
 	ips := pod.Status.PodIPs
 	if len(ips) == 0 && pod.Status.PodIP != "" {
@@ -359,6 +360,7 @@ func slimPod(obj any) (any, error) {
 	slim.Name, slim.Namespace, slim.UID = pod.Name, pod.Namespace, pod.UID
 	slim.ResourceVersion = pod.ResourceVersion
 	slim.DeletionTimestamp = pod.DeletionTimestamp
+	slim.CreationTimestamp = pod.CreationTimestamp
 	slim.Spec.ServiceAccountName = pod.Spec.ServiceAccountName
 	slim.Spec.NodeName = pod.Spec.NodeName
 	slim.Spec.HostNetwork = pod.Spec.HostNetwork
