@@ -171,7 +171,7 @@ func TestPodTokenAuthenticatesAsThatPod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := kube.Pod{Namespace: ns, Name: pod.Name, UID: string(pod.UID), ServiceAccount: "cart", NodeName: node}
+	want := kube.Pod{Namespace: ns, Name: pod.Name, UID: string(pod.UID), ServiceAccount: "cart", NodeName: node, Created: pod.CreationTimestamp.Time}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Authenticate = %+v, want %+v", got, want)
 	}
