@@ -163,8 +163,15 @@ spire:
     className: $CLASS
 webhook:
   enabled: true
+daemonset:
+  # No kube-proxy in the lab: the host-network node bridge reaches the API server by its own address.
+  extraEnv:
+    - name: KUBERNETES_SERVICE_HOST
+      value: "$NODE_IP"
+    - name: KUBERNETES_SERVICE_PORT
+      value: "6443"
 YAML
-"$HELM" template "$REL" "$CHART" -n "$NSB" --kube-version "$K8S_VERSION" -f "$R/values.yaml" --post-renderer "$LABWORK/postrender.py" > "$R/rendered.yaml" 2> "$R/render.err" ||
+"$HELM" template "$REL" "$CHART" -n "$NSB" --kube-version "$K8S_VERSION" -f "$R/values.yaml" > "$R/rendered.yaml" 2> "$R/render.err" ||
   { cat "$R/render.err"; die "helm template"; }
 cat "$R/render.err"
 mapfile -t refs < <(yq -r '.. | objects | select(has("image")) | .image | strings' "$R/rendered.yaml" | sort -u)
@@ -202,7 +209,7 @@ echo "  entries left for shop/spiffe-aws-bridge: $left (of ${n:-?})"
 # ---------------------------------------------------------------------------------------------------------
 phase "5. pod identity: helm upgrade --install"
 "$HELM" upgrade --install "$REL" "$CHART" -n "$NSB" --create-namespace -f "$R/values.yaml" \
-  --post-renderer "$LABWORK/postrender.py" > "$R/helm-install.log" 2>&1 || { cat "$R/helm-install.log"; die "helm upgrade --install"; }
+  > "$R/helm-install.log" 2>&1 || { cat "$R/helm-install.log"; die "helm upgrade --install"; }
 sed -n '/^NOTES/,$p' "$R/helm-install.log" | head -12
 kc -n "$NSB" rollout status ds/"$REL"-node --timeout=180s || die "node bridge DaemonSet not ready"
 kc -n "$NSB" rollout status deploy/"$REL"-webhook --timeout=180s || die "webhook not ready"
